@@ -1,0 +1,83 @@
+"""First launch: when the store holds no evaluation run, say so and start (once) the default evaluation job.
+
+The job is `salad eval --limit N` (N from `$SALAD_FIRST_LIMIT`, default 25), run detached by `salad_core.jobs` with
+`SALAD_STORE` pointing at the store the dashboard shows. Its progress bar and ETA refresh every 2 s in a fragment that
+reruns the whole app when the job ends. `SALAD_NO_AUTOSTART=1` turns the automatic start off (the button stays).
+The guard against a double start is the jobs folder: any earlier job named `first-eval` counts, and
+`jobs.start_once` serialises sessions that race.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from dashboard import data, views
+from salad_core import jobs
+
+JOB_NAME = "first-eval"
+DEFAULT_LIMIT = 25
+
+
+def first_limit() -> int:
+    raw = os.environ.get("SALAD_FIRST_LIMIT", str(DEFAULT_LIMIT))
+    if not raw.strip().isdigit() or int(raw) <= 0:
+        raise ValueError(f"SALAD_FIRST_LIMIT must be a positive whole number of items per task, got {raw!r}. "
+                         f"Fix: e.g. SALAD_FIRST_LIMIT={DEFAULT_LIMIT}, or unset it.")
+    return int(raw)
+
+
+def autostart_enabled() -> bool:
+    return os.environ.get("SALAD_NO_AUTOSTART", "").strip().lower() not in ("1", "true", "yes", "on")
+
+
+def render(store_path: str) -> None:
+    """The no-results panel: explanation, job start (automatic once, or by button) and the live job view."""
+    st.header("No results yet")
+    st.info(f"The results store `{store_path}` holds no evaluation run, so there is nothing to diagnose yet. "
+            "The default evaluation scores every task on text and speech with the original LLM, the adapted model "
+            "and the ASR cascade, and writes the results here.")
+    try:
+        args = ["eval", "--limit", str(first_limit())]
+    except ValueError as err:
+        st.error(str(err))
+        return
+    env = {"SALAD_STORE": store_path}
+    earlier = jobs.list_jobs(JOB_NAME)
+    job_id = earlier[0]["job_id"] if earlier else None
+    if job_id is None and autostart_enabled():
+        job_id = jobs.start_once(args, JOB_NAME, env=env)
+    elif job_id is None:
+        st.caption("Automatic start is off (SALAD_NO_AUTOSTART is set).")
+    state = jobs.job_status(job_id)["state"] if job_id else None
+    if st.button(f"Start the evaluation: salad {' '.join(args)}", key="first_launch_start", disabled=state == "running"):
+        job_id = jobs.start_once(args, JOB_NAME, again=True, env=env)
+        state = "running"
+    if state == "running":
+        watch(job_id)
+    elif job_id is not None:
+        show_ended(job_id)
+
+
+@st.fragment(run_every=2)
+def watch(job_id: str) -> None:
+    """Progress bar + ETA of a running job; when it ends, rerun the app (which then shows results or the failure)."""
+    status = jobs.job_status(job_id)
+    if status["state"] != "running":
+        data.clear()
+        st.rerun(scope="app")
+    progress = status["progress"] or {}
+    st.progress(min(max(float(progress.get("fraction") or 0.0), 0.0), 1.0), text=views.progress_label(progress))
+    st.caption(f"Job `{job_id}` · logs in `{jobs.jobs_dir() / job_id}`")
+
+
+def show_ended(job_id: str) -> None:
+    status = jobs.job_status(job_id)
+    if status["state"] == "done":
+        st.warning(f"The evaluation job `{job_id}` finished, but this store holds no evaluation run: it may have "
+                   "written to another store. Its last output:")
+        st.code(jobs.job_log(job_id, "stdout") or "(no output)")
+    else:
+        st.error(f"The evaluation job `{job_id}` {status['state']}. Fix the cause below, then start it again.")
+        st.code(status["error"] or "(no error output)")

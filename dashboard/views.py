@@ -1,0 +1,135 @@
+"""Pure frame helpers behind the pages: final metric values, chance levels, item filters, job progress text.
+
+No Streamlit and no metric definitions here: metric values come from the store as the evaluation wrote them; these
+functions only select, align and format them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from salad_core.store import ALL_TASKS, LANES
+
+OUTCOMES = ("all", "correct", "wrong", "text right, speech wrong")
+
+
+def final_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, metric): the end-of-run value (step NULL), else the value at the latest step."""
+    if metrics.empty:
+        return metrics
+    ordered = metrics.assign(_final=metrics["step"].isna(), _step=metrics["step"].fillna(-1).astype(int))
+    ordered = ordered.sort_values(["_final", "_step"])
+    return ordered.groupby(["task", "metric"], as_index=False).last().drop(columns=["_final", "_step"])
+
+
+def metric_row(metrics: pd.DataFrame, metric: str, task: str = ALL_TASKS) -> pd.Series | None:
+    rows = metrics[(metrics["metric"] == metric) & (metrics["task"] == task)]
+    return None if rows.empty else rows.iloc[-1]
+
+
+def chance_levels(paired: pd.DataFrame) -> pd.Series:
+    """Accuracy of answering at random, per task and over all items: the mean of 1 / number of options."""
+    if paired.empty:
+        return pd.Series(dtype=float)
+    per_item = pd.Series([1.0 / len(c) for c in paired["choices"]], index=paired.index)
+    levels = per_item.groupby(paired["task"]).mean()
+    levels[ALL_TASKS] = per_item.mean()
+    return levels
+
+
+def near_chance(metrics: pd.DataFrame, chance: pd.Series, metric: str = "speech_acc") -> list[str]:
+    """Tasks whose `metric` is statistically indistinguishable from chance.
+
+    With a stored CI: chance lies inside it. Without one but with n: within 1.96 binomial standard errors of chance.
+    Tasks with neither are left out (no evidence either way).
+    """
+    found = []
+    for _, row in metrics[metrics["metric"] == metric].iterrows():
+        level = chance.get(row["task"])
+        if level is None or pd.isna(row["value"]):
+            continue
+        if pd.notna(row["ci_low"]) and pd.notna(row["ci_high"]):
+            inside = row["ci_low"] <= level <= row["ci_high"]
+        elif pd.notna(row["n"]) and row["n"] > 0:
+            inside = abs(row["value"] - level) <= 1.96 * math.sqrt(level * (1 - level) / row["n"])
+        else:
+            continue
+        if inside:
+            found.append(row["task"])
+    return found
+
+
+def lanes_present(paired: pd.DataFrame) -> list[str]:
+    return [lane for lane in LANES if f"{lane}_correct" in paired and paired[f"{lane}_correct"].notna().any()]
+
+
+def filter_items(paired: pd.DataFrame, task: str | None = None, lane: str = "speech", outcome: str = "all") -> pd.DataFrame:
+    """Items of one task (None: all) whose answer in `lane` has `outcome` (one of OUTCOMES)."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"Unknown outcome filter {outcome!r}; use one of {', '.join(OUTCOMES)}.")
+    rows = paired if task is None else paired[paired["task"] == task]
+    if outcome == "all":
+        return rows
+
+    def answered(col: str, correct: bool) -> pd.Series:  # a lane without an answer matches neither
+        return rows[f"{col}_correct"].eq(correct).fillna(False).astype(bool)
+
+    if outcome == "text right, speech wrong":
+        return rows[answered("text", True) & answered("speech", False)]
+    return rows[answered(lane, outcome == "correct")]
+
+
+def option_table(item: pd.Series, scores: pd.DataFrame) -> pd.DataFrame:
+    """One item's options: the right answer, each lane's pick and, where stored, its log-probability per option."""
+    options = range(len(item["choices"]))
+    table = pd.DataFrame({"option": item["choices"], "answer": ["✓" if i == item["answer"] else "" for i in options]})
+    for lane in LANES:
+        pred = item.get(f"{lane}_pred")
+        if pred is not None and pd.notna(pred):
+            table[f"{lane} pick"] = ["●" if i == pred else "" for i in options]
+        lane_scores = scores[scores["lane"] == lane].set_index("choice_idx")["logprob"]
+        if not lane_scores.empty:
+            table[f"{lane} log-prob"] = lane_scores.reindex(options).tolist()
+    return table
+
+
+def _mark(value: object) -> str:
+    return "–" if pd.isna(value) else ("✓" if value else "✗")
+
+
+def item_table(paired: pd.DataFrame) -> pd.DataFrame:
+    """The item list as shown: question, right answer, a ✓/✗ per lane, cascade transcript and WER."""
+    table = pd.DataFrame({
+        "item": paired["item_id"],
+        "task": paired["task"],
+        "question": paired["question"],
+        "answer": [c[a] if 0 <= a < len(c) else None for c, a in zip(paired["choices"], paired["answer"])],
+    })
+    for lane in lanes_present(paired):
+        table[lane] = [_mark(v) for v in paired[f"{lane}_correct"]]
+    table["cascade transcript"] = paired["cascade_transcript"]
+    table["cascade WER"] = paired["cascade_wer"]
+    return table.reset_index(drop=True)
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "unknown"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours} h {minutes:02d} min" if hours else (f"{minutes} min {secs:02d} s" if minutes else f"{secs} s")
+
+
+def progress_label(progress: dict | None) -> str:
+    """'scoring: 12 / 50 (24 %) · ETA 1 min 05 s · capitals' from a progress.json state."""
+    if not progress:
+        return "starting…"
+    total = progress.get("total")
+    count = f"{progress['done']} / {total}" if total else f"{progress['done']} done"
+    share = f" ({100 * progress['fraction']:.0f} %)" if progress.get("fraction") is not None else ""
+    eta = f" · ETA {format_seconds(progress.get('eta_s'))}" if total else ""
+    message = f" · {progress['message']}" if progress.get("message") else ""
+    return f"{progress.get('stage') or 'working'}: {count}{share}{eta}{message}"

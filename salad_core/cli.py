@@ -1,0 +1,155 @@
+"""The `salad` command: thin recipes over the library, one table of subcommands.
+
+    salad eval [--preset smol] [--tasks capitals,elements] [--limit N] [--manifest FILE] [--db PATH] [--json]
+    salad tasks [--json]          the spoken task suite buildable here
+    salad voices [--json]         TTS engines and their voices
+
+With --json, stdout carries exactly one JSON object; progress bars and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def add_eval_args(parser: argparse.ArgumentParser) -> None:
+    from salad_core.eval.runner import SCORINGS
+    from salad_core.presets import PRESETS
+
+    model = parser.add_argument_group("model (default: the offline preset 'smol')")
+    model.add_argument("--preset", default="smol", choices=sorted(PRESETS))
+    model.add_argument("--model", dest="model_path", help="a saved SaladModel folder (overrides --preset)")
+    model.add_argument("--llm", help="LLM hub id, alias or local folder (overrides the preset's)")
+    model.add_argument("--encoder", help="Whisper-family encoder hub id, alias or local folder")
+    data = parser.add_argument_group("data")
+    data.add_argument("--tasks", type=_csv, help="comma-separated task names (default: all available)")
+    data.add_argument("--limit", type=int, help="test items per task")
+    data.add_argument("--manifest", help="JSONL file of your own spoken items (see docs/manifest.md)")
+    data.add_argument("--voice", default="flite:slt@1", help="TTS voice for questions: engine:voice[@speed]")
+    scoring = parser.add_argument_group("scoring")
+    scoring.add_argument("--k-shot", dest="k_shot", type=int, default=5)
+    scoring.add_argument("--scoring", default="acc_norm", choices=SCORINGS)
+    scoring.add_argument("--asr", default="whisper-base", help="the cascade's ASR model")
+    scoring.add_argument("--asr-beam", dest="asr_beam", type=int, default=1, help="ASR beam size (1 = greedy)")
+    scoring.add_argument("--probe-limit", dest="probe_limit", type=int, default=10, help="dev items per task for F and M")
+    scoring.add_argument("--seed", type=int, default=0)
+
+
+def cmd_eval(args: argparse.Namespace) -> dict:
+    from salad_core.eval.runner import EvalConfig, run_eval
+    from salad_core.store import Store
+
+    fields = {k: getattr(args, k) for k in EvalConfig.__dataclass_fields__ if hasattr(args, k)}
+    if args.manifest and args.tasks is None:
+        fields["tasks"] = []  # a manifest alone evaluates just the manifest
+    result = run_eval(EvalConfig(**fields), Store(args.db))
+    if not args.json:
+        print(format_eval(result))
+    return result
+
+
+def format_eval(result: dict) -> str:
+    cols = ("n", "text_acc_base", "text_acc", "speech_acc", "cascade_acc", "cascade_wer", "gap", "forgetting", "misalignment")
+    lines = [f"run {result['run_id']}  (scoring: {result['scoring']}, {result['k_shot']}-shot, voice {result['voice']})",
+             f"{'task':<14}" + "".join(f"{c:>14}" for c in cols)]
+    for task, row in result["tasks"].items():
+        cells = "".join(f"{'-' if row[c] is None else format(row[c], '.3f') if c != 'n' else row[c]:>14}" for c in cols)
+        lines.append(f"{task:<14}{cells}")
+    lines.append(f"token-level F = {_fmt(result['F'])} nats/token, M = {_fmt(result['M'])} nats/token")
+    return "\n".join(lines)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def cmd_tasks(args: argparse.Namespace) -> list[dict]:
+    from salad_core.tasks import available_tasks, get_task
+
+    rows = []
+    for name in available_tasks():
+        task = get_task(name)
+        rows.append({"task": name, "version": task.version, "domain": task.spec.domain, "source": task.spec.source,
+                     **{split: len(task.items(split)) for split in ("dev", "test", "fewshot")},
+                     "description": task.spec.description})
+    if not args.json:
+        for r in rows:
+            print(f"{r['task']:<12} v{r['version']:<5} {r['domain']:<11} test {r['test']:>4}  dev {r['dev']:>4}  {r['description']}")
+    return rows
+
+
+def cmd_voices(args: argparse.Namespace) -> dict:
+    from salad_core.tts import list_engines, list_voices
+
+    voices = {engine: list_voices(engine) for engine in list_engines()}
+    if not args.json:
+        for engine, names in voices.items():
+            print(f"{engine:<8} {len(names):>4} voices: {', '.join(names[:12])}{' ...' if len(names) > 12 else ''}")
+    return voices
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], object], str, Callable | None]] = {
+    "eval": (cmd_eval, "text-speech gap per task: every lane on every item, with confidence intervals", add_eval_args),
+    "tasks": (cmd_tasks, "list the spoken task suite", None),
+    "voices": (cmd_voices, "list TTS engines and voices", None),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="salad", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text, add_args) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs go to stderr)")
+        p.add_argument("--db", help="results store (default: data/salad.duckdb)")
+        if add_args:
+            add_args(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    from salad_core.assets import AssetError
+
+    try:
+        with _stdout_to_stderr(args.json):
+            result = COMMANDS[args.command][0](args)
+    except (AssetError, KeyError, ValueError, FileNotFoundError) as err:
+        print(f"salad {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, default=str))
+    return 0
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """With --json, anything a library prints (even from C code) goes to stderr; only our JSON reaches stdout."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

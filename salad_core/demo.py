@@ -1,0 +1,71 @@
+"""Side-by-side answers for one question: the original LLM reading it, the adapted model hearing it, the cascade.
+
+The dashboard's demo page holds one `DemoSession` per model (a cached resource) and calls `answer` per question.
+It uses the same prompt, lanes and scorer as `salad eval`, so a demo answer is exactly what an evaluation would
+record for that item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for
+from salad_core.eval.metrics import choose
+from salad_core.eval.runner import EvalConfig, build_model
+from salad_core.tasks import Item
+
+DEMO_LANES = ("base_text", "speech", "cascade")
+LANE_LABELS = {
+    "base_text": "original LLM, reading",
+    "text": "speech model, reading",
+    "speech": "speech model, hearing",
+    "cascade": "Whisper ASR → original LLM",
+}
+
+
+@dataclass
+class DemoAnswer:
+    options: pd.DataFrame  # one row per (lane, option): lane, label, option, logprob, probability, chosen
+    transcript: str  # what the cascade's ASR heard
+
+
+class DemoSession:
+    def __init__(self, config: EvalConfig):
+        from salad_core.asr import Transcriber
+
+        self.config = config
+        self.model = build_model(config)
+        self.scorer = LaneScorer(self.model, Transcriber(config.asr, beam_size=config.asr_beam), list(DEMO_LANES))
+
+    @classmethod
+    def from_run_config(cls, run_config: dict) -> DemoSession:
+        """The model a stored eval run used (its config as saved in the `runs` table)."""
+        known = EvalConfig.__dataclass_fields__
+        return cls(EvalConfig(**{k: v for k, v in run_config.items() if k in known}))
+
+    def answer(self, question: str, choices: list[str], audio: np.ndarray, task: str | None = None,
+               answer: int = 0) -> DemoAnswer:
+        """Score `choices` on every demo lane; `audio` (16 kHz) is what the speech lanes hear."""
+        choices = [c.strip() for c in choices if c.strip()]
+        if len(choices) < 2:
+            raise ValueError("a question needs at least two non-empty answer options")
+        item = Item(task or "demo", "demo", "test", question.strip(), tuple(choices), answer, "demo")
+        fewshot = fewshot_for(task, self.config.k_shot, self.config.seed, []) if task else []
+        lanes = self.scorer.score(PreparedItem(item, "demo", audio, "demo"), fewshot)
+        rows, transcript = [], ""
+        for lane, (scores, heard) in lanes.items():
+            transcript = heard if heard is not None else transcript
+            logprobs = np.array([s.logprob for s in scores])
+            probs = np.exp(logprobs - logprobs.max())
+            probs /= probs.sum()
+            pick, pick_norm = choose(logprobs, [len(c) for c in choices])
+            chosen = pick_norm if self.config.scoring == "acc_norm" else pick
+            rows += [
+                {"lane": lane, "label": LANE_LABELS[lane], "option": c, "logprob": float(lp),
+                 "probability": float(p), "chosen": j == chosen}
+                for j, (c, lp, p) in enumerate(zip(choices, logprobs, probs))
+            ]
+        return DemoAnswer(pd.DataFrame(rows), transcript)

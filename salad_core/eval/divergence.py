@@ -1,0 +1,51 @@
+"""Token-level forgetting F and misalignment M (SALAD, "The problem") on a held-out probe set.
+
+    F = KL( Q(. | text) || P(. | text) )      Q = the original LLM, P = the adapted model
+    M = KL( P(. | text) || P(. | speech) )    the same content with its speech spans heard instead of read
+
+Both are averaged over the positions whose next token is text (nats per token). F is taken over every position of
+the all-text view; M over the text tokens that both views share (`PairedSequence.teacher_pred/student_pred`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from salad_core.losses import kl_per_position
+from salad_core.model.modeling import SaladModel
+from salad_core.model.processing import Segment
+
+
+@dataclass(frozen=True)
+class ProbeDivergence:
+    f_sum: float
+    f_tokens: int
+    m_sum: float
+    m_tokens: int
+
+
+@torch.no_grad()
+def probe_divergence(model: SaladModel, segments: list[Segment]) -> ProbeDivergence:
+    paired, student_embeds = model.pair(segments)
+    text_ids = paired.teacher_ids[None]
+    all_positions = torch.arange(paired.teacher_ids.numel() - 1)
+    with model.teacher() as teacher:
+        q_text = teacher(input_ids=text_ids, logits_to_keep=all_positions).logits[0]
+    p_text = model.llm(input_ids=text_ids, logits_to_keep=all_positions).logits[0]
+    p_speech = model.llm(inputs_embeds=student_embeds[None], logits_to_keep=paired.student_pred).logits[0]
+    f = kl_per_position(q_text, p_text)
+    m = kl_per_position(p_text[paired.teacher_pred], p_speech)
+    return ProbeDivergence(float(f.sum()), f.numel(), float(m.sum()), m.numel())
+
+
+def aggregate(parts: list[ProbeDivergence]) -> dict[str, float]:
+    f_tokens = sum(p.f_tokens for p in parts)
+    m_tokens = sum(p.m_tokens for p in parts)
+    return {
+        "F": sum(p.f_sum for p in parts) / f_tokens if f_tokens else float("nan"),
+        "M": sum(p.m_sum for p in parts) / m_tokens if m_tokens else float("nan"),
+        "f_tokens": f_tokens,
+        "m_tokens": m_tokens,
+    }

@@ -1,0 +1,121 @@
+"""The lanes of the paired item: one prompt, scored four ways.
+
+    base_text  the original LLM reads the question          text     the adapted model reads it
+    speech     the adapted model hears it                   cascade  Whisper transcribes it, the original LLM reads that
+
+All lanes share the few-shot examples (as text), the prompt template and the options, so the differences between
+lanes measure the modality alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from salad_core.asr import word_error_rate
+from salad_core.eval.metrics import choose
+from salad_core.eval.scoring import OptionScore, Prefix, option_token_ids, score_options
+from salad_core.model.processing import Segment, tokenize_segment
+from salad_core.tasks import Item, get_task
+
+FEWSHOT_TEMPLATE = "Question: {question}\nAnswer: {answer}\n\n"
+QUESTION_TEMPLATE = "Question: {question}\nAnswer:"  # the question span is the part that is spoken
+PROMPT_TEMPLATE = "{fewshot}" + QUESTION_TEMPLATE + " {choice}"
+
+
+@dataclass
+class PreparedItem:
+    item: Item
+    item_id: str  # store key
+    audio: np.ndarray
+    audio_id: str
+
+
+# -- prompts ---------------------------------------------------------------------------------------------------
+
+
+def prompt_segments(fewshot: list[Item], question: str, audio: np.ndarray | None = None) -> list[Segment]:
+    """Few-shot examples as text, then the question (heard when `audio` is given), then the answer cue."""
+    prefix = "".join(FEWSHOT_TEMPLATE.format(question=e.question, answer=e.target) for e in fewshot)
+    before, after = QUESTION_TEMPLATE.split("{question}")
+    return [Segment(prefix + before.rstrip()), Segment(" " + question, audio), Segment(after)]
+
+
+def fewshot_for(task_name: str, k: int, seed: int, manifest_items: list[Item]) -> list[Item]:
+    if k <= 0:
+        return []
+    pool = [i for i in manifest_items if i.task == task_name and i.split == "fewshot"]
+    if pool:
+        return pool[:k]
+    try:
+        return get_task(task_name).fewshot(k, seed=seed)
+    except KeyError:
+        return []  # a manifest task without a few-shot pool runs zero-shot
+
+
+# -- scoring one item on every lane ----------------------------------------------------------------------------
+
+
+class LaneScorer:
+    """Holds the models of one run and scores an item's options on each lane.
+
+    The few-shot prefix (segment 0 of every prompt of a task) is run once per reader and reused: `teacher` is the
+    original LLM, `student` the adapted model's LLM (the same module with LoRA switched on, for LoRA runs).
+    """
+
+    def __init__(self, model, transcriber, lanes: list[str]):
+        self.model, self.transcriber, self.lanes = model, transcriber, lanes
+        self._prefixes: dict[tuple[str, str], Prefix] = {}
+
+    def _score(self, role: str, llm, segments: list[Segment], options: list[list[int]], embeds=None) -> list[OptionScore]:
+        paired, student_embeds = self.model.pair(segments) if embeds is None else (None, embeds)
+        context = llm.get_input_embeddings()(paired.teacher_ids) if embeds is None else student_embeds
+        key = (role, segments[0].text)
+        if key not in self._prefixes:
+            n = len(tokenize_segment(self.model.tokenizer, segments[0].text))
+            self._prefixes[key] = Prefix.compute(llm, context[:n])
+        return score_options(llm, context, options, self._prefixes[key])
+
+    def score(self, prepared: PreparedItem, fewshot: list[Item]) -> dict[str, tuple[list[OptionScore], str | None]]:
+        item, model = prepared.item, self.model
+        options = option_token_ids(model.tokenizer, list(item.choices))
+        out: dict[str, tuple[list[OptionScore], str | None]] = {}
+        text_segments = prompt_segments(fewshot, item.question)
+        with model.teacher() as teacher:
+            if "base_text" in self.lanes:
+                out["base_text"] = (self._score("teacher", teacher, text_segments, options), None)
+            if "cascade" in self.lanes:
+                transcript = self.transcriber.transcribe(prepared.audio)
+                heard = prompt_segments(fewshot, transcript)
+                out["cascade"] = (self._score("teacher", teacher, heard, options), transcript)
+        if "text" in self.lanes:
+            if model.student_llm_is_teacher and "base_text" in out:
+                out["text"] = out["base_text"]  # a frozen LLM reads text exactly as the original: same numbers
+            else:
+                out["text"] = (self._score("student", model.llm, text_segments, options), None)
+        if "speech" in self.lanes:
+            spoken = prompt_segments(fewshot, item.question, prepared.audio)
+            _, embeds = model.pair(spoken)
+            role = "teacher" if model.student_llm_is_teacher else "student"
+            out["speech"] = (self._score(role, model.llm, spoken, options, embeds), None)
+        return out
+
+
+def lane_rows(prepared: PreparedItem, lane: str, scores: list[OptionScore], transcript: str | None) -> tuple[list[dict], dict]:
+    """Store rows for one item on one lane: per-option predictions and the item's output."""
+    item = prepared.item
+    n_chars = [len(c) for c in item.choices]
+    pred, pred_norm = choose([s.logprob for s in scores], n_chars)
+    predictions = [
+        {"item_id": prepared.item_id, "lane": lane, "choice_idx": j, "logprob": s.logprob, "n_chars": n_chars[j],
+         "n_tokens": s.n_tokens, "is_greedy": s.is_greedy}
+        for j, s in enumerate(scores)
+    ]
+    output = {
+        "item_id": prepared.item_id, "lane": lane, "audio_id": prepared.audio_id if lane in ("speech", "cascade") else None,
+        "pred": pred, "pred_norm": pred_norm, "correct": pred == item.answer, "correct_norm": pred_norm == item.answer,
+        "transcript": transcript, "wer": word_error_rate(item.question, transcript) if transcript is not None else None,
+    }
+    return predictions, output

@@ -1,0 +1,90 @@
+"""Metrics, each defined once: accuracy (acc, acc_norm), the gap and its two parts, with bootstrap intervals.
+
+- `acc`: the option with the highest summed log-likelihood is the answer.
+- `acc_norm`: the same after dividing each option's log-likelihood by its length in *characters* (as
+  lm-evaluation-harness does), which removes the bias toward short options.
+- gap = base text - speech; forgetting = base text - adapted text; misalignment = adapted text - speech
+  (SALAD, eq. in "The problem"); gap = forgetting + misalignment holds item by item.
+
+Test sets are small, so every value carries a 95 % percentile-bootstrap interval over items. Differences are
+bootstrapped *paired* (the same resampled items for both lanes), which is what decides whether a gap is noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    description: str
+
+
+METRICS = {
+    m.name: m
+    for m in [
+        Metric("text_acc_base", True, "accuracy of the original LLM on text input"),
+        Metric("text_acc", True, "accuracy of the speech-adapted model on text input"),
+        Metric("speech_acc", True, "accuracy of the speech-adapted model on speech input"),
+        Metric("cascade_acc", True, "accuracy of Whisper ASR -> original LLM"),
+        Metric("cascade_wer", False, "word error rate of the cascade's ASR on the spoken questions"),
+        Metric("gap", False, "text_acc_base - speech_acc (fraction)"),
+        Metric("forgetting", False, "text_acc_base - text_acc (fraction)"),
+        Metric("misalignment", False, "text_acc - speech_acc (fraction)"),
+        Metric("F", False, "token-level KL(original LLM || adapted model), text input, nats per token"),
+        Metric("M", False, "token-level KL(adapted model on text || adapted model on speech), nats per token"),
+    ]
+}
+
+# Which lane's correctness each accuracy reads, and which lanes each difference subtracts.
+ACCURACY_LANES = {"text_acc_base": "base_text", "text_acc": "text", "speech_acc": "speech", "cascade_acc": "cascade"}
+DIFFERENCES = {"gap": ("base_text", "speech"), "forgetting": ("base_text", "text"), "misalignment": ("text", "speech")}
+
+
+def choose(logprobs: np.ndarray, n_chars: np.ndarray) -> tuple[int, int]:
+    """(acc choice, acc_norm choice) for one item's option log-likelihoods and character lengths."""
+    logprobs = np.asarray(logprobs, dtype=float)
+    return int(np.argmax(logprobs)), int(np.argmax(logprobs / np.maximum(np.asarray(n_chars, dtype=float), 1)))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+def bootstrap_indices(n: int, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """(n_resamples, n) item indices drawn with replacement; shared across lanes for paired intervals."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+
+
+def mean_with_ci(values: np.ndarray, resamples: np.ndarray | None = None, level: float = 0.95) -> Estimate:
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    if resamples is None:
+        resamples = bootstrap_indices(values.size)
+    means = values[resamples].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return Estimate(float(values.mean()), float(low), float(high), int(values.size))
+
+
+def lane_estimates(correct: dict[str, np.ndarray], seed: int = 0) -> dict[str, Estimate]:
+    """Accuracies and paired differences from per-item correctness (0/1 arrays aligned over the same items)."""
+    n = len(next(iter(correct.values())))
+    resamples = bootstrap_indices(n, seed=seed) if n else None
+    out = {}
+    for metric, lane in ACCURACY_LANES.items():
+        if lane in correct:
+            out[metric] = mean_with_ci(correct[lane], resamples)
+    for metric, (a, b) in DIFFERENCES.items():
+        if a in correct and b in correct:
+            out[metric] = mean_with_ci(np.asarray(correct[a], float) - np.asarray(correct[b], float), resamples)
+    return out

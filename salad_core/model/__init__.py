@@ -1,0 +1,1 @@
+"""The speech-adapted LLM: frozen speech encoder -> trainable adapter -> causal LLM."""

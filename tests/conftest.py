@@ -1,0 +1,148 @@
+"""Shared test fixtures: `fixture_store`, a small realistic results store built through the public write API.
+
+Two tasks (capitals, chemical symbols; 6 items x 4 options each) scored in all four lanes as an untrained adapter
+scores them: the original LLM and the adapted model on text answer 5 of 6 right, the speech lane picks the option
+after the answer on 4 of 6 (accuracy 2/6 per task, within chance's CI), the cascade answers as the text LLM but
+mishears one word per question. Outputs are derived from the per-option log-probabilities, metrics from the
+outputs (normal-approximation CIs), exactly as a consumer would recompute them; F and M are fixed example values.
+Each item has a real 16 kHz WAV file (a short tone: the tests check the player, not the words).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # the dashboard package sits at the repository root, beside salad_core
+    sys.path.insert(0, str(REPO_ROOT))
+
+from salad_core.store import ALL_TASKS, LANE_ACC_METRIC, LANES, Store, audio_key, item_key  # noqa: E402
+
+CAPITALS = [("France", "Paris"), ("Japan", "Tokyo"), ("Kenya", "Nairobi"), ("Peru", "Lima"),
+            ("Canada", "Ottawa"), ("Egypt", "Cairo")]
+SYMBOLS = [("gold", "Au"), ("iron", "Fe"), ("sodium", "Na"), ("potassium", "K"), ("silver", "Ag"), ("lead", "Pb")]
+FIXTURE_F, FIXTURE_M = 0.0123, 2.71
+
+
+def fixture_items() -> list[dict]:
+    rows = []
+    for task, facts, template in (("capitals", CAPITALS, "The capital of {} is"),
+                                  ("symbols", SYMBOLS, "The chemical symbol of {} is")):
+        answers = [a for _, a in facts]
+        for i, (subject, answer) in enumerate(facts):
+            choices = [answers[(i + k) % len(answers)] for k in range(4)]
+            rotate = i % 4  # the right answer moves through every position
+            choices = choices[-rotate:] + choices[:-rotate] if rotate else choices
+            rows.append({"item_id": item_key(task, "1", i), "task": task, "task_version": "1", "doc_id": str(i),
+                         "split": "test", "question": template.format(subject), "choices": choices,
+                         "answer": choices.index(answer), "domain": "geography" if task == "capitals" else "science"})
+    return rows
+
+
+def lane_pick(item: dict, lane: str, index: int) -> int:
+    """The option this lane prefers on the item-th item of its task (see the module docstring)."""
+    n = len(item["choices"])
+    if lane == "speech":
+        return item["answer"] if index < 2 else (item["answer"] + 1) % n
+    return (item["answer"] + 1) % n if index == 5 else item["answer"]
+
+
+def _ci(values: list[float]) -> tuple[float, float, float]:
+    mean = float(np.mean(values))
+    half = 1.96 * math.sqrt(max(mean * (1 - mean), 1e-12) / len(values))
+    return mean, mean - half, mean + half
+
+
+def _metric_rows(task: str, outputs: list[dict]) -> list[dict]:
+    correct = {lane: [o["correct"] for o in outputs if o["lane"] == lane] for lane in LANES}
+    rows = []
+    for lane in LANES:
+        value, low, high = _ci(correct[lane])
+        rows.append({"task": task, "metric": LANE_ACC_METRIC[lane], "value": value, "ci_low": low, "ci_high": high,
+                     "n": len(correct[lane])})
+    for name, (a, b) in {"gap": ("base_text", "speech"), "forgetting": ("base_text", "text"),
+                         "misalignment": ("text", "speech")}.items():
+        diffs = np.array(correct[a], float) - np.array(correct[b], float)
+        half = 1.96 * diffs.std() / math.sqrt(len(diffs))
+        rows.append({"task": task, "metric": name, "value": diffs.mean(), "ci_low": diffs.mean() - half,
+                     "ci_high": diffs.mean() + half, "n": len(diffs)})
+    wers = [o["wer"] for o in outputs if o["lane"] == "cascade"]
+    rows.append({"task": task, "metric": "cascade_wer", "value": float(np.mean(wers)), "n": len(wers)})
+    return rows
+
+
+def _write_tone(path: Path, seconds: float = 0.4, rate: int = 16000) -> float:
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(path, 0.2 * np.sin(2 * np.pi * 440 * t), rate)
+    return seconds
+
+
+def build_fixture_store(path: Path, audio_dir: Path) -> Store:
+    store = Store(path)
+    items = fixture_items()
+    store.upsert_tasks([{"task": "capitals", "version": "1", "domain": "geography", "description": "capital cities",
+                         "source": "hand-written fixture"},
+                        {"task": "symbols", "version": "1", "domain": "science", "description": "element symbols",
+                         "source": "hand-written fixture"}])
+    store.upsert_items(items)
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    store.upsert_audio([{"item_id": it["item_id"], "engine": "tone", "voice": "440hz", "speed": 1.0,
+                         "path": str(audio_dir / f"{it['task']}-{it['doc_id']}.wav"), "text": it["question"],
+                         "duration_s": _write_tone(audio_dir / f"{it['task']}-{it['doc_id']}.wav"), "sample_rate": 16000}
+                        for it in items])
+    model = {"model_id": "smol-untrained", "name": "smol (untrained adapter, seed 0)", "llm": "SmolLM2-135M-Instruct",
+             "encoder": "whisper-tiny.en", "adapter": {"layers": 2, "width": 576}, "path": None}
+    run_id = store.create_run("eval", {"limit": 6, "voice": "tone:440hz@1"}, model=model,
+                              prompt_template="{question} {choice}", seed=0)
+    for task in ("capitals", "symbols"):
+        task_items = [it for it in items if it["task"] == task]
+        predictions, outputs = [], []
+        for index, item in enumerate(task_items):
+            for lane in LANES:
+                pick = lane_pick(item, lane, index)
+                for c, choice in enumerate(item["choices"]):
+                    predictions.append({"item_id": item["item_id"], "lane": lane, "choice_idx": c,
+                                        "logprob": -2.0 - c * 0.1 + (3.0 if c == pick else 0.0),
+                                        "n_chars": len(choice) + 1, "n_tokens": 2, "is_greedy": c == pick})
+                transcript = item["question"].replace(" is", " his") if lane == "cascade" else None
+                outputs.append({"item_id": item["item_id"], "lane": lane, "pred": pick, "pred_norm": pick,
+                                "correct": pick == item["answer"], "correct_norm": pick == item["answer"],
+                                "audio_id": None if lane in ("base_text", "text") else
+                                audio_key(item["item_id"], "tone", "440hz", 1.0),
+                                "transcript": transcript,
+                                "wer": jiwer.wer(item["question"], transcript) if transcript else None})
+        store.add_predictions(run_id, predictions)
+        store.add_outputs(run_id, outputs)
+        store.add_metrics(run_id, _metric_rows(task, outputs))
+    all_outputs = store.query("SELECT lane, correct, wer FROM outputs WHERE run_id = ?", [run_id]).to_dict("records")
+    store.add_metrics(run_id, _metric_rows(ALL_TASKS, all_outputs) + [
+        {"task": ALL_TASKS, "metric": "F", "value": FIXTURE_F, "n": 120},
+        {"task": ALL_TASKS, "metric": "M", "value": FIXTURE_M, "n": 120}])
+    store.finish_run(run_id, "done")
+    return store
+
+
+@pytest.fixture(scope="session")
+def fixture_store_template(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """Built once per test session; tests get copies (`fixture_store`), so they may write to them."""
+    root = tmp_path_factory.mktemp("fixture_store")
+    return build_fixture_store(root / "salad.duckdb", root / "audio")
+
+
+@pytest.fixture
+def fixture_store(tmp_path: Path, fixture_store_template: Store) -> Store:
+    """A finished eval run over 12 items in all four lanes, in a store file of this test's own.
+
+    `fixture_store.latest_run()` gives the run id; the audio files are shared (read them, do not change them).
+    """
+    path = tmp_path / "salad.duckdb"
+    shutil.copyfile(fixture_store_template.path, path)
+    return Store(path)

@@ -1,0 +1,169 @@
+"""The dashboard run headless (Streamlit AppTest): the Gap page on the fixture store, and the first launch on an empty
+store (automatic job start switched off with SALAD_NO_AUTOSTART=1; a real job is started by the test instead)."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+import time
+
+import pytest
+import streamlit as st
+from conftest import REPO_ROOT
+from streamlit.testing.v1 import AppTest
+
+from salad_core import jobs
+from salad_core.store import ALL_TASKS
+
+APP = str(REPO_ROOT / "dashboard" / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Own data folder and no automatic evaluation job; fresh caches."""
+    monkeypatch.setenv("SALAD_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SALAD_NO_AUTOSTART", "1")
+    monkeypatch.delenv("SALAD_STORE", raising=False)
+    monkeypatch.delenv("SALAD_FIRST_LIMIT", raising=False)
+    st.cache_data.clear()
+
+
+def run_app(**state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def test_gap_page_on_the_fixture_store(fixture_store, monkeypatch):
+    monkeypatch.setenv("SALAD_STORE", str(fixture_store.path))
+    at = run_app()
+    assert not at.exception
+    run_id = fixture_store.latest_run()
+    assert at.sidebar.selectbox(key="sidebar_run").value == run_id and at.session_state["run_id"] == run_id
+    assert texts(at.title) == ["Gap per task"]
+    banner = " ".join(w.value for w in at.warning)
+    assert "Speech accuracy (0.333) is at chance (0.250" in banner and "Stage I training comes next" in banner
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["speech · adapted"] == "0.333" and shown["gap"] == "+50.0 pts"
+    assert shown["forgetting"] == "+0.0 pts" and shown["M (KL, speech vs text)"] == "2.71"
+    assert len(at.get("plotly_chart")) == 2
+    assert "12 of 12 items" in texts(at.caption)
+
+
+def test_item_filters_and_audio_player(fixture_store):
+    at = run_app(store_path=str(fixture_store.path))  # the sidebar's store path, set through session state
+    assert not at.exception
+    at.selectbox(key="gap_task").select("capitals")
+    at.selectbox(key="gap_outcome").select("wrong").run()
+    assert "4 of 12 items" in texts(at.caption)
+    item = at.selectbox(key="gap_item")
+    assert item.options[0].startswith("capitals@1/2")
+    item.select("capitals@1/4").run()
+    assert not at.exception
+    assert len(at.get("audio")) == 1
+    assert any("The capital of Canada his" in m.value for m in at.markdown)
+    assert any("tone · voice 440hz" in c for c in texts(at.caption))
+
+
+def test_a_missing_audio_file_is_named(fixture_store):
+    fixture_store.upsert_audio([{"item_id": "capitals@1/0", "engine": "tone", "voice": "440hz", "speed": 1.0,
+                                 "path": "/nonexistent/capitals-0.wav"}])
+    at = run_app(store_path=str(fixture_store.path))
+    assert not at.exception and len(at.get("audio")) == 0
+    assert any("No audio file for this item (/nonexistent/capitals-0.wav)" in c for c in texts(at.caption))
+
+
+def test_no_chance_banner_when_speech_beats_chance(fixture_store):
+    run_id = fixture_store.latest_run()
+    fixture_store.add_metrics(run_id, [{"task": t, "metric": "speech_acc", "value": 0.8, "ci_low": 0.7,
+                                        "ci_high": 0.9, "n": 6} for t in ("capitals", "symbols", ALL_TASKS)])
+    at = run_app(store_path=str(fixture_store.path))
+    assert not at.exception and not at.warning
+    assert {m.label: m.value for m in at.metric}["speech · adapted"] == "0.800"
+
+
+def test_first_launch_says_there_are_no_results(tmp_path):
+    at = run_app()
+    assert not at.exception
+    assert texts(at.header) == ["No results yet"]
+    assert "holds no evaluation run" in at.info[0].value and str(tmp_path / "data" / "salad.duckdb") in at.info[0].value
+    assert "Automatic start is off (SALAD_NO_AUTOSTART is set)." in texts(at.caption)
+    button = at.button(key="first_launch_start")
+    assert button.label == "Start the evaluation: salad eval --limit 25" and not button.disabled
+    assert jobs.list_jobs() == []  # nothing started behind our back
+    assert at.session_state["run_id"] is None
+
+
+def test_first_launch_rejects_a_bad_limit(monkeypatch):
+    monkeypatch.setenv("SALAD_FIRST_LIMIT", "lots")
+    at = run_app()
+    assert not at.exception
+    assert "SALAD_FIRST_LIMIT must be a positive whole number" in at.error[0].value
+
+
+COUNTER = """
+    import sys, time
+    from salad_core.progress import Progress
+    with Progress(int(sys.argv[1]), "scoring items") as progress:
+        for i in range(int(sys.argv[1])):
+            time.sleep(0.05)
+            progress.update(message="capitals")
+    sys.exit(int(sys.argv[2]))
+"""
+
+
+@pytest.fixture
+def counter_module(tmp_path, monkeypatch) -> str:
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "salad_first_counter.py").write_text(textwrap.dedent(COUNTER))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "mods"))
+    return "salad_first_counter"
+
+
+def test_first_launch_watches_a_running_job_then_reports_its_end(counter_module):
+    job_id = jobs.start_job(["60", "0"], "first-eval", module=counter_module)
+    deadline = time.monotonic() + 20
+    while not (jobs.job_status(job_id)["progress"] or {}).get("done"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    at = run_app()
+    assert not at.exception
+    bar = at.get("progress")[0]
+    assert bar.proto.text.startswith("scoring items: ") and "/ 60" in bar.proto.text and "ETA" in bar.proto.text
+    assert at.button(key="first_launch_start").disabled
+    while jobs.job_status(job_id)["state"] == "running":
+        assert time.monotonic() < deadline + 20
+        time.sleep(0.1)
+    at.run()
+    assert not at.exception and not at.get("progress")
+    assert f"The evaluation job `{job_id}` finished, but this store holds no evaluation run" in at.warning[0].value
+
+
+def test_first_launch_shows_a_failed_job(counter_module):
+    job_id = jobs.start_job(["1", "2"], "first-eval", module=counter_module)
+    deadline = time.monotonic() + 20
+    while jobs.job_status(job_id)["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    at = run_app()
+    assert not at.exception
+    assert f"`{job_id}` failed" in at.error[0].value
+    assert not at.button(key="first_launch_start").disabled  # a manual restart is offered
+
+
+def test_a_demo_page_is_routed_when_it_exists(tmp_path, fixture_store, monkeypatch):
+    """Run a copy of the app beside a pages/ folder holding a demo page (the real one is the lead's)."""
+    shutil.copytree(REPO_ROOT / "dashboard", tmp_path / "app" / "dashboard")
+    (tmp_path / "app" / "pages").mkdir()
+    shutil.copy(REPO_ROOT / "pages" / "gap.py", tmp_path / "app" / "pages" / "gap.py")
+    (tmp_path / "app" / "pages" / "demo.py").write_text('import streamlit as st\nst.title("Demo stand-in")\n')
+    monkeypatch.setenv("SALAD_STORE", str(fixture_store.path))
+    at = AppTest.from_file(str(tmp_path / "app" / "dashboard" / "app.py"), default_timeout=30).run()
+    assert not at.exception and texts(at.title) == ["Gap per task"]
+    at.switch_page("../pages/demo.py").run()
+    assert not at.exception and texts(at.title) == ["Demo stand-in"]

@@ -1,0 +1,101 @@
+"""SaladModel: interleaved sequences, a teacher that shares weights, save/load of only what was trained."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from salad_core.model.modeling import WEIGHTS_NAME, SaladModel
+from salad_core.model.processing import Segment, pair_segments
+from tests.tiny_models import smol_tokenizer, tiny_encoder, tiny_llm, tiny_salad
+
+
+def tone(seconds: float, freq: float = 220.0) -> np.ndarray:
+    t = np.arange(int(16000 * seconds)) / 16000
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_pairing_aligns_every_text_token_across_the_two_views():
+    tok = smol_tokenizer()
+    segments = [Segment("The capital of"), Segment(" France", tone(0.5)), Segment(" is Paris.")]
+    paired = pair_segments(tok, segments, speech_lengths=[7])
+    # the student hears " France" as 7 adapter frames; the teacher reads its tokens
+    assert (paired.student_ids == -1).sum() == 7 and paired.speech_spans == [(len(tok("The capital of").input_ids), 7)]
+    assert torch.equal(paired.teacher_ids[paired.teacher_pred + 1], paired.targets)
+    assert torch.equal(paired.student_ids[paired.student_pred + 1], paired.targets)
+    # the first text token after the speech span is predicted from the span's last frame
+    first_after = len(tok("The capital of").input_ids) + 7 - 1
+    assert first_after in paired.student_pred.tolist()
+
+
+def test_student_embeddings_splice_speech_between_text():
+    model = tiny_salad()
+    segments = [Segment("Question:"), Segment(" What is two plus two?", tone(1.0)), Segment("\nAnswer:")]
+    paired, embeds = model.pair(segments)
+    (start, length), = paired.speech_spans
+    assert length == 13  # 1 s at 50 Hz = 50 frames -> ceil(50 / 4) adapter frames
+    assert embeds.shape == (paired.student_ids.numel(), model.config.llm_hidden_size)
+    text_ids = paired.student_ids[:start]
+    assert torch.allclose(embeds[:start], model.embed_text(text_ids))
+
+
+def test_frozen_student_and_teacher_share_one_copy_of_the_weights():
+    model = tiny_salad("frozen")
+    with model.teacher() as teacher:
+        assert teacher is model.llm
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("adapter.") for n in trainable)
+    table = model.parameter_table()
+    assert table["llm"]["trainable"] == 0 and table["encoder"]["trainable"] == 0 and table["adapter"]["trainable"] > 0
+
+
+def test_lora_teacher_is_the_original_llm_with_adapters_off():
+    reference = tiny_llm()
+    model = tiny_salad("lora")
+    for name, p in model.llm.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5)  # make the student differ from the original
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        original = reference(input_ids=ids).logits
+        student = model.llm(input_ids=ids).logits
+    with model.teacher() as teacher:
+        teacher_logits = teacher(input_ids=ids).logits
+    assert torch.allclose(teacher_logits, original, atol=1e-5)
+    assert not torch.allclose(student, original, atol=1e-3)
+    base_params = sum(p.numel() for n, p in model.llm.named_parameters() if "lora_" not in n)
+    assert base_params == sum(p.numel() for p in reference.parameters())  # no second copy
+
+
+def test_save_and_load_keep_only_trained_weights(tmp_path, monkeypatch):
+    model = tiny_salad("frozen", seed=3)
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "salad"
+    assert config["llm_name"] == "tiny-random-llama" and config["encoder_name"] == "tiny-random-whisper"
+    from safetensors.torch import load_file
+
+    saved = load_file(tmp_path / WEIGHTS_NAME)
+    assert saved and all(k.startswith("adapter.") for k in saved)
+    # reloading rebuilds encoder and LLM from their names; here the names point at the same tiny models
+    monkeypatch.setattr("salad_core.model.modeling.SpeechEncoder.load", lambda name, context="clip": tiny_encoder(3))
+    monkeypatch.setattr("salad_core.model.modeling.load_llm", lambda name: (tiny_llm(3), smol_tokenizer()))
+    loaded = SaladModel.from_pretrained(tmp_path)
+    for key, value in model.adapter.state_dict().items():
+        assert torch.equal(loaded.adapter.state_dict()[key], value)
+
+
+def test_loading_a_folder_without_weights_says_what_is_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a saved SaladModel"):
+        SaladModel.from_pretrained(tmp_path)
+
+
+def test_unknown_llm_name_fails_fast_with_the_fix():
+    from salad_core.assets import AssetError
+    from salad_core.model.llm import load_llm
+
+    with pytest.raises(AssetError, match="huggingface-cli download no-such-org/no-such-model"):
+        load_llm("no-such-org/no-such-model")
+    with pytest.raises(AssetError, match="does not exist"):
+        load_llm("./no/such/folder")
