@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
-from dashboard import data, first_launch  # noqa: E402
+from dashboard import data, first_launch, views  # noqa: E402
 from salad_core.store import StoreError  # noqa: E402
 
 PAGES = REPO_ROOT / "pages"
@@ -29,8 +29,7 @@ RESULT_PAGES = (GAP_TITLE,)  # pages that show a run's results: on an empty stor
 
 
 def run_label(run: pd.Series) -> str:
-    model = run["model_name"] or run["model_id"] or "unknown model"
-    return f"{run['run_id']} · {model} · {run['status']}"
+    return f"{run['run_id']} · {views.model_label(run)} · {run['status']}"
 
 
 def sidebar() -> pd.DataFrame:

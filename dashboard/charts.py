@@ -89,3 +89,22 @@ def gap_split_bars(metrics: pd.DataFrame) -> go.Figure:
                       xaxis_title="task", yaxis_title="points (accuracy × 100)", legend_title_text="part",
                       margin={"t": 50})
     return fig
+
+
+def option_probability_bars(options: pd.DataFrame) -> go.Figure:
+    """Demo answers: per lane, each option's probability renormalised over the options; the chosen one outlined.
+
+    `options` has one row per (lane, option): lane, label, option, probability, chosen (see salad_core.demo).
+    """
+    fig = go.Figure()
+    for lane, rows in options.groupby("lane", sort=False):
+        fig.add_bar(
+            name=rows["label"].iloc[0], x=rows["option"], y=rows["probability"],
+            marker={"color": LANE_COLORS.get(lane), "line": {"width": [3 if c else 0 for c in rows["chosen"]],
+                                                             "color": "black"}},
+            text=[f"{p:.2f}{' ✓' if c else ''}" for p, c in zip(rows["probability"], rows["chosen"])],
+            textposition="outside",
+        )
+    fig.update_layout(barmode="group", yaxis={"title": "probability among the options", "range": [0, 1.1]},
+                      xaxis={"title": "answer option"}, legend={"title": "lane"}, margin={"t": 30})
+    return fig

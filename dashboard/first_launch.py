@@ -51,7 +51,8 @@ def render(store_path: str) -> None:
     elif job_id is None:
         st.caption("Automatic start is off (SALAD_NO_AUTOSTART is set).")
     state = jobs.job_status(job_id)["state"] if job_id else None
-    if st.button(f"Start the evaluation: salad {' '.join(args)}", key="first_launch_start", disabled=state == "running"):
+    label = f"Start the evaluation: salad {' '.join(args)}"
+    if st.button(label, key="first_launch_start", disabled=state == "running"):
         job_id = jobs.start_once(args, JOB_NAME, again=True, env=env)
         state = "running"
     if state == "running":

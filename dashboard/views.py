@@ -20,8 +20,9 @@ def final_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     if metrics.empty:
         return metrics
     ordered = metrics.assign(_final=metrics["step"].isna(), _step=metrics["step"].fillna(-1).astype(int))
-    ordered = ordered.sort_values(["_final", "_step"])
-    return ordered.groupby(["task", "metric"], as_index=False).last().drop(columns=["_final", "_step"])
+    ordered = ordered.sort_values(["_final", "_step"], kind="stable")
+    last = ordered.groupby(["task", "metric"]).tail(1)  # whole rows: .last() would mix non-null cells across rows
+    return last.drop(columns=["_final", "_step"]).sort_values(["task", "metric"]).reset_index(drop=True)
 
 
 def metric_row(metrics: pd.DataFrame, metric: str, task: str = ALL_TASKS) -> pd.Series | None:
@@ -39,24 +40,24 @@ def chance_levels(paired: pd.DataFrame) -> pd.Series:
     return levels
 
 
-def near_chance(metrics: pd.DataFrame, chance: pd.Series, metric: str = "speech_acc") -> list[str]:
-    """Tasks whose `metric` is statistically indistinguishable from chance.
+def not_above_chance(metrics: pd.DataFrame, chance: pd.Series, metric: str = "speech_acc") -> list[str]:
+    """Tasks whose `metric` is not significantly above chance (within its 95 % interval of chance, or below it).
 
-    With a stored CI: chance lies inside it. Without one but with n: within 1.96 binomial standard errors of chance.
-    Tasks with neither are left out (no evidence either way).
+    With a stored CI: its lower end reaches chance. Without one but with n: less than 1.96 binomial standard errors
+    above chance. Tasks with neither are left out (no evidence either way).
     """
     found = []
     for _, row in metrics[metrics["metric"] == metric].iterrows():
         level = chance.get(row["task"])
         if level is None or pd.isna(row["value"]):
             continue
-        if pd.notna(row["ci_low"]) and pd.notna(row["ci_high"]):
-            inside = row["ci_low"] <= level <= row["ci_high"]
+        if pd.notna(row["ci_low"]):
+            flat = row["ci_low"] <= level
         elif pd.notna(row["n"]) and row["n"] > 0:
-            inside = abs(row["value"] - level) <= 1.96 * math.sqrt(level * (1 - level) / row["n"])
+            flat = row["value"] - level <= 1.96 * math.sqrt(level * (1 - level) / row["n"])
         else:
             continue
-        if inside:
+        if flat:
             found.append(row["task"])
     return found
 
@@ -65,7 +66,8 @@ def lanes_present(paired: pd.DataFrame) -> list[str]:
     return [lane for lane in LANES if f"{lane}_correct" in paired and paired[f"{lane}_correct"].notna().any()]
 
 
-def filter_items(paired: pd.DataFrame, task: str | None = None, lane: str = "speech", outcome: str = "all") -> pd.DataFrame:
+def filter_items(paired: pd.DataFrame, task: str | None = None, lane: str = "speech",
+                 outcome: str = "all") -> pd.DataFrame:
     """Items of one task (None: all) whose answer in `lane` has `outcome` (one of OUTCOMES)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"Unknown outcome filter {outcome!r}; use one of {', '.join(OUTCOMES)}.")
@@ -112,6 +114,12 @@ def item_table(paired: pd.DataFrame) -> pd.DataFrame:
     table["cascade transcript"] = paired["cascade_transcript"]
     table["cascade WER"] = paired["cascade_wer"]
     return table.reset_index(drop=True)
+
+
+def model_label(run: pd.Series) -> str:
+    """The run's model name, else its id (missing values may read as None or NaN)."""
+    names = [run.get("model_name"), run.get("model_id")]
+    return next((n for n in names if isinstance(n, str) and n), "unknown model")
 
 
 def format_seconds(seconds: float | None) -> str:

@@ -45,17 +45,18 @@ def show_headline(metrics: pd.DataFrame) -> None:
 
 
 def show_chance_banner(metrics: pd.DataFrame, chance: pd.Series, run: pd.Series | None) -> None:
-    at_chance = views.near_chance(metrics, chance)
+    at_chance = views.not_above_chance(metrics, chance)
     if not at_chance:
         return
     tasks = set(metrics["task"]) - {ALL_TASKS}
     if ALL_TASKS in at_chance:
         row = views.metric_row(metrics, "speech_acc")
-        where = f"Speech accuracy ({row['value']:.3f}) is at chance ({chance[ALL_TASKS]:.3f} = 1 / options)"
+        level = chance[ALL_TASKS]
+        where = f"Speech accuracy ({row['value']:.3f}) is no better than chance ({level:.3f} = 1 / options)"
     elif tasks <= set(at_chance):
-        where = "Speech accuracy is at chance on every task"
+        where = "Speech accuracy is no better than chance on every task"
     else:
-        where = f"Speech accuracy is at chance on {', '.join(at_chance)}"
+        where = f"Speech accuracy is no better than chance on {', '.join(at_chance)}"
     untrained = run is None or not isinstance(run.get("model_path"), str)  # no checkpoint: a fresh adapter
     cause = ("the adapter is untrained (Stage I training comes next), so the speech path answers at chance."
              if untrained else "this adapter checkpoint does not yet carry speech into the LLM's input space.")
@@ -111,8 +112,8 @@ def main() -> None:
         st.error(str(err))
         return
     run = runs.set_index("run_id").loc[run_id] if run_id in set(runs["run_id"]) else None
-    st.caption(f"Run `{run_id}`" + ("" if run is None else f" · {run['model_name'] or run['model_id']} · "
-                                                            f"{run['status']} · code {run['code_version']}"))
+    st.caption(f"Run `{run_id}`" + ("" if run is None else f" · {views.model_label(run)} · {run['status']} · "
+                                                            f"code {run['code_version']}"))
     if metrics.empty and paired.empty:
         st.info(f"Run {run_id} has no results yet" + ("" if run is None else f" (status: {run['status']}).")
                 + " They appear as the evaluation writes them.")

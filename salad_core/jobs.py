@@ -48,7 +48,8 @@ def jobs_dir() -> Path:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTC, to the microsecond: jobs started within one second still sort in start order."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _write_json(path: Path, obj: dict) -> None:

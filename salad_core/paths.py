@@ -1,6 +1,8 @@
 """Where salad keeps generated files: the results store, caches of converted models, audio and features.
 
-Everything lives under one data directory: `$SALAD_DATA` if set, else `data/` at the repository root.
+Everything lives under one data directory: `$SALAD_DATA` if set, else `data/` at the repository root. Caches of
+converted models and synthesized speech sit in `<data>/cache/` unless `$SALAD_CACHE` moves them (tests point
+SALAD_DATA at a temporary folder but keep the shared cache, so models are converted once per machine).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ def data_dir() -> Path:
 
 def cache_dir(kind: str) -> Path:
     """A cache folder for one kind of artefact, e.g. `cache_dir("models")` or `cache_dir("tts")`."""
-    path = data_dir() / "cache" / kind
+    root = Path(os.environ["SALAD_CACHE"]) if os.environ.get("SALAD_CACHE") else data_dir() / "cache"
+    path = root / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
 

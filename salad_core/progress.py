@@ -40,7 +40,8 @@ def _write_atomic(path: Path, state: dict) -> None:
 class Progress:
     """`with Progress(total, "scoring") as p: ... p.update()`; `set_stage` starts a new stage with its own total."""
 
-    def __init__(self, total: int | None, desc: str = "", *, min_interval_s: float = 0.5, file: str | Path | None = None):
+    def __init__(self, total: int | None, desc: str = "", *, min_interval_s: float = 0.5,
+                 file: str | Path | None = None):
         target = file if file is not None else os.environ.get(PROGRESS_ENV)
         self.file = Path(target) if target else None
         if self.file is not None:

@@ -254,7 +254,8 @@ class Store:
     def __init__(self, path: str | Path | None = None, *, read_timeout_s: float = 5.0, write_timeout_s: float = 30.0):
         self.path = Path(path) if path is not None else store_path()
         if self.path.is_dir():
-            raise StoreError(f"Store path {self.path} is a folder. Fix: name a file, e.g. {self.path / 'salad.duckdb'}.")
+            raise StoreError(f"Store path {self.path} is a folder. "
+                             f"Fix: name a file, e.g. {self.path / 'salad.duckdb'}.")
         self.read_timeout_s = read_timeout_s
         self.write_timeout_s = write_timeout_s
 

@@ -11,8 +11,8 @@ Each item has a real 16 kHz WAV file (a short tone: the tests check the player, 
 from __future__ import annotations
 
 import math
+import os
 import shutil
-import sys
 from pathlib import Path
 
 import jiwer
@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # the dashboard package sits at the repository root, beside salad_core
-    sys.path.insert(0, str(REPO_ROOT))
+from salad_core.paths import cache_dir
+from salad_core.store import ALL_TASKS, LANE_ACC_METRIC, LANES, Store, audio_key, item_key
 
-from salad_core.store import ALL_TASKS, LANE_ACC_METRIC, LANES, Store, audio_key, item_key  # noqa: E402
+# Tests move SALAD_DATA to temporary folders; converted models and synthesized speech stay in the one shared cache.
+os.environ.setdefault("SALAD_CACHE", str(cache_dir("").resolve()))
 
 CAPITALS = [("France", "Paris"), ("Japan", "Tokyo"), ("Kenya", "Nairobi"), ("Peru", "Lima"),
             ("Canada", "Ottawa"), ("Egypt", "Cairo")]
@@ -94,10 +94,10 @@ def build_fixture_store(path: Path, audio_dir: Path) -> Store:
                          "source": "hand-written fixture"}])
     store.upsert_items(items)
     audio_dir.mkdir(parents=True, exist_ok=True)
+    wavs = {it["item_id"]: audio_dir / f"{it['task']}-{it['doc_id']}.wav" for it in items}
     store.upsert_audio([{"item_id": it["item_id"], "engine": "tone", "voice": "440hz", "speed": 1.0,
-                         "path": str(audio_dir / f"{it['task']}-{it['doc_id']}.wav"), "text": it["question"],
-                         "duration_s": _write_tone(audio_dir / f"{it['task']}-{it['doc_id']}.wav"), "sample_rate": 16000}
-                        for it in items])
+                         "path": str(wavs[it["item_id"]]), "text": it["question"],
+                         "duration_s": _write_tone(wavs[it["item_id"]]), "sample_rate": 16000} for it in items])
     model = {"model_id": "smol-untrained", "name": "smol (untrained adapter, seed 0)", "llm": "SmolLM2-135M-Instruct",
              "encoder": "whisper-tiny.en", "adapter": {"layers": 2, "width": 576}, "path": None}
     run_id = store.create_run("eval", {"limit": 6, "voice": "tone:440hz@1"}, model=model,

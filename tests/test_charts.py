@@ -64,22 +64,25 @@ def test_charts_skip_missing_lanes_and_values():
 
 
 def test_final_metrics_prefers_the_end_of_run_value():
-    metrics = metric_frame([("arc", "M", 3.0, None, None, 1, 1), ("arc", "M", 2.0, None, None, 1, 7),
-                            ("arc", "gap", 0.1, None, None, 1, None), ("arc", "gap", 0.3, None, None, 1, 4)])
-    final = views.final_metrics(metrics).set_index("metric")["value"]
-    assert final["M"] == 2.0 and final["gap"] == 0.1
+    metrics = metric_frame([("arc", "M", 3.0, 2.9, 3.1, 1, 1), ("arc", "M", 2.0, None, None, 1, 7),
+                            ("arc", "gap", 0.1, None, None, 1, None), ("arc", "gap", 0.3, 0.2, 0.4, 1, 4)])
+    final = views.final_metrics(metrics).set_index("metric")
+    assert final.loc["M", "value"] == 2.0 and final.loc["gap", "value"] == 0.1
+    assert final[["ci_low", "ci_high"]].isna().all().all()  # never a CI borrowed from another row
 
 
-def test_near_chance_uses_the_interval_or_the_binomial_error(frames):
+def test_not_above_chance_uses_the_interval_or_the_binomial_error(frames):
     metrics, paired = frames
     chance = views.chance_levels(paired)
     assert chance.to_dict() == pytest.approx({"capitals": 0.25, "symbols": 0.25, ALL_TASKS: 0.25})
-    assert views.near_chance(metrics, chance) == [ALL_TASKS, "capitals", "symbols"]
-    assert views.near_chance(metrics, chance, metric="text_acc") == []
-    by_n = metric_frame([("arc", "speech_acc", 0.27, None, None, 400, None),  # 0.9 SE from 0.25: at chance
-                         ("piqa", "speech_acc", 0.60, None, None, 400, None),
+    assert views.not_above_chance(metrics, chance) == [ALL_TASKS, "capitals", "symbols"]
+    assert views.not_above_chance(metrics, chance, metric="text_acc") == []
+    by_n = metric_frame([("arc", "speech_acc", 0.27, None, None, 400, None),  # 0.9 SE above 0.25
+                         ("piqa", "speech_acc", 0.60, None, None, 400, None),  # 4 SE above 0.5
+                         ("obqa", "speech_acc", 0.00, 0.0, 0.0, 3, None),  # below chance, degenerate CI
                          ("hs", "speech_acc", 0.25, None, None, None, None)])  # no CI, no n: no verdict
-    assert views.near_chance(by_n, pd.Series({"arc": 0.25, "piqa": 0.5, "hs": 0.25})) == ["arc"]
+    chance = pd.Series({"arc": 0.25, "piqa": 0.5, "obqa": 0.25, "hs": 0.25})
+    assert views.not_above_chance(by_n, chance) == ["arc", "obqa"]
 
 
 def test_item_filters_and_tables(frames):
@@ -115,3 +118,9 @@ def test_progress_labels():
     assert label == "scoring items: 12 / 50 (24 %) · ETA 1 min 05 s · capitals"
     assert views.progress_label({"stage": "reading", "done": 3, "total": None, "fraction": None}) == "reading: 3 done"
     assert views.format_seconds(7322) == "2 h 02 min" and views.format_seconds(None) == "unknown"
+
+
+def test_model_label_skips_missing_names():
+    assert views.model_label(pd.Series({"model_name": float("nan"), "model_id": "smol"})) == "smol"
+    assert views.model_label(pd.Series({"model_name": None, "model_id": None})) == "unknown model"
+    assert views.model_label(pd.Series({"model_name": "SALAD-3B", "model_id": "x"})) == "SALAD-3B"

@@ -177,6 +177,7 @@ def test_frozen_and_sized(base):
 @pytest.mark.slow
 def test_conversion_runs_once_and_ct2_folders_load(tmp_path, monkeypatch):
     monkeypatch.setenv("SALAD_DATA", str(tmp_path))
+    monkeypatch.setenv("SALAD_CACHE", str(tmp_path / "cache"))
     calls = []
     real_convert = encoder_mod.whisper_encoder_from_ct2
     monkeypatch.setattr(encoder_mod, "whisper_encoder_from_ct2", lambda folder: calls.append(folder) or real_convert(folder))

@@ -13,7 +13,9 @@ import time
 
 import duckdb
 import pytest
-from conftest import FIXTURE_F, REPO_ROOT, fixture_items
+from conftest import FIXTURE_F, fixture_items
+
+from salad_core.paths import REPO_ROOT
 
 from salad_core.store import (
     ALL_TASKS, LANES, Store, StoreBusyError, StoreError, audio_key, code_version, item_key, new_run_id, store_path,
@@ -184,7 +186,8 @@ def test_a_reader_process_never_fails_while_a_writer_loops(fixture_store):
     """)
     assert reader.stdout.readline().strip() == "ready"
     for step in range(writes):
-        fixture_store.add_metrics(run_id, [{"task": "capitals", "metric": "loss", "value": 1 / (step + 1), "step": step}])
+        row = {"task": "capitals", "metric": "loss", "value": 1 / (step + 1), "step": step}
+        fixture_store.add_metrics(run_id, [row])
     out, err = reader.communicate(timeout=90)
     result = json.loads(out.strip().splitlines()[-1])
     assert result["errors"] == [], err

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from salad_core.assets import MissingPackageError
 from salad_core.audio import SAMPLE_RATE, load_audio
 from salad_core.tts import (
     ENGINES,
@@ -19,7 +23,6 @@ from salad_core.tts import (
     synthesize,
     synthesize_many,
 )
-from salad_core.assets import MissingPackageError
 
 SENTENCE = "The capital of France is Paris."
 # One voice per engine; Kokoro's is a blend, so the blend path is exercised end to end.
@@ -191,3 +194,19 @@ def test_synthesize_many_parallel_equals_sequential(tmp_path):
 def test_synthesize_many_checks_spec_count(tmp_path):
     with pytest.raises(TTSError, match="2 texts but 1 voice specs"):
         synthesize_many(["a", "b"], [VoiceSpec("espeak", "en-us")], cache=TTSCache(tmp_path))
+
+
+def test_batch_finishes_in_process_when_workers_cannot_start(tmp_path):
+    """Under `python -` spawn cannot re-import __main__, so the pool breaks; every item must still be synthesized."""
+    available("espeak")
+    script = (
+        "from pathlib import Path\n"
+        "from salad_core.tts import TTSCache, VoiceSpec, synthesize_many\n"
+        "out = synthesize_many(['Hello there.', 'Who wrote Hamlet?', 'Two plus two.'], VoiceSpec('espeak', 'en-us'),\n"
+        f"                     workers=2, progress=False, cache=TTSCache(Path({str(tmp_path)!r})))\n"
+        "print([type(p).__name__ for p in out])\n"
+    )
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "['PosixPath', 'PosixPath', 'PosixPath']"
+    assert len(list(tmp_path.rglob("*.flac"))) == 3

@@ -207,7 +207,7 @@ def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, me
     probe_items = {task: _probe_items(task, config) for task in items_by_task} if "speech" in config.lanes else {}
     every_item = [i for items in [*items_by_task.values(), *probe_items.values()] for i in items]
     spoken = speak(every_item, config.voice)
-    per_task, probes = {}, []
+    per_task, probes, all_outputs = {}, [], []
     with Progress(len(every_item), "scoring items") as progress:
         for task, items in items_by_task.items():
             prepared = _prepare(task, items, meta[task], spoken, store)
@@ -237,6 +237,9 @@ def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, me
             store.add_outputs(run_id, outputs)
             store.add_metrics(run_id, rows)
             per_task[task] = estimates
+            all_outputs += outputs
+    # Pooled over every item of every task (items weigh equally, so larger tasks weigh more).
+    store.add_metrics(run_id, metric_rows(ALL_TASKS, task_metrics(all_outputs, config.scoring, config.seed)))
     return per_task, probes
 
 

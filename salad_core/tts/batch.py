@@ -13,6 +13,7 @@ import pickle
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from tqdm import tqdm
@@ -57,15 +58,19 @@ def _serial(jobs: dict[Path, Job], cache: TTSCache) -> Iterator[tuple[Path, Path
 
 def _pooled(jobs: dict[Path, Job], cache: TTSCache, workers: int) -> Iterator[tuple[Path, Path | Exception]]:
     threads = max(1, (os.cpu_count() or 1) // workers)
-    # spawn, not fork: the parent may hold torch/onnxruntime thread pools that do not survive a fork.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(_work, text, spec, cache, threads): path for path, (text, spec) in jobs.items()}
-        for future in as_completed(futures):
-            try:
-                yield futures[future], future.result()
-            except Exception as err:  # a worker died (e.g. killed for memory): the item fails, the batch goes on
-                yield futures[future], _portable(err)
+    left = dict(jobs)
+    try:
+        # spawn, not fork: the parent may hold torch/onnxruntime thread pools that do not survive a fork.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_work, text, spec, cache, threads): path for path, (text, spec) in jobs.items()}
+            for future in as_completed(futures):
+                outcome = future.result()  # `_work` returns errors; only a broken pool raises here
+                yield futures[future], outcome
+                left.pop(futures[future])
+    except BrokenProcessPool:
+        # The workers could not start (a __main__ that spawn cannot re-import, e.g. `python -` or `-c`) or one died:
+        # finish the rest in this process rather than fail them all.
+        yield from _serial(left, cache)
 
 
 def synthesize_many(

@@ -49,16 +49,12 @@ def styles_file() -> Path:
 
 
 def _parse_blend(voice: str) -> tuple[str, str, float] | None:
-    """(a, b, w) for `a+b@w` or `a+b`; None for a plain style name."""
+    """(a, b, w) for `a+b@w` or `a+b`; None for a plain style name. A weight that is not a number: ValueError."""
     if "+" not in voice:
         return None
     pair, at, weight = voice.partition("@")
     a, _, b = pair.partition("+")
-    try:
-        w = float(weight) if at else 0.5
-    except ValueError:
-        return ("", "", -1.0)
-    return a, b, w
+    return a, b, float(weight) if at else 0.5
 
 
 class KokoroEngine:
@@ -74,11 +70,13 @@ class KokoroEngine:
         return list(self._styles)
 
     def check_voice(self, voice: str) -> str:
-        blend = _parse_blend(voice)
-        if blend is None:
-            if voice in self._styles:
-                return voice
-        elif blend[0] in self._styles and blend[1] in self._styles and 0.0 <= blend[2] <= 1.0:
+        try:
+            blend = _parse_blend(voice)
+        except ValueError:
+            blend = ("", "", -1.0)  # unreadable weight: reported below like any other bad name
+        if blend is None and voice in self._styles:
+            return voice
+        if blend is not None and {blend[0], blend[1]} <= self._styles.keys() and 0.0 <= blend[2] <= 1.0:
             return f"{blend[0]}+{blend[1]}@{blend[2]:g}"
         hint = " Blends: 'a+b@w' with 0 <= w <= 1, e.g. 'jf_alpha+jm_kumo@0.7'."
         raise unknown_voice(self.name, voice, self.voices(), hint)

@@ -1,0 +1,143 @@
+"""Side-by-side demo: one question, answered by the original LLM reading it, the speech model hearing it, and the
+Whisper ASR -> original LLM cascade, with each option's probability.
+
+The model is the one the selected evaluation run used (the offline `smol` preset when the store is empty). It is
+loaded once per server (`st.cache_resource`) and scores one question per click, through the same lanes and prompt
+as `salad eval`. Widget keys start with `demo_`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data
+
+SOURCES = ("An item from a task", "My own question")
+AUDIO_MODES = ("Synthesize it", "Upload a recording", "Record with the microphone")
+
+
+@st.cache_resource(show_spinner="Loading the models (first time: up to a minute)…")
+def demo_session(run_config_json: str):
+    from salad_core.demo import DemoSession
+
+    return DemoSession.from_run_config(json.loads(run_config_json))
+
+
+@st.cache_data(show_spinner=False)
+def task_items(task: str) -> pd.DataFrame:
+    from salad_core.tasks import get_task
+
+    items = get_task(task).items("test", limit=200)
+    return pd.DataFrame({"question": [i.question for i in items], "choices": [list(i.choices) for i in items],
+                         "answer": [i.answer for i in items]})
+
+
+@st.cache_data(show_spinner=False)
+def engines_and_voices() -> dict[str, list[str]]:
+    from salad_core.tts import list_engines, list_voices
+
+    return {engine: list_voices(engine) for engine in list_engines()}
+
+
+def run_config() -> dict:
+    """The selected run's config, or the defaults of `salad eval` when there is none."""
+    run_id, path = st.session_state.get("run_id"), data.current_store_path()
+    runs = data.runs(path, "eval") if run_id else pd.DataFrame()
+    if run_id and run_id in set(runs["run_id"]):
+        config = runs.set_index("run_id").loc[run_id, "config"]
+        return json.loads(config) if isinstance(config, str) else dict(config)
+    return {}
+
+
+def pick_question() -> tuple[str, list[str], int, str | None]:
+    from salad_core.tasks import available_tasks
+
+    if st.radio("Question", SOURCES, horizontal=True, key="demo_source") == SOURCES[0]:
+        tasks = available_tasks()
+        task = st.selectbox("Task", tasks, key="demo_task")
+        items = task_items(task)
+        row = st.selectbox("Item", items.index, format_func=lambda i: items.loc[i, "question"], key="demo_item")
+        item = items.loc[row]
+        st.caption("Options: " + " · ".join(item["choices"]) + f" — correct: **{item['choices'][item['answer']]}**")
+        return item["question"], list(item["choices"]), int(item["answer"]), task
+    question = st.text_input("Question", "What is the capital of France?", key="demo_question")
+    lines = st.text_area("Answer options, one per line (the first is taken as correct)", "Paris\nLyon\nMarseille\nNice",
+                         key="demo_choices")
+    return question, [line for line in lines.splitlines() if line.strip()], 0, None
+
+
+def pick_audio(question: str, default_voice: str) -> tuple[np.ndarray | None, str]:
+    """The speech the speech lanes hear, and a note on where it came from. None (with an error shown) if unusable."""
+    from salad_core.audio import AudioError, load_audio
+
+    mode = st.radio("Speech", AUDIO_MODES, horizontal=True, key="demo_audio_mode")
+    try:
+        if mode == AUDIO_MODES[0]:
+            return synthesized(question, default_voice)
+        upload = (st.file_uploader("Audio file (wav, flac, ogg)", type=["wav", "flac", "ogg"], key="demo_upload")
+                  if mode == AUDIO_MODES[1] else st.audio_input("Record the question", key="demo_record"))
+        if upload is None:
+            st.info("Add audio to hear the speech lanes.")
+            return None, ""
+        return load_audio(upload.getvalue(), name=upload.name or "recording"), f"{mode.lower()}: {upload.name}"
+    except (AudioError, ValueError) as err:
+        st.error(str(err))
+        return None, ""
+
+
+def synthesized(question: str, default_voice: str) -> tuple[np.ndarray, str]:
+    from salad_core.audio import load_audio
+    from salad_core.tts import VoiceSpec, synthesize
+
+    voices, default = engines_and_voices(), VoiceSpec.parse(default_voice)
+    engines = list(voices)
+    left, middle, right = st.columns(3)
+    engine = left.selectbox("TTS engine", engines, index=engines.index(default.engine) if default.engine in voices else 0,
+                            key="demo_engine")
+    names = voices[engine]
+    voice = middle.selectbox("Voice", names, index=names.index(default.voice) if default.voice in names else 0,
+                             key=f"demo_voice_{engine}")
+    speed = right.slider("Speed", 0.7, 1.3, default.speed, 0.05, key="demo_speed")
+    spec = VoiceSpec(engine, voice, speed)
+    with st.spinner(f"Speaking with {spec.key()}…"):
+        path = synthesize(question, spec)
+    return load_audio(path), f"synthesized with {spec.key()}"
+
+
+def show_answer(answer, correct: str) -> None:
+    st.plotly_chart(charts.option_probability_bars(answer.options), key="demo_chart")
+    st.markdown(f"Cascade transcript: _{answer.transcript or '(nothing recognised)'}_")
+    picks = answer.options[answer.options["chosen"]][["label", "option"]]
+    picks = picks.assign(correct=picks["option"] == correct).rename(columns={"label": "lane", "option": "answer"})
+    st.dataframe(picks, hide_index=True, key="demo_picks")
+
+
+def main() -> None:
+    st.title("Side-by-side demo")
+    st.caption("One question, three ways: the original LLM reads it, the speech-adapted model hears it, and Whisper "
+               "transcribes it for the original LLM. Bars are each option's probability among the options.")
+    question, choices, answer, task = pick_question()
+    config = run_config()
+    audio, origin = pick_audio(question, config.get("voice", "flite:slt@1"))
+    if audio is not None:
+        st.audio(audio, sample_rate=16000)
+        st.caption(origin)
+    if not config.get("model_path"):
+        st.info("This model's adapter is untrained (no Stage I checkpoint yet), so the speech lane answers near "
+                "chance; the original LLM and the cascade show what the speech lane should reach.")
+    if st.button("Answer", type="primary", disabled=audio is None or len(choices) < 2, key="demo_go"):
+        try:
+            session = demo_session(json.dumps(config, sort_keys=True, default=str))
+            with st.spinner("Scoring the options on every lane…"):
+                st.session_state["demo_answer"] = (session.answer(question, choices, audio, task, answer), choices[answer])
+        except (ValueError, RuntimeError) as err:
+            st.error(str(err))
+    if "demo_answer" in st.session_state:
+        show_answer(*st.session_state["demo_answer"])
+
+
+main()

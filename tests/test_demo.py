@@ -1,0 +1,67 @@
+"""The side-by-side demo: its chart builder, and the page answering a typed question with the real smol models."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dashboard import charts
+from salad_core.paths import REPO_ROOT
+
+APP = str(REPO_ROOT / "dashboard" / "app.py")
+
+
+def test_option_probability_bars_one_trace_per_lane_with_the_pick_outlined():
+    options = pd.DataFrame({
+        "lane": ["base_text"] * 2 + ["speech"] * 2,
+        "label": ["original LLM, reading"] * 2 + ["speech model, hearing"] * 2,
+        "option": ["Paris", "Lyon"] * 2,
+        "probability": [0.9, 0.1, 0.4, 0.6],
+        "chosen": [True, False, False, True],
+    })
+    fig = charts.option_probability_bars(options)
+    assert [t.name for t in fig.data] == ["original LLM, reading", "speech model, hearing"]
+    assert list(fig.data[1].y) == [0.4, 0.6]
+    assert list(fig.data[1].marker.line.width) == [0, 3]
+    assert fig.layout.yaxis.title.text == "probability among the options"
+
+
+@pytest.fixture
+def empty_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALAD_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SALAD_NO_AUTOSTART", "1")
+    monkeypatch.delenv("SALAD_STORE", raising=False)
+    st.cache_data.clear()
+
+
+def demo_page(timeout: float = 60) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout).run()
+    at.switch_page("../pages/demo.py").run()
+    assert not at.exception
+    return at
+
+
+def test_demo_page_renders_and_says_the_adapter_is_untrained(empty_data):
+    at = demo_page()
+    assert [t.value for t in at.title] == ["Side-by-side demo"]
+    assert any("untrained" in i.value for i in at.info)
+    assert at.selectbox(key="demo_task").value  # the task suite is offered
+
+
+def test_demo_answers_a_typed_question_on_every_lane(empty_data):
+    at = demo_page()
+    at.radio(key="demo_source").set_value("My own question").run()
+    at.text_input(key="demo_question").set_value("What is the capital of France?").run()
+    at.button(key="demo_go").click().run(timeout=300)
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 1
+    answer, correct = at.session_state["demo_answer"]
+    assert correct == "Paris"
+    options = answer.options
+    assert set(options["lane"]) == {"base_text", "speech", "cascade"}
+    assert options.groupby("lane")["probability"].sum().round(6).eq(1.0).all()
+    chosen = options[options["chosen"]].set_index("lane")["option"]
+    assert chosen["base_text"] == "Paris"  # SmolLM2 knows this one from text
+    assert "capital" in answer.transcript.lower()

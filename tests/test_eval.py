@@ -1,0 +1,76 @@
+"""`salad eval` end to end on the real offline `smol` preset: one JSON object on stdout, every lane in the store.
+
+One CLI run (about a minute on 2 cores) covers a builtin task, a manifest with a real recording, a TTS-spoken
+manifest item and a broken manifest line; the assertions below read its JSON and its store.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from salad_core.store import Store
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "speech"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("eval")
+    shutil.copy(FIXTURES / "goforward.wav", tmp / "goforward.wav")
+    lines = [
+        {"task": "mine", "doc_id": "robot", "question": "go forward ten meters", "audio": "goforward.wav",
+         "choices": ["a robot command", "a weather report", "a recipe", "a poem"], "answer": 0},
+        {"task": "mine", "doc_id": "sky", "question": "What colour is a clear daytime sky?",
+         "choices": ["blue", "green", "red", "black"], "answer": 0},
+    ]
+    manifest = tmp / "items.jsonl"
+    manifest.write_text("\n".join(json.dumps(x) for x in lines) + '\n{"task": "mine", "question": "broken"\n')
+    db = tmp / "store.duckdb"
+    cmd = [sys.executable, "-m", "salad_core.cli", "eval", "--json", "--tasks", "arithmetic", "--limit", "2",
+           "--probe-limit", "1", "--manifest", str(manifest), "--db", str(db)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done, db
+
+
+def test_stdout_is_exactly_one_json_object(run):
+    done, _ = run
+    result = json.loads(done.stdout)  # fails on any extra output
+    assert set(result) >= {"run_id", "tasks", "F", "M"}
+    assert set(result["tasks"]) == {"arithmetic", "mine"}
+    for row in result["tasks"].values():
+        assert row["n"] == 2
+        for key in ("text_acc_base", "text_acc", "speech_acc", "cascade_acc"):
+            assert 0.0 <= row[key] <= 1.0
+        assert row["gap"] == pytest.approx(row["text_acc_base"] - row["speech_acc"])
+        assert row["gap"] == pytest.approx(row["forgetting"] + row["misalignment"])
+        assert row["forgetting"] == 0.0  # the smol preset's LLM is frozen: it reads text as the original does
+        assert row["ci"]["gap"][0] <= row["gap"] <= row["ci"]["gap"][1]
+    assert result["F"] == pytest.approx(0.0, abs=1e-6)  # frozen LLM: no forgetting at the token level either
+    assert result["M"] > 0.1  # an untrained adapter is far from the text
+
+
+def test_the_broken_manifest_line_is_reported_with_its_number(run):
+    done, _ = run
+    assert "line 3" in done.stderr
+
+
+def test_every_lane_of_every_item_is_stored(run):
+    done, db = run
+    run_id = json.loads(done.stdout)["run_id"]
+    store = Store(db)
+    assert store.runs().set_index("run_id").loc[run_id, "status"] == "done"
+    paired = store.paired_items(run_id)
+    assert len(paired) == 4
+    for lane in ("base_text", "text", "speech", "cascade"):
+        assert paired[f"{lane}_pred"].notna().all()
+    recorded = paired.set_index("doc_id").loc["robot"]
+    assert recorded["tts_engine"] == "recording" and recorded["audio_path"].endswith("goforward.wav")
+    assert "forward" in recorded["cascade_transcript"].lower()
+    spoken = paired.set_index("doc_id").loc["sky"]
+    assert spoken["tts_engine"] == "flite"
+    options = store.option_scores(run_id, recorded["item_id"])
+    assert len(options) == 16  # 4 lanes x 4 options
