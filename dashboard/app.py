@@ -69,8 +69,12 @@ def main() -> None:
     page = navigation()
     if runs.empty and page.title in RESULT_PAGES:
         first_launch.render(st.session_state["store_path"])
-    else:
-        page.run()
+        return
+    job_id = first_launch.running_job() if page.title in RESULT_PAGES else None
+    if job_id:
+        st.caption("The first evaluation is still running; its tasks appear here as they finish.")
+        first_launch.watch(job_id)
+    page.run()
 
 
 main()

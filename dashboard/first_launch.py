@@ -1,6 +1,6 @@
 """First launch: when the store holds no evaluation run, say so and start (once) the default evaluation job.
 
-The job is `salad eval --limit N` (N from `$SALAD_FIRST_LIMIT`, default 25), run detached by `salad_core.jobs` with
+The job is `salad eval --limit N --probe-limit 5` (N from `$SALAD_FIRST_LIMIT`, default 15: about four minutes on 2 cores), run detached by `salad_core.jobs` with
 `SALAD_STORE` pointing at the store the dashboard shows. Its progress bar and ETA refresh every 2 s in a fragment that
 reruns the whole app when the job ends. `SALAD_NO_AUTOSTART=1` turns the automatic start off (the button stays).
 The guard against a double start is the jobs folder: any earlier job named `first-eval` counts, and
@@ -17,7 +17,8 @@ from dashboard import data, views
 from salad_core import jobs
 
 JOB_NAME = "first-eval"
-DEFAULT_LIMIT = 25
+DEFAULT_LIMIT = 15
+PROBE_LIMIT = 5
 
 
 def first_limit() -> int:
@@ -39,7 +40,7 @@ def render(store_path: str) -> None:
             "The default evaluation scores every task on text and speech with the original LLM, the adapted model "
             "and the ASR cascade, and writes the results here.")
     try:
-        args = ["eval", "--limit", str(first_limit())]
+        args = ["eval", "--limit", str(first_limit()), "--probe-limit", str(PROBE_LIMIT)]
     except ValueError as err:
         st.error(str(err))
         return
@@ -59,6 +60,14 @@ def render(store_path: str) -> None:
         watch(job_id)
     elif job_id is not None:
         show_ended(job_id)
+
+
+def running_job() -> str | None:
+    """The first evaluation job while it runs (its partial results already show on the result pages)."""
+    earlier = jobs.list_jobs(JOB_NAME)
+    if earlier and jobs.job_status(earlier[0]["job_id"])["state"] == "running":
+        return earlier[0]["job_id"]
+    return None
 
 
 @st.fragment(run_every=2)

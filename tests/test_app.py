@@ -95,7 +95,7 @@ def test_first_launch_says_there_are_no_results(tmp_path):
     assert "holds no evaluation run" in at.info[0].value and str(tmp_path / "data" / "salad.duckdb") in at.info[0].value
     assert "Automatic start is off (SALAD_NO_AUTOSTART is set)." in texts(at.caption)
     button = at.button(key="first_launch_start")
-    assert button.label == "Start the evaluation: salad eval --limit 25" and not button.disabled
+    assert button.label == "Start the evaluation: salad eval --limit 15 --probe-limit 5" and not button.disabled
     assert jobs.list_jobs() == []  # nothing started behind our back
     assert at.session_state["run_id"] is None
 
