@@ -99,3 +99,17 @@ def test_unknown_llm_name_fails_fast_with_the_fix():
         load_llm("no-such-org/no-such-model")
     with pytest.raises(AssetError, match="does not exist"):
         load_llm("./no/such/folder")
+
+
+def test_presets_fix_the_parts_and_flags_override_only_what_differs():
+    from salad_core.presets import model_config
+
+    smol = model_config("smol")
+    assert smol.llm_name == "HuggingFaceTB/SmolLM2-135M-Instruct" and smol.encoder_name == "openai/whisper-base"
+    assert smol.adapter_rate_hz() == 12.5
+    other = model_config("smol", llm_name="Qwen/Qwen2.5-3B", encoder_name=None)
+    assert other.llm_name == "Qwen/Qwen2.5-3B" and other.encoder_name == "openai/whisper-base"
+    with pytest.raises(KeyError, match="presets: smol"):
+        model_config("huge")
+    with pytest.raises(ValueError, match="divisible"):
+        model_config("smol", adapter_width=100, adapter_heads=8)

@@ -17,7 +17,7 @@ import torch
 from salad_core.asr import word_error_rate
 from salad_core.eval.metrics import choose
 from salad_core.eval.scoring import OptionScore, Prefix, option_token_ids, score_options
-from salad_core.model.processing import Segment, tokenize_segment
+from salad_core.model.processing import Segment, pair_segments, tokenize_segment
 from salad_core.tasks import Item, get_task
 
 FEWSHOT_TEMPLATE = "Question: {question}\nAnswer: {answer}\n\n"
@@ -69,9 +69,11 @@ class LaneScorer:
         self.model, self.transcriber, self.lanes = model, transcriber, lanes
         self._prefixes: dict[tuple[str, str], Prefix] = {}
 
-    def _score(self, role: str, llm, segments: list[Segment], options: list[list[int]], embeds=None) -> list[OptionScore]:
-        paired, student_embeds = self.model.pair(segments) if embeds is None else (None, embeds)
-        context = llm.get_input_embeddings()(paired.teacher_ids) if embeds is None else student_embeds
+    def _score(self, role: str, llm, segments: list[Segment], options: list[list[int]],
+               context: torch.Tensor | None = None) -> list[OptionScore]:
+        """Score on `llm`; `context` defaults to the embedded tokens of the all-text segments."""
+        if context is None:
+            context = llm.get_input_embeddings()(pair_segments(self.model.tokenizer, segments, []).teacher_ids)
         key = (role, segments[0].text)
         if key not in self._prefixes:
             n = len(tokenize_segment(self.model.tokenizer, segments[0].text))
