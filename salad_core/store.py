@@ -12,6 +12,7 @@ Tables (one `TableSpec` each in `TABLES`, the single source of the DDL):
     item_audio  one spoken rendering of an item, keyed by audio_id (engine, voice, speed, file)
     predictions one row per (run, item, lane, option): log-probability and the lengths acc_norm divides by
     outputs     one row per (run, item, lane): chosen option (acc, acc_norm), correctness, cascade transcript + WER
+    train_steps one row per (run, optimizer step): losses (kl, nll, ctc), learning rates, tokens, throughput
     metrics     aggregated values per (run, task or '__all__', metric, step); fractions, not points
     paired_items  VIEW: one row per run x item, lanes side by side
 
@@ -50,7 +51,7 @@ LANE_ACC_METRIC = {"base_text": "text_acc_base", "text": "text_acc", "speech": "
 RUN_KINDS = ("eval", "train", "select")
 RUN_STATUSES = ("running", "done", "failed")
 ALL_TASKS = "__all__"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added train_steps
 PACKAGES_RECORDED = ("torch", "transformers", "accelerate", "peft", "faster-whisper", "ctranslate2", "numpy",
                      "duckdb", "kokoro-onnx", "piper-tts", "salad")
 
@@ -106,6 +107,9 @@ TABLES = {t.name: t for t in (
     _table("outputs", "run_id VARCHAR!, item_id VARCHAR!, lane VARCHAR!, audio_id VARCHAR, pred INTEGER!, "
                       "pred_norm INTEGER, correct BOOLEAN!, correct_norm BOOLEAN, transcript VARCHAR, wer DOUBLE",
            "run_id item_id lane"),
+    _table("train_steps", "run_id VARCHAR!, step INTEGER!, tokens BIGINT, speech_s DOUBLE, loss DOUBLE!, kl DOUBLE, "
+                          "nll DOUBLE, ctc DOUBLE, lr_adapter DOUBLE, lr_llm DOUBLE, grad_norm DOUBLE, "
+                          "n_text_positions INTEGER, replay BOOLEAN, tokens_per_s DOUBLE, wall_s DOUBLE", "run_id step"),
     _table("metrics", "run_id VARCHAR!, task VARCHAR!, metric VARCHAR!, value DOUBLE, ci_low DOUBLE, ci_high DOUBLE, "
                       "n INTEGER, step INTEGER", "run_id task metric step", primary_key=False),
 )}
@@ -360,6 +364,10 @@ class Store:
     def add_outputs(self, run_id: str, rows: list[dict]) -> int:
         return self._write("outputs", [{**r, "run_id": run_id} for r in rows], run_id=run_id, known_items=True)
 
+    def add_train_steps(self, run_id: str, rows: list[dict]) -> int:
+        """Per-step training records (losses, learning rates, throughput) that the live monitor reads."""
+        return self._write("train_steps", [{**r, "run_id": run_id} for r in rows], run_id=run_id)
+
     def add_metrics(self, run_id: str, rows: list[dict]) -> int:
         """Metric values; a row with the same (task, metric, step) as a stored one replaces it."""
         return self._write("metrics", [{**r, "run_id": run_id} for r in rows], run_id=run_id)
@@ -416,6 +424,10 @@ class Store:
 
     def metrics(self, run_id: str) -> pd.DataFrame:
         return self._read("SELECT * FROM metrics WHERE run_id = ? ORDER BY task, metric, step NULLS LAST", [run_id])
+
+    def train_steps(self, run_id: str, since_step: int = -1) -> pd.DataFrame:
+        """Training records of a run after `since_step`, in step order (a live view polls with the last step seen)."""
+        return self._read("SELECT * FROM train_steps WHERE run_id = ? AND step > ? ORDER BY step", [run_id, since_step])
 
     def paired_items(self, run_id: str, task: str | None = None) -> pd.DataFrame:
         """One row per item of the run: text facts, audio and each lane's answer side by side; choices as lists."""
