@@ -57,7 +57,10 @@ def sidebar() -> pd.DataFrame:
 
 def navigation() -> StreamlitPage:
     sections = {"Diagnose": [st.Page(PAGES / "gap.py", title=GAP_TITLE, icon=":material/bar_chart:",
-                                     default=True)]}
+                                     default=True),
+                             st.Page(PAGES / "dynamics.py", title="Forgetting & dynamics",
+                                     icon=":material/show_chart:")],
+                "Fix": [st.Page(PAGES / "training.py", title="Training", icon=":material/model_training:")]}
     if (PAGES / "demo.py").exists():
         sections["Demo"] = [st.Page(PAGES / "demo.py", title="Side-by-side demo", icon=":material/compare:")]
     return st.navigation(sections)

@@ -53,11 +53,13 @@ def run_config() -> dict:
     return {}
 
 
-def pick_question() -> tuple[str, list[str], int, str | None]:
+def pick_question(preset: str) -> tuple[str, list[str], int, str | None]:
     from salad_core.tasks import available_tasks
+    from salad_core.world import is_world_task
 
     if st.radio("Question", SOURCES, horizontal=True, key="demo_source") == SOURCES[0]:
-        tasks = available_tasks()
+        # A model trained on a mini world is asked that world's questions; other models the spoken task suite.
+        tasks = [t for t in available_tasks() if is_world_task(t) == t.startswith(f"{preset}-")]
         task = st.selectbox("Task", tasks, key="demo_task")
         items = task_items(task)
         row = st.selectbox("Item", items.index, format_func=lambda i: items.loc[i, "question"], key="demo_item")
@@ -120,8 +122,8 @@ def main() -> None:
     st.title("Side-by-side demo")
     st.caption("One question, three ways: the original LLM reads it, the speech-adapted model hears it, and Whisper "
                "transcribes it for the original LLM. Bars are each option's probability among the options.")
-    question, choices, answer, task = pick_question()
     config = run_config()
+    question, choices, answer, task = pick_question(config.get("preset", "smol"))
     audio, origin = pick_audio(question, config.get("voice", "flite:slt@1"))
     if audio is not None:
         st.audio(audio, sample_rate=16000)

@@ -73,6 +73,64 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
+def add_train_args(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, named as the field (`kl_temperature` -> `--kl-temperature`)."""
+    from dataclasses import MISSING, fields
+
+    from salad_core.train.config import TrainConfig
+
+    for f in fields(TrainConfig):
+        default = f.default if f.default is not MISSING else None
+        kind = type(default) if default is not None else (float if "float" in str(f.type) else int)
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=default,
+                            help=f"(default: {default})")
+    parser.add_argument("--resume", metavar="RUN_ID", help="continue a run from its last checkpoint")
+    parser.add_argument("--no-final-eval", dest="final_eval", action="store_false",
+                        help="skip the closing `salad eval` of the final model")
+
+
+def cmd_train(args: argparse.Namespace) -> dict | None:
+    from dataclasses import fields
+
+    from salad_core.store import Store
+    from salad_core.train.config import TrainConfig
+    from salad_core.train.trainer import DistillTrainer
+
+    store = Store(args.db)
+    if args.resume:
+        saved = store.runs("train").set_index("run_id")
+        if args.resume not in saved.index:
+            raise ValueError(f"no training run {args.resume!r} in {store.path}. Fix: pick one from `salad runs`.")
+        config = TrainConfig.from_dict(saved.loc[args.resume, "config"])
+    else:
+        config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    summary = DistillTrainer(config, store, resume=args.resume).train()
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # under `accelerate launch`, one process reports
+        return None
+    if args.final_eval:
+        summary["eval"] = final_eval(summary, config, store)
+    if not args.json:
+        print(f"run {summary['run_id']}: {summary['steps']} steps, {summary['tokens']} text tokens, "
+              f"{summary['speech_hours']:.2f} h of speech, {summary['wall_s']:.0f} s")
+        if "eval" in summary:
+            print(format_eval(summary["eval"]))
+    return summary
+
+
+def final_eval(summary: dict, config, store) -> dict:
+    """`salad eval` of the final model on the world's tasks, in the world's first evaluation voice."""
+    from salad_core.eval.runner import EvalConfig, run_eval
+    from salad_core.presets import preset_world
+
+    world = preset_world(config.preset)
+    tasks = [d.task for d in world.domains]
+    eval_config = EvalConfig(preset=config.preset, model_path=str(summary["run_dir"]) + "/final", tasks=tasks,
+                             limit=config.eval_items, voice=world.info()["eval_voices"][0], seed=config.seed)
+    return run_eval(eval_config, store)
+
+
 def cmd_tasks(args: argparse.Namespace) -> list[dict]:
     from salad_core.tasks import available_tasks, get_task
 
@@ -98,10 +156,35 @@ def cmd_voices(args: argparse.Namespace) -> dict:
     return voices
 
 
+def add_world_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("build", "info"), help="build the world (cached) or describe it")
+    parser.add_argument("--preset", default="mini", choices=("mini", "nano"), help="world size (nano: tests)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if this world is already built")
+
+
+def cmd_world(args: argparse.Namespace) -> dict:
+    from salad_core.world import build_world, load_world
+
+    if args.action == "build":
+        world = build_world(args.preset, force=args.force, progress=not args.json)
+    else:
+        world = load_world(args.preset)
+    info = world.info()
+    if not args.json:
+        print(f"world {info['name']} at {info['root']}: {info['speech_hours']:.2f} h of natural speech, "
+              f"{info['n_clips']} clips, vocabulary {info['vocabulary_size']}")
+        for d in info["domains"]:
+            covered = "speech+text" if d["in_natural_speech"] else "text only"
+            print(f"  {d['task']:<18} {d['kind']:<6} {covered:<12} test {d['n_test']:>4}  dev {d['n_dev']:>4}")
+    return info
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], object], str, Callable | None]] = {
     "eval": (cmd_eval, "text-speech gap per task: every lane on every item, with confidence intervals", add_eval_args),
+    "train": (cmd_train, "Stage I: cross-modal distillation from the original LLM (SALAD)", add_train_args),
     "tasks": (cmd_tasks, "list the spoken task suite", None),
     "voices": (cmd_voices, "list TTS engines and voices", None),
+    "world": (cmd_world, "build or describe the mini world (text, MC tasks, synthetic speech)", add_world_args),
 }
 
 
@@ -129,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     except (AssetError, KeyError, ValueError, FileNotFoundError) as err:
         print(f"salad {args.command}: error: {err}", file=sys.stderr)
         return 2
-    if args.json:
+    if args.json and result is not None:
         print(json.dumps(result, default=str))
     return 0
 

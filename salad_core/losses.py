@@ -36,3 +36,42 @@ def distillation_kl(
     if direction == "forward":
         return kl_per_position(teacher_logits, student_logits, temperature)
     return kl_per_position(student_logits, teacher_logits, temperature)
+
+
+def chunked_distillation_terms(
+    student_hidden: torch.Tensor,
+    teacher_hidden: torch.Tensor | None,
+    targets: torch.Tensor,
+    student_head: torch.nn.Module,
+    teacher_head: torch.nn.Module,
+    direction: str = "forward",
+    temperature: float = 1.0,
+    chunk_size: int = 512,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed KL and NLL over N aligned positions, projecting hidden states to the vocabulary one chunk at a time.
+
+    student_hidden (N, D) carries gradients; teacher_hidden (N, D) or None (no KL term, e.g. alpha = 0); targets (N,).
+    Each chunk runs under activation checkpointing and the teacher's logits are computed inside it without gradients,
+    so autograd keeps only the (chunk, D) hidden states: memory does not grow with N x vocabulary beyond one chunk.
+    The KL is multiplied by temperature^2 (Hinton et al.) so its gradients keep their scale across temperatures.
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    def terms(s_hidden: torch.Tensor, t_hidden: torch.Tensor | None, target: torch.Tensor):
+        s_logits = student_head(s_hidden).float()
+        nll = torch.nn.functional.cross_entropy(s_logits, target, reduction="sum")
+        if t_hidden is None:
+            return s_logits.new_zeros(()), nll
+        with torch.no_grad():
+            t_logits = teacher_head(t_hidden).float()
+        kl = distillation_kl(t_logits, s_logits, direction, temperature).sum() * temperature**2
+        return kl, nll
+
+    kl_sum = student_hidden.new_zeros((), dtype=torch.float32)
+    nll_sum = student_hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, student_hidden.shape[0], chunk_size):
+        piece = slice(start, start + chunk_size)
+        t_piece = None if teacher_hidden is None else teacher_hidden[piece]
+        kl, nll = checkpoint(terms, student_hidden[piece], t_piece, targets[piece], use_reentrant=False)
+        kl_sum, nll_sum = kl_sum + kl, nll_sum + nll
+    return kl_sum, nll_sum

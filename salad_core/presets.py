@@ -2,7 +2,8 @@
 
 `smol` is the offline default: real pretrained models that install from PyPI (SmolLM2-135M-Instruct, Whisper-base's
 encoder) with an adapter at 12.5 Hz. The same fields take any hub id or local folder (e.g. `Qwen/Qwen2.5-3B`,
-`openai/whisper-small`) through the same loading code.
+`openai/whisper-small`) through the same loading code. `mini` and `nano` are the mini world (salad_core/world):
+its own tiny LM, pretrained on the world's text, and the frozen Whisper tiny.en encoder; they train on a CPU.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class Preset:
     adapter_layers: int = 2
     adapter_width: int = 512
     adapter_heads: int = 8
+    world: str | None = None  # the mini world whose speech and text this preset trains on
 
 
 PRESETS = {
@@ -32,6 +34,25 @@ PRESETS = {
             "SmolLM2-135M-Instruct + frozen Whisper-base encoder + 2-layer causal adapter at 12.5 Hz (offline default)",
             llm_name="HuggingFaceTB/SmolLM2-135M-Instruct",
             encoder_name="openai/whisper-base",
+        ),
+        Preset(
+            "mini",
+            "the mini world: its pretrained tiny LM + frozen Whisper tiny.en encoder + 2-layer adapter (CPU training)",
+            llm_name="world:mini",
+            encoder_name="openai/whisper-tiny.en",
+            adapter_width=256,
+            adapter_heads=4,
+            world="mini",
+        ),
+        Preset(
+            "nano",
+            "the nano world (same code, tiny sizes): the whole pipeline in under a minute, for tests",
+            llm_name="world:nano",
+            encoder_name="openai/whisper-tiny.en",
+            adapter_layers=1,
+            adapter_width=64,
+            adapter_heads=2,
+            world="nano",
         ),
     ]
 }
@@ -45,6 +66,19 @@ def get_preset(name: str) -> Preset:
 
 def model_config(preset: str = "smol", **overrides) -> SaladConfig:
     """A SaladConfig from a preset; `overrides` (e.g. llm_name=..., llm_mode="lora") set only what differs."""
-    fields = {k: v for k, v in asdict(get_preset(preset)).items() if k not in ("name", "description")}
+    fields = {k: v for k, v in asdict(get_preset(preset)).items() if k not in ("name", "description", "world")}
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return SaladConfig(**fields)
+
+
+def preset_world(preset: str):
+    """The world a preset trains on, built (and its LM pretrained) on first use."""
+    world_name = get_preset(preset).world
+    if world_name is None:
+        raise ValueError(f"preset {preset!r} has no training world yet; train with --preset mini or nano")
+    from salad_core.world import build_world
+    from salad_core.world.lm import ensure_world_lm
+
+    world = build_world(world_name)
+    ensure_world_lm(world)
+    return world

@@ -109,7 +109,7 @@ def test_presets_fix_the_parts_and_flags_override_only_what_differs():
     assert smol.adapter_rate_hz() == 12.5
     other = model_config("smol", llm_name="Qwen/Qwen2.5-3B", encoder_name=None)
     assert other.llm_name == "Qwen/Qwen2.5-3B" and other.encoder_name == "openai/whisper-base"
-    with pytest.raises(KeyError, match="presets: smol"):
+    with pytest.raises(KeyError, match="presets: mini, nano, smol"):
         model_config("huge")
     with pytest.raises(ValueError, match="divisible"):
         model_config("smol", adapter_width=100, adapter_heads=8)

@@ -27,8 +27,9 @@ class ProbeDivergence:
 
 
 @torch.no_grad()
-def probe_divergence(model: SaladModel, segments: list[Segment]) -> ProbeDivergence:
-    paired, student_embeds = model.pair(segments)
+def probe_divergence(model: SaladModel, segments: list[Segment], speech_embeds: list | None = None) -> ProbeDivergence:
+    """F and M terms of one probe document; `speech_embeds` when its speech spans come as cached frames."""
+    paired, student_embeds = model.pair(segments, speech_embeds)
     text_ids = paired.teacher_ids[None]
     all_positions = torch.arange(paired.teacher_ids.numel() - 1)
     with model.teacher() as teacher:

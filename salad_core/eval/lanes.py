@@ -29,18 +29,21 @@ PROMPT_TEMPLATE = "{fewshot}" + QUESTION_TEMPLATE + " {choice}"
 class PreparedItem:
     item: Item
     item_id: str  # store key
-    audio: np.ndarray
+    audio: np.ndarray | None  # what the speech lanes hear ...
     audio_id: str
+    frames: torch.Tensor | None = None  # ... or its cached encoder frames (training-time evaluations)
 
 
 # -- prompts ---------------------------------------------------------------------------------------------------
 
 
-def prompt_segments(fewshot: list[Item], question: str, audio: np.ndarray | None = None) -> list[Segment]:
-    """Few-shot examples as text, then the question (heard when `audio` is given), then the answer cue."""
+def prompt_segments(fewshot: list[Item], question: str, audio: np.ndarray | None = None,
+                    clip_id: str | None = None) -> list[Segment]:
+    """Few-shot examples as text, then the question (heard when `audio` or a cached `clip_id` is given), then the
+    answer cue."""
     prefix = "".join(FEWSHOT_TEMPLATE.format(question=e.question, answer=e.target) for e in fewshot)
     before, after = QUESTION_TEMPLATE.split("{question}")
-    return [Segment(prefix + before.rstrip()), Segment(" " + question, audio), Segment(after)]
+    return [Segment(prefix + before.rstrip()), Segment(" " + question, audio, clip_id), Segment(after)]
 
 
 def fewshot_for(task_name: str, k: int, seed: int, manifest_items: list[Item]) -> list[Item]:
@@ -50,9 +53,10 @@ def fewshot_for(task_name: str, k: int, seed: int, manifest_items: list[Item]) -
     if pool:
         return pool[:k]
     try:
-        return get_task(task_name).fewshot(k, seed=seed)
+        task = get_task(task_name)
     except KeyError:
         return []  # a manifest task without a few-shot pool runs zero-shot
+    return task.fewshot(min(k, len(task.items("fewshot"))), seed=seed)  # small pools give what they have
 
 
 # -- scoring one item on every lane ----------------------------------------------------------------------------
@@ -98,8 +102,9 @@ class LaneScorer:
             else:
                 out["text"] = (self._score("student", model.llm, text_segments, options), None)
         if "speech" in self.lanes:
-            spoken = prompt_segments(fewshot, item.question, prepared.audio)
-            _, embeds = model.pair(spoken)
+            spoken = prompt_segments(fewshot, item.question, prepared.audio, prepared.audio_id)
+            cached = None if prepared.frames is None else model.adapt_frames([prepared.frames])
+            _, embeds = model.pair(spoken, cached)
             role = "teacher" if model.student_llm_is_teacher else "student"
             out["speech"] = (self._score(role, model.llm, spoken, options, embeds), None)
         return out

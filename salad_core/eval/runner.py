@@ -100,11 +100,13 @@ def load_items(config: EvalConfig) -> tuple[dict[str, list[Item]], dict[str, dic
     Manifest lines that fail are logged with their line numbers and skipped; the rest is evaluated.
     """
     from salad_core.tasks import available_tasks, load_manifest
+    from salad_core.world import is_world_task
 
     items: dict[str, list[Item]] = {}
     meta: dict[str, dict] = {}
     manifest_fewshot: list[Item] = []
-    names = config.tasks if config.tasks is not None else ([] if config.manifest else available_tasks())
+    suite = [t for t in available_tasks() if not is_world_task(t)]
+    names = config.tasks if config.tasks is not None else ([] if config.manifest else suite)
     for name in names:
         task = get_task(name)
         items[name] = task.items("test", limit=config.limit)

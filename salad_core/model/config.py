@@ -26,6 +26,7 @@ class SaladConfig(PretrainedConfig):
         adapter_heads: int = 8,
         adapter_ffn_mult: int = 4,
         adapter_dropout: float = 0.0,
+        ctc_compress: bool = False,  # the CTC alignment aid (salad_core/model/ctc.py): one frame per token
         llm_mode: str = "frozen",
         lora_r: int = 16,
         lora_alpha: int = 32,
@@ -49,6 +50,7 @@ class SaladConfig(PretrainedConfig):
         self.adapter_heads = adapter_heads
         self.adapter_ffn_mult = adapter_ffn_mult
         self.adapter_dropout = adapter_dropout
+        self.ctc_compress = ctc_compress
         self.llm_mode = llm_mode
         self.lora_r = lora_r
         self.lora_alpha = lora_alpha

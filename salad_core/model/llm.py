@@ -19,6 +19,10 @@ from salad_core.assets import PACKAGED_LLMS, AssetError, cached_build, canonical
 
 def resolve_llm_path(name: str) -> Path | str:
     """Where `from_pretrained` should look for this LLM: a folder (packaged or local) or the hub id itself."""
+    if name.startswith("world:"):  # a mini world's own LM, pretrained on its text (salad_core/world/lm.py)
+        from salad_core.world.lm import resolve_world_llm
+
+        return resolve_world_llm(name)
     canonical = canonical_name(name)
     if canonical in PACKAGED_LLMS and not Path(name).is_dir():
         return _converted_gguf(canonical)

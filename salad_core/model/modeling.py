@@ -20,6 +20,7 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from salad_core.model.adapter import SpeechAdapter
 from salad_core.model.config import SaladConfig
+from salad_core.model.ctc import CTCHead, compress
 from salad_core.model.encoder import SpeechEncoder
 from salad_core.model.llm import load_llm
 from salad_core.model.processing import PairedSequence, Segment, pair_segments
@@ -42,6 +43,7 @@ class SaladModel(PreTrainedModel):
         config.llm_hidden_size = llm.config.hidden_size
         self.llm = llm
         self.adapter = SpeechAdapter(config)
+        self.ctc = CTCHead(config.llm_hidden_size) if config.ctc_compress else None
         self.teacher_copy = self._frozen_copy(llm_name=config.llm_name) if config.llm_mode == "full" else None
         self.post_init()
         # After post_init: it maps the LLM's tied weights by their plain paths, which a LoRA wrapper would move.
@@ -98,11 +100,23 @@ class SaladModel(PreTrainedModel):
         return self.adapt_frames(frames)
 
     def adapt_frames(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per clip (S_i, D) LLM-space embeddings from encoder frames (CTC-compressed when the aid is on)."""
+        embeds, logits = self.adapt_frames_with_ctc(frames)
+        if self.ctc is None:
+            return embeds
+        return [compress(e, l) for e, l in zip(embeds, logits)]
+
+    def adapt_frames_with_ctc(self, frames: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """Uncompressed adapter outputs per clip, and their CTC logits (None without the alignment aid)."""
         lengths = torch.tensor([f.shape[0] for f in frames])
         padded = nn.utils.rnn.pad_sequence(frames, batch_first=True)  # (B, F, C)
         dtype = next(self.adapter.parameters()).dtype
         embeds, out_lengths = self.adapter(padded.to(dtype), lengths)
-        return [embeds[i, : out_lengths[i]] for i in range(len(frames))]
+        per_clip = [embeds[i, : out_lengths[i]] for i in range(len(frames))]
+        if self.ctc is None:
+            return per_clip, None
+        vocabulary = self.llm.get_input_embeddings().weight
+        return per_clip, [self.ctc.logits(e, vocabulary) for e in per_clip]
 
     def pair(self, segments: list[Segment], speech_embeds: list[torch.Tensor] | None = None) -> tuple[PairedSequence, torch.Tensor]:
         """Both views of one document, and the student's input embeddings (T_s, D)."""
@@ -129,6 +143,8 @@ class SaladModel(PreTrainedModel):
     def trained_state_dict(self) -> dict[str, torch.Tensor]:
         """Adapter weights, plus LoRA weights or the whole LLM when those were trained. Never the encoder."""
         state = {f"adapter.{k}": v for k, v in self.adapter.state_dict().items()}
+        if self.ctc is not None:
+            state.update({f"ctc.{k}": v for k, v in self.ctc.state_dict().items()})
         if self.config.llm_mode == "lora":
             state.update({f"llm.{k}": v for k, v in self.llm.state_dict().items() if "lora_" in k})
         elif self.config.llm_mode == "full":
@@ -164,6 +180,8 @@ class SaladModel(PreTrainedModel):
     def parameter_table(self) -> dict[str, dict[str, int]]:
         """Total and trainable parameter counts per part (encoder, adapter, llm)."""
         parts = {"encoder": self.encoder, "adapter": self.adapter, "llm": self.llm}
+        if self.ctc is not None:
+            parts["ctc"] = self.ctc
         return {
             name: {
                 "total": sum(p.numel() for p in part.parameters()),

@@ -18,10 +18,11 @@ import torch
 class Segment:
     text: str
     audio: np.ndarray | None = None  # 16 kHz mono float32; set -> the student hears this span
+    clip_id: str | None = None  # or: a clip whose encoder frames are cached (training data)
 
     @property
     def is_speech(self) -> bool:
-        return self.audio is not None
+        return self.audio is not None or self.clip_id is not None
 
 
 @dataclass

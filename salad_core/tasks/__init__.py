@@ -42,3 +42,6 @@ __all__ = [
     "register",
     "registered_tasks",
 ]
+
+# The mini worlds register their tasks (`mini-capitals`, ...) too; each is available once its world is built.
+from salad_core import world  # noqa: E402, F401  isort: skip

@@ -1,0 +1,131 @@
+"""Forgetting & dynamics: how F, M and accuracy move during training, per run and per distillation weight α.
+
+Every training run's periodic evaluations (metrics with a step) become checkpoints (`salad_core.analysis`). Shown:
+F, M, text and speech accuracy against training tokens or hours of natural speech (one curve per run, coloured by α,
+with the power law M(D) = E + B·D^(−β) fitted per α); speech accuracy vs log M and text accuracy vs F across all
+checkpoints with R², leave-one-out R² and partial R²; a final per-task comparison of chosen runs; and the
+data-efficiency curve (speech accuracy against hours of natural speech) with the hours one α needs to match another's
+best. Widget keys start with `dyn_`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, training_charts, views
+from salad_core import analysis
+from salad_core.store import ALL_TASKS, StoreError
+
+X_CHOICES = {"training tokens": "tokens", "hours of natural speech": "speech_hours"}
+CURVES = (("M", True), ("F", True), ("speech_acc", False), ("text_acc", False))  # metric, power-law overlay
+
+
+def load(store_path: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training runs and all their metrics rows."""
+    runs = data.runs(store_path, "train")
+    frames = [data.metrics(store_path, run_id) for run_id in runs["run_id"]]
+    frames = [f for f in frames if not f.empty]
+    return runs, (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "task",
+                                                                                         "metric", "value", "step"]))
+
+
+def pick_task(metrics: pd.DataFrame) -> str:
+    tasks = sorted(set(metrics["task"]) - {ALL_TASKS})
+    return st.selectbox("Task", [ALL_TASKS, *tasks], key="dyn_task",
+                        format_func=lambda t: "all tasks" if t == ALL_TASKS else t)
+
+
+def show_curves(points: pd.DataFrame) -> None:
+    st.subheader("Dynamics")
+    x = X_CHOICES[st.radio("Against", list(X_CHOICES), horizontal=True, key="dyn_x")]
+    if points[x].isna().all():
+        st.caption(f"No checkpoint records `{x}` (the trainer writes it as a metric per evaluation step), so these "
+                   "curves stay empty; try the other axis.")
+    columns = st.columns(2)
+    for i, (metric, overlay) in enumerate(CURVES):
+        fits = analysis.fit_power_laws(points, x, metric) if overlay and points[x].notna().any() else None
+        columns[i % 2].plotly_chart(training_charts.dynamics_curves(points, metric, x, fits), key=f"dyn_{metric}")
+    if points[x].notna().any():
+        st.markdown(f"**Power-law fits M(D) = E + B·D^(−β) per α** (D in {x.replace('_', ' ')})")
+        st.dataframe(analysis.power_law_table(analysis.fit_power_laws(points, x, "M")), hide_index=True,
+                     key="dyn_fits")
+
+
+def show_scatters(points: pd.DataFrame) -> None:
+    st.subheader("What the gap follows")
+    fits = analysis.scatter_fits(points)
+    left, right = st.columns(2)
+    for column, key, x, y, log_x in ((left, "speech_vs_log_M", "M", "speech_acc", True),
+                                     (right, "text_vs_F", "F", "text_acc", False)):
+        fit = fits[key]
+        column.plotly_chart(training_charts.fit_scatter(points, x, y, fit if isinstance(fit, analysis.LinearFit)
+                                                        else None, log_x), key=f"dyn_{key}")
+        if isinstance(fit, str):
+            column.caption(f"No fit: {fit}")
+    partial = analysis.partial_r2_table(points)
+    st.caption("Partial R²: the share of what the other cause leaves unexplained that this cause explains.")
+    st.dataframe(partial, hide_index=True, key="dyn_partial")
+
+
+def show_comparison(store_path: str, runs: pd.DataFrame) -> None:
+    st.subheader("Run comparison")
+    labels = {r["run_id"]: f"{r['run_id']} · {training_charts.alpha_text(analysis.run_alpha(r['config']))}"
+              for _, r in runs.iterrows()}
+    chosen = st.multiselect("Runs", list(labels), default=list(labels)[:2], format_func=labels.get, key="dyn_runs")
+    if len(chosen) < 2:
+        st.caption("Pick two or more runs to compare their final per-task results.")
+        return
+    finals = {labels[r]: views.final_metrics(data.metrics(store_path, r)) for r in chosen}
+    table = analysis.compare_runs(finals)
+    if table.empty:
+        st.caption("These runs have no evaluation results yet.")
+        return
+    st.dataframe(table, hide_index=True, key="dyn_compare")
+
+
+def show_efficiency(points: pd.DataFrame) -> None:
+    st.subheader("Data efficiency")
+    usable = points.dropna(subset=["speech_hours", "speech_acc"])
+    alphas = sorted(usable["alpha"].dropna().unique())
+    efficiency = None
+    if len(alphas) >= 2:
+        left, right = st.columns(2)
+        alpha = left.selectbox("α", alphas, index=len(alphas) - 1, key="dyn_eff_alpha", format_func="{:g}".format)
+        reference = right.selectbox("compared with α", alphas, index=0, key="dyn_eff_ref", format_func="{:g}".format)
+        try:
+            efficiency = analysis.data_efficiency(points, alpha, reference)
+            st.markdown(efficiency.sentence())
+        except analysis.AnalysisError as err:
+            st.caption(str(err))
+    else:
+        st.caption("Train at least two values of α to compare how much natural speech each needs.")
+    st.plotly_chart(training_charts.efficiency_curves(points, efficiency), key="dyn_efficiency")
+
+
+def main() -> None:
+    st.title("Forgetting & dynamics")
+    st.caption("F: how far the adapted model's text predictions moved from the original LLM's (forgetting). M: how "
+               "far its predictions from speech are from its predictions from the same text (misalignment).")
+    store_path = data.current_store_path()
+    try:
+        runs, metrics = load(store_path)
+    except StoreError as err:
+        st.error(str(err))
+        return
+    if runs.empty:
+        st.info("No training run in this store yet. Start one on the Training page, or run "
+                "`salad sweep --preset mini --alphas 0,0.25,0.5,0.75,1` for the α grid these charts compare.")
+        return
+    points = analysis.checkpoints(runs, metrics, task=pick_task(metrics))
+    if points.empty:
+        st.info("The training runs have no periodic evaluations yet: curves appear after the first eval step "
+                "(`eval_every` in the run's config).")
+    else:
+        show_curves(points)
+        show_scatters(points)
+        show_efficiency(points)
+    show_comparison(store_path, runs)
+
+
+main()

@@ -1,0 +1,249 @@
+"""Training: start a Stage I run as a background job, watch its loss, learning rate and evaluation curves live (with
+progress and ETA), stop or resume it, and list every training run with its config.
+
+The work is `salad train …` run by `salad_core.jobs` (never inside the page), writing to the store this dashboard
+shows (`--db`). A job is matched to its run by `--resume RUN_ID` in its args, else by start time (the run a fresh job
+creates is the first one created after the job started). Widget keys start with `train_`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, training_charts, views
+from salad_core import jobs
+from salad_core.analysis import checkpoints, run_alpha
+from salad_core.presets import PRESETS
+from salad_core.store import Store, StoreError
+
+JOB_NAME = "train"
+MINI_JOB = "train-mini"
+MINI_ARGS = ["train", "--preset", "mini"]
+LLM_MODES = ("frozen", "lora", "full")
+BUDGETS = ("optimizer steps", "hours of natural speech", "text tokens")
+CONFIG_COLUMNS = ("preset", "alpha", "llm_mode", "lr_adapter", "lr_llm", "max_steps", "budget_hours", "budget_tokens",
+                  "replay_prob", "align", "kl_direction", "kl_temperature", "seed")
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def train_steps(path: str, run_id: str) -> pd.DataFrame:
+    return Store(path).train_steps(run_id)
+
+
+def presets() -> list[str]:
+    return ["mini", *sorted(set(PRESETS) - {"mini"})]
+
+
+def train_args(values: dict, store_path: str) -> list[str]:
+    """The `salad train` command line for the form's values."""
+    args = ["train", "--preset", values["preset"], "--alpha", f"{values['alpha']:g}", "--llm-mode",
+            values["llm_mode"], "--lr-adapter", f"{values['lr_adapter']:g}", "--lr-llm", f"{values['lr_llm']:g}",
+            "--replay-prob", f"{values['replay_prob']:g}", "--align", values["align"], "--seed", str(values["seed"])]
+    flag = {"optimizer steps": "--max-steps", "hours of natural speech": "--budget-hours",
+            "text tokens": "--budget-tokens"}[values["budget_kind"]]
+    amount = values["budget"]
+    args += [flag, str(int(amount)) if flag != "--budget-hours" else f"{amount:g}", "--db", store_path]
+    return args
+
+
+def start_form(store_path: str) -> None:
+    with st.form("train_form"):
+        st.markdown("**Start a Stage I run**")
+        left, middle, right = st.columns(3)
+        values = {
+            "preset": left.selectbox("Preset", presets(), key="train_preset"),
+            "alpha": left.slider("α: weight of distillation (1 = SALAD, 0 = plain NLL)", 0.0, 1.0, 1.0, 0.05,
+                                 key="train_alpha"),
+            "llm_mode": left.selectbox("LLM weights", LLM_MODES, key="train_llm_mode"),
+            "budget_kind": middle.selectbox("Budget in", BUDGETS, key="train_budget_kind"),
+            "budget": middle.number_input("Budget", min_value=0.001, value=300.0, key="train_budget",
+                                          help="steps, hours of natural speech or text tokens, as chosen above"),
+            "seed": middle.number_input("Seed", min_value=0, value=0, step=1, key="train_seed"),
+            "lr_adapter": right.number_input("Adapter learning rate", min_value=0.0, value=1e-3, format="%.2e",
+                                             key="train_lr_adapter"),
+            "lr_llm": right.number_input("LLM learning rate", min_value=0.0, value=5e-5, format="%.2e",
+                                         key="train_lr_llm"),
+            "replay_prob": right.slider("Text-only replay batches (probability)", 0.0, 1.0, 0.33, 0.01,
+                                        key="train_replay"),
+            "align": right.selectbox("Alignment aid (CTC warm-up)", ("ctc", "none"), key="train_align"),
+        }
+        if st.form_submit_button("Start training", type="primary"):
+            start(train_args(values, store_path), JOB_NAME)
+
+
+def start(args: list[str], name: str) -> None:
+    try:
+        job_id = jobs.start_job(args, name)
+    except jobs.JobError as err:
+        st.error(str(err))
+        return
+    st.session_state["train_started"] = f"Started `salad {' '.join(args)}` as job `{job_id}`."
+    st.rerun()  # the page now shows the job's progress
+
+
+def train_jobs() -> list[dict]:
+    return [j for j in jobs.list_jobs() if j["name"] in (JOB_NAME, MINI_JOB)]
+
+
+def _utc(stamp: object) -> pd.Timestamp | None:
+    if stamp is None or pd.isna(stamp):
+        return None
+    stamp = pd.Timestamp(stamp)
+    return stamp.tz_convert(None) if stamp.tzinfo else stamp  # the store keeps naive UTC
+
+
+def resumed_run(job: dict) -> str | None:
+    args = job["args"] or []
+    return args[args.index("--resume") + 1] if "--resume" in args[:-1] else None
+
+
+def job_for_run(run_id: str, runs: pd.DataFrame, found: list[dict]) -> dict | None:
+    """The newest job that trains `run_id`: one resuming it, else the fresh job that created it."""
+    resuming = [j for j in found if resumed_run(j) == run_id]
+    if resuming:
+        return resuming[0]
+    created = sorted((_utc(c), r) for r, c in zip(runs["run_id"], runs["created_at"]) if _utc(c) is not None)
+    for job in found:  # newest first; a fresh job's run is the first one created after the job started
+        started = _utc(job["started_at"])
+        if resumed_run(job) is None and started is not None:
+            after = [r for c, r in created if c >= started]
+            if after[:1] == [run_id]:
+                return job
+    return None
+
+
+def run_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Training runs with their main config fields as columns."""
+    configs = [c if isinstance(c, dict) else {} for c in runs["config"]]
+    table = runs[["run_id", "status", "created_at", "finished_at"]].copy()
+    for key in CONFIG_COLUMNS:
+        table[key] = [c.get(key) for c in configs]
+    table["error"] = runs["error"]
+    return table.reset_index(drop=True)
+
+
+def no_runs(store_path: str) -> None:
+    st.info(f"The store `{store_path}` holds no training run yet. Start one with the form below, or from a shell: "
+            "`salad train --preset mini --alpha 1` (one run) or `salad sweep --preset mini` (the α grid). The mini "
+            "world is a small multi-domain setting that trains on a laptop CPU in minutes; its first run builds it.")
+    running = [j for j in jobs.list_jobs(MINI_JOB) if j["state"] == "running"]
+    if st.button("Build and train the mini world", key="train_mini", disabled=bool(running)):
+        start(MINI_ARGS + ["--db", store_path], MINI_JOB)
+
+
+def show_job(job: dict) -> None:
+    """Progress bar, ETA and a stop button for a running job."""
+    progress = job["progress"] or {}
+    st.progress(min(max(float(progress.get("fraction") or 0.0), 0.0), 1.0), text=views.progress_label(progress))
+    left, right = st.columns([4, 1])
+    command = " ".join(job["args"])
+    left.caption(f"Job `{job['job_id']}`: `salad {command}` · logs in `{jobs.jobs_dir() / job['job_id']}`")
+    if right.button("Stop", key=f"train_stop_{job['job_id']}"):
+        jobs.stop_job(job["job_id"])
+        data.clear()
+        st.rerun(scope="app")
+
+
+def run_charts(store_path: str, run_id: str) -> None:
+    steps = train_steps(store_path, run_id)
+    points = checkpoints(data.runs(store_path, "train"), data.metrics(store_path, run_id), steps)
+    if steps.empty and points.empty:
+        st.caption("No training step recorded yet; curves appear after the first optimizer step.")
+        return
+    last = steps.iloc[-1] if not steps.empty else None
+    if last is not None:
+        cells = st.columns(4)
+        cells[0].metric("step", int(last["step"]))
+        cells[1].metric("loss", f"{last['loss']:.4g}")
+        cells[2].metric("text tokens", f"{last['tokens']:,.0f}" if pd.notna(last["tokens"]) else "—")
+        cells[3].metric("tokens / s", f"{last['tokens_per_s']:.0f}" if pd.notna(last["tokens_per_s"]) else "—")
+    left, right = st.columns(2)
+    left.plotly_chart(training_charts.loss_curves(steps), key="train_loss")
+    right.plotly_chart(training_charts.lr_curves(steps), key="train_lr")
+    if not points.empty:
+        left.plotly_chart(training_charts.eval_curves(points, ("text_acc_base", "text_acc", "speech_acc"),
+                                                      "Accuracy on the dev slice", "accuracy (fraction)"),
+                          key="train_eval_acc")
+        right.plotly_chart(training_charts.eval_curves(points, ("F", "M"), "Forgetting F and misalignment M",
+                                                       "KL (nats/token)"), key="train_eval_kl")
+
+
+def run_view(store_path: str, run_id: str) -> None:
+    runs = data.runs(store_path, "train")
+    job = job_for_run(run_id, runs, train_jobs())
+    if job is not None and job["state"] == "running":
+        show_job(job)
+    else:
+        status = runs.set_index("run_id").loc[run_id, "status"]
+        if status != "done":
+            why = "was interrupted" if status == "running" else "failed"
+            st.warning(f"Run `{run_id}` {why} and no job is training it." + (
+                "" if job is None or not job.get("error") else f" Last error: {job['error'][-400:]}"))
+            if st.button("Resume from its last checkpoint", key="train_resume"):
+                start(["train", "--resume", run_id, "--db", store_path], JOB_NAME)
+    run_charts(store_path, run_id)
+
+
+@st.fragment(run_every=2)
+def watch_new_job(store_path: str, job_id: str) -> None:
+    """A job with no run in the store yet (e.g. building the mini world); the page reruns once its run appears."""
+    job = jobs.job_status(job_id)
+    runs = data.runs(store_path, "train")
+    if job["state"] != "running" or any(job_for_run(r, runs, [job]) for r in runs["run_id"]):
+        data.clear()
+        st.rerun(scope="app")
+    show_job(job)
+
+
+@st.fragment(run_every=2)
+def live_view(store_path: str, run_id: str) -> None:
+    """The run's view, refreshed every 2 s while its job runs; the whole page reruns once the job ends."""
+    job = job_for_run(run_id, data.runs(store_path, "train"), train_jobs())
+    if job is None or job["state"] != "running":
+        data.clear()
+        st.rerun(scope="app")
+    run_view(store_path, run_id)
+
+
+def pick_run(runs: pd.DataFrame) -> str:
+    """The run picker; a run that appears while the page is open (a job just created it) gets selected."""
+    ids = runs["run_id"].tolist()
+    known = st.session_state.get("train_known_runs")
+    fresh = [r for r in ids if known is not None and r not in known]
+    if fresh:
+        st.session_state["train_run"] = fresh[0]
+    st.session_state["train_known_runs"] = ids
+    labels = {r["run_id"]: f"{r['run_id']} · {training_charts.alpha_text(run_alpha(r['config']))} · "
+                           f"{r['status']}" for _, r in runs.iterrows()}
+    return st.selectbox("Training run", ids, format_func=labels.get, key="train_run")
+
+
+def main() -> None:
+    st.title("Training")
+    st.caption("Stage I: the adapter (and optionally the LLM) learns to carry speech into the LLM, by distillation "
+               "from the original LLM reading the same text (α = 1) and/or next-token NLL (α = 0).")
+    store_path = data.current_store_path()
+    try:
+        runs = data.runs(store_path, "train")
+    except StoreError as err:
+        st.error(str(err))
+        return
+    if "train_started" in st.session_state:
+        st.success(st.session_state.pop("train_started"))
+    for job in train_jobs():
+        if job["state"] == "running" and not any(job_for_run(r, runs, [job]) for r in runs["run_id"]):
+            watch_new_job(store_path, job["job_id"])
+    if runs.empty:
+        no_runs(store_path)
+        start_form(store_path)
+        return
+    run_id = pick_run(runs)
+    job = job_for_run(run_id, runs, train_jobs())
+    (live_view if job is not None and job["state"] == "running" else run_view)(store_path, run_id)
+    start_form(store_path)
+    st.subheader("Training runs")
+    st.dataframe(run_table(runs), hide_index=True, key="train_runs")
+
+
+main()

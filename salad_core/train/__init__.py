@@ -1,0 +1,1 @@
+"""Stage I (and later Stage II) training: cross-modal distillation from the original text LLM (SALAD, "Training")."""

@@ -1,0 +1,85 @@
+"""Checkpoints with exact resume: trained weights (safetensors), optimizer, scheduler, RNG and data position.
+
+Layout of a run folder (`data/runs/<run_id>/`):
+    config.json                the TrainConfig (also in the store's runs table)
+    checkpoints/step-000200/   model.safetensors + config.json (SaladModel.save_pretrained: trained weights only),
+                               state.pt (optimizer, scheduler, RNG, data position, counters), meta.json
+    final/                     the model after the last step (what `salad eval --model` takes)
+The checkpoint at the last step before the learning-rate decay is marked `pre_decay` in its meta.json and is never
+pruned: Stage II continues from it. A checkpoint is written to a temporary folder and renamed when complete.
+`state.pt` holds only tensors and plain Python values, read back with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from salad_core.model.modeling import WEIGHTS_NAME
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    root = Path(run_dir) / "checkpoints"
+    return sorted(p for p in root.glob("step-*") if (p / "meta.json").exists()) if root.exists() else []
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = checkpoint_dirs(run_dir)
+    return found[-1] if found else None
+
+
+def pre_decay_checkpoint(run_dir: Path) -> Path | None:
+    marked = [p for p in checkpoint_dirs(run_dir) if json.loads((p / "meta.json").read_text()).get("pre_decay")]
+    return marked[-1] if marked else None
+
+
+def rng_state() -> dict:
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": [keys.tolist(), int(pos), int(has_gauss), float(gauss)],
+            "python": list(random.getstate()[1])}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state(("MT19937", np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    random.setstate((3, tuple(state["python"]), None))
+
+
+def save_checkpoint(run_dir: Path, step: int, model, state: dict, meta: dict, keep: int) -> Path:
+    """Write checkpoint `step` atomically, then prune all but the newest `keep` (and the pre-decay one)."""
+    final = Path(run_dir) / "checkpoints" / f"step-{step:06d}"
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        model.save_pretrained(tmp)
+        torch.save(state, tmp / "state.pt")
+        (tmp / "meta.json").write_text(json.dumps({"step": step, **meta}, indent=1))
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in checkpoint_dirs(run_dir)[:-keep] if keep > 0 else []:
+        if not json.loads((old / "meta.json").read_text()).get("pre_decay"):
+            shutil.rmtree(old)
+    return final
+
+
+def load_checkpoint(folder: Path, model) -> tuple[dict, dict]:
+    """Load trained weights into `model`; return (state, meta) for the optimizer, scheduler, RNG and data."""
+    weights = load_file(Path(folder) / WEIGHTS_NAME)
+    expected = set(model.trained_state_dict())
+    if set(weights) != expected:
+        raise ValueError(f"checkpoint {folder} does not fit this model: it holds {len(weights)} tensors, the model "
+                         f"trains {len(expected)}. Fix: resume with the same preset and llm_mode.")
+    model.load_state_dict(weights, strict=False)
+    state = torch.load(Path(folder) / "state.pt", weights_only=True)
+    return state, json.loads((Path(folder) / "meta.json").read_text())

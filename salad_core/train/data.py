@@ -1,0 +1,69 @@
+"""Training batches from a world: interleaved natural-speech documents, and text-only replay batches.
+
+A speech batch holds natural-speech documents whose spans alternate text and speech (each speech span synthesized
+on its own, so its words are aligned by construction; its Whisper frames are cached by the world). A replay batch
+(probability `replay_prob`) holds documents of the broad text corpus, read by both student and teacher: it trains
+the student toward the teacher on text and so guards against forgetting (SALAD, Stage I).
+
+The sampler is deterministic and resumable: documents are visited in a seeded permutation per epoch (different per
+process rank), and `state_dict()` holds the epoch, the cursor and the replay coin's generator state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from salad_core.model.processing import Segment
+from salad_core.train.step import Batch
+
+
+class WorldBatches:
+    def __init__(self, world, seed: int, replay_prob: float, rank: int = 0, world_size: int = 1):
+        self.world, self.seed, self.replay_prob = world, seed, replay_prob
+        self.rank, self.world_size = rank, world_size
+        self.speech_docs = [d for d in world.speech_docs() if any(span.clip_id for span in d.spans)]
+        self.text_docs = world.text_corpus()
+        if not self.speech_docs:
+            raise ValueError(f"world {world.name} has no natural-speech documents. Fix: rebuild it (salad world build).")
+        self.position = {"speech": [0, 0], "text": [0, 0]}  # [epoch, cursor] per stream
+        self.coin = np.random.default_rng([seed, rank, 7])
+
+    # -- resumable state ---------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {"position": {k: list(v) for k, v in self.position.items()}, "coin": self.coin.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.position = {k: list(v) for k, v in state["position"].items()}
+        self.coin.bit_generator.state = state["coin"]
+
+    # -- sampling ----------------------------------------------------------------------------------------------
+
+    def _order(self, stream: str, n: int, epoch: int) -> np.ndarray:
+        order = np.random.default_rng([self.seed, epoch, 0 if stream == "speech" else 1]).permutation(n)
+        return order[self.rank :: self.world_size]  # each process its own share
+
+    def _take(self, stream: str, docs: list, count: int) -> list:
+        out = []
+        while len(out) < count:
+            epoch, cursor = self.position[stream]
+            order = self._order(stream, len(docs), epoch)
+            if cursor >= len(order):
+                self.position[stream] = [epoch + 1, 0]
+                continue
+            out.append(docs[order[cursor]])
+            self.position[stream] = [epoch, cursor + 1]
+        return out
+
+    def next_batch(self, batch_size: int, allow_replay: bool = True) -> Batch:
+        replay = bool(self.coin.random() < self.replay_prob) and allow_replay
+        if replay:
+            return Batch(docs=[[Segment(text)] for text in self._take("text", self.text_docs, batch_size)], replay=True)
+        docs = self._take("speech", self.speech_docs, batch_size)
+        segments, clip_ids = [], []
+        for doc in docs:
+            segments.append([Segment((" " if i else "") + span.text, clip_id=span.clip_id)
+                             for i, span in enumerate(doc.spans)])
+            clip_ids += [span.clip_id for span in doc.spans if span.clip_id]
+        frames = self.world.features(clip_ids) if clip_ids else []
+        return Batch(docs=segments, frames=frames, speech_s=float(sum(d.seconds for d in docs)))

@@ -1,0 +1,49 @@
+"""Periodic evaluation during training, on a fixed dev slice of every world task: the dynamics curves.
+
+Per task: text accuracy of the original LLM and of the student, speech accuracy of the student (questions in the
+world's evaluation voices, never heard in training, from cached encoder frames), gap / forgetting / misalignment,
+and the token-level F and M on the same dev items (question heard, answer read). The lanes, prompts and metrics are
+those of `salad eval` (salad_core.eval), so a curve point and an evaluation run mean the same thing.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from salad_core.eval.divergence import aggregate, probe_divergence
+from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for, lane_rows, prompt_segments
+from salad_core.eval.runner import metric_rows, task_metrics
+from salad_core.model.processing import Segment
+from salad_core.store import ALL_TASKS
+
+TRAIN_EVAL_LANES = ["base_text", "text", "speech"]
+
+
+@torch.no_grad()
+def evaluate_world(model, world, n_items: int, seed: int = 0, k_shot: int = 5, scoring: str = "acc_norm") -> list[dict]:
+    """Metric rows (task, metric, value, ci_low, ci_high, n) for every world task and for all tasks pooled."""
+    scorer = LaneScorer(model, None, TRAIN_EVAL_LANES)
+    rows, all_outputs, all_probes = [], [], []
+    for domain in world.domains:
+        items = world.task_items(domain.name, "dev")[:n_items]
+        fewshot = fewshot_for(domain.task, k_shot, seed, [])
+        clips = [world.eval_clip(item.item_id) for item in items]
+        frames = world.features(clips)
+        outputs, probes = [], []
+        for item, clip, item_frames in zip(items, clips, frames):
+            prepared = PreparedItem(item, item.item_id, None, clip, item_frames)
+            for lane, (scores, transcript) in scorer.score(prepared, fewshot).items():
+                outputs.append(lane_rows(prepared, lane, scores, transcript)[1])
+            segments = prompt_segments([], item.question, clip_id=clip) + [Segment(" " + item.target)]
+            probes.append(probe_divergence(model, segments, model.adapt_frames([item_frames])))
+        divergence = aggregate(probes)
+        rows += metric_rows(domain.task, task_metrics(outputs, scoring, seed))
+        rows += [{"task": domain.task, "metric": k, "value": divergence[k], "n": divergence[n]}
+                 for k, n in (("F", "f_tokens"), ("M", "m_tokens"))]
+        all_outputs += outputs
+        all_probes += probes
+    pooled = aggregate(all_probes)
+    rows += metric_rows(ALL_TASKS, task_metrics(all_outputs, scoring, seed))
+    rows += [{"task": ALL_TASKS, "metric": k, "value": pooled[k], "n": pooled[n]}
+             for k, n in (("F", "f_tokens"), ("M", "m_tokens"))]
+    return rows

@@ -1,0 +1,268 @@
+"""`DistillTrainer`: Stage I of SALAD on Hugging Face `accelerate` (CPU, one GPU, or many: the same code).
+
+    trainer = DistillTrainer(config, store)   # setup(): world, model, optimizer, schedule, accelerator, resume
+    summary = trainer.train()                 # loop: loss step, clip, step; log; evaluate; checkpoint
+
+Shape after torchtune's recipes: `setup` builds the parts in dependency order, `loss_step` returns one micro-batch's
+summed losses, `train` loops. Micro-batch losses are summed over their text positions and divided once by the
+step's total, so every text position weighs the same whatever the accumulation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from salad_core.paths import data_dir
+from salad_core.progress import Progress
+from salad_core.store import Store, new_run_id
+from salad_core.train import checkpoint as ckpt
+from salad_core.train.config import TrainConfig
+from salad_core.train.data import WorldBatches
+from salad_core.train.schedule import decay_start, lr_factor
+from salad_core.train.step import Batch, DistillationStep
+
+log = logging.getLogger(__name__)
+LOSS_PARTS = ("loss", "kl", "nll", "ctc")
+LOG_EVERY = 10  # train_steps rows are written to the store in groups (each write opens the file)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (NaN loss, full disk, a checkpoint that does not fit); the message says why."""
+
+
+@dataclass
+class Counters:
+    step: int = 0
+    tokens: int = 0
+    speech_s: float = 0.0
+
+
+class DistillTrainer:
+    def __init__(self, config: TrainConfig, store: Store | None = None, resume: str | None = None):
+        self.config, self.store, self.resume_id = config, store or Store(), resume
+        self.counters = Counters()
+
+    # -- setup -----------------------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        from salad_core.model.modeling import SaladModel
+        from salad_core.presets import model_config, preset_world
+
+        torch.set_flush_denormal(True)
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        # The world comes first: the model's LLM is the world's pretrained LM.
+        self.world = preset_world(cfg.preset)
+        self.accelerator = Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        self.model = SaladModel(model_config(cfg.preset, llm_mode=cfg.llm_mode, ctc_compress=cfg.align == "ctc"))
+        self.data = WorldBatches(self.world, cfg.seed, cfg.replay_prob, self.accelerator.process_index,
+                                 self.accelerator.num_processes)
+        self.plan_steps()
+        step_module = DistillationStep(self.model, cfg.alpha, cfg.kl_direction, cfg.kl_temperature, cfg.kl_chunk,
+                                       cfg.ctc_weight)
+        self.optimizer = torch.optim.AdamW(self.param_groups(), weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_lambdas())
+        self.step_module, self.optimizer, self.scheduler = self.accelerator.prepare(step_module, self.optimizer, self.scheduler)
+        self.run_id, self.run_dir = self.open_run()
+
+    def plan_steps(self) -> None:
+        """A budget in hours of speech or tokens fixes the step count, so the schedule decays at the budget's end."""
+        cfg = self.config
+        docs_per_step = cfg.batch_size * cfg.grad_accum * self.accelerator.num_processes
+        if cfg.budget_hours:
+            mean_s = sum(d.seconds for d in self.data.speech_docs) / len(self.data.speech_docs)
+            cfg.max_steps = max(1, math.ceil(cfg.budget_hours * 3600 / (docs_per_step * (1 - cfg.replay_prob) * mean_s)))
+        self.decay_at = decay_start(cfg.max_steps, cfg.decay_fraction)
+
+    def param_groups(self) -> list[dict]:
+        cfg = self.config
+        adapter = list(self.model.adapter.parameters()) + (list(self.model.ctc.parameters()) if self.model.ctc else [])
+        groups = [{"params": adapter, "lr": cfg.lr_adapter, "name": "adapter"}]
+        llm = [p for p in self.model.llm.parameters() if p.requires_grad]
+        if llm:
+            groups.append({"params": llm, "lr": cfg.lr_llm, "name": "llm"})
+        return groups
+
+    def lr_lambdas(self) -> list:
+        cfg = self.config
+        shape = lambda s: lr_factor(s + 1, cfg.max_steps, cfg.warmup_steps, cfg.decay_fraction)  # noqa: E731
+        lambdas = [shape]
+        if len(self.optimizer.param_groups) > 1:
+            lambdas.append(lambda s: shape(s) if s + 1 >= cfg.llm_unfreeze_step else 0.0)
+        return lambdas
+
+    def open_run(self) -> tuple[str, Path]:
+        """A new run in the store, or the run being resumed (its latest checkpoint loaded)."""
+        if self.resume_id:
+            run_dir = data_dir() / "runs" / self.resume_id
+            self.restore(run_dir)
+            if self.accelerator.is_main_process:
+                self.store.finish_run(self.resume_id, "running")
+            return self.resume_id, run_dir
+        run_id = new_run_id("train")
+        run_dir = data_dir() / "runs" / run_id
+        if self.accelerator.is_main_process:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
+            cfg = self.model.config
+            model = {"model_id": run_id, "name": f"{self.config.preset} α={self.config.alpha:g} ({run_id})",
+                     "llm": cfg.llm_name, "encoder": cfg.encoder_name, "path": str(run_dir / "final"),
+                     "adapter": {k: getattr(cfg, k) for k in ("adapter_stack", "adapter_layers", "adapter_width", "llm_mode")},
+                     "params": self.model.parameter_table()}
+            self.store.create_run("train", self.config.to_dict(), model=model, seed=self.config.seed, run_id=run_id)
+        return run_id, run_dir
+
+    def restore(self, run_dir: Path) -> None:
+        saved = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        differences = self.config.differences(saved)
+        if differences:
+            names = ", ".join(f"{k}: now {a!r}, checkpoint {b!r}" for k, (a, b) in differences.items())
+            raise TrainingError(f"run {run_dir.name} was trained with other options ({names}). "
+                                "Fix: resume with the run's own options (salad train --resume RUN_ID alone).")
+        folder = ckpt.latest_checkpoint(run_dir)
+        if folder is None:
+            raise TrainingError(f"run {run_dir.name} has no checkpoint to resume from. Fix: start a new run.")
+        state, meta = ckpt.load_checkpoint(folder, self.model)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"])
+        self.data.load_state_dict(state["data"])
+        self.counters = Counters(meta["step"], meta["tokens"], meta["speech_s"])
+        log.info("resumed %s from %s (step %d)", run_dir.name, folder.name, meta["step"])
+
+    # -- one step --------------------------------------------------------------------------------------------
+
+    def loss_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Summed losses of one micro-batch (KL, NLL, their alpha-mix) and its number of text positions."""
+        return self.step_module(batch)
+
+    def train_step(self) -> dict:
+        cfg = self.config
+        # A frozen (or not yet unfrozen) LLM reads text exactly as the teacher: replay would teach it nothing.
+        llm_learns = self.config.llm_mode != "frozen" and self.counters.step + 1 >= cfg.llm_unfreeze_step
+        micro = [self.data.next_batch(cfg.batch_size, allow_replay=llm_learns) for _ in range(cfg.grad_accum)]
+        # Every text position of the global batch weighs the same: divide by the count over all processes, times
+        # their number, because DDP averages the processes' gradients.
+        local = self.count_positions(micro)
+        total = max(1, int(self.accelerator.reduce(torch.tensor(local), reduction="sum")))
+        scale = self.accelerator.num_processes / total
+        sums = torch.zeros(4)  # loss, kl, nll, ctc summed over this process's text positions
+        for i, batch in enumerate(micro):
+            last = i == len(micro) - 1
+            context = contextlib.nullcontext() if last else self.accelerator.no_sync(self.step_module)
+            with context:
+                out = self.loss_step(batch)
+                loss = out["loss"] * scale
+                if not torch.isfinite(loss):
+                    raise TrainingError(f"loss is {loss.item()} at step {self.counters.step + 1}. Fix: lower the "
+                                        "learning rates or check the data; the last checkpoint is intact.")
+                self.accelerator.backward(loss)
+            sums += torch.stack([out[k].detach().float() if k in out else torch.tensor(0.0) for k in LOSS_PARTS])
+        grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        lrs = [group["lr"] for group in self.optimizer.param_groups]  # the rates this step uses
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.counters.step += 1
+        self.counters.tokens += total
+        self.counters.speech_s += sum(b.speech_s for b in micro)
+        means = (self.accelerator.reduce(sums, reduction="sum") / total).tolist()  # per text position, all processes
+        return {"step": self.counters.step, "tokens": self.counters.tokens, "speech_s": self.counters.speech_s,
+                **dict(zip(LOSS_PARTS, means)), "lr_adapter": lrs[0], "lr_llm": lrs[1] if len(lrs) > 1 else 0.0,
+                "grad_norm": float(grad_norm), "n_text_positions": int(total), "replay": micro[0].replay}
+
+    def count_positions(self, micro: list[Batch]) -> int:
+        """Text positions (next token is text) in this process's micro-batches."""
+        return sum(self.positions(segments) for batch in micro for segments in batch.docs)
+
+    def positions(self, segments) -> int:
+        """Text tokens of a document, less its first token when the document opens with text (nothing predicts it)."""
+        tok = self.model.tokenizer
+        n = sum(len(tok(s.text, add_special_tokens=False).input_ids) for s in segments if not s.is_speech)
+        return n - (0 if segments[0].is_speech else 1)
+
+    # -- the loop --------------------------------------------------------------------------------------------
+
+    def train(self) -> dict:
+        self.setup()
+        cfg, main = self.config, self.accelerator.is_main_process
+        start, pending = time.perf_counter(), []
+        try:
+            with Progress(cfg.max_steps, "training", file=None if main else "") as progress:
+                progress.update(self.counters.step)
+                while self.counters.step < cfg.max_steps and not self.budget_spent():
+                    tick = time.perf_counter()
+                    record = self.train_step()
+                    record["tokens_per_s"] = record["n_text_positions"] / (time.perf_counter() - tick)
+                    record["wall_s"] = time.perf_counter() - start
+                    pending.append(record)
+                    progress.update(1, message=f"loss {record['loss']:.3f}")
+                    step = self.counters.step
+                    checkpoint_now = step % cfg.ckpt_every == 0 or step == self.decay_at - 1
+                    if main and (len(pending) >= LOG_EVERY or step % cfg.eval_every == 0 or checkpoint_now):
+                        self.store.add_train_steps(self.run_id, pending)
+                        pending = []
+                    if step % cfg.eval_every == 0 or step == cfg.max_steps:
+                        self.evaluate(step)
+                    if checkpoint_now:  # the store holds every step up to a checkpoint: a resumed run is complete
+                        self.save(step)
+            if main:
+                self.store.add_train_steps(self.run_id, pending)
+                self.save_final()
+        except BaseException as err:
+            if main:
+                self.store.add_train_steps(self.run_id, pending)
+                self.store.finish_run(self.run_id, "failed", f"{type(err).__name__}: {err}")
+            if isinstance(err, OSError) and "No space" in str(err):
+                raise TrainingError(f"the disk is full ({err}). Fix: free space under {self.run_dir}; "
+                                    "the last complete checkpoint is intact.") from err
+            raise
+        if main:
+            self.store.finish_run(self.run_id, "done")
+        return {"run_id": self.run_id, "wall_s": time.perf_counter() - start, "steps": self.counters.step,
+                "tokens": self.counters.tokens, "speech_hours": self.counters.speech_s / 3600,
+                "run_dir": str(self.run_dir)}
+
+    def budget_spent(self) -> bool:
+        cfg = self.config
+        return bool((cfg.budget_tokens and self.counters.tokens >= cfg.budget_tokens)
+                    or (cfg.budget_hours and self.counters.speech_s >= cfg.budget_hours * 3600))
+
+    # -- evaluation and checkpoints ----------------------------------------------------------------------------
+
+    def evaluate(self, step: int) -> None:
+        """Dev-slice F, M, text and speech accuracy per task: the forgetting and misalignment curves."""
+        if not self.accelerator.is_main_process:
+            return
+        from salad_core.train.evaluate import evaluate_world
+
+        self.model.eval()
+        rows = evaluate_world(self.model, self.world, self.config.eval_items, seed=self.config.seed)
+        counters = [{"task": "__all__", "metric": "tokens", "value": self.counters.tokens},
+                    {"task": "__all__", "metric": "speech_hours", "value": self.counters.speech_s / 3600}]
+        self.store.add_metrics(self.run_id, [{**r, "step": step} for r in rows + counters])
+        self.model.train()
+        self.model.encoder.eval()
+
+    def save(self, step: int) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "rng": ckpt.rng_state(), "data": self.data.state_dict()}
+        meta = {"tokens": self.counters.tokens, "speech_s": self.counters.speech_s, "pre_decay": step == self.decay_at - 1,
+                "config_digest": self.config.digest()}
+        ckpt.save_checkpoint(self.run_dir, step, self.model, state, meta, self.config.keep_checkpoints)
+
+    def save_final(self) -> None:
+        self.model.save_pretrained(self.run_dir / "final")

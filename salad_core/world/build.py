@@ -1,0 +1,250 @@
+"""Building the mini world once (cached) and reading it back: presets, the build pipeline, `World`, `load_world`.
+
+A world lives in `cache_dir("worlds") / f"{preset}-{digest}"`, where the digest covers the preset's config and the
+source of the world's generator modules, so a change to either builds a new world and an unchanged one is never
+rebuilt. The folder is written under a temporary name and renamed when complete (`assets.cached_build`):
+
+    manifest.json        config, domains, voices, sizes, speech hours, build timings
+    corpus.jsonl         broad text corpus (all domains)             {"domain", "text"}
+    probes.jsonl         held-out probe documents, with speech spans {"domain", "text", "spans"}
+    items.jsonl          MC items of every domain, with the clip of the spoken question
+    speech_docs.jsonl    natural-speech training documents (covered domains only)
+    clips.jsonl          one record per clip: text, voice, speed, role, trim bounds, SNR, seconds, shard
+    features/shard-NNN.safetensors   float16 Whisper tiny.en frames (frames, 384) keyed by clip id
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from salad_core.assets import AssetError, cached_build, sources_digest
+from salad_core.paths import cache_dir
+from salad_core.progress import Progress
+from salad_core.tasks.choices import stable_hash
+from salad_core.tasks.item import Item
+from salad_core.world import corpus, speech
+from salad_core.world.domains import domain_defs
+from salad_core.world.speech import ClipRequest
+from salad_core.world.world import World
+
+RECIPE = "world-v1"  # bump when the folder layout changes
+_SIZES_ALL = {"capitals": 0, "elements": 0, "animals": 0, "arithmetic": 0, "calendar": 0, "stories": 300}
+PRESETS: dict[str, dict] = {
+    # ~25 facts per domain, two training voices per accent: the whole build in well under a minute.
+    "nano": {"sizes": {"capitals": 6, "elements": 6, "animals": 4, "arithmetic": 14, "calendar": 14, "stories": 12},
+             "corpus_stories": 60, "corpus_repeats": 4, "probe_docs": 2, "speech_repeats": 1, "per_doc": [2, 3],
+             "full_spoken": 0.2, "speech_words": [2, 5], "text_words": [2, 5], "train_variants": 1,
+             "noise_fraction": 0.5, "snr_db": [15, 35], "fewshot": 0.2, "shard_clips": 2000, "seed": 0},
+    # every fact of every domain; 300 test-side stories; ~1.5 h of natural speech.
+    "mini": {"sizes": _SIZES_ALL, "corpus_stories": 3000, "corpus_repeats": 8, "probe_docs": 40,
+             "speech_repeats": 3, "per_doc": [2, 5], "full_spoken": 0.2, "speech_words": [2, 6],
+             "text_words": [2, 6], "train_variants": 16, "noise_fraction": 0.5, "snr_db": [15, 35],
+             "fewshot": 0.05, "shard_clips": 2000, "seed": 0},
+}
+_GENERATORS = ("domains.py", "facts.py", "skills.py", "corpus.py", "speech.py", "build.py")
+
+
+def preset_config(preset: str) -> dict:
+    if preset not in PRESETS:
+        raise AssetError(f"Unknown world preset {preset!r}. Fix: use one of {', '.join(PRESETS)}.")
+    return PRESETS[preset]
+
+
+def _sources() -> list[Path]:
+    here = Path(__file__).resolve().parent
+    return [here / name for name in _GENERATORS]
+
+
+def _recipe(preset: str) -> str:
+    return json.dumps({"recipe": RECIPE, "preset": preset, "config": preset_config(preset)}, sort_keys=True)
+
+
+def world_dir(preset: str) -> Path:
+    """Where the world of `preset` with today's config and code lives (built or not)."""
+    return cache_dir("worlds") / f"{preset}-{sources_digest(_sources(), _recipe(preset))}"
+
+
+def is_built(preset: str) -> bool:
+    return (world_dir(preset) / ".complete").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Planning: everything but the audio
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def _plan_text(preset: str, cfg: dict) -> dict:
+    """Facts, corpus, probes and items per domain (pure text; fast)."""
+    seed, per_doc = cfg["seed"], tuple(cfg["per_doc"])
+    plan = {"corpus": [], "probes": [], "items": [], "speech_facts": {}}
+    for definition in domain_defs(preset):
+        dom = definition.domain
+        facts = definition.facts(cfg["sizes"][dom.name], seed)
+        stated = corpus.corpus_facts(definition, facts, cfg["corpus_stories"], seed)
+        docs = corpus.documents(stated, corpus._rng("corpus", dom.name, seed), cfg["corpus_repeats"], per_doc)
+        probe_facts = corpus.corpus_facts(definition, facts + stated, 4 * cfg["probe_docs"], seed + 7) \
+            if definition.fresh_corpus else facts
+        probes = corpus.probe_documents(probe_facts, cfg["probe_docs"], seed, dom.name, set(docs), per_doc)
+        plan["corpus"] += [{"domain": dom.name, "text": d} for d in docs]
+        plan["probes"] += [{"domain": dom.name, "text": d} for d in probes]
+        plan["items"] += corpus.task_items(dom.task, dom.name, facts, cfg["fewshot"])
+        if dom.in_natural_speech:
+            plan["speech_facts"][dom.name] = stated
+    order = random.Random(f"corpus-order/{seed}")
+    order.shuffle(plan["corpus"])
+    return plan
+
+
+def _spans_to_clips(spans: list[corpus.SpanPlan], prefix: str, voice: str, speed: float, role: str,
+                    noise: tuple[float, float, float] | None, rng: random.Random) -> tuple[list, list[ClipRequest]]:
+    """Span rows [text, clip_id|None] and the clip requests of the spoken spans."""
+    rows, requests = [], []
+    for k, span in enumerate(spans):
+        if not span.spoken or not corpus.speakable_text(span.text):
+            rows.append([span.text, None])
+            continue
+        snr = rng.uniform(noise[1], noise[2]) if noise and rng.random() < noise[0] else None
+        clip_id = f"{prefix}-{k:02d}"
+        requests.append(ClipRequest(clip_id, corpus.speakable_text(span.text), voice, speed, role, snr))
+        rows.append([span.text, clip_id])
+    return rows, requests
+
+
+def _plan_speech(plan: dict, cfg: dict) -> tuple[list[dict], list[ClipRequest]]:
+    """Natural-speech documents of the covered domains, split into spans, with one clip per spoken span."""
+    seed, docs, requests = cfg["seed"], [], []
+    voices = speech.train_voices(cfg["train_variants"])
+    noise = (cfg["noise_fraction"], *cfg["snr_db"])
+    for name, facts in plan["speech_facts"].items():
+        rng = corpus._rng("speech", name, seed)
+        for text in corpus.documents(facts, rng, cfg["speech_repeats"], tuple(cfg["per_doc"])):
+            doc_id = f"s{len(docs):05d}"
+            spans = corpus.split_spans(text, rng, tuple(cfg["speech_words"]), tuple(cfg["text_words"]),
+                                       all_spoken=rng.random() < cfg["full_spoken"])
+            rows, reqs = _spans_to_clips(spans, doc_id, rng.choice(voices), rng.choice(speech.TRAIN_SPEEDS),
+                                         "train", noise, rng)
+            docs.append({"doc_id": doc_id, "domain": name, "spans": rows})
+            requests += reqs
+    return docs, requests
+
+
+def _plan_eval(plan: dict, cfg: dict) -> list[ClipRequest]:
+    """Spoken questions of every dev/test item and speech spans of every probe document, in eval voices only."""
+    requests = []
+    for n, item in enumerate(plan["items"]):
+        if item.split == "fewshot":  # few-shot examples are always shown as text
+            continue
+        voice = speech.EVAL_VOICES[stable_hash("eval-voice", item.item_id) % len(speech.EVAL_VOICES)]
+        clip_id = f"q{n:05d}"
+        plan["item_clips"][item.item_id] = clip_id
+        requests.append(ClipRequest(clip_id, corpus.speakable_text(item.question), voice, 1.0, "eval"))
+    for n, probe in enumerate(plan["probes"]):
+        rng = corpus._rng("probe-speech", str(n), cfg["seed"])
+        spans = corpus.split_spans(probe["text"], rng, tuple(cfg["speech_words"]), tuple(cfg["text_words"]))
+        voice = speech.EVAL_VOICES[n % len(speech.EVAL_VOICES)]
+        probe["spans"], reqs = _spans_to_clips(spans, f"p{n:05d}", voice, 1.0, "probe", None, rng)
+        requests += reqs
+    return requests
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building
+
+
+def _write_world(out: Path, preset: str, cfg: dict, progress: bool) -> None:
+    started = time.monotonic()
+    plan = _plan_text(preset, cfg)
+    plan["item_clips"] = {}
+    speech_docs, train_requests = _plan_speech(plan, cfg)
+    eval_requests = _plan_eval(plan, cfg)
+    planned = time.monotonic()
+    requests = train_requests + eval_requests
+    with Progress(len(requests), f"world {preset}: speech") if progress else _NoProgress() as bar:
+        records = speech.encode_clips(requests, out / "features", shard_clips=cfg["shard_clips"], progress=bar)
+    seconds = {r["clip_id"]: r["seconds"] for r in records if "error" not in r}
+    kept_docs = [_with_seconds(d, seconds) for d in speech_docs]
+    kept_docs = [d for d in kept_docs if d is not None]  # a failed clip drops its document, the rest go on
+    items = [{**asdict(i), "clip_id": plan["item_clips"].get(i.item_id)} for i in plan["items"]]
+    _write_jsonl(out / "corpus.jsonl", plan["corpus"])
+    _write_jsonl(out / "probes.jsonl", plan["probes"])
+    _write_jsonl(out / "items.jsonl", items)
+    _write_jsonl(out / "speech_docs.jsonl", kept_docs)
+    _write_jsonl(out / "clips.jsonl", records)
+    timings = {"text_s": planned - started, "speech_s": time.monotonic() - planned,
+               "total_s": time.monotonic() - started}
+    manifest = _manifest(preset, cfg, out.name.split(".tmp")[0], plan, kept_docs, records, timings)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+class _NoProgress:
+    def update(self, n: int = 1, message: str | None = None) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def _with_seconds(doc: dict, seconds: dict[str, float]) -> dict | None:
+    clips = [clip for _, clip in doc["spans"] if clip is not None]
+    if any(clip not in seconds for clip in clips):
+        return None
+    return {**doc, "seconds": sum(seconds[c] for c in clips)}
+
+
+def _manifest(preset: str, cfg: dict, folder: str, plan: dict, docs: list[dict], records: list[dict],
+              timings: dict) -> dict:
+    items: list[Item] = plan["items"]
+    domains = []
+    for definition in domain_defs(preset):
+        dom = definition.domain
+        counts = {s: sum(1 for i in items if i.domain == dom.name and i.split == s) for s in ("dev", "test", "fewshot")}
+        domains.append({**asdict(dom), "n_test": counts["test"], "n_dev": counts["dev"],
+                        "n_fewshot": counts["fewshot"],
+                        "n_corpus_docs": sum(1 for d in plan["corpus"] if d["domain"] == dom.name),
+                        "n_speech_docs": sum(1 for d in docs if d["domain"] == dom.name)})
+    ok = [r for r in records if "error" not in r]
+    train = [r for r in ok if r["role"] == "train"]
+    return {"name": preset, "folder": folder, "recipe": RECIPE, "config": cfg, "domains": domains,
+            "natural_speech_domains": [d["name"] for d in domains if d["in_natural_speech"]],
+            "speech_hours": sum(d["seconds"] for d in docs) / 3600, "n_speech_docs": len(docs),
+            "n_clips": len(ok), "n_train_clips": len(train), "n_failed_clips": len(records) - len(ok),
+            "eval_speech_hours": sum(r["seconds"] for r in ok if r["role"] != "train") / 3600,
+            "n_corpus_docs": len(plan["corpus"]), "n_probe_docs": len(plan["probes"]),
+            "train_voices": speech.train_voices(cfg["train_variants"]), "eval_voices": list(speech.EVAL_VOICES),
+            "train_speeds": list(speech.TRAIN_SPEEDS), "encoder": speech.ENCODER, "feature_dtype": "float16",
+            "build_s": timings, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def build_world(preset: str = "mini", *, force: bool = False, progress: bool = True) -> World:
+    """Build the world of `preset` (text, speech, encoder features) unless it is already built; then load it."""
+    cfg = preset_config(preset)
+    final = world_dir(preset)
+    if force and final.exists():
+        import shutil
+
+        shutil.rmtree(final)
+    folder = cached_build("worlds", preset, _sources(), lambda out: _write_world(out, preset, cfg, progress),
+                          recipe=_recipe(preset))
+    return World(folder)
+
+
+def load_world(preset: str = "mini") -> World:
+    """The built world of `preset`; an AssetError naming the build command when it is not built."""
+    preset_config(preset)
+    folder = world_dir(preset)
+    if not (folder / ".complete").exists():
+        raise AssetError(f"The '{preset}' world is not built (expected {folder}). "
+                         f"Fix: run `salad world build --preset {preset}` (a few minutes for mini, seconds for nano).")
+    return World(folder)

@@ -1,0 +1,364 @@
+"""The mini world's tiny causal LM: a word-level tokenizer and pretraining from scratch on the world's text.
+
+The LM is a small `transformers` Llama (hidden 192, 3 layers, 4 heads, tied embeddings; ~1.5M parameters with a
+few-hundred-word vocabulary), the setting `docs/mini-world-notes.md` found to learn a multi-domain fact world in a
+few hundred CPU steps. It is trained on `world.text_corpus()` plus the world's few-shot items written in the
+evaluation template, so that it reads `salad eval`'s prompts ("Question: …\\nAnswer: …") as it will be tested.
+
+Tokenizer: lower-cased words and punctuation marks are tokens (`"Answer:"` -> `answer`, `:`); newlines are
+whitespace, so the eval prompt reads as the world corpus writes question/answer pairs (`question : … ? answer : …`).
+No special tokens are added on encoding (the scorer and the trainer tokenize with `add_special_tokens=False`; here
+both settings give the same ids), and a word continuation `" paris"` is the single id of `paris`. Documents end in
+`<eos>`; training rows pack whole documents from their first token, as an evaluation prompt starts.
+
+"Text accuracy" is measured exactly as `salad eval` does for the text lane: the lanes' prompt with k few-shot
+examples chosen as the task registry chooses them, options scored by `score_options`, the highest summed
+log-probability wins. The LM of a world lives in `world.root / "lm"`, trained once and reused
+(`ensure_world_lm`); `resolve_world_llm("world:mini")` maps the loader's name to that folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from salad_core.assets import AssetError
+from salad_core.eval.lanes import FEWSHOT_TEMPLATE, QUESTION_TEMPLATE, prompt_segments
+from salad_core.eval.metrics import choose
+from salad_core.eval.scoring import Prefix, option_token_ids, score_options
+from salad_core.model.processing import pair_segments, tokenize_segment
+from salad_core.progress import Progress
+from salad_core.tasks import Item
+from salad_core.tasks.registry import Task, TaskSpec
+from salad_core.world.build import load_world
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
+WORLD_LLM_PREFIX = "world:"
+LM_FOLDER = "lm"
+REPORT_FILE = "lm_report.json"
+K_SHOT = 5  # `salad eval`'s default
+# A piece is a run of word characters or one other non-space character; whitespace (newlines too) only separates.
+_PIECE = Regex(r"\w+|[^\w\s]")
+
+
+# -- tokenizer -------------------------------------------------------------------------------------------------
+
+
+def _pipeline() -> tuple[normalizers.Normalizer, pre_tokenizers.PreTokenizer]:
+    return normalizers.Lowercase(), pre_tokenizers.Split(_PIECE, behavior="removed", invert=True)
+
+
+def _template_texts() -> list[str]:
+    """The words of the evaluation template itself ("question", ":", "answer")."""
+    return [FEWSHOT_TEMPLATE.format(question="", answer=""), QUESTION_TEMPLATE.format(question="")]
+
+
+def build_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer whose vocabulary is every piece of `texts` and of the evaluation template.
+
+    Ids: the special tokens first, then pieces by falling frequency (ties alphabetical), so the same texts always
+    give the same ids.
+    """
+    normalizer, pre_tokenizer = _pipeline()
+    counts: Counter[str] = Counter()
+    for text in [*texts, *_template_texts()]:
+        counts.update(piece for piece, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    pieces = sorted((p for p in counts if p not in SPECIAL_TOKENS), key=lambda p: (-counts[p], p))
+    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *pieces])}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    backend.normalizer, backend.pre_tokenizer = normalizer, pre_tokenizer
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=PAD, unk_token=UNK, bos_token=BOS, eos_token=EOS)
+
+
+def unknown_words(tokenizer, text: str) -> list[str]:
+    """The pieces of `text` that the tokenizer maps to `<unk>` (empty when it covers the text)."""
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return [text[a:b] for i, (a, b) in zip(encoding.input_ids, encoding.offset_mapping) if i == tokenizer.unk_token_id]
+
+
+# -- the world's items and documents ---------------------------------------------------------------------------
+
+
+def world_task(world, domain: str) -> Task:
+    """The world domain's items as a registry `Task`: the same split order and few-shot choice as `salad eval`."""
+    task_name = next(d.task for d in world.domains if d.name == domain)
+    items = [item for split in ("dev", "test", "fewshot") for item in world.task_items(domain, split)]
+    spec = TaskSpec(task_name, "world", domain, f"{world.name} world, domain {domain}", "generated", lambda: items)
+    return Task(spec)
+
+
+def fewshot_examples(task: Task, k: int = K_SHOT, seed: int = 0) -> list[Item]:
+    return task.fewshot(min(k, len(task.items("fewshot"))), seed=seed)
+
+
+def format_documents(world) -> list[str]:
+    """Each domain's few-shot items written in the evaluation template, one document per domain.
+
+    This teaches the answer format only: the items come from the few-shot pool, disjoint from dev and test.
+    """
+    docs = []
+    for domain in world.domains:
+        pool = world.task_items(domain.name, "fewshot")
+        if pool:
+            docs.append("".join(FEWSHOT_TEMPLATE.format(question=e.question, answer=e.target) for e in pool).strip())
+    return docs
+
+
+def tokenizer_texts(world) -> list[str]:
+    """Everything the LM must read: corpus, probe and speech documents, every item's question and choices."""
+    texts = [*world.text_corpus(), *world.probe_docs(), *(doc.text for doc in world.speech_docs())]
+    for domain in world.domains:
+        for split in ("dev", "test", "fewshot"):
+            for item in world.task_items(domain.name, split):
+                texts.extend([item.question, *item.choices])
+    return texts
+
+
+# -- evaluation ------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def task_accuracy(llm, tokenizer, task: Task, split: str = "dev", k_shot: int = K_SHOT, limit: int | None = None,
+                  seed: int = 0) -> float:
+    """Text-lane accuracy of `llm` on one task split, scored as `salad eval` scores it."""
+    items = task.items(split, limit)
+    if not items:
+        raise AssetError(f"Task {task.name!r} has no {split!r} items. Fix: rebuild the world or pick another split.")
+    fewshot, embed, prefix, correct = fewshot_examples(task, k_shot, seed), llm.get_input_embeddings(), None, 0
+    for item in items:
+        segments = prompt_segments(fewshot, item.question)
+        context = embed(pair_segments(tokenizer, segments, []).teacher_ids)
+        if prefix is None:  # the few-shot part is the same for every item of the task
+            prefix = Prefix.compute(llm, context[: len(tokenize_segment(tokenizer, segments[0].text))])
+        scores = score_options(llm, context, option_token_ids(tokenizer, list(item.choices)), prefix)
+        correct += choose([s.logprob for s in scores], [len(c) for c in item.choices])[0] == item.answer
+    return correct / len(items)
+
+
+def text_accuracy(llm, tokenizer, world, split: str = "dev", k_shot: int = K_SHOT, limit: int | None = None) -> dict[str, float]:
+    """Accuracy per domain name on one split."""
+    was_training = llm.training
+    llm.eval()
+    try:
+        return {d.name: task_accuracy(llm, tokenizer, world_task(world, d.name), split, k_shot, limit) for d in world.domains}
+    finally:
+        llm.train(was_training)
+
+
+def target_reached(accuracy: dict[str, float], world, target: float) -> bool:
+    return all(accuracy[d.name] >= target for d in world.domains if d.kind == "fact")
+
+
+# -- training --------------------------------------------------------------------------------------------------
+
+
+def model_config(tokenizer, max_positions: int, *, hidden: int = 192, layers: int = 3, heads: int = 4) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=3 * hidden, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=max_positions,
+        tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+
+
+def encode_documents(tokenizer, docs: list[str]) -> list[list[int]]:
+    """Token ids of each non-empty document, ending in `<eos>`."""
+    encoded = [tokenizer(doc, add_special_tokens=False).input_ids for doc in docs]
+    return [ids + [tokenizer.eos_token_id] for ids in encoded if ids]
+
+
+def pack_rows(docs: list[list[int]], n_rows: int, length: int, rng: np.random.Generator) -> torch.Tensor:
+    """(n_rows, length) ids: each row is randomly drawn whole documents from their start, cut at `length`."""
+    rows = np.empty((n_rows, length), dtype=np.int64)
+    for r in range(n_rows):
+        row: list[int] = []
+        while len(row) < length:
+            row.extend(docs[rng.integers(len(docs))])
+        rows[r] = row[:length]
+    return torch.from_numpy(rows)
+
+
+class WarmupStableDecay:
+    """LR factor: linear warmup, constant, then cosine decay over `decay_steps` from `decay_start`.
+
+    The decay starts at `total - decay_steps` unless `start_decay(step)` moves it earlier (the target was reached).
+    """
+
+    def __init__(self, total: int, warmup: int, decay_steps: int):
+        self.warmup, self.decay_steps = warmup, decay_steps
+        self.decay_start = max(total - decay_steps, warmup)
+
+    def start_decay(self, step: int) -> None:
+        self.decay_start = min(self.decay_start, step)
+
+    @property
+    def end(self) -> int:
+        return self.decay_start + self.decay_steps
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        if step < self.decay_start:
+            return 1.0
+        done = min((step - self.decay_start) / self.decay_steps, 1.0)
+        return 0.5 * (1 + math.cos(math.pi * done)) * 0.9 + 0.1  # floor at 10% of the peak
+
+
+def _longest_prompt(tokenizer, world, k_shot: int) -> int:
+    longest = 0
+    for domain in world.domains:
+        task = world_task(world, domain.name)
+        fewshot = fewshot_examples(task, k_shot)
+        for item in task.items("dev") + task.items("test"):
+            text = "".join(s.text for s in prompt_segments(fewshot, item.question))
+            longest = max(longest, len(tokenize_segment(tokenizer, text)) + max(len(tokenize_segment(tokenizer, " " + c)) for c in item.choices))
+    return longest
+
+
+def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_size: int = 32, lr: float = 3e-3,
+                      seed: int = 0, target: float = 0.9, eval_every: int = 100, decay_steps: int | None = None,
+                      k_shot: int = K_SHOT, row_length: int | None = None, hidden: int = 192, layers: int = 3,
+                      heads: int = 4, threads: int | None = None, progress: bool = True) -> dict:
+    """Train the world's LM from scratch and save model + tokenizer (`save_pretrained`) into `out_dir`.
+
+    Warmup-stable-decay: once every fact domain's dev accuracy reaches `target` (checked every `eval_every` steps),
+    the LR decays over `decay_steps` (default 10% of `steps`, at least 50) and training ends; otherwise it decays
+    over the last `decay_steps` of `steps`. Training rows hold `row_length` tokens (default: the longest k-shot eval
+    prompt, at least 128). `threads` sets torch's CPU threads for the run (1 is much faster on a machine whose
+    cores are busy with other work: OpenMP threads then wait on each other). Returns the report also written to
+    `out_dir/lm_report.json`.
+    """
+    if steps < 1 or batch_size < 1 or eval_every < 1:
+        raise ValueError(f"steps, batch_size and eval_every must be >= 1; got {steps}, {batch_size}, {eval_every}")
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or previous_threads)
+    try:
+        return _pretrain(world, Path(out_dir), steps, batch_size, lr, seed, target, eval_every, decay_steps, k_shot,
+                         row_length, (hidden, layers, heads), progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, eval_every, decay_steps, k_shot, row_length,
+              shape, progress) -> dict:
+    torch.set_flush_denormal(True)  # denormals slow CPU training 5-10x after a few dozen updates
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    started = time.perf_counter()
+    tokenizer = build_tokenizer(tokenizer_texts(world))
+    docs = encode_documents(tokenizer, list(world.text_corpus()) + format_documents(world))
+    if not docs:
+        raise AssetError(f"World {world.name!r} has an empty text corpus. Fix: rebuild it (`salad world build --force`).")
+    row_length = row_length or max(128, 32 * math.ceil(_longest_prompt(tokenizer, world, k_shot) / 32))
+    hidden, layers, heads = shape
+    llm = LlamaForCausalLM(model_config(tokenizer, 2 * row_length, hidden=hidden, layers=layers, heads=heads))
+    optimizer = torch.optim.AdamW(llm.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
+    schedule = WarmupStableDecay(steps, warmup=min(50, steps // 10 + 1), decay_steps=decay_steps or max(50, steps // 10))
+    history, losses, step, accuracy = [], [], 0, {}
+    bar = Progress(steps, f"pretraining {world.name} LM") if progress else None
+    llm.train()
+    while step < min(schedule.end, steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * schedule(step)
+        batch = pack_rows(docs, batch_size, row_length, rng)
+        loss = llm(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(llm.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+        step += 1
+        if bar is not None:
+            bar.update()
+        if step % eval_every == 0 and step < schedule.decay_start:
+            accuracy = text_accuracy(llm, tokenizer, world, "dev", k_shot)
+            history.append({"step": step, "loss": float(np.mean(losses[-eval_every:])), "dev_accuracy": accuracy})
+            if target_reached(accuracy, world, target):
+                schedule.start_decay(step)
+    if bar is not None:
+        bar.close()
+    train_s = time.perf_counter() - started
+    llm.eval()
+    report = {
+        "world": world.name, "steps": step, "batch_size": batch_size, "row_length": row_length, "lr": lr, "seed": seed,
+        "k_shot": k_shot, "target": target, "vocab_size": len(tokenizer), "hidden": hidden, "layers": layers,
+        "threads": torch.get_num_threads(),
+        "parameters": sum(p.numel() for p in llm.parameters()), "train_s": round(train_s, 2),
+        "final_loss": float(np.mean(losses[-min(20, len(losses)):])), "history": history,
+        "dev_accuracy": text_accuracy(llm, tokenizer, world, "dev", k_shot),
+        "test_accuracy": text_accuracy(llm, tokenizer, world, "test", k_shot),
+        "kinds": {d.name: d.kind for d in world.domains},
+    }
+    report["target_reached"] = target_reached(report["dev_accuracy"], world, target)
+    report["wall_s"] = round(time.perf_counter() - started, 2)
+    _save(llm, tokenizer, report, out_dir)
+    return report
+
+
+def _save(llm, tokenizer, report: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    llm.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=1))
+
+
+# -- the world's LM folder -------------------------------------------------------------------------------------
+
+
+def world_lm_dir(world) -> Path:
+    return Path(world.root) / LM_FOLDER
+
+
+def lm_report(world) -> dict | None:
+    """The training report of the world's LM, or None when it is not trained yet."""
+    path = world_lm_dir(world) / REPORT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+# The nano world exists to run the whole pipeline in tests: its LM gets a short pretraining, not a quality target.
+PRESET_PRETRAINING = {"nano": {"steps": 200, "eval_every": 100}}
+
+
+def ensure_world_lm(world, **train_kwargs) -> Path:
+    """The folder of the world's LM, trained on first use (into a temporary folder, renamed when complete)."""
+    train_kwargs = {**PRESET_PRETRAINING.get(world.name, {}), **train_kwargs}
+    final = world_lm_dir(world)
+    if (final / REPORT_FILE).is_file():
+        return final
+    tmp = final.with_name(f".{LM_FOLDER}-{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        pretrain_world_lm(world, tmp, **train_kwargs)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process finished first: keep its LM
+            if not (final / REPORT_FILE).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def resolve_world_llm(name: str) -> Path | None:
+    """`world:<preset>` -> the folder of that world's LM (trained now if needed); None for any other name.
+
+    The world itself must be built: `load_world` raises an error naming `salad world build --preset <preset>`.
+    """
+    if not name.startswith(WORLD_LLM_PREFIX):
+        return None
+    preset = name[len(WORLD_LLM_PREFIX):].strip()
+    if not preset:
+        raise AssetError(f"LLM name {name!r} names no world. Fix: use world:<preset>, e.g. world:mini.")
+    return ensure_world_lm(load_world(preset))

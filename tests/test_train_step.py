@@ -1,0 +1,73 @@
+"""One training forward on tiny models: where the loss is taken, what it is, and where gradients go."""
+
+import pytest
+import torch
+
+from salad_core.model.processing import Segment
+from salad_core.train.step import Batch, DistillationStep
+from tests.tiny_models import tiny_salad
+
+
+def speech_batch(model) -> Batch:
+    docs = [[Segment("the capital of"), Segment(" france", clip_id="c1"), Segment(" is paris .")],
+            [Segment(" three plus four", clip_id="c2"), Segment(" is seven")]]
+    torch.manual_seed(1)
+    frames = [torch.randn(40, model.encoder.hidden_size), torch.randn(55, model.encoder.hidden_size)]
+    return Batch(docs=docs, frames=frames, speech_s=1.9)
+
+
+def test_text_only_batch_with_a_frozen_llm_has_zero_kl():
+    model = tiny_salad("frozen")
+    out = DistillationStep(model, alpha=1.0)(Batch(docs=[[Segment("one two three four")]], replay=True))
+    assert out["kl"].item() == pytest.approx(0.0, abs=1e-5)  # the student reads text exactly as the teacher
+    assert out["nll"].item() > 0 and out["n"].item() == 3
+
+
+def test_speech_batch_loss_is_the_alpha_mix_and_trains_only_the_adapter():
+    model = tiny_salad("frozen")
+    step = DistillationStep(model, alpha=0.25, kl_chunk=4)
+    out = step(speech_batch(model))
+    assert out["kl"].item() > 0
+    assert out["loss"].item() == pytest.approx(0.25 * out["kl"].item() + 0.75 * out["nll"].item(), rel=1e-5)
+    out["loss"].backward()
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert with_grad and all(n.startswith("adapter.") for n in with_grad)
+
+
+def test_alpha_zero_runs_no_teacher_and_lora_trains_the_llm_too():
+    model = tiny_salad("lora")
+    out = DistillationStep(model, alpha=0.0)(speech_batch(model))
+    assert out["kl"].item() == 0.0
+    out["loss"].backward()
+    grads = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert any("lora_" in n for n in grads) and any(n.startswith("adapter.") for n in grads)
+
+
+def test_ctc_alignment_aid_adds_its_loss_and_compresses_speech():
+    from salad_core.model.config import SaladConfig
+    from salad_core.model.modeling import SaladModel
+    from tests.tiny_models import smol_tokenizer, tiny_encoder, tiny_llm
+
+    config = SaladConfig(llm_name="t", encoder_name="t", adapter_layers=1, adapter_width=32, adapter_heads=2,
+                         ctc_compress=True)
+    model = SaladModel(config, encoder=tiny_encoder(), llm=tiny_llm(), tokenizer=smol_tokenizer())
+    batch = speech_batch(model)
+    out = DistillationStep(model, alpha=1.0)(batch)
+    assert out["ctc"].item() > 0
+    out["loss"].backward()
+    assert model.ctc.blank.weight.grad is not None
+    full, logits = model.adapt_frames_with_ctc(batch.frames)
+    compressed = model.adapt_frames(batch.frames)
+    assert all(1 <= c.shape[0] <= f.shape[0] for c, f in zip(compressed, full))
+    assert any(k.startswith("ctc.") for k in model.trained_state_dict())
+
+
+def test_compress_keeps_new_non_blank_frames():
+    from salad_core.model.ctc import compress
+
+    embeds = torch.arange(6.0)[:, None]
+    # labels per frame: 2 2 blank 1 1 blank (blank = class 3)
+    logits = torch.nn.functional.one_hot(torch.tensor([2, 2, 3, 1, 1, 3]), 4).float()
+    assert compress(embeds, logits).flatten().tolist() == [0.0, 3.0]
+    all_blank = torch.nn.functional.one_hot(torch.tensor([3, 3]), 4).float() + torch.tensor([0, 0.5, 0, 0])
+    assert compress(embeds[:2], all_blank).shape[0] == 1

@@ -1,0 +1,79 @@
+"""Stage I training end to end on the `nano` world: the store, checkpoints, and exact resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from salad_core.store import Store
+
+STEPS = 40
+COMMON = ["--preset", "nano", "--max-steps", str(STEPS), "--batch-size", "2", "--warmup-steps", "2",
+          "--eval-every", "100", "--eval-items", "2", "--ckpt-every", "4", "--no-final-eval", "--json"]
+
+
+def salad(args: list[str], data: Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "SALAD_DATA": str(data)}
+    return subprocess.Popen([sys.executable, "-m", "salad_core.cli", "train", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def finish(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An uninterrupted run, and a run killed at its first checkpoint then resumed, with the same seed."""
+    data = tmp_path_factory.mktemp("train")
+    db = str(data / "store.duckdb")
+    whole = finish(salad([*COMMON, "--db", db], data))
+    victim = salad([*COMMON, "--db", db], data)
+    deadline = time.time() + 900
+    while True:
+        others = [p for p in (data / "runs").iterdir() if p.name != whole["run_id"]]
+        if others and list((others[0] / "checkpoints").glob("step-??????")):
+            break
+        assert victim.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_id = others[0].name
+    resumed = finish(salad(["--resume", killed_id, "--db", db, "--no-final-eval", "--json"], data))
+    return whole, resumed, Store(db), data
+
+
+def test_a_run_records_its_steps_metrics_and_model(runs):
+    whole, _, store, data = runs
+    assert whole["steps"] == STEPS and whole["tokens"] > 0
+    steps = store.train_steps(whole["run_id"])
+    assert steps["step"].tolist() == list(range(1, STEPS + 1))
+    assert steps["loss"].notna().all() and (steps["lr_adapter"] > 0).all()
+    metrics = store.metrics(whole["run_id"])
+    assert {"text_acc", "speech_acc", "F", "M"} <= set(metrics["metric"]) and (metrics["step"] == STEPS).all()
+    run_dir = Path(whole["run_dir"])
+    assert (run_dir / "final" / "model.safetensors").exists()
+    marked = [json.loads((p / "meta.json").read_text()) for p in (run_dir / "checkpoints").iterdir()]
+    assert any(m["pre_decay"] for m in marked)  # Stage II resumes from the last step before the decay
+
+
+def test_resume_after_sigkill_matches_the_uninterrupted_run(runs):
+    whole, resumed, store, _ = runs
+    assert resumed["steps"] == STEPS
+    checkpoints = sorted(p.name for p in (Path(resumed["run_dir"]) / "checkpoints").iterdir())
+    assert checkpoints  # the resumed run went on checkpointing
+    a = store.train_steps(whole["run_id"]).set_index("step")["loss"]
+    b = store.train_steps(resumed["run_id"]).set_index("step")["loss"]
+    assert list(b.index) == list(range(1, STEPS + 1))
+    # Same seed, same data order, optimizer and RNG restored: losses agree to float32 noise.
+    assert (a - b).abs().max() < 1e-4, (a - b).abs().max()
+    assert store.runs("train").set_index("run_id").loc[resumed["run_id"], "status"] == "done"

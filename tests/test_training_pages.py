@@ -1,0 +1,252 @@
+"""The training chart builders (trace values) and the Training / Forgetting & dynamics pages run headless (AppTest) on
+the synthetic sweep store of tests/test_analysis.py and on an empty store. Jobs: `jobs.start_job` is replaced by a
+recorder where only the command line matters; the live view watches a real job running a small progress script."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dashboard import training_charts as charts
+from salad_core import analysis, jobs
+from salad_core.paths import REPO_ROOT
+from tests.test_analysis import TOKENS_PER_STEP, build_training_store
+
+APP = str(REPO_ROOT / "dashboard" / "app.py")
+TRAINING, DYNAMICS = "../pages/training.py", "../pages/dynamics.py"
+
+
+@pytest.fixture(scope="module")
+def sweep_template(tmp_path_factory):
+    return build_training_store(tmp_path_factory.mktemp("sweep") / "salad.duckdb")
+
+
+@pytest.fixture
+def store(tmp_path, sweep_template):
+    path = tmp_path / "salad.duckdb"
+    shutil.copyfile(sweep_template.path, path)
+    return sweep_template.__class__(path)
+
+
+@pytest.fixture
+def points(sweep_template) -> pd.DataFrame:
+    runs = sweep_template.runs("train")
+    metrics = pd.concat([sweep_template.metrics(r) for r in runs["run_id"]], ignore_index=True)
+    return analysis.checkpoints(runs, metrics)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALAD_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SALAD_NO_AUTOSTART", "1")
+    monkeypatch.delenv("SALAD_STORE", raising=False)
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def started(monkeypatch) -> list[tuple[list[str], str]]:
+    calls = []
+
+    def record(args, name, **_):
+        calls.append((list(args), name))
+        return f"{name}-recorded"
+
+    monkeypatch.setattr(jobs, "start_job", record)
+    return calls
+
+
+def frame_with(at: AppTest, column: str) -> pd.DataFrame:
+    """The first table shown with this column (AppTest does not expose a dataframe's key)."""
+    return next(f.value for f in at.dataframe if column in f.value.columns)
+
+
+def open_page(page: str, store_path) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["store_path"] = str(store_path)
+    at.run()
+    return at.switch_page(page).run()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chart builders
+
+
+def test_loss_and_lr_curves(sweep_template):
+    steps = sweep_template.train_steps(sweep_template.runs("train")["run_id"].iloc[0])
+    fig = charts.loss_curves(steps)
+    names = [t.name for t in fig.data]
+    assert names == ["total loss", "KL to the teacher", "NLL", "text-only replay step"]  # no ctc recorded
+    assert list(fig.data[0].y) == pytest.approx(steps["loss"].tolist())
+    assert list(fig.data[3].x) == list(range(3, 101, 3))
+    assert fig.layout.xaxis.title.text == "optimizer step" and "nats" in fig.layout.yaxis.title.text
+    lr = charts.lr_curves(steps)
+    assert [t.name for t in lr.data] == ["adapter", "LLM"] and max(lr.data[0].y) == pytest.approx(1e-3)
+    assert lr.data[1].y[-1] < lr.data[1].y[50]  # decays at the end
+
+
+def test_dynamics_curves_colour_runs_by_alpha_with_fits(points):
+    fits = analysis.fit_power_laws(points, "tokens", "M")
+    fig = charts.dynamics_curves(points, "M", "tokens", fits)
+    runs = [t for t in fig.data if t.mode == "lines+markers"]
+    overlays = [t for t in fig.data if t.mode == "lines"]
+    assert len(runs) == 4 and len(overlays) == 2  # α = 0 has no saturating fit
+    ones = [t for t in runs if t.name.endswith("α = 1")]
+    assert len(ones) == 2 and ones[0].line.color == ones[1].line.color != runs[0].line.color
+    fit_one = next(t for t in overlays if "α = 1:" in t.name)
+    assert np.allclose(fit_one.y, fits[1.0].predict(np.array(fit_one.x)))
+    assert fit_one.x[0] == pytest.approx(10 * TOKENS_PER_STEP) and fit_one.line.dash == "dash"
+    assert fig.layout.xaxis.title.text == charts.X_TITLES["tokens"] and fig.layout.yaxis.title.text.startswith("M:")
+
+
+def test_fit_scatter_shows_r2_and_loo_r2(points):
+    fit = analysis.scatter_fits(points)["speech_vs_log_M"]
+    fig = charts.fit_scatter(points, "M", "speech_acc", fit, log_x=True)
+    groups = [t for t in fig.data if t.mode == "markers"]
+    assert [t.name for t in groups] == ["α = 0", "α = 0.5", "α = 1"] and sum(len(t.x) for t in groups) == 32
+    line = fig.data[-1]
+    assert line.name == f"fit: R² = {fit.r2:.2f}, LOO R² = {fit.loo_r2:.2f} (n = 32)"
+    assert np.allclose(line.y, fit.intercept + fit.slope * np.log(line.x))
+    assert fig.layout.xaxis.type == "log" and "log scale" in fig.layout.xaxis.title.text
+
+
+def test_efficiency_curves_mark_the_target(points):
+    eff = analysis.data_efficiency(points, 1.0, 0.0)
+    fig = charts.efficiency_curves(points, eff)
+    marks = fig.data[-1]
+    assert marks.name == "first reaches the target" and list(marks.y) == [eff.target] * 2
+    assert list(marks.x) == pytest.approx([eff.reference_hours, eff.hours])
+    assert fig.layout.shapes[0].y0 == pytest.approx(eff.target)
+    assert fig.layout.xaxis.title.text == "natural speech seen (hours)"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pages
+
+
+def test_training_page_on_the_sweep(store):
+    at = open_page(TRAINING, store.path)
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Training"]
+    runs = store.runs("train")
+    assert at.selectbox(key="train_run").value == runs["run_id"].iloc[0]
+    assert len(at.get("plotly_chart")) == 4  # loss, lr, accuracy, F and M
+    table = frame_with(at, "llm_mode")
+    assert len(table) == 4 and sorted(table["alpha"]) == [0.0, 0.5, 1.0, 1.0]
+    assert {m.label: m.value for m in at.metric}["step"] == "100"
+
+
+def test_a_failed_run_offers_resume(store, started):
+    failed = store.runs("train").query("status == 'failed'")["run_id"].iloc[0]
+    at = open_page(TRAINING, store.path)
+    at.selectbox(key="train_run").select(failed).run()
+    assert not at.exception
+    assert f"Run `{failed}` failed and no job is training it." in at.warning[0].value
+    at.button(key="train_resume").click().run()
+    assert started == [(["train", "--resume", failed, "--db", str(store.path)], "train")]
+
+
+def test_the_form_starts_a_train_job(store, started):
+    at = open_page(TRAINING, store.path)
+    at.slider(key="train_alpha").set_value(0.5)
+    at.selectbox(key="train_llm_mode").select("lora")
+    at.selectbox(key="train_budget_kind").select("hours of natural speech")
+    at.number_input(key="train_budget").set_value(2.5)
+    at.selectbox(key="train_align").select("none")
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception
+    assert started == [(["train", "--preset", "mini", "--alpha", "0.5", "--llm-mode", "lora", "--lr-adapter", "0.001",
+                         "--lr-llm", "5e-05", "--replay-prob", "0.33", "--align", "none", "--seed", "0",
+                         "--budget-hours", "2.5", "--db", str(store.path)], "train")]
+    assert "as job `train-recorded`" in at.success[0].value
+
+
+def test_an_empty_store_offers_the_mini_world(tmp_path, started):
+    path = tmp_path / "empty.duckdb"
+    at = open_page(TRAINING, path)
+    assert not at.exception and "holds no training run yet" in at.info[0].value
+    at.button(key="train_mini").click().run()
+    assert started == [(["train", "--preset", "mini", "--db", str(path)], "train-mini")]
+    dyn = open_page(DYNAMICS, path)
+    assert not dyn.exception and "No training run in this store yet" in dyn.info[0].value
+
+
+PROGRESS = """
+    import time
+    from salad_core.progress import Progress
+    with Progress(400, "training") as progress:
+        for _ in range(400):
+            time.sleep(0.05)
+            progress.update(message="step")
+"""
+
+
+@pytest.fixture
+def fake_train(tmp_path, monkeypatch):
+    """Starts a real job named 'train' with these args, running a 20 s progress loop; returns once it reports."""
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "salad_fake_train.py").write_text(textwrap.dedent(PROGRESS))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "mods"))
+    started = []
+
+    def start(args: list[str]) -> str:
+        job_id = jobs.start_job(args, "train", module="salad_fake_train")
+        started.append(job_id)
+        deadline = time.monotonic() + 20
+        while not (jobs.job_status(job_id)["progress"] or {}).get("done"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        return job_id
+
+    yield start
+    for job_id in started:
+        jobs.stop_job(job_id)
+
+
+def test_live_view_shows_progress_and_stops_the_job(store, fake_train):
+    run_id = store.runs("train")["run_id"].iloc[0]
+    store.finish_run(run_id, "running")  # as the trainer leaves it while it trains
+    job_id = fake_train(["train", "--resume", run_id])
+    at = open_page(TRAINING, store.path)
+    assert not at.exception
+    bar = at.get("progress")[0]
+    assert bar.proto.text.startswith("training: ") and "/ 400" in bar.proto.text and "ETA" in bar.proto.text
+    at.button(key=f"train_stop_{job_id}").click().run()
+    assert jobs.job_status(job_id)["state"] == "stopped"
+    assert f"Run `{run_id}` was interrupted and no job is training it." in at.warning[0].value
+
+
+def test_a_fresh_job_is_matched_to_the_run_it_creates(store, fake_train):
+    job_id = fake_train(["train", "--preset", "mini"])
+    at = open_page(TRAINING, store.path)
+    assert not at.exception and len(at.get("progress")) == 1  # no run yet: shown above the run picker
+    newest = store.runs("train")["run_id"].iloc[0]
+    assert not at.warning and at.selectbox(key="train_run").value == newest  # a finished run, not this job's
+    run_id = store.create_run("train", {"alpha": 0.25, "preset": "mini"})
+    st.cache_data.clear()
+    at.run()
+    assert not at.exception and at.selectbox(key="train_run").value == run_id
+    assert len(at.get("progress")) == 1 and at.button(key=f"train_stop_{job_id}")
+    assert "No training step recorded yet" in " ".join(c.value for c in at.caption)
+
+
+def test_dynamics_page_on_the_sweep(store):
+    at = open_page(DYNAMICS, store.path)
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Forgetting & dynamics"]
+    charts_shown = at.get("plotly_chart")
+    assert len(charts_shown) == 7  # M, F, speech and text accuracy; two scatters; data efficiency
+    fits = frame_with(at, "beta se")
+    assert fits["alpha"].tolist() == [0.0, 0.5, 1.0] and fits["status"].iloc[1] == "ok"
+    assert "α = 1 reaches α = 0's best speech accuracy" in " ".join(m.value for m in at.markdown)
+    compare = frame_with(at, "task")
+    assert compare["task"].tolist() == ["mini-capitals", "mini-elements", "__all__"] and compare.shape[1] == 13
+    at.radio(key="dyn_x").set_value("hours of natural speech").run()
+    at.selectbox(key="dyn_task").select("mini-capitals").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 7

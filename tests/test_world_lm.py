@@ -1,0 +1,209 @@
+"""The mini world's LM: word-level tokenizer, pretraining, evaluation as `salad eval` does it, the cached folder.
+
+A two-domain toy world built here (a fact domain: which colour each thing has; a skill domain: sums with number
+words), written as the mini world writes its corpus (statements and question/answer pairs in the eval prompt's
+normalised form), keeps the tests independent of the world builder and fast: one real pretraining run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+
+from salad_core.assets import AssetError
+from salad_core.eval.lanes import prompt_segments
+from salad_core.model.llm import load_llm
+from salad_core.tasks import Item
+from salad_core.world import lm
+
+THINGS = ["sky", "grass", "snow", "coal", "sun", "sea", "leaf", "blood", "milk", "night", "lemon", "rose"]
+COLOURS = ["blue", "green", "white", "black", "yellow", "blue", "green", "red", "white", "black", "yellow", "red"]
+NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+@dataclass(frozen=True)
+class ToyDomain:
+    name: str
+    task: str
+    kind: str
+
+
+@dataclass
+class ToyWorld:
+    """The part of `salad_core.world.World` the LM uses."""
+
+    root: Path
+    name: str = "toy"
+    domains: list = field(default_factory=lambda: [ToyDomain("colours", "toy-colours", "fact"),
+                                                   ToyDomain("sums", "toy-sums", "skill")])
+
+    def text_corpus(self) -> list[str]:
+        facts = [f"the colour of the {t} is {c} ." for t, c in zip(THINGS, COLOURS)]
+        qa = [f"question : what is the colour of the {t} ? answer : {c} ." for t, c in zip(THINGS, COLOURS)]
+        sums = [f"{NUMBERS[a]} plus {NUMBERS[b]} is {NUMBERS[a + b]} ." for a in range(5) for b in range(5)]
+        return facts + qa + sums
+
+    def probe_docs(self) -> list[str]:
+        return ["the colour of the ink is black ."]
+
+    def speech_docs(self) -> list:
+        return []
+
+    def task_items(self, domain: str, split: str) -> list[Item]:
+        return [i for i in self._items(domain) if i.split == split]
+
+    def _items(self, domain: str) -> list[Item]:
+        rng = random.Random(domain)
+        if domain == "colours":
+            pairs = [(f"what is the colour of the {t} ?", c) for t, c in zip(THINGS, COLOURS)]
+            options = sorted(set(COLOURS))
+        else:
+            pairs = [(f"what is {NUMBERS[a]} plus {NUMBERS[b]} ?", NUMBERS[a + b]) for a in range(5) for b in range(5)]
+            options = NUMBERS
+        items = []
+        for n, (question, answer) in enumerate(pairs):
+            wrong = rng.sample([o for o in options if o != answer], 3)
+            choices = [answer, *wrong]
+            rng.shuffle(choices)
+            split = ("fewshot", "dev", "test")[n % 3]
+            items.append(Item(f"toy-{domain}", str(n), split, question, tuple(choices), choices.index(answer), domain))
+        return items
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> ToyWorld:
+    return ToyWorld(tmp_path_factory.mktemp("toy-world"))
+
+
+@pytest.fixture(scope="module")
+def trained(world):
+    """One real pretraining run, saved into the world's LM folder through `ensure_world_lm`."""
+    folder = lm.ensure_world_lm(world, steps=400, batch_size=16, eval_every=50, decay_steps=50, k_shot=2,
+                                row_length=64, hidden=64, layers=2, threads=1, progress=False)
+    return folder, lm.lm_report(world)
+
+
+# -- tokenizer ------------------------------------------------------------------------------------------------
+
+
+def test_tokenizer_words_punctuation_and_newlines(world):
+    tok = lm.build_tokenizer(lm.tokenizer_texts(world))
+    ids = tok("Question: what is the colour of the sky ?\nAnswer: blue", add_special_tokens=False).input_ids
+    assert tok.convert_ids_to_tokens(ids) == ["question", ":", "what", "is", "the", "colour", "of", "the", "sky", "?",
+                                              "answer", ":", "blue"]  # the newline only separates
+    assert tok.decode(ids).split() == "question : what is the colour of the sky ? answer : blue".split()
+    # a continuation " word" is exactly the word's id, as the scorer needs
+    assert tok(" blue", add_special_tokens=False).input_ids == [tok.convert_tokens_to_ids("blue")]
+    assert tok("blue").input_ids == tok("blue", add_special_tokens=False).input_ids  # nothing added either way
+    assert [tok.pad_token, tok.unk_token, tok.bos_token, tok.eos_token] == list(lm.SPECIAL_TOKENS)
+
+
+def test_tokenizer_ids_are_deterministic_and_unknowns_are_reported(world):
+    a, b = lm.build_tokenizer(world.text_corpus()), lm.build_tokenizer(list(reversed(world.text_corpus())))
+    assert a.get_vocab() == b.get_vocab()
+    # by falling frequency after the 4 special tokens, ties alphabetical: "." and "is" 49 times each, "the" 48
+    assert a.convert_ids_to_tokens([4, 5, 6]) == [".", "is", "the"]
+    assert lm.unknown_words(a, "the colour of the moon is silver") == ["moon", "silver"]
+    assert lm.unknown_words(a, "The Colour of the SKY") == []
+    assert lm.unknown_words(lm.build_tokenizer(lm.tokenizer_texts(world)), "the ink") == []  # probe words count
+
+
+def test_every_eval_prompt_round_trips_without_unk(world):
+    tok = lm.build_tokenizer(lm.tokenizer_texts(world))
+    for domain in world.domains:
+        task = lm.world_task(world, domain.name)
+        fewshot = lm.fewshot_examples(task)
+        assert len(fewshot) == min(5, len(task.items("fewshot"))) >= 4
+        for item in task.items("dev") + task.items("test"):
+            prompt = "".join(s.text for s in prompt_segments(fewshot, item.question))
+            for text in [prompt, *(" " + c for c in item.choices)]:
+                ids = tok(text, add_special_tokens=False).input_ids
+                assert tok.unk_token_id not in ids, (text, lm.unknown_words(tok, text))
+                assert tok.decode(ids).split() == text.lower().replace(":", " :").split()
+
+
+# -- pieces of the trainer ------------------------------------------------------------------------------------
+
+
+def test_pack_rows_start_at_document_starts():
+    import numpy as np
+
+    docs = [[5, 6, 3], [7, 8, 9, 3], [10, 3]]
+    rows = lm.pack_rows(docs, 20, 7, np.random.default_rng(0))
+    assert rows.shape == (20, 7)
+    assert set(rows[:, 0].tolist()) <= {5, 7, 10}
+    flat = {tuple(d) for d in docs}
+    for row in rows.tolist():  # a row is whole documents back to back, the last one cut
+        i = 0
+        while i + 1 < len(row):
+            doc = next(d for d in flat if d[0] == row[i])
+            assert tuple(row[i:i + len(doc)]) == doc[: len(row) - i]
+            i += len(doc)
+
+
+def test_warmup_stable_decay_schedule():
+    s = lm.WarmupStableDecay(total=100, warmup=10, decay_steps=20)
+    assert s(0) == pytest.approx(0.1) and s(9) == pytest.approx(1.0) and s(50) == 1.0
+    assert s(80) == pytest.approx(1.0) and s(90) == pytest.approx(0.55) and s(100) == pytest.approx(0.1)
+    s.start_decay(40)
+    assert s.end == 60 and s(50) == pytest.approx(0.55) and s(39) == 1.0
+
+
+# -- the trained LM -------------------------------------------------------------------------------------------
+
+
+def test_training_reduces_loss_and_learns_the_fact_domain(trained):
+    folder, report = trained
+    assert report["steps"] <= 400 and len(report["history"]) >= 1
+    first = report["history"][0]
+    assert first["loss"] > report["final_loss"]
+    assert report["final_loss"] < 1.5  # from ~ln(vocab) = 4 at random init
+    assert report["dev_accuracy"]["colours"] == 1.0 and report["target_reached"]  # chance is 0.25
+    reached = [h["step"] for h in report["history"] if h["dev_accuracy"]["colours"] >= 0.9]
+    assert report["steps"] == min([400, *(step + 50 for step in reached[:1])])  # stops 50 decay steps after the target
+    assert report["kinds"] == {"colours": "fact", "sums": "skill"}
+    assert json.loads((folder / lm.REPORT_FILE).read_text()) == report
+
+
+def test_saved_lm_loads_through_load_llm_with_identical_logits(world, trained):
+    folder, report = trained
+    model, tok = load_llm(str(folder))
+    assert model.config.tie_word_embeddings and model.config.hidden_size == report["hidden"] == 64
+    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    assert len(tok) == report["vocab_size"]
+    ids = torch.tensor([tok("Question: what is the colour of the snow ?\nAnswer: white").input_ids])
+    reloaded, _ = load_llm(str(folder))
+    assert torch.equal(model(input_ids=ids).logits, reloaded(input_ids=ids).logits)
+    # the accuracy recomputed from the saved files is the one the training report states
+    assert lm.text_accuracy(model, tok, world, "dev", k_shot=2) == report["dev_accuracy"]
+
+
+def test_second_call_reuses_the_cached_lm(world, trained, monkeypatch):
+    folder, _ = trained
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+
+    def fail(*args, **kwargs):
+        raise AssertionError("retrained")
+
+    monkeypatch.setattr(lm, "pretrain_world_lm", fail)
+    assert lm.ensure_world_lm(world) == folder == lm.world_lm_dir(world)
+    monkeypatch.setattr(lm, "load_world", lambda preset: world if preset == "toy" else None)
+    assert lm.resolve_world_llm("world:toy") == folder  # the loader's name for a world's LM
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+    assert not list(folder.parent.glob(".lm-*"))  # no temporary folder left behind
+
+
+def test_resolve_world_llm_names():
+    assert lm.resolve_world_llm("HuggingFaceTB/SmolLM2-135M-Instruct") is None
+    with pytest.raises(AssetError, match="world:mini"):
+        lm.resolve_world_llm("world:")
+
+
+def test_bad_training_arguments_are_refused(world, tmp_path):
+    with pytest.raises(ValueError, match="steps"):
+        lm.pretrain_world_lm(world, tmp_path, steps=0, progress=False)
