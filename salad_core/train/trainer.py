@@ -11,6 +11,7 @@ step's total, so every text position weighs the same whatever the accumulation.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -224,7 +225,7 @@ class DistillTrainer:
             if main:
                 self.store.add_train_steps(self.run_id, pending)
                 self.store.finish_run(self.run_id, "failed", f"{type(err).__name__}: {err}")
-            if isinstance(err, OSError) and "No space" in str(err):
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:
                 raise TrainingError(f"the disk is full ({err}). Fix: free space under {self.run_dir}; "
                                     "the last complete checkpoint is intact.") from err
             raise
