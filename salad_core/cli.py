@@ -1,6 +1,9 @@
 """The `salad` command: thin recipes over the library, one table of subcommands.
 
     salad eval [--preset smol] [--tasks capitals,elements] [--limit N] [--manifest FILE] [--db PATH] [--json]
+    salad world build|info --preset mini|nano      the mini world: text, tasks, speech, cached encoder frames
+    salad train --preset mini --alpha 1.0 [...]    Stage I distillation (see `salad train --help`)
+    salad sweep --alphas 0,0.5,1 --budgets-hours 0.25,1 [-- train flags]
     salad tasks [--json]          the spoken task suite buildable here
     salad voices [--json]         TTS engines and their voices
 
@@ -119,6 +122,41 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
     return summary
 
 
+def add_sweep_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="mini")
+    parser.add_argument("--alphas", type=lambda v: [float(x) for x in _csv(v)], default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    parser.add_argument("--budgets-hours", dest="budgets_hours", type=lambda v: [float(x) for x in _csv(v)],
+                        default=[0.25, 0.5, 1.0], help="hours of natural speech per run")
+    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="further `salad train` flags, after --")
+
+
+def cmd_sweep(args: argparse.Namespace) -> dict:
+    """A grid of Stage I runs over alpha x speech budget, one `salad train` process each, tagged with one sweep id."""
+    import subprocess
+    import time
+
+    sweep = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    extra = [a for a in args.train_args if a != "--"]
+    runs = []
+    for hours in args.budgets_hours:
+        for alpha in args.alphas:
+            cmd = [sys.executable, "-m", "salad_core.cli", "train", "--json", "--preset", args.preset,
+                   "--alpha", str(alpha), "--budget-hours", str(hours), "--tag", sweep, *extra]
+            if args.db:
+                cmd += ["--db", args.db]
+            print(f"[{sweep}] alpha={alpha:g} budget={hours:g} h", file=sys.stderr)
+            done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+            if done.returncode:  # one failed run is reported; the grid goes on
+                runs.append({"alpha": alpha, "budget_hours": hours, "error": f"exit code {done.returncode}"})
+                continue
+            result = json.loads(done.stdout)
+            runs.append({"alpha": alpha, "budget_hours": hours, "run_id": result["run_id"], "steps": result["steps"]})
+    if not args.json:
+        for r in runs:
+            print(f"alpha={r['alpha']:<5g} {r['budget_hours']:>5g} h  {r.get('run_id') or r['error']}")
+    return {"sweep": sweep, "runs": runs}
+
+
 def final_eval(summary: dict, config, store) -> dict:
     """`salad eval` of the final model on the world's tasks, in the world's first evaluation voice."""
     from salad_core.eval.runner import EvalConfig, run_eval
@@ -182,6 +220,7 @@ def cmd_world(args: argparse.Namespace) -> dict:
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], object], str, Callable | None]] = {
     "eval": (cmd_eval, "text-speech gap per task: every lane on every item, with confidence intervals", add_eval_args),
     "train": (cmd_train, "Stage I: cross-modal distillation from the original LLM (SALAD)", add_train_args),
+    "sweep": (cmd_sweep, "a grid of Stage I runs over alpha and speech budget", add_sweep_args),
     "tasks": (cmd_tasks, "list the spoken task suite", None),
     "voices": (cmd_voices, "list TTS engines and voices", None),
     "world": (cmd_world, "build or describe the mini world (text, MC tasks, synthetic speech)", add_world_args),

@@ -46,6 +46,7 @@ class TrainConfig:
     ckpt_every: int = 100
     keep_checkpoints: int = 2  # plus the pre-decay one, which is always kept
     seed: int = 0
+    tag: str = ""  # free label, e.g. the sweep a run belongs to
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:

@@ -1,0 +1,27 @@
+"""`salad sweep` runs one Stage I run per (alpha, speech budget), tagged with one sweep id, all in the store."""
+
+import json
+import os
+import subprocess
+import sys
+
+from salad_core.store import Store
+
+
+def test_sweep_runs_the_grid(tmp_path):
+    db = tmp_path / "store.duckdb"
+    cmd = [sys.executable, "-m", "salad_core.cli", "sweep", "--json", "--db", str(db), "--preset", "nano",
+           "--alphas", "0,1", "--budgets-hours", "0.002", "--", "--batch-size", "2", "--warmup-steps", "1",
+           "--eval-items", "1", "--no-final-eval"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "SALAD_DATA": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert [(r["alpha"], r["budget_hours"]) for r in result["runs"]] == [(0.0, 0.002), (1.0, 0.002)]
+    runs = Store(db).runs("train")
+    assert len(runs) == 2 and (runs["status"] == "done").all()
+    configs = runs["config"].tolist()
+    assert {c["tag"] for c in configs} == {result["sweep"]} and {c["alpha"] for c in configs} == {0.0, 1.0}
+    # the budget fixed the step count: 0.002 h of speech at 2 documents per step
+    assert all(c["budget_hours"] == 0.002 for c in configs)
+    assert all(r["steps"] >= 1 for r in result["runs"])
