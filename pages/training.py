@@ -8,6 +8,8 @@ creates is the first one created after the job started). Widget keys start with 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -172,10 +174,14 @@ def run_charts(store_path: str, run_id: str) -> None:
 def run_view(store_path: str, run_id: str) -> None:
     runs = data.runs(store_path, "train")
     job = job_for_run(run_id, runs, train_jobs())
+    run = runs.set_index("run_id").loc[run_id]
     if job is not None and job["state"] == "running":
         show_job(job)
+    elif run["status"] == "running" and isinstance(run["model_path"], str) and jobs.pid_file_alive(
+            Path(run["model_path"]).parent / "trainer.pid"):
+        st.info(f"Run `{run_id}` is training in a process started outside the dashboard; its curves update below.")
     else:
-        status = runs.set_index("run_id").loc[run_id, "status"]
+        status = run["status"]
         if status != "done":
             why = "was interrupted" if status == "running" else "failed"
             st.warning(f"Run `{run_id}` {why} and no job is training it." + (

@@ -147,6 +147,16 @@ def _alive(job_id: str, pid: int | None) -> bool:
     return True
 
 
+def pid_file_alive(path: str | Path) -> bool:
+    """Whether the process whose id a pid file holds is still running (a run started outside the dashboard)."""
+    try:
+        pid = int(Path(path).read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def job_log(job_id: str, stream: str = "stderr", lines: int = 30) -> str:
     """The last `lines` lines of a job's stdout or stderr log."""
     if stream not in ("stdout", "stderr"):

@@ -15,6 +15,7 @@ import errno
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from salad_core.train.step import Batch, DistillationStep
 
 log = logging.getLogger(__name__)
 LOSS_PARTS = ("loss", "kl", "nll", "ctc")
+PID_FILE = "trainer.pid"
 LOG_EVERY = 10  # train_steps rows are written to the store in groups (each write opens the file)
 
 
@@ -199,6 +201,9 @@ class DistillTrainer:
         self.setup()
         cfg, main = self.config, self.accelerator.is_main_process
         start, pending = time.perf_counter(), []
+        pid_file = self.run_dir / PID_FILE
+        if main:  # lets the dashboard tell a live run started from the command line from an interrupted one
+            pid_file.write_text(str(os.getpid()))
         try:
             with Progress(cfg.max_steps, "training", file=None if main else "") as progress:
                 progress.update(self.counters.step)
@@ -229,6 +234,8 @@ class DistillTrainer:
                 raise TrainingError(f"the disk is full ({err}). Fix: free space under {self.run_dir}; "
                                     "the last complete checkpoint is intact.") from err
             raise
+        finally:
+            pid_file.unlink(missing_ok=True)
         if main:
             self.store.finish_run(self.run_id, "done")
         return {"run_id": self.run_id, "wall_s": time.perf_counter() - start, "steps": self.counters.step,
