@@ -98,7 +98,9 @@ def test_dynamics_curves_colour_runs_by_alpha_with_fits(points):
     overlays = [t for t in fig.data if t.mode == "lines"]
     assert len(runs) == 4 and len(overlays) == 2  # α = 0 has no saturating fit
     ones = [t for t in runs if t.name.endswith("α = 1")]
-    assert len(ones) == 2 and ones[0].line.color == ones[1].line.color != runs[0].line.color
+    others = [t for t in runs if not t.name.endswith("α = 1")]
+    assert len(ones) == 2 and ones[0].line.color == ones[1].line.color
+    assert others and all(t.line.color != ones[0].line.color for t in others)  # run order in the store is not fixed
     fit_one = next(t for t in overlays if "α = 1:" in t.name)
     assert np.allclose(fit_one.y, fits[1.0].predict(np.array(fit_one.x)))
     assert fit_one.x[0] == pytest.approx(10 * TOKENS_PER_STEP) and fit_one.line.dash == "dash"
