@@ -47,6 +47,12 @@ from salad_core.paths import REPO_ROOT, default_store_path
 log = logging.getLogger(__name__)
 
 LANES = ("base_text", "text", "speech", "cascade")
+LANE_LABELS = {  # how every page and chart names the lanes
+    "base_text": "text · original LLM",
+    "text": "text · adapted model",
+    "speech": "speech · adapted model",
+    "cascade": "cascade · ASR → original LLM",
+}
 LANE_ACC_METRIC = {"base_text": "text_acc_base", "text": "text_acc", "speech": "speech_acc", "cascade": "cascade_acc"}
 RUN_KINDS = ("eval", "train", "select")
 RUN_STATUSES = ("running", "done", "failed")
