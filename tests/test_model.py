@@ -113,3 +113,33 @@ def test_presets_fix_the_parts_and_flags_override_only_what_differs():
         model_config("huge")
     with pytest.raises(ValueError, match="divisible"):
         model_config("smol", adapter_width=100, adapter_heads=8)
+
+
+def test_adapter_groups_by_length_without_changing_any_clip():
+    from salad_core.model import modeling
+    from salad_core.model.ctc import CTCHead
+
+    model = tiny_salad()
+    model.ctc = CTCHead(model.config.llm_hidden_size)
+    torch.manual_seed(0)
+    lengths = [40, 7, 300, 12, 88, 5, 160, 33, 64, 21, 9, 250]  # more clips than one group, in no order
+    frames = [torch.randn(n, model.config.encoder_hidden_size) for n in lengths]
+    embeds, logits = model.adapt_frames_with_ctc(frames)
+    assert len(frames) > modeling.ADAPTER_GROUP
+    for clip, e, l in zip(frames, embeds, logits):
+        alone_e, alone_l = model.adapt_frames_with_ctc([clip])
+        assert e.shape == alone_e[0].shape == (-(-clip.shape[0] // model.config.adapter_stack), e.shape[1])
+        torch.testing.assert_close(e, alone_e[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(l, alone_l[0], atol=1e-4, rtol=1e-4)
+
+
+def test_pad_rows_pads_with_zeros_and_passes_gradients_to_every_row():
+    from salad_core.model.processing import pad_rows
+
+    rows = [torch.randn(n, 3, requires_grad=True) for n in (2, 5, 1)]
+    padded, mask = pad_rows(rows)
+    assert padded.shape == (3, 5, 3) and mask.tolist() == [[1, 1, 0, 0, 0], [1] * 5, [1, 0, 0, 0, 0]]
+    for b, row in enumerate(rows):
+        assert torch.equal(padded[b, : len(row)], row) and not padded[b, len(row):].any()
+    (padded * torch.arange(1.0, 6.0)[None, :, None]).sum().backward()
+    assert torch.equal(rows[1].grad, torch.arange(1.0, 6.0)[:, None].expand(5, 3))

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from salad_core.model.processing import pad_rows
+
 
 class CTCHead(nn.Module):
     def __init__(self, hidden_size: int):
@@ -46,7 +48,7 @@ def compress(embeds: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 
 def ctc_loss(logits: list[torch.Tensor], targets: list[list[int]]) -> torch.Tensor:
     """Summed CTC loss of several clips: per clip (S_i, V + 1) logits and its token ids."""
-    log_probs = nn.utils.rnn.pad_sequence([l.float().log_softmax(-1) for l in logits])  # (S, B, V + 1)
+    log_probs = pad_rows([l.float().log_softmax(-1) for l in logits])[0].transpose(0, 1)  # (S, B, V + 1)
     flat = torch.tensor([t for target in targets for t in target], dtype=torch.long)
     return nn.functional.ctc_loss(
         log_probs, flat, torch.tensor([l.shape[0] for l in logits]), torch.tensor([len(t) for t in targets]),

@@ -26,6 +26,7 @@ from salad_core.model.llm import load_llm
 from salad_core.model.processing import PairedSequence, Segment, pair_segments
 
 WEIGHTS_NAME = "model.safetensors"
+ADAPTER_GROUP = 8  # clips per adapter call, grouped by length
 
 
 class SaladModel(PreTrainedModel):
@@ -107,16 +108,35 @@ class SaladModel(PreTrainedModel):
         return [compress(e, l) for e, l in zip(embeds, logits)]
 
     def adapt_frames_with_ctc(self, frames: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
-        """Uncompressed adapter outputs per clip, and their CTC logits (None without the alignment aid)."""
+        """Uncompressed adapter outputs per clip, and their CTC logits (None without the alignment aid).
+
+        Clips run in groups of similar length (a short span padded to a whole spoken document would waste most of
+        the adapter's work); the adapter is causal with a padding mask, so grouping does not change any output.
+        """
+        order = sorted(range(len(frames)), key=lambda i: frames[i].shape[0])
+        embeds: list[torch.Tensor | None] = [None] * len(frames)
+        logits: list[torch.Tensor | None] = [None] * len(frames)
+        for start in range(0, len(order), ADAPTER_GROUP):
+            group = order[start : start + ADAPTER_GROUP]
+            group_embeds, group_logits = self._adapt_group([frames[i] for i in group])
+            for k, i in enumerate(group):
+                embeds[i] = group_embeds[k]
+                if group_logits is not None:
+                    logits[i] = group_logits[k]
+        return embeds, (None if self.ctc is None else logits)  # type: ignore[return-value]
+
+    def _adapt_group(self, frames: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         lengths = torch.tensor([f.shape[0] for f in frames])
         padded = nn.utils.rnn.pad_sequence(frames, batch_first=True)  # (B, F, C)
         dtype = next(self.adapter.parameters()).dtype
         embeds, out_lengths = self.adapter(padded.to(dtype), lengths)
-        per_clip = [embeds[i, : out_lengths[i]] for i in range(len(frames))]
+        # unbind + slice, not embeds[i, :n]: each select's backward would write a zero-filled copy of the whole batch
+        sizes = out_lengths.tolist()
+        per_clip = [e[:n] for e, n in zip(embeds.unbind(0), sizes)]
         if self.ctc is None:
             return per_clip, None
-        vocabulary = self.llm.get_input_embeddings().weight
-        return per_clip, [self.ctc.logits(e, vocabulary) for e in per_clip]
+        logits = self.ctc.logits(embeds, self.llm.get_input_embeddings().weight)  # one matmul for the group
+        return per_clip, [l[:n] for l, n in zip(logits.unbind(0), sizes)]
 
     def pair(self, segments: list[Segment], speech_embeds: list[torch.Tensor] | None = None) -> tuple[PairedSequence, torch.Tensor]:
         """Both views of one document, and the student's input embeddings (T_s, D)."""

@@ -67,3 +67,18 @@ def pair_segments(tokenizer, segments: list[Segment], speech_lengths: list[int])
             student.append(token)
     as_long = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
     return PairedSequence(as_long(teacher), as_long(student), spans, as_long(teacher_pred), as_long(student_pred), as_long(targets))
+
+
+def pad_rows(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad (T_i, ...) tensors with zeros into (B, T, ...), and the (B, T) long attention mask.
+
+    Built by one gather from the concatenated rows rather than `pad_sequence`, whose per-row slice copies each write
+    a zero-filled copy of the whole padded tensor in backward (quadratic in the number of rows).
+    """
+    lengths = torch.tensor([row.shape[0] for row in rows])
+    flat = torch.cat([*rows, rows[0].new_zeros((1, *rows[0].shape[1:]))])  # last row: the padding
+    starts = torch.cumsum(lengths, 0) - lengths
+    steps = torch.arange(int(lengths.max()))
+    mask = steps[None, :] < lengths[:, None]  # (B, T)
+    index = torch.where(mask, starts[:, None] + steps[None, :], flat.shape[0] - 1)
+    return flat[index.to(flat.device)], mask.long().to(flat.device)

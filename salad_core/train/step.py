@@ -20,7 +20,7 @@ from torch import nn
 from salad_core.losses import chunked_distillation_terms
 from salad_core.model.modeling import SaladModel
 from salad_core.model.ctc import compress, ctc_loss
-from salad_core.model.processing import PairedSequence, Segment, pair_segments, tokenize_segment
+from salad_core.model.processing import PairedSequence, Segment, pad_rows, pair_segments, tokenize_segment
 
 
 @dataclass
@@ -37,13 +37,12 @@ def _parts(llm: nn.Module) -> tuple[nn.Module, nn.Module]:
     return base.get_decoder(), base.get_output_embeddings()
 
 
-def _pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad a list of (T_i, ...) tensors; returns (B, T, ...) and the (B, T) attention mask."""
-    padded = nn.utils.rnn.pad_sequence(rows, batch_first=True)
-    mask = torch.zeros(padded.shape[:2], dtype=torch.long, device=padded.device)
-    for b, row in enumerate(rows):
-        mask[b, : row.shape[0]] = 1
-    return padded, mask
+def _gather_rows(hidden: torch.Tensor, positions: list[torch.Tensor]) -> torch.Tensor:
+    """(B, T, D) hidden states, per row its positions -> (N, D), in one index (per-row selects would each write a
+    zero-filled copy of the whole batch in backward)."""
+    length = hidden.shape[1]
+    flat = torch.cat([torch.as_tensor(p, dtype=torch.long) + b * length for b, p in enumerate(positions)])
+    return hidden.reshape(-1, hidden.shape[-1])[flat.to(hidden.device)]
 
 
 class DistillationStep(nn.Module):
@@ -76,7 +75,7 @@ class DistillationStep(nn.Module):
             sequence = pair_segments(model.tokenizer, segments, [e.shape[0] for e in doc_speech])
             paired.append(sequence)
             student.append(model.student_embeds(sequence, doc_speech))
-        padded, mask = _pad(student)
+        padded, mask = pad_rows(student)
         return paired, padded, mask
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -85,7 +84,7 @@ class DistillationStep(nn.Module):
         paired, student_embeds, student_mask = self.pair_batch(batch, embeds)
         decoder, head = _parts(self.model.llm)
         hidden = decoder(inputs_embeds=student_embeds, attention_mask=student_mask).last_hidden_state  # (B, T_s, D)
-        rows = torch.cat([hidden[b, p.student_pred] for b, p in enumerate(paired)])  # (N, D)
+        rows = _gather_rows(hidden, [p.student_pred for p in paired])  # (N, D)
         targets = torch.cat([p.targets for p in paired]).to(rows.device)
         teacher_rows, teacher_head = None, head
         if self.alpha > 0:
@@ -104,8 +103,8 @@ class DistillationStep(nn.Module):
     @torch.no_grad()
     def teacher_rows(self, paired: list[PairedSequence]) -> tuple[torch.Tensor, nn.Module]:
         """The teacher's final hidden states at the aligned positions (N, D), and its output head."""
-        ids, mask = _pad([p.teacher_ids for p in paired])
+        ids, mask = pad_rows([p.teacher_ids for p in paired])
         with self.model.teacher() as teacher:
             decoder, head = _parts(teacher)
             hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T_t, D)
-            return torch.cat([hidden[b, p.teacher_pred] for b, p in enumerate(paired)]), head
+            return _gather_rows(hidden, [p.teacher_pred for p in paired]), head
