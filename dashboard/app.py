@@ -47,8 +47,7 @@ def sidebar() -> pd.DataFrame:
     ids = runs["run_id"].tolist()
     current = st.session_state.get("run_id")
     if current not in ids:
-        done = runs[runs["status"] == "done"]
-        current = done["run_id"].iloc[0] if not done.empty else ids[0]
+        current = first_launch.default_run(runs)
     labels = {run["run_id"]: run_label(run) for _, run in runs.iterrows()}
     st.session_state["run_id"] = st.sidebar.selectbox("Evaluation run", ids, index=ids.index(current),
                                                       format_func=labels.get, key="sidebar_run")

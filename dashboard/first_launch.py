@@ -17,6 +17,8 @@ from dashboard import data, views
 from salad_core import jobs
 
 JOB_NAME = "first-eval"
+MINI_JOB = "train-mini"
+MINI_ARGS = ["train", "--preset", "mini"]
 DEFAULT_LIMIT = 15
 PROBE_LIMIT = 5
 
@@ -60,6 +62,37 @@ def render(store_path: str) -> None:
         watch(job_id)
     elif job_id is not None:
         show_ended(job_id)
+    st.divider()
+    offer_mini_world(store_path)
+
+
+def offer_mini_world(store_path: str) -> None:
+    """One click: build the mini world (text, speech, its LM) if needed, then train Stage I on it, as a job.
+
+    The job's final evaluation lands in this store; the gap page then shows it by default (`default_run`).
+    """
+    st.subheader("Train on the mini world")
+    st.markdown("A small six-domain world (capitals, elements, animals, arithmetic, calendar, stories) whose natural "
+                "speech covers only three domains, with its own tiny LM and the frozen Whisper tiny.en encoder. One "
+                "click builds it and runs SALAD's Stage I on this CPU; progress and ETA show below, stage by stage.")
+    running = [j for j in jobs.list_jobs(MINI_JOB) if j["state"] == "running"]
+    if st.button("Build and train the mini world", key="first_launch_mini", disabled=bool(running)):
+        try:
+            running = [{"job_id": jobs.start_job(MINI_ARGS + ["--db", store_path], MINI_JOB)}]
+        except jobs.JobError as err:
+            st.error(str(err))
+    if running:
+        watch(running[0]["job_id"])
+
+
+def default_run(runs) -> str:
+    """The evaluation run a page opens on: the newest finished evaluation of a trained model, else the newest
+    finished run, else the newest run. `runs` is the store's evaluation runs, newest first, with their configs."""
+    done = runs[runs["status"] == "done"]
+    trained = [r["run_id"] for _, r in done.iterrows() if isinstance(r.get("config"), dict) and r["config"].get("model_path")]
+    if trained:
+        return trained[0]
+    return done["run_id"].iloc[0] if not done.empty else runs["run_id"].iloc[0]
 
 
 def running_job() -> str | None:

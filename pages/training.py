@@ -14,14 +14,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, training_charts, views
+from dashboard.first_launch import MINI_ARGS, MINI_JOB
 from salad_core import jobs
 from salad_core.analysis import checkpoints, run_alpha
 from salad_core.presets import PRESETS
 from salad_core.store import Store, StoreError
+from salad_core.train.config import TrainConfig
 
 JOB_NAME = "train"
-MINI_JOB = "train-mini"
-MINI_ARGS = ["train", "--preset", "mini"]
 LLM_MODES = ("frozen", "lora", "full")
 BUDGETS = ("optimizer steps", "hours of natural speech", "text tokens")
 CONFIG_COLUMNS = ("preset", "alpha", "llm_mode", "lr_adapter", "lr_llm", "max_steps", "budget_hours", "budget_tokens",
@@ -49,24 +49,39 @@ def train_args(values: dict, store_path: str) -> list[str]:
     return args
 
 
+def recipe_values(preset: str) -> dict:
+    """The form's starting values: the preset's recipe (salad_core.train.config.PRESET_RECIPES) over the defaults."""
+    config = TrainConfig.for_preset(preset)
+    return {"train_alpha": config.alpha, "train_llm_mode": config.llm_mode, "train_budget_kind": BUDGETS[0],
+            "train_budget": float(config.max_steps), "train_seed": config.seed, "train_lr_adapter": config.lr_adapter,
+            "train_lr_llm": config.lr_llm, "train_replay": round(config.replay_prob, 2), "train_align": config.align}
+
+
+def apply_recipe() -> None:
+    st.session_state.update(recipe_values(st.session_state["train_preset"]))
+
+
 def start_form(store_path: str) -> None:
+    preset = st.selectbox("Preset", presets(), key="train_preset", on_change=apply_recipe,
+                          help="choosing a preset fills the form with its tested recipe")
+    for key, value in recipe_values(preset).items():
+        st.session_state.setdefault(key, value)
     with st.form("train_form"):
-        st.markdown("**Start a Stage I run**")
+        st.markdown(f"**Start a Stage I run** on `{preset}`")
         left, middle, right = st.columns(3)
         values = {
-            "preset": left.selectbox("Preset", presets(), key="train_preset"),
-            "alpha": left.slider("α: weight of distillation (1 = SALAD, 0 = plain NLL)", 0.0, 1.0, 1.0, 0.05,
+            "preset": preset,
+            "alpha": left.slider("α: weight of distillation (1 = SALAD, 0 = plain NLL)", 0.0, 1.0, step=0.05,
                                  key="train_alpha"),
             "llm_mode": left.selectbox("LLM weights", LLM_MODES, key="train_llm_mode"),
             "budget_kind": middle.selectbox("Budget in", BUDGETS, key="train_budget_kind"),
-            "budget": middle.number_input("Budget", min_value=0.001, value=300.0, key="train_budget",
+            "budget": middle.number_input("Budget", min_value=0.001, key="train_budget",
                                           help="steps, hours of natural speech or text tokens, as chosen above"),
-            "seed": middle.number_input("Seed", min_value=0, value=0, step=1, key="train_seed"),
-            "lr_adapter": right.number_input("Adapter learning rate", min_value=0.0, value=1e-3, format="%.2e",
+            "seed": middle.number_input("Seed", min_value=0, step=1, key="train_seed"),
+            "lr_adapter": right.number_input("Adapter learning rate", min_value=0.0, format="%.2e",
                                              key="train_lr_adapter"),
-            "lr_llm": right.number_input("LLM learning rate", min_value=0.0, value=5e-5, format="%.2e",
-                                         key="train_lr_llm"),
-            "replay_prob": right.slider("Text-only replay batches (probability)", 0.0, 1.0, 0.33, 0.01,
+            "lr_llm": right.number_input("LLM learning rate", min_value=0.0, format="%.2e", key="train_lr_llm"),
+            "replay_prob": right.slider("Text-only replay batches (probability)", 0.0, 1.0, step=0.01,
                                         key="train_replay"),
             "align": right.selectbox("Alignment aid (CTC warm-up)", ("ctc", "none"), key="train_align"),
         }

@@ -82,19 +82,31 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
 
     from salad_core.train.config import TrainConfig
 
+    from salad_core.train.config import PRESET_RECIPES
+
     for f in fields(TrainConfig):
         default = f.default if f.default is not MISSING else None
         kind = type(default) if default is not None else (float if "float" in str(f.type) else int)
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=default,
-                            help=f"(default: {default})")
+        recipes = ", ".join(f"{p}: {r[f.name]}" for p, r in PRESET_RECIPES.items() if f.name in r)
+        # None = not given: the preset's recipe, then TrainConfig's default, fill it in
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
+                            help=f"(default: {default}{'; preset ' + recipes if recipes else ''})")
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a run from its last checkpoint")
     parser.add_argument("--no-final-eval", dest="final_eval", action="store_false",
                         help="skip the closing `salad eval` of the final model")
 
 
-def cmd_train(args: argparse.Namespace) -> dict | None:
+def train_config(args: argparse.Namespace):
+    """The TrainConfig of `salad train` flags: the preset's recipe, with every flag given on top."""
     from dataclasses import fields
 
+    from salad_core.train.config import TrainConfig
+
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "preset"}
+    return TrainConfig.for_preset(args.preset or "mini", **given)
+
+
+def cmd_train(args: argparse.Namespace) -> dict | None:
     from salad_core.store import Store
     from salad_core.train.config import TrainConfig
     from salad_core.train.trainer import DistillTrainer
@@ -106,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
             raise ValueError(f"no training run {args.resume!r} in {store.path}. Fix: pick one from `salad runs`.")
         config = TrainConfig.from_dict(saved.loc[args.resume, "config"])
     else:
-        config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+        config = train_config(args)
     summary = DistillTrainer(config, store, resume=args.resume).train()
     from accelerate import PartialState
 

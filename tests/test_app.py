@@ -126,12 +126,18 @@ def counter_module(tmp_path, monkeypatch) -> str:
     return "salad_first_counter"
 
 
-def test_first_launch_watches_a_running_job_then_reports_its_end(counter_module):
-    job_id = jobs.start_job(["60", "0"], "first-eval", module=counter_module)
+def wait_for_progress(job_id: str) -> float:
+    """Wait until the job has reported progress; returns the deadline it had (for further waits)."""
     deadline = time.monotonic() + 20
     while not (jobs.job_status(job_id)["progress"] or {}).get("done"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    return deadline
+
+
+def test_first_launch_watches_a_running_job_then_reports_its_end(counter_module):
+    job_id = jobs.start_job(["60", "0"], "first-eval", module=counter_module)
+    deadline = wait_for_progress(job_id)
     at = run_app()
     assert not at.exception
     bar = at.get("progress")[0]
@@ -155,3 +161,42 @@ def test_first_launch_shows_a_failed_job(counter_module):
     assert not at.exception
     assert f"`{job_id}` failed" in at.error[0].value
     assert not at.button(key="first_launch_start").disabled  # a manual restart is offered
+
+
+def test_first_view_offers_to_build_and_train_the_mini_world(tmp_path, monkeypatch, counter_module):
+    started, real_start = [], jobs.start_job
+
+    def record(args, name, **kw):  # runs the counter instead of salad, so the page has a real job to watch
+        started.append((args, name))
+        return real_start(["5", "0"], name, module=counter_module)
+
+    monkeypatch.setattr(jobs, "start_job", record)
+    at = run_app()
+    assert not at.exception
+    assert "Train on the mini world" in texts(at.subheader)
+    at.button(key="first_launch_mini").click().run()
+    assert not at.exception
+    assert started == [(["train", "--preset", "mini", "--db", str(tmp_path / "data" / "salad.duckdb")], "train-mini")]
+
+
+def test_first_view_shows_the_progress_of_a_running_mini_job(counter_module):
+    job_id = jobs.start_job(["200", "0"], "train-mini", module=counter_module)
+    wait_for_progress(job_id)
+    at = run_app()
+    assert not at.exception
+    assert at.button(key="first_launch_mini").disabled
+    assert any("/ 200" in bar.proto.text and "ETA" in bar.proto.text for bar in at.get("progress"))
+    jobs.stop_job(job_id)
+
+
+def test_pages_open_on_the_newest_evaluation_of_a_trained_model():
+    import pandas as pd
+
+    from dashboard.first_launch import default_run
+
+    runs = pd.DataFrame({"run_id": ["eval-smol-new", "eval-mini", "eval-smol-old", "eval-broken"],
+                         "status": ["done", "done", "done", "failed"],
+                         "config": [{"model_path": None}, {"model_path": "data/runs/t/final"}, {}, {"model_path": "x"}]})
+    assert default_run(runs) == "eval-mini"
+    assert default_run(runs.drop(index=1)) == "eval-smol-new"
+    assert default_run(runs.iloc[[3]]) == "eval-broken"

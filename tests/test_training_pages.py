@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import training_charts as charts
 from salad_core import analysis, jobs
+from salad_core.train.config import TrainConfig
 from salad_core.paths import REPO_ROOT
 from tests.test_analysis import TOKENS_PER_STEP, build_training_store
 
@@ -163,10 +164,21 @@ def test_the_form_starts_a_train_job(store, started):
     at.selectbox(key="train_align").select("none")
     at.button[0].click().run()  # the form's submit button
     assert not at.exception
-    assert started == [(["train", "--preset", "mini", "--alpha", "0.5", "--llm-mode", "lora", "--lr-adapter", "0.001",
-                         "--lr-llm", "5e-05", "--replay-prob", "0.33", "--align", "none", "--seed", "0",
-                         "--budget-hours", "2.5", "--db", str(store.path)], "train")]
+    recipe = TrainConfig.for_preset("mini")  # the fields left alone start at the preset's recipe
+    assert started == [(["train", "--preset", "mini", "--alpha", "0.5", "--llm-mode", "lora", "--lr-adapter",
+                         f"{recipe.lr_adapter:g}", "--lr-llm", f"{recipe.lr_llm:g}", "--replay-prob", "0.33",
+                         "--align", "none", "--seed", "0", "--budget-hours", "2.5", "--db", str(store.path)], "train")]
     assert "as job `train-recorded`" in at.success[0].value
+
+
+def test_choosing_a_preset_fills_the_form_with_its_recipe(store, started):
+    at = open_page(TRAINING, store.path)
+    assert at.selectbox(key="train_align").value == "ctc" and at.selectbox(key="train_llm_mode").value == "full"
+    at.selectbox(key="train_preset").select("nano").run()
+    assert not at.exception
+    nano = TrainConfig.for_preset("nano")
+    assert at.selectbox(key="train_align").value == nano.align
+    assert at.number_input(key="train_lr_llm").value == nano.lr_llm
 
 
 def test_an_empty_store_offers_the_mini_world(tmp_path, started):

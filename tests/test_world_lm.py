@@ -42,11 +42,11 @@ class ToyWorld:
     domains: list = field(default_factory=lambda: [ToyDomain("colours", "toy-colours", "fact"),
                                                    ToyDomain("sums", "toy-sums", "skill")])
 
-    def text_corpus(self) -> list[str]:
+    def text_corpus(self, domain: str | None = None) -> list[str]:
         facts = [f"the colour of the {t} is {c} ." for t, c in zip(THINGS, COLOURS)]
         qa = [f"question : what is the colour of the {t} ? answer : {c} ." for t, c in zip(THINGS, COLOURS)]
         sums = [f"{NUMBERS[a]} plus {NUMBERS[b]} is {NUMBERS[a + b]} ." for a in range(5) for b in range(5)]
-        return facts + qa + sums
+        return {"colours": facts + qa, "sums": sums}.get(domain, facts + qa + sums)
 
     def probe_docs(self) -> list[str]:
         return ["the colour of the ink is black ."]
@@ -134,7 +134,7 @@ def test_pack_rows_start_at_document_starts():
     import numpy as np
 
     docs = [[5, 6, 3], [7, 8, 9, 3], [10, 3]]
-    rows = lm.pack_rows(docs, 20, 7, np.random.default_rng(0))
+    rows = lm.pack_rows([docs], 20, 7, np.random.default_rng(0))
     assert rows.shape == (20, 7)
     assert set(rows[:, 0].tolist()) <= {5, 7, 10}
     flat = {tuple(d) for d in docs}
@@ -144,6 +144,15 @@ def test_pack_rows_start_at_document_starts():
             doc = next(d for d in flat if d[0] == row[i])
             assert tuple(row[i:i + len(doc)]) == doc[: len(row) - i]
             i += len(doc)
+
+
+def test_pack_rows_draws_domains_evenly_whatever_their_corpus_size():
+    import numpy as np
+
+    big = [[1, 3]] * 900  # one domain with 900 documents, one with a single one
+    rows = lm.pack_rows([big, [[2, 3]]], 400, 2, np.random.default_rng(0))
+    share = float((rows[:, 0] == 2).float().mean())
+    assert 0.4 < share < 0.6
 
 
 def test_warmup_stable_decay_schedule():

@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import pickle
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -80,10 +80,12 @@ def synthesize_many(
     workers: int | None = None,
     progress: bool = True,
     cache: TTSCache | None = None,
+    on_done: Callable[[int], None] | None = None,
 ) -> list[Path | Exception]:
     """Cached FLAC paths of every (text, spec), in input order; a failed item holds its exception instead.
 
-    `workers` defaults to all cores; a single job (or `workers=1`) runs in this process with no pool.
+    `workers` defaults to all cores; a single job (or `workers=1`) runs in this process with no pool. `on_done(n)`
+    is called as items finish (n of them at a time, cached ones first), for a caller's own progress display.
     """
     cache = cache or TTSCache()
     results: list[Path | Exception | None] = [None] * len(texts)
@@ -100,10 +102,14 @@ def synthesize_many(
         else:
             slots.setdefault(path, []).append(i)
             jobs.setdefault(path, (text, spec))
+    if on_done is not None:
+        on_done(sum(r is not None for r in results))
     jobs = dict(sorted(jobs.items(), key=lambda item: -len(item[1][0])))
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     outcomes = _pooled(jobs, cache, workers) if workers > 1 else _serial(jobs, cache)
     for path, outcome in tqdm(outcomes, total=len(jobs), disable=not progress or not jobs, file=sys.stderr, desc="tts"):
         for i in slots[path]:
             results[i] = outcome
+        if on_done is not None:
+            on_done(len(slots[path]))
     return results  # type: ignore[return-value]

@@ -189,6 +189,9 @@ class _NoProgress:
     def update(self, n: int = 1, message: str | None = None) -> None:
         pass
 
+    def set_stage(self, desc: str, total: int | None) -> None:
+        pass
+
     def __enter__(self):
         return self
 

@@ -179,13 +179,19 @@ def encode_documents(tokenizer, docs: list[str]) -> list[list[int]]:
     return [ids + [tokenizer.eos_token_id] for ids in encoded if ids]
 
 
-def pack_rows(docs: list[list[int]], n_rows: int, length: int, rng: np.random.Generator) -> torch.Tensor:
-    """(n_rows, length) ids: each row is randomly drawn whole documents from their start, cut at `length`."""
+def pack_rows(groups: list[list[list[int]]], n_rows: int, length: int, rng: np.random.Generator) -> torch.Tensor:
+    """(n_rows, length) ids: each row is whole documents back to back from their start, cut at `length`.
+
+    Each document is drawn by picking a group (a domain) uniformly, then a document of it uniformly: a domain with
+    a large corpus (the stories) would otherwise crowd out the facts the LM must learn.
+    """
+    groups = [g for g in groups if g]
     rows = np.empty((n_rows, length), dtype=np.int64)
     for r in range(n_rows):
         row: list[int] = []
         while len(row) < length:
-            row.extend(docs[rng.integers(len(docs))])
+            group = groups[rng.integers(len(groups))]
+            row.extend(group[rng.integers(len(group))])
         rows[r] = row[:length]
     return torch.from_numpy(rows)
 
@@ -258,8 +264,9 @@ def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, eval_ev
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
     tokenizer = build_tokenizer(tokenizer_texts(world))
-    docs = encode_documents(tokenizer, list(world.text_corpus()) + format_documents(world))
-    if not docs:
+    groups = [encode_documents(tokenizer, world.text_corpus(d.name)) for d in world.domains]
+    groups.append(encode_documents(tokenizer, format_documents(world)))
+    if not any(groups):
         raise AssetError(f"World {world.name!r} has an empty text corpus. Fix: rebuild it (`salad world build --force`).")
     row_length = row_length or max(128, 32 * math.ceil(_longest_prompt(tokenizer, world, k_shot) / 32))
     hidden, layers, heads = shape
@@ -272,7 +279,7 @@ def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, eval_ev
     while step < min(schedule.end, steps):
         for group in optimizer.param_groups:
             group["lr"] = lr * schedule(step)
-        batch = pack_rows(docs, batch_size, row_length, rng)
+        batch = pack_rows(groups, batch_size, row_length, rng)
         loss = llm(input_ids=batch, labels=batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(llm.parameters(), 1.0)
