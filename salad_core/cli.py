@@ -27,6 +27,7 @@ def _csv(value: str) -> list[str]:
 
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
     from salad_core.eval.runner import SCORINGS
+    from salad_core.store import LANES
     from salad_core.presets import PRESETS
 
     model = parser.add_argument_group("model (default: the offline preset 'smol')")
@@ -38,7 +39,8 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--tasks", type=_csv, help="comma-separated task names (default: all available)")
     data.add_argument("--limit", type=int, help="test items per task")
     data.add_argument("--manifest", help="JSONL file of your own spoken items (see docs/manifest.md)")
-    data.add_argument("--voice", default="flite:slt@1", help="TTS voice for questions: engine:voice[@speed]")
+    data.add_argument("--voice", default="flite:slt@1", help="TTS voice for questions: engine:voice[@speed]; "
+                      "'world': mini-world tasks as the world spoke them (held-out voices, cached frames)")
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument("--k-shot", dest="k_shot", type=int, default=5)
     scoring.add_argument("--scoring", default="acc_norm", choices=SCORINGS)
@@ -46,6 +48,8 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
     scoring.add_argument("--asr-beam", dest="asr_beam", type=int, default=1, help="ASR beam size (1 = greedy)")
     scoring.add_argument("--probe-limit", dest="probe_limit", type=int, default=10, help="dev items per task for F and M")
     scoring.add_argument("--seed", type=int, default=0)
+    scoring.add_argument("--lanes", type=_csv, default=list(LANES),
+                         help=f"comma-separated lanes to score (default: {','.join(LANES)})")
 
 
 def cmd_eval(args: argparse.Namespace) -> dict:
@@ -170,14 +174,15 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
 
 
 def final_eval(summary: dict, config, store) -> dict:
-    """`salad eval` of the final model on the world's tasks, in the world's first evaluation voice."""
-    from salad_core.eval.runner import EvalConfig, run_eval
+    """`salad eval` of the final model on every test item of the world's tasks, each question as the world spoke it
+    (held-out voices, cached frames). The ASR cascade is left out here: `salad eval --voice world` adds it."""
+    from salad_core.eval.runner import WORLD_VOICE, EvalConfig, run_eval
     from salad_core.presets import preset_world
 
     world = preset_world(config.preset)
     tasks = [d.task for d in world.domains]
     eval_config = EvalConfig(preset=config.preset, model_path=str(summary["run_dir"]) + "/final", tasks=tasks,
-                             limit=config.eval_items, voice=world.info()["eval_voices"][0], seed=config.seed)
+                             voice=WORLD_VOICE, seed=config.seed, lanes=["base_text", "text", "speech"])
     return run_eval(eval_config, store)
 
 

@@ -34,6 +34,7 @@ PRESETS = {
             "SmolLM2-135M-Instruct + frozen Whisper-base encoder + 2-layer causal adapter at 12.5 Hz (offline default)",
             llm_name="HuggingFaceTB/SmolLM2-135M-Instruct",
             encoder_name="openai/whisper-base",
+            world="mini",  # trains on the mini world's speech and text, its clips encoded by Whisper-base
         ),
         Preset(
             "mini",
@@ -72,7 +73,7 @@ def model_config(preset: str = "smol", **overrides) -> SaladConfig:
 
 
 def preset_world(preset: str):
-    """The world a preset trains on, built (and its LM pretrained) on first use."""
+    """The world a preset trains on (its speech and text), built, and its LM pretrained when the preset uses it."""
     world_name = get_preset(preset).world
     if world_name is None:
         raise ValueError(f"preset {preset!r} has no training world yet; train with --preset mini or nano")
@@ -80,5 +81,6 @@ def preset_world(preset: str):
     from salad_core.world.lm import ensure_world_lm
 
     world = build_world(world_name)
-    ensure_world_lm(world)
+    if get_preset(preset).llm_name.startswith("world:"):  # smol brings its own pretrained LLM
+        ensure_world_lm(world)
     return world

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from salad_core.store import Store
@@ -74,3 +75,36 @@ def test_every_lane_of_every_item_is_stored(run):
     assert spoken["tts_engine"] == "flite"
     options = store.option_scores(run_id, recorded["item_id"])
     assert len(options) == 16  # 4 lanes x 4 options
+
+
+def test_divergence_estimates_weight_tokens_and_bracket_the_value():
+    from salad_core.eval.divergence import ProbeDivergence, aggregate, divergence_estimates
+
+    parts = [ProbeDivergence(f_sum=0.1 * k, f_tokens=k, m_sum=float(k % 3), m_tokens=2) for k in range(1, 30)]
+    est = divergence_estimates(parts, seed=0)
+    pooled = aggregate(parts)
+    assert est["F"].value == pytest.approx(pooled["F"]) == pytest.approx(0.1)
+    assert est["F"].ci_low == pytest.approx(0.1) and est["F"].ci_high == pytest.approx(0.1)  # every item the same rate
+    assert est["M"].value == pytest.approx(pooled["M"])
+    assert est["M"].ci_low < est["M"].value < est["M"].ci_high and est["M"].n == 58
+    assert np.isnan(divergence_estimates([], seed=0)["M"].value)
+
+
+def test_world_voice_uses_the_worlds_own_spoken_questions(tmp_path):
+    """`--voice world`: each nano-world item heard in its held-out evaluation voice, with the world's cached frames."""
+    from salad_core.eval.runner import EvalConfig, run_eval, world_speech
+    from salad_core.presets import preset_world
+
+    world = preset_world("nano")
+    store = Store(tmp_path / "store.duckdb")
+    result = run_eval(EvalConfig(preset="nano", tasks=["nano-animals"], voice="world", probe_limit=1,
+                                 lanes=["base_text", "text", "speech"]), store)
+    n_test = len(world.task_items("animals", "test"))
+    assert result["tasks"]["nano-animals"]["n"] == n_test and result["voice"] == "world"
+    audio = store.audio()
+    assert len(audio) == n_test and audio["path"].str.startswith(f"world:{world.root.name}/").all()
+    assert {f"{e}:{v}" for e, v in zip(audio["engine"], audio["voice"])} <= set(world.info()["eval_voices"])
+    item = world.task_items("animals", "test")[0]
+    spoken = world_speech([item])[item.item_id]
+    assert spoken[1]["frames"].shape[0] == world.clip(world.eval_clip(item.item_id))["frames"]
+    np.testing.assert_allclose(spoken[0], world.audio(world.eval_clip(item.item_id)))

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from salad_core.assets import AssetError
 from salad_core.world import build_world, load_world
@@ -164,3 +165,18 @@ def test_load_world_without_build_names_the_fix(monkeypatch, tmp_path):
     from salad_core.tasks import available_tasks
 
     assert "nano-capitals" not in available_tasks()
+
+
+def test_another_encoder_gets_its_own_frames_from_the_clips_audio(world):
+    from tests.tiny_models import tiny_encoder
+
+    encoder = tiny_encoder()
+    clip = next(span.clip_id for span in world.speech_docs()[0].spans if span.clip_id)
+    assert world.uses_encoder(None) and not world.uses_encoder(encoder)
+    cached = world.features([clip])[0]
+    other = world.features([clip, clip], encoder)
+    assert other[0].shape[1] == encoder.hidden_size != cached.shape[1]
+    expected = encoder.encode([world.audio(clip)])[0].float()
+    torch.testing.assert_close(other[0], expected)
+    torch.testing.assert_close(other[1], expected)
+    assert list(world._other_frames[str(encoder.name)]) == [clip]  # encoded once, memoised

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from salad_core.eval.metrics import Estimate, bootstrap_indices
 from salad_core.losses import kl_per_position
 from salad_core.model.modeling import SaladModel
 from salad_core.model.processing import Segment
@@ -50,3 +52,21 @@ def aggregate(parts: list[ProbeDivergence]) -> dict[str, float]:
         "f_tokens": f_tokens,
         "m_tokens": m_tokens,
     }
+
+
+def divergence_estimates(parts: list[ProbeDivergence], seed: int = 0, level: float = 0.95) -> dict[str, Estimate]:
+    """F and M (token-weighted, as `aggregate`) with bootstrap intervals that resample whole probes (items)."""
+    out = {}
+    for name, sums, counts in (("F", [p.f_sum for p in parts], [p.f_tokens for p in parts]),
+                               ("M", [p.m_sum for p in parts], [p.m_tokens for p in parts])):
+        sums_a, counts_a = np.asarray(sums, dtype=float), np.asarray(counts, dtype=float)
+        if not parts or counts_a.sum() == 0:
+            out[name] = Estimate(float("nan"), float("nan"), float("nan"), int(counts_a.sum()))
+            continue
+        draws = bootstrap_indices(len(parts), seed=seed)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratios = sums_a[draws].sum(axis=1) / counts_a[draws].sum(axis=1)
+        tail = (1 - level) / 2 * 100
+        low, high = np.nanpercentile(ratios, [tail, 100 - tail])
+        out[name] = Estimate(float(sums_a.sum() / counts_a.sum()), float(low), float(high), int(counts_a.sum()))
+    return out

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from salad_core.eval.divergence import aggregate, probe_divergence
+from salad_core.eval.divergence import divergence_estimates, probe_divergence
 from salad_core.eval.lanes import PROMPT_TEMPLATE, LaneScorer, PreparedItem, fewshot_for, lane_rows, prompt_segments
 from salad_core.eval.metrics import lane_estimates, mean_with_ci
 from salad_core.model.processing import Segment
@@ -28,6 +28,8 @@ from salad_core.tasks import Item, get_task
 log = logging.getLogger(__name__)
 
 SCORINGS = ("acc", "acc_norm")
+DEFAULT_VOICE = "flite:slt@1"
+WORLD_VOICE = "world"  # mini-world items as the world spoke them: held-out voices, cached encoder frames
 
 
 @dataclass
@@ -40,13 +42,18 @@ class EvalConfig:
     limit: int | None = None  # test items per task
     manifest: str | None = None  # JSONL of the user's own items (evaluated in addition to --tasks if given)
     k_shot: int = 5
-    voice: str = "flite:slt@1"  # engine:voice@speed for items without a recording
+    voice: str = DEFAULT_VOICE  # engine:voice@speed for items without a recording; "world": see WORLD_VOICE
     asr: str = "whisper-base"
     asr_beam: int = 1  # greedy decoding: on clean TTS speech it matches beam 5 closely at a third of the time
     scoring: str = "acc_norm"  # which of acc / acc_norm the headline accuracies use (both are stored)
     probe_limit: int = 10  # dev items per task for F and M
     seed: int = 0
     lanes: list[str] = field(default_factory=lambda: list(LANES))
+
+    def __post_init__(self) -> None:
+        unknown = [lane for lane in self.lanes if lane not in LANES]
+        if unknown or not self.lanes:
+            raise ValueError(f"unknown or no lanes {unknown or self.lanes}. Fix: choose from {', '.join(LANES)}.")
 
 
 # -- aggregation -----------------------------------------------------------------------------------------------
@@ -128,14 +135,39 @@ def load_items(config: EvalConfig) -> tuple[dict[str, list[Item]], dict[str, dic
     return {t: v for t, v in items.items() if v}, meta, manifest_fewshot
 
 
+def world_speech(items: list[Item]) -> dict[str, tuple[np.ndarray, dict]]:
+    """Audio of mini-world items as the world spoke them (each in one of its held-out evaluation voices), with the
+    clip's cached encoder frames under "frames" (used when the model's encoder is the world's)."""
+    from salad_core.world import load_world
+
+    out = {}
+    for item in items:
+        world = load_world(item.task.split("-", 1)[0])
+        clip_id = world.eval_clip(item.item_id)
+        record = world.clip(clip_id)
+        engine, _, name = record["voice"].partition(":")
+        audio = world.audio(clip_id)
+        out[item.item_id] = (audio, {"engine": engine, "voice": name, "speed": record["speed"],
+                                     "path": f"world:{world.root.name}/{clip_id}", "text": item.question,
+                                     "duration_s": len(audio) / 16000, "sample_rate": 16000,
+                                     "frames": world.features([clip_id])[0], "world": world})
+    return out
+
+
 def speak(items: list[Item], voice: str) -> dict[str, tuple[np.ndarray, dict] | Exception]:
     """Audio for each item (by item_id): its own recording when it has one, else the TTS voice.
 
-    All items go to the TTS in one call, so synthesis runs on every core at once; failures stay in their slot.
+    With `voice="world"`, mini-world items take the world's own spoken question (`world_speech`). All items go to
+    the TTS in one call, so synthesis runs on every core at once; failures stay in their slot.
     """
     from salad_core.audio import load_audio
     from salad_core.tts import VoiceSpec, synthesize_many
+    from salad_core.world import is_world_task
 
+    if voice == WORLD_VOICE:
+        from_world = [i for i in items if is_world_task(i.task) and not i.audio]
+        rest = [i for i in items if not (is_world_task(i.task) and not i.audio)]
+        return {**world_speech(from_world), **(speak(rest, DEFAULT_VOICE) if rest else {})}
     spec = VoiceSpec.parse(voice)
     to_speak = [i for i in items if not i.audio]
     paths = dict(zip((i.item_id for i in to_speak), synthesize_many([i.question for i in to_speak], spec)))
@@ -192,11 +224,9 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
                               prompt_template=PROMPT_TEMPLATE, seed=config.seed)
     try:
         per_task, probes = _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, meta, manifest_fewshot)
-        divergence = aggregate(probes)
-        store.add_metrics(run_id, [
-            {"task": ALL_TASKS, "metric": "F", "value": divergence["F"], "n": divergence["f_tokens"], "step": None},
-            {"task": ALL_TASKS, "metric": "M", "value": divergence["M"], "n": divergence["m_tokens"], "step": None},
-        ])
+        pooled = divergence_estimates(probes, config.seed)
+        store.add_metrics(run_id, metric_rows(ALL_TASKS, pooled))
+        divergence = {k: e.value for k, e in pooled.items()}
     except BaseException as err:
         store.finish_run(run_id, "failed", f"{type(err).__name__}: {err}")
         raise
@@ -212,7 +242,7 @@ def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, me
     per_task, probes, all_outputs = {}, [], []
     with Progress(len(every_item), "scoring items") as progress:
         for task, items in items_by_task.items():
-            prepared = _prepare(task, items, meta[task], spoken, store)
+            prepared = _prepare(task, items, meta[task], spoken, store, model.encoder)
             fewshot = fewshot_for(task, config.k_shot, config.seed, manifest_fewshot)
             predictions, outputs = [], []
             for p in prepared:
@@ -230,11 +260,8 @@ def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, me
                     task_probes.append(probe_divergence(model, segments))
                 progress.update(1, message=f"{task}: F and M probes")
             probes += task_probes
-            task_div = aggregate(task_probes)
-            rows = metric_rows(task, estimates) + [
-                {"task": task, "metric": k, "value": task_div[k], "n": task_div[n], "step": None}
-                for k, n in (("F", "f_tokens"), ("M", "m_tokens")) if task_div[n]
-            ]
+            task_div = {k: e for k, e in divergence_estimates(task_probes, config.seed).items() if e.n}
+            rows = metric_rows(task, {**estimates, **task_div})
             store.add_predictions(run_id, predictions)
             store.add_outputs(run_id, outputs)
             store.add_metrics(run_id, rows)
@@ -245,7 +272,7 @@ def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, me
     return per_task, probes
 
 
-def _prepare(task: str, items: list[Item], meta: dict, spoken: dict, store: Store) -> list[PreparedItem]:
+def _prepare(task: str, items: list[Item], meta: dict, spoken: dict, store: Store, encoder=None) -> list[PreparedItem]:
     """Register the task's items and their audio in the store; items whose audio failed are skipped."""
     store.upsert_tasks([meta])
     prepared, item_rows, audio_rows = [], [], []
@@ -254,13 +281,17 @@ def _prepare(task: str, items: list[Item], meta: dict, spoken: dict, store: Stor
             log.warning("item %s skipped: %s", item.item_id, spoken[item.item_id])
             continue
         audio, info = spoken[item.item_id]
+        info = dict(info)
+        world, frames = info.pop("world", None), info.pop("frames", None)
+        if world is not None and not world.uses_encoder(encoder):
+            frames = None  # cached frames are the world's encoder's; another encoder hears the audio
         item_id = item_key(task, meta["version"], item.doc_id)
         audio_id = audio_key(item_id, info["engine"], info["voice"], info["speed"])
         item_rows.append({"item_id": item_id, "task": task, "task_version": meta["version"], "doc_id": item.doc_id,
                           "split": item.split, "question": item.question, "choices": list(item.choices),
                           "answer": item.answer, "domain": item.domain})
         audio_rows.append({"audio_id": audio_id, "item_id": item_id, **info})
-        prepared.append(PreparedItem(item, item_id, audio, audio_id))
+        prepared.append(PreparedItem(item, item_id, audio, audio_id, frames))
     store.upsert_items(item_rows)
     store.upsert_audio(audio_rows)
     return prepared

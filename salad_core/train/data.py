@@ -18,8 +18,8 @@ from salad_core.train.step import Batch
 
 
 class WorldBatches:
-    def __init__(self, world, seed: int, replay_prob: float, rank: int = 0, world_size: int = 1):
-        self.world, self.seed, self.replay_prob = world, seed, replay_prob
+    def __init__(self, world, seed: int, replay_prob: float, rank: int = 0, world_size: int = 1, encoder=None):
+        self.world, self.seed, self.replay_prob, self.encoder = world, seed, replay_prob, encoder
         self.rank, self.world_size = rank, world_size
         self.speech_docs = [d for d in world.speech_docs() if any(span.clip_id for span in d.spans)]
         self.text_docs = world.text_corpus()
@@ -65,5 +65,5 @@ class WorldBatches:
             segments.append([Segment((" " if i else "") + span.text, clip_id=span.clip_id)
                              for i, span in enumerate(doc.spans)])
             clip_ids += [span.clip_id for span in doc.spans if span.clip_id]
-        frames = self.world.features(clip_ids) if clip_ids else []
+        frames = self.world.features(clip_ids, self.encoder) if clip_ids else []
         return Batch(docs=segments, frames=frames, speech_s=float(sum(d.seconds for d in docs)))

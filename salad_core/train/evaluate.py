@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from salad_core.eval.divergence import aggregate, probe_divergence
+from salad_core.eval.divergence import divergence_estimates, probe_divergence
 from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for, lane_rows, prompt_segments
 from salad_core.eval.runner import metric_rows, task_metrics
 from salad_core.model.processing import Segment
@@ -28,7 +28,7 @@ def evaluate_world(model, world, n_items: int, seed: int = 0, k_shot: int = 5, s
         items = world.task_items(domain.name, "dev")[:n_items]
         fewshot = fewshot_for(domain.task, k_shot, seed, [])
         clips = [world.eval_clip(item.item_id) for item in items]
-        frames = world.features(clips)
+        frames = world.features(clips, model.encoder)
         outputs, probes = [], []
         for item, clip, item_frames in zip(items, clips, frames):
             prepared = PreparedItem(item, item.item_id, None, clip, item_frames)
@@ -36,14 +36,8 @@ def evaluate_world(model, world, n_items: int, seed: int = 0, k_shot: int = 5, s
                 outputs.append(lane_rows(prepared, lane, scores, transcript)[1])
             segments = prompt_segments([], item.question, clip_id=clip) + [Segment(" " + item.target)]
             probes.append(probe_divergence(model, segments, model.adapt_frames([item_frames])))
-        divergence = aggregate(probes)
-        rows += metric_rows(domain.task, task_metrics(outputs, scoring, seed))
-        rows += [{"task": domain.task, "metric": k, "value": divergence[k], "n": divergence[n]}
-                 for k, n in (("F", "f_tokens"), ("M", "m_tokens"))]
+        rows += metric_rows(domain.task, {**task_metrics(outputs, scoring, seed), **divergence_estimates(probes, seed)})
         all_outputs += outputs
         all_probes += probes
-    pooled = aggregate(all_probes)
-    rows += metric_rows(ALL_TASKS, task_metrics(all_outputs, scoring, seed))
-    rows += [{"task": ALL_TASKS, "metric": k, "value": pooled[k], "n": pooled[n]}
-             for k, n in (("F", "f_tokens"), ("M", "m_tokens"))]
-    return rows
+    return rows + metric_rows(ALL_TASKS, {**task_metrics(all_outputs, scoring, seed),
+                                          **divergence_estimates(all_probes, seed)})

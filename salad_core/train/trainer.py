@@ -70,7 +70,7 @@ class DistillTrainer:
         self.accelerator = Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         self.model = SaladModel(model_config(cfg.preset, llm_mode=cfg.llm_mode, ctc_compress=cfg.align == "ctc"))
         self.data = WorldBatches(self.world, cfg.seed, cfg.replay_prob, self.accelerator.process_index,
-                                 self.accelerator.num_processes)
+                                 self.accelerator.num_processes, encoder=self.model.encoder)
         self.plan_steps()
         step_module = DistillationStep(self.model, cfg.alpha, cfg.kl_direction, cfg.kl_temperature, cfg.kl_chunk,
                                        cfg.ctc_weight)

@@ -60,6 +60,7 @@ class World:
         fields = Domain.__dataclass_fields__
         self.domains: list[Domain] = [Domain(**{k: d[k] for k in fields}) for d in manifest["domains"]]
         self._shards: dict[str, object] = {}
+        self._other_frames: dict[str, dict] = {}  # encoder name -> clip id -> frames (another encoder's)
 
     def __repr__(self) -> str:
         return f"World({self.name!r}, {self.root})"
@@ -167,8 +168,18 @@ class World:
                            "eval_clip(), or rebuild the world with --force.")
         return record
 
-    def features(self, clip_ids: list[str]):
-        """Cached Whisper tiny.en frames per clip, (frames, 384) float32 tensors, in input order."""
+    def uses_encoder(self, encoder) -> bool:
+        """True when `encoder` (a SpeechEncoder) is the one whose frames this world cached."""
+        return encoder is None or str(encoder.name).rstrip("/").split("/")[-1] == self.manifest.get("encoder")
+
+    def features(self, clip_ids: list[str], encoder=None):
+        """Encoder frames per clip, (frames, C) float32 tensors, in input order.
+
+        The world's cached Whisper tiny.en frames; or, for another `encoder` (a SpeechEncoder, e.g. the smol
+        preset's Whisper-base), the clips' audio encoded by it now and memoised for this process.
+        """
+        if not self.uses_encoder(encoder):
+            return self._encoded(clip_ids, encoder)
         from safetensors import safe_open
 
         out = []
@@ -178,6 +189,13 @@ class World:
                 self._shards[shard] = safe_open(str(self.root / "features" / shard), framework="pt")
             out.append(self._shards[shard].get_tensor(clip_id).float())
         return out
+
+    def _encoded(self, clip_ids: list[str], encoder) -> list:
+        memo = self._other_frames.setdefault(str(encoder.name), {})
+        missing = [c for c in dict.fromkeys(clip_ids) if c not in memo]
+        if missing:
+            memo.update(zip(missing, encoder.encode([self.audio(c) for c in missing])))
+        return [memo[c].float() for c in clip_ids]
 
     def audio(self, clip_id: str) -> np.ndarray:
         """16 kHz float32 audio of a clip, exactly as it was encoded."""
