@@ -32,14 +32,15 @@ class ProbeDivergence:
 def probe_divergence(model: SaladModel, segments: list[Segment], speech_embeds: list | None = None) -> ProbeDivergence:
     """F and M terms of one probe document; `speech_embeds` when its speech spans come as cached frames."""
     paired, student_embeds = model.pair(segments, speech_embeds)
-    text_ids = paired.teacher_ids[None]
-    all_positions = torch.arange(paired.teacher_ids.numel() - 1)
+    device = student_embeds.device
+    text_ids = paired.teacher_ids[None].to(device)
+    all_positions = torch.arange(paired.teacher_ids.numel() - 1, device=device)
     with model.teacher() as teacher:
         q_text = teacher(input_ids=text_ids, logits_to_keep=all_positions).logits[0]
     p_text = model.llm(input_ids=text_ids, logits_to_keep=all_positions).logits[0]
-    p_speech = model.llm(inputs_embeds=student_embeds[None], logits_to_keep=paired.student_pred).logits[0]
+    p_speech = model.llm(inputs_embeds=student_embeds[None], logits_to_keep=paired.student_pred.to(device)).logits[0]
     f = kl_per_position(q_text, p_text)
-    m = kl_per_position(p_text[paired.teacher_pred], p_speech)
+    m = kl_per_position(p_text[paired.teacher_pred.to(device)], p_speech)
     return ProbeDivergence(float(f.sum()), f.numel(), float(m.sum()), m.numel())
 
 

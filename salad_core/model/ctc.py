@@ -49,7 +49,7 @@ def compress(embeds: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 def ctc_loss(logits: list[torch.Tensor], targets: list[list[int]]) -> torch.Tensor:
     """Summed CTC loss of several clips: per clip (S_i, V + 1) logits and its token ids."""
     log_probs = pad_rows([l.float().log_softmax(-1) for l in logits])[0].transpose(0, 1)  # (S, B, V + 1)
-    flat = torch.tensor([t for target in targets for t in target], dtype=torch.long)
+    flat = torch.tensor([t for target in targets for t in target], dtype=torch.long, device=log_probs.device)
     return nn.functional.ctc_loss(
         log_probs, flat, torch.tensor([l.shape[0] for l in logits]), torch.tensor([len(t) for t in targets]),
         blank=log_probs.shape[-1] - 1, reduction="sum", zero_infinity=True,

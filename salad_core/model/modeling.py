@@ -93,7 +93,8 @@ class SaladModel(PreTrainedModel):
     # -- embeddings ------------------------------------------------------------------------------------------
 
     def embed_text(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.llm.get_input_embeddings()(ids)
+        table = self.llm.get_input_embeddings()
+        return table(ids.to(table.weight.device))
 
     def embed_speech(self, audios: list[np.ndarray]) -> list[torch.Tensor]:
         """Per clip (S_i, D) LLM-space embeddings from 16 kHz audio."""
@@ -126,10 +127,10 @@ class SaladModel(PreTrainedModel):
         return embeds, (None if self.ctc is None else logits)  # type: ignore[return-value]
 
     def _adapt_group(self, frames: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
-        lengths = torch.tensor([f.shape[0] for f in frames])
+        weight = next(self.adapter.parameters())
+        lengths = torch.tensor([f.shape[0] for f in frames], device=weight.device)
         padded = nn.utils.rnn.pad_sequence(frames, batch_first=True)  # (B, F, C)
-        dtype = next(self.adapter.parameters()).dtype
-        embeds, out_lengths = self.adapter(padded.to(dtype), lengths)
+        embeds, out_lengths = self.adapter(padded.to(device=weight.device, dtype=weight.dtype), lengths)
         # unbind + slice, not embeds[i, :n]: each select's backward would write a zero-filled copy of the whole batch
         sizes = out_lengths.tolist()
         per_clip = [e[:n] for e, n in zip(embeds.unbind(0), sizes)]

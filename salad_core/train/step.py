@@ -103,7 +103,8 @@ class DistillationStep(nn.Module):
     @torch.no_grad()
     def teacher_rows(self, paired: list[PairedSequence]) -> tuple[torch.Tensor, nn.Module]:
         """The teacher's final hidden states at the aligned positions (N, D), and its output head."""
-        ids, mask = pad_rows([p.teacher_ids for p in paired])
+        device = self.model.llm.get_input_embeddings().weight.device
+        ids, mask = (t.to(device) for t in pad_rows([p.teacher_ids for p in paired]))
         with self.model.teacher() as teacher:
             decoder, head = _parts(teacher)
             hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T_t, D)

@@ -158,9 +158,10 @@ class DistillTrainer:
         # Every text position of the global batch weighs the same: divide by the count over all processes, times
         # their number, because DDP averages the processes' gradients.
         local = self.count_positions(micro)
-        total = max(1, int(self.accelerator.reduce(torch.tensor(local), reduction="sum")))
+        device = self.accelerator.device  # collectives (NCCL on GPUs) need tensors on the process's device
+        total = max(1, int(self.accelerator.reduce(torch.tensor(local, device=device), reduction="sum")))
         scale = self.accelerator.num_processes / total
-        sums = torch.zeros(4)  # loss, kl, nll, ctc summed over this process's text positions
+        sums = torch.zeros(4, device=device)  # loss, kl, nll, ctc summed over this process's text positions
         for i, batch in enumerate(micro):
             last = i == len(micro) - 1
             context = contextlib.nullcontext() if last else self.accelerator.no_sync(self.step_module)
@@ -171,7 +172,8 @@ class DistillTrainer:
                     raise TrainingError(f"loss is {loss.item()} at step {self.counters.step + 1}. Fix: lower the "
                                         "learning rates or check the data; the last checkpoint is intact.")
                 self.accelerator.backward(loss)
-            sums += torch.stack([out[k].detach().float() if k in out else torch.tensor(0.0) for k in LOSS_PARTS])
+            sums += torch.stack([out[k].detach().float().to(device) if k in out else sums.new_zeros(())
+                                 for k in LOSS_PARTS])
         grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         lrs = [group["lr"] for group in self.optimizer.param_groups]  # the rates this step uses
         self.optimizer.step()
