@@ -140,9 +140,10 @@ def world_speech(items: list[Item]) -> dict[str, tuple[np.ndarray, dict]]:
     clip's cached encoder frames under "frames" (used when the model's encoder is the world's)."""
     from salad_core.world import load_world
 
-    out = {}
+    out, worlds = {}, {}
     for item in items:
-        world = load_world(item.task.split("-", 1)[0])
+        preset = item.task.split("-", 1)[0]
+        world = worlds[preset] = worlds.get(preset) or load_world(preset)
         clip_id = world.eval_clip(item.item_id)
         record = world.clip(clip_id)
         engine, _, name = record["voice"].partition(":")
