@@ -10,7 +10,7 @@ def test_preset_recipe_fills_what_is_not_given_and_flags_win():
     assert config.align == "ctc" and config.llm_mode == "full"  # from the recipe
     assert config.alpha == 0.0 and config.lr_llm == 1e-4  # given
     assert config.max_steps == PRESET_RECIPES["mini"]["max_steps"]  # None means "not given"
-    assert TrainConfig.for_preset("nano").to_dict() == TrainConfig(preset="nano").to_dict()  # no recipe: defaults
+    assert TrainConfig.for_preset("smol").to_dict() == TrainConfig(preset="smol").to_dict()  # no recipe: defaults
 
 
 def test_cli_flags_map_onto_the_recipe():

@@ -77,3 +77,25 @@ def test_resume_after_sigkill_matches_the_uninterrupted_run(runs):
     # Same seed, same data order, optimizer and RNG restored: losses agree to float32 noise.
     assert (a - b).abs().max() < 1e-4, (a - b).abs().max()
     assert store.runs("train").set_index("run_id").loc[resumed["run_id"], "status"] == "done"
+
+
+def test_nano_recipe_runs_the_whole_pipeline_and_prints_one_json_object(tmp_path):
+    """`salad train --preset nano --json` with the preset's recipe: training, then the final evaluation of every
+    test item in the world's own voices; stdout is exactly the documented object."""
+    db = str(tmp_path / "store.duckdb")
+    summary = finish(salad(["--preset", "nano", "--json", "--db", db], tmp_path))
+    assert set(summary) >= {"run_id", "wall_s", "steps", "tokens", "eval"}
+    from salad_core.train.config import TrainConfig
+    from salad_core.world import load_world
+
+    assert summary["steps"] == TrainConfig.for_preset("nano").max_steps
+    world = load_world("nano")
+    tasks = summary["eval"]["tasks"]
+    assert set(tasks) == {d.task for d in world.domains}
+    for domain in world.domains:
+        row = tasks[domain.task]
+        assert row["n"] == len(world.task_items(domain.name, "test")) and 0 <= row["speech_acc"] <= 1
+        assert row["cascade_acc"] is None  # the final evaluation leaves the ASR cascade out
+    assert summary["eval"]["voice"] == "world"
+    evals = Store(db).runs("eval")
+    assert evals["config"].iloc[0]["model_path"] == str(Path(summary["run_dir"]) / "final")

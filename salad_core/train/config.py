@@ -20,6 +20,9 @@ from salad_core.model.config import LLM_MODES
 PRESET_RECIPES: dict[str, dict] = {
     "mini": {"align": "ctc", "llm_mode": "full", "llm_unfreeze_step": 200, "lr_adapter": 2e-3, "lr_llm": 3e-4,
              "warmup_steps": 30, "max_steps": 800, "eval_every": 200, "ckpt_every": 200},
+    # the whole pipeline in about a minute, for tests and smoke checks
+    "nano": {"max_steps": 40, "batch_size": 4, "warmup_steps": 4, "eval_every": 20, "ckpt_every": 20,
+             "eval_items": 5},
 }
 
 

@@ -1,0 +1,67 @@
+"""Wall time of the whole Stage I pipeline, stage by stage: world build (text, speech synthesis, encoder frames),
+the world LM's pretraining, Stage I training with the preset's recipe, and the final evaluation.
+
+    python benchmarks/stage1_pipeline.py --preset nano --fresh      # everything from scratch, in a temporary cache
+    python benchmarks/stage1_pipeline.py --preset mini --fresh      # the issue's target: build + Stage I <= 20 min
+    python benchmarks/stage1_pipeline.py --preset mini --max-steps 200   # reuse what is cached, a shorter run
+
+`--fresh` points SALAD_CACHE and SALAD_DATA at empty temporary folders, so TTS, the Whisper conversion, the world and
+its LM are all built again (nothing is downloaded: the models come from the installed offline packages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def timed(label: str, args: list[str], env: dict) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "salad_core.cli", *args], env=env, cwd=REPO, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{label} failed ({' '.join(args)}):\n{done.stderr[-3000:]}")
+    print(f"{label:<28} {seconds:8.1f} s", flush=True)
+    return seconds, done.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="nano", choices=("nano", "mini"))
+    parser.add_argument("--fresh", action="store_true", help="empty temporary cache and data folders")
+    parser.add_argument("--max-steps", type=int, help="override the recipe's step count")
+    args = parser.parse_args()
+    env = dict(os.environ)
+    if args.fresh:
+        env["SALAD_CACHE"] = tempfile.mkdtemp(prefix="salad-cache-")
+        env["SALAD_DATA"] = tempfile.mkdtemp(prefix="salad-data-")
+    times = {}
+    times["world build"], _ = timed("world build", ["world", "build", "--preset", args.preset, "--json"], env)
+    lm_code = (f"from salad_core.world import load_world\nfrom salad_core.world.lm import ensure_world_lm\n"
+               f"ensure_world_lm(load_world({args.preset!r}))")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", lm_code], env=env, cwd=REPO, check=True, capture_output=True)
+    times["LM pretraining"] = time.perf_counter() - start
+    print(f"{'LM pretraining':<28} {times['LM pretraining']:8.1f} s", flush=True)
+    train = ["train", "--preset", args.preset, "--json"] + (["--max-steps", str(args.max_steps)] if args.max_steps else [])
+    times["Stage I + final eval"], out = timed("Stage I + final eval", train, env)
+    summary = json.loads(out)
+    times["of which training"] = summary["wall_s"]
+    total = times["world build"] + times["LM pretraining"] + times["Stage I + final eval"]
+    print(f"{'of which training':<28} {summary['wall_s']:8.1f} s ({summary['steps']} steps)")
+    print(f"{'total':<28} {total:8.1f} s = {total / 60:.1f} min")
+    speech = {t: round(v["speech_acc"], 3) for t, v in summary["eval"]["tasks"].items() if v.get("speech_acc") is not None}
+    print(f"final speech accuracy per task: {speech}")
+
+
+if __name__ == "__main__":
+    main()
