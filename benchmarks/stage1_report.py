@@ -5,8 +5,9 @@ the power-law fits of M per α, and the data-efficiency ratio. Every number is r
     python benchmarks/stage1_report.py --tag sweep-2026...     # the runs of one sweep (`salad sweep` tags them)
     python benchmarks/stage1_report.py --pair RUN_A0,RUN_A1    # the two runs of the table (default: newest of each)
 
-The table uses each run's last periodic evaluation (dev slice, `--eval-items` items per task) with 95 % bootstrap
-intervals; the fits pool every checkpoint of the selected runs (all tasks pooled, `__all__`).
+Two tables: the final models' `salad eval` on every test item (when the runs made one), and each run's last periodic
+evaluation (dev slice, `--eval-items` items per task, with F and M), both with 95 % bootstrap intervals; the fits pool
+every checkpoint of the selected runs (all tasks pooled, `__all__`).
 """
 
 from __future__ import annotations
@@ -57,18 +58,25 @@ def cell(rows: pd.DataFrame, task: str, metric: str) -> str:
     return f"{value:.{digits}f}{ci}"
 
 
-def alpha_table(store: Store, a0: str, a1: str, domains: dict[str, bool]) -> str:
-    evals = {0: last_evaluation(store, a0), 1: last_evaluation(store, a1)}
-    header = "| domain | in speech | " + " | ".join(f"{m} α={a}" for m in TABLE_METRICS for a in (0, 1)) + " |"
-    lines = [header, "|" + "---|" * (2 + 2 * len(TABLE_METRICS))]
+def final_evaluation(store: Store, run_id: str) -> pd.DataFrame:
+    """The metrics of the `salad eval` run of the training run's final model (all test items), if there is one."""
+    evals = store.runs("eval")
+    suffix = f"{run_id}/final"
+    mine = [r for r, c in zip(evals["run_id"], evals["config"])
+            if isinstance(c, dict) and str(c.get("model_path") or "").rstrip("/").endswith(suffix)]
+    return store.metrics(mine[0]) if mine else pd.DataFrame(columns=["task", "metric", "value", "ci_low", "ci_high"])
+
+
+def alpha_table(evals: dict[int, pd.DataFrame], domains: dict[str, bool], metrics: tuple[str, ...]) -> str:
+    header = "| domain | in speech | " + " | ".join(f"{m} α={a}" for m in metrics for a in (0, 1)) + " |"
+    lines = [header, "|" + "---|" * (2 + 2 * len(metrics))]
     tasks = sorted(set(evals[1]["task"]) - {ALL_TASKS}) + [ALL_TASKS]
     for task in tasks:
         covered = domains.get(task)
         flag = "-" if covered is None else ("yes" if covered else "no")
-        cells = [cell(evals[a], task, m) for m in TABLE_METRICS for a in (0, 1)]
+        cells = [cell(evals[a], task, m) for m in metrics for a in (0, 1)]
         lines.append(f"| {task} | {flag} | " + " | ".join(cells) + " |")
-    steps = {a: int(e["step"].max()) if not e.empty else None for a, e in evals.items()}
-    return f"α = 0: {a0} (step {steps[0]}); α = 1: {a1} (step {steps[1]})\n" + "\n".join(lines)
+    return "\n".join(lines)
 
 
 def world_domains(runs: pd.DataFrame) -> dict[str, bool]:
@@ -120,8 +128,15 @@ def main() -> None:
     store = Store(args.db)
     runs = selected_runs(store, args.tag)
     a0, a1 = pick_pair(runs, args.pair)
-    print("## α = 0 vs α = 1 (last periodic evaluation, dev slice, 95 % bootstrap CI)\n")
-    print(alpha_table(store, a0, a1, world_domains(runs)))
+    domains = world_domains(runs)
+    print(f"α = 0: {a0}; α = 1: {a1}\n")
+    finals = {0: final_evaluation(store, a0), 1: final_evaluation(store, a1)}
+    if not any(f.empty for f in finals.values()):
+        print("## Final models on every test item (spoken in held-out voices), 95 % bootstrap CI\n")
+        print(alpha_table(finals, domains, ("text_acc_base", "text_acc", "speech_acc", "gap", "forgetting")))
+        print()
+    print("## Last periodic evaluation (dev slice), 95 % bootstrap CI\n")
+    print(alpha_table({0: last_evaluation(store, a0), 1: last_evaluation(store, a1)}, domains, TABLE_METRICS))
     print("\n## Dynamics over checkpoints\n")
     print(dynamics(store, runs))
 
