@@ -71,3 +71,22 @@ def test_compress_keeps_new_non_blank_frames():
     assert compress(embeds, logits).flatten().tolist() == [0.0, 3.0]
     all_blank = torch.nn.functional.one_hot(torch.tensor([3, 3]), 4).float() + torch.tensor([0, 0.5, 0, 0])
     assert compress(embeds[:2], all_blank).shape[0] == 1
+
+
+def test_periodic_evaluation_names_each_task_in_the_progress_message(tmp_path, monkeypatch):
+    from salad_core.store import Store
+    from salad_core.train.config import TrainConfig
+    from salad_core.train.trainer import DistillTrainer
+
+    monkeypatch.setenv("SALAD_DATA", str(tmp_path))
+    trainer = DistillTrainer(TrainConfig(preset="nano", eval_items=1), Store(tmp_path / "store.duckdb"))
+    trainer.setup()
+    messages = []
+
+    class Recorder:
+        def update(self, n: int = 1, message: str | None = None) -> None:
+            messages.append((n, message))
+
+    trainer.evaluate(7, Recorder())
+    assert messages == [(0, f"evaluating step 7: {d.task}") for d in trainer.world.domains]
+    assert set(Store(tmp_path / "store.duckdb").metrics(trainer.run_id)["step"]) == {7}

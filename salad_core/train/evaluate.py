@@ -8,6 +8,8 @@ those of `salad eval` (salad_core.eval), so a curve point and an evaluation run 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from salad_core.eval.divergence import divergence_estimates, probe_divergence
@@ -20,11 +22,16 @@ TRAIN_EVAL_LANES = ["base_text", "text", "speech"]
 
 
 @torch.no_grad()
-def evaluate_world(model, world, n_items: int, seed: int = 0, k_shot: int = 5, scoring: str = "acc_norm") -> list[dict]:
-    """Metric rows (task, metric, value, ci_low, ci_high, n) for every world task and for all tasks pooled."""
+def evaluate_world(model, world, n_items: int, seed: int = 0, k_shot: int = 5, scoring: str = "acc_norm",
+                   on_task: Callable[[str], None] | None = None) -> list[dict]:
+    """Metric rows (task, metric, value, ci_low, ci_high, n) for every world task and for all tasks pooled.
+
+    `on_task(task)` is called as each task starts (the trainer shows it as its progress message)."""
     scorer = LaneScorer(model, None, TRAIN_EVAL_LANES)
     rows, all_outputs, all_probes = [], [], []
     for domain in world.domains:
+        if on_task is not None:
+            on_task(domain.task)
         items = world.task_items(domain.name, "dev")[:n_items]
         fewshot = fewshot_for(domain.task, k_shot, seed, [])
         clips = [world.eval_clip(item.item_id) for item in items]

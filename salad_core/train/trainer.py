@@ -222,7 +222,7 @@ class DistillTrainer:
                         self.store.add_train_steps(self.run_id, pending)
                         pending = []
                     if step % cfg.eval_every == 0 or step == cfg.max_steps:
-                        self.evaluate(step)
+                        self.evaluate(step, progress)
                     if checkpoint_now:  # the store holds every step up to a checkpoint: a resumed run is complete
                         self.save(step)
             if main:
@@ -251,14 +251,19 @@ class DistillTrainer:
 
     # -- evaluation and checkpoints ----------------------------------------------------------------------------
 
-    def evaluate(self, step: int) -> None:
+    def evaluate(self, step: int, progress: Progress | None = None) -> None:
         """Dev-slice F, M, text and speech accuracy per task: the forgetting and misalignment curves."""
         if not self.accelerator.is_main_process:
             return
         from salad_core.train.evaluate import evaluate_world
 
         self.model.eval()
-        rows = evaluate_world(self.model, self.world, self.config.eval_items, seed=self.config.seed)
+
+        def show(task: str) -> None:
+            if progress is not None:
+                progress.update(0, message=f"evaluating step {step}: {task}")
+
+        rows = evaluate_world(self.model, self.world, self.config.eval_items, seed=self.config.seed, on_task=show)
         counters = [{"task": "__all__", "metric": "tokens", "value": self.counters.tokens},
                     {"task": "__all__", "metric": "speech_hours", "value": self.counters.speech_s / 3600}]
         self.store.add_metrics(self.run_id, [{**r, "step": step} for r in rows + counters])
