@@ -124,7 +124,10 @@ def main() -> None:
                "transcribes it for the original LLM. Bars are each option's probability among the options.")
     config = run_config()
     question, choices, answer, task = pick_question(config.get("preset", "smol"))
-    audio, origin = pick_audio(question, config.get("voice", "flite:slt@1"))
+    from salad_core.eval.runner import DEFAULT_VOICE, WORLD_VOICE
+
+    voice = config.get("voice") or DEFAULT_VOICE  # a world run's items were spoken by the world: offer a TTS voice
+    audio, origin = pick_audio(question, DEFAULT_VOICE if voice == WORLD_VOICE else voice)
     if audio is not None:
         st.audio(audio, sample_rate=16000)
         st.caption(origin)

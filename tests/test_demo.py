@@ -65,3 +65,15 @@ def test_demo_answers_a_typed_question_on_every_lane(empty_data):
     chosen = options[options["chosen"]].set_index("lane")["option"]
     assert chosen["base_text"] == "Paris"  # SmolLM2 knows this one from text
     assert "capital" in answer.transcript.lower()
+
+
+def test_a_world_run_is_demoed_in_a_tts_voice(empty_data, tmp_path, monkeypatch):
+    from salad_core.store import Store
+
+    store = Store(tmp_path / "world.duckdb")
+    run_id = store.create_run("eval", {"preset": "nano", "voice": "world", "model_path": None})
+    store.finish_run(run_id)
+    monkeypatch.setenv("SALAD_STORE", str(store.path))
+    at = demo_page()
+    assert not at.error, [e.value for e in at.error]
+    assert at.session_state["run_id"] == run_id

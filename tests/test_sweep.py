@@ -25,3 +25,10 @@ def test_sweep_runs_the_grid(tmp_path):
     # the budget fixed the step count: 0.002 h of speech at 2 documents per step
     assert all(c["budget_hours"] == 0.002 for c in configs)
     assert all(r["steps"] >= 1 for r in result["runs"])
+    store = Store(db)
+    for r in result["runs"]:  # the planned steps ran (the schedule decayed), and the last one was evaluated
+        steps = store.train_steps(r["run_id"])
+        assert steps["step"].max() == r["steps"] == configs[0]["max_steps"]
+        assert store.metrics(r["run_id"])["step"].max() == r["steps"]
+        hours = steps["speech_s"].max() / 3600
+        assert 0.5 * 0.002 < hours < 2 * 0.002  # the budget, within the spread of document lengths

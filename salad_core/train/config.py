@@ -49,7 +49,7 @@ class TrainConfig:
     grad_accum: int = 1
     max_steps: int = 600
     budget_tokens: int | None = None  # stop after this many text tokens (whichever budget comes first)
-    budget_hours: float | None = None  # stop after this many hours of natural speech
+    budget_hours: float | None = None  # the steps that see about this many hours of natural speech (sets max_steps)
     # alignment aid (documented, switchable; not in the paper): CTC on the adapter + compression, model/ctc.py
     align: str = "none"  # none | ctc
     ctc_weight: float = 1.0

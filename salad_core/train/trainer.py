@@ -80,12 +80,21 @@ class DistillTrainer:
         self.run_id, self.run_dir = self.open_run()
 
     def plan_steps(self) -> None:
-        """A budget in hours of speech or tokens fixes the step count, so the schedule decays at the budget's end."""
+        """A budget in hours of speech fixes the step count, so the schedule decays at the budget's end.
+
+        Expected speech per step: every document of a speech batch, and no replay batches while the LLM does not
+        learn yet (before `llm_unfreeze_step`, or ever with a frozen LLM; see `train_step`).
+        """
         cfg = self.config
         docs_per_step = cfg.batch_size * cfg.grad_accum * self.accelerator.num_processes
         if cfg.budget_hours:
             mean_s = sum(d.seconds for d in self.data.speech_docs) / len(self.data.speech_docs)
-            cfg.max_steps = max(1, math.ceil(cfg.budget_hours * 3600 / (docs_per_step * (1 - cfg.replay_prob) * mean_s)))
+            budget_s, full = cfg.budget_hours * 3600, docs_per_step * mean_s
+            early = max(0, cfg.llm_unfreeze_step - 1) if cfg.llm_mode != "frozen" else math.inf
+            if budget_s <= early * full:
+                cfg.max_steps = max(1, math.ceil(budget_s / full))
+            else:
+                cfg.max_steps = early + math.ceil((budget_s - early * full) / (full * (1 - cfg.replay_prob)))
         self.decay_at = decay_start(cfg.max_steps, cfg.decay_fraction)
 
     def param_groups(self) -> list[dict]:
@@ -221,8 +230,8 @@ class DistillTrainer:
                     if main and (len(pending) >= LOG_EVERY or step % cfg.eval_every == 0 or checkpoint_now):
                         self.store.add_train_steps(self.run_id, pending)
                         pending = []
-                    if step % cfg.eval_every == 0 or step == cfg.max_steps:
-                        self.evaluate(step, progress)
+                    if step % cfg.eval_every == 0 or step == cfg.max_steps or self.budget_spent():
+                        self.evaluate(step, progress)  # the last step is always evaluated
                     if checkpoint_now:  # the store holds every step up to a checkpoint: a resumed run is complete
                         self.save(step)
             if main:
@@ -245,9 +254,9 @@ class DistillTrainer:
                 "run_dir": str(self.run_dir)}
 
     def budget_spent(self) -> bool:
+        """A token budget ends the run when reached; an hours budget was turned into steps by `plan_steps`."""
         cfg = self.config
-        return bool((cfg.budget_tokens and self.counters.tokens >= cfg.budget_tokens)
-                    or (cfg.budget_hours and self.counters.speech_s >= cfg.budget_hours * 3600))
+        return bool(cfg.budget_tokens and self.counters.tokens >= cfg.budget_tokens)
 
     # -- evaluation and checkpoints ----------------------------------------------------------------------------
 
