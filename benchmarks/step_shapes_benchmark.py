@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
-import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,6 +93,7 @@ def main() -> None:
         raise SystemExit("No LLM or encoder folder. Fix: pass --llm-dir and --encoder-dir (config + tokenizer files).")
     import torch
 
+    from benchmarks.step_timing import compare_alphas
     from salad_core.train.step import DistillationStep
 
     torch.set_flush_denormal(True)
@@ -107,37 +105,11 @@ def main() -> None:
     rng = random.Random(0)
     batches = [synthetic_batch(rng, args.batch_size, args.words, model.encoder.hidden_size)
                for _ in range(args.warmup + args.steps)]
-    cuda = args.device.startswith("cuda")
-
-    def one(batch, alpha: float) -> tuple[float, int]:
-        step.alpha = alpha
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = step(batch)
-        (out["loss"] / max(1, int(out["n"]))).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter() - start, int(out["n"])
-
-    times: dict[float, list[float]] = {1.0: [], 0.0: []}
-    tokens = {1.0: 0, 0.0: 0}
-    for i, batch in enumerate(batches):
-        for alpha in ((1.0, 0.0) if i % 2 == 0 else (0.0, 1.0)):
-            seconds, n = one(batch, alpha)
-            if i >= args.warmup:
-                times[alpha].append(seconds)
-                tokens[alpha] += n
-    median = {a: statistics.median(t) for a, t in times.items()}
+    timing = compare_alphas(step, optimizer, batches, args.warmup, cuda=args.device.startswith("cuda"))
     result = {"llm": args.llm_dir.name, "encoder": args.encoder_dir.name, "llm_mode": args.llm_mode,
               "align": args.align, "batch_size": args.batch_size, "words": args.words, "device": args.device,
-              "dtype": args.dtype, "gpu": torch.cuda.get_device_name() if cuda else None,
-              "distill_s_per_step": median[1.0], "nll_s_per_step": median[0.0], "ratio": median[1.0] / median[0.0],
-              "distill_tokens_per_s": tokens[1.0] / sum(times[1.0]), "nll_tokens_per_s": tokens[0.0] / sum(times[0.0]),
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
+              "dtype": args.dtype, "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+              **timing}
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 

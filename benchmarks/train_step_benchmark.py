@@ -14,11 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +41,7 @@ def main() -> None:
     os.environ["SALAD_DATA"] = tempfile.mkdtemp(prefix="salad-bench-")
     import torch
 
+    from benchmarks.step_timing import compare_alphas
     from salad_core.store import Store
     from salad_core.train.config import TrainConfig
     from salad_core.train.trainer import DistillTrainer
@@ -54,49 +52,21 @@ def main() -> None:
     trainer.setup()
     n = args.warmup + args.steps
     batches = [trainer.data.next_batch(config.batch_size, allow_replay=False) for _ in range(n)]  # frames fetched
-    step, optimizer, device = trainer.step_module, trainer.optimizer, trainer.accelerator.device
-    module = trainer.accelerator.unwrap_model(step)
-    cuda = device.type == "cuda"
-
-    def one(batch, alpha: float) -> tuple[float, int]:
-        module.alpha = alpha
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = step(batch)
-        trainer.accelerator.backward(out["loss"] / max(1, int(out["n"])))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter() - start, int(out["n"])
-
-    times: dict[float, list[float]] = {1.0: [], 0.0: []}
-    tokens: dict[float, int] = {1.0: 0, 0.0: 0}
-    for i, batch in enumerate(batches):
-        for alpha in ((1.0, 0.0) if i % 2 == 0 else (0.0, 1.0)):
-            seconds, n_tokens = one(batch, alpha)
-            if i >= args.warmup:
-                times[alpha].append(seconds)
-                tokens[alpha] += n_tokens
-    median = {a: statistics.median(t) for a, t in times.items()}
-    result = {
-        "preset": args.preset, "llm_mode": config.llm_mode, "align": config.align, "batch_size": config.batch_size,
-        "device": str(device), "threads": torch.get_num_threads(), "steps": args.steps,
-        "distill_s_per_step": median[1.0], "nll_s_per_step": median[0.0], "ratio": median[1.0] / median[0.0],
-        "distill_tokens_per_s": tokens[1.0] / sum(times[1.0]), "nll_tokens_per_s": tokens[0.0] / sum(times[0.0]),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-    }
+    device = trainer.accelerator.device
+    timing = compare_alphas(trainer.step_module, trainer.optimizer, batches, args.warmup,
+                            backward=trainer.accelerator.backward, cuda=device.type == "cuda")
+    result = {"preset": args.preset, "llm_mode": config.llm_mode, "align": config.align,
+              "batch_size": config.batch_size, "device": str(device), "threads": torch.get_num_threads(),
+              "steps": args.steps, **timing}
     if args.json:
         print(json.dumps(result))
         return
     print(f"{args.preset} ({config.llm_mode} LLM, align {config.align}, batch {config.batch_size}, {device}, "
           f"{result['threads']} threads), median of {args.steps} steps each:")
-    print(f"  distillation (α=1): {median[1.0]:.3f} s/step, {result['distill_tokens_per_s']:.0f} text tokens/s")
-    print(f"  plain NLL    (α=0): {median[0.0]:.3f} s/step, {result['nll_tokens_per_s']:.0f} text tokens/s")
+    print(f"  distillation (α=1): {result['distill_s_per_step']:.3f} s/step, {result['distill_tokens_per_s']:.0f} text tokens/s")
+    print(f"  plain NLL    (α=0): {result['nll_s_per_step']:.3f} s/step, {result['nll_tokens_per_s']:.0f} text tokens/s")
     print(f"  ratio distillation / NLL: {result['ratio']:.2f}x (target <= 1.3x)")
-    gpu = f", GPU {result['peak_gpu_mb']:.0f} MB" if cuda else ""
+    gpu = f", GPU {result['peak_gpu_mb']:.0f} MB" if result["peak_gpu_mb"] is not None else ""
     print(f"  peak memory: RSS {result['peak_rss_mb']:.0f} MB{gpu}")
 
 
