@@ -77,10 +77,22 @@ def test_splits_disjoint_stable_and_four_way(world):
         for item in world.task_items(dom.name, "test"):
             assert len(item.choices) == 4 and len(set(item.choices)) == 4
             assert item.task == f"nano-{dom.name}"
+            # no option's words begin another's ("twenty" / "twenty six"): a scorer would favour the shorter one
+            words = [c.split() for c in item.choices]
+            assert not any(a != b and a == b[: len(a)] for a in words for b in words), item.choices
     with pytest.raises(ValueError, match="split"):
         world.task_items("capitals", "train")
     with pytest.raises(KeyError, match="capitals"):
         world.task_items("planets", "test")
+
+
+def test_prefix_free_distractors_skip_options_that_begin_each_other():
+    from salad_core.tasks.choices import pick_distractors
+
+    tiers = [["twenty", "twenty five", "twenty six seven", "thirty six"], ["sixteen", "forty"]]
+    picked = pick_distractors("t", "d", "twenty six", tiers, prefix_free=True)
+    assert set(picked[:2]) == {"twenty five", "thirty six"} and picked[2] in {"sixteen", "forty"}
+    assert "twenty" in pick_distractors("t", "d", "twenty six", [["twenty", "thirty"]], k=2)  # off by default
 
 
 def test_speech_docs_alternate_and_have_features(world):
@@ -179,4 +191,4 @@ def test_another_encoder_gets_its_own_frames_from_the_clips_audio(world):
     expected = encoder.encode([world.audio(clip)])[0].float()
     torch.testing.assert_close(other[0], expected)
     torch.testing.assert_close(other[1], expected)
-    assert list(world._other_frames[str(encoder.name)]) == [clip]  # encoded once, memoised
+    assert list(world.bank._other_frames[str(encoder.name)]) == [clip]  # encoded once, memoised

@@ -53,24 +53,40 @@ def pick_distractors(
     tiers: Iterable[Iterable[str]],
     exclude: Iterable[str] = (),
     k: int = N_CHOICES - 1,
+    prefix_free: bool = False,
 ) -> list[str]:
     """Up to `k` distinct wrong options, taken from the most plausible tier first.
 
     Within a tier candidates are ordered by a hash of (task, doc_id, candidate), so the pick is fixed per item
     yet varies between items. Candidates equal to the answer or to anything in `exclude` (other correct
-    answers, case- and space-insensitive) are skipped.
+    answers, case- and space-insensitive) are skipped. With `prefix_free`, so is a candidate whose words begin
+    another option's words or the other way round ("twenty" next to "twenty six", "n" next to "n a"): a
+    log-likelihood scorer that reads an option without what follows it would prefer the shorter one whatever it
+    knows.
     """
     banned = {_norm(answer)} | {_norm(e) for e in exclude}
+    options = [_norm(answer).split()]
     picked: list[str] = []
     for tier in tiers:
         ranked = sorted(set(tier), key=lambda c: stable_hash(task, "distractor", doc_id, c))
         for candidate in ranked:
             if len(picked) == k:
                 return picked
-            if candidate.strip() and _norm(candidate) not in banned:
-                picked.append(candidate)
-                banned.add(_norm(candidate))
+            words = _norm(candidate).split()
+            if not candidate.strip() or _norm(candidate) in banned:
+                continue
+            if prefix_free and any(_word_prefix(words, other) for other in options):
+                continue
+            picked.append(candidate)
+            banned.add(_norm(candidate))
+            options.append(words)
     return picked
+
+
+def _word_prefix(a: list[str], b: list[str]) -> bool:
+    """One word sequence begins the other."""
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
 
 
 def place_answer(task: str, doc_id: str, answer: str, distractors: Sequence[str]) -> tuple[tuple[str, ...], int]:

@@ -68,7 +68,7 @@ def task_items(task: str, domain: str, facts: list[Fact], fewshot: float) -> lis
     """One 4-way item per fact; splits and answer positions fixed by hashes of (domain, fact key)."""
     items = []
     for fact in facts:
-        wrong = pick_distractors(task, fact.key, fact.answer, fact.distractors)
+        wrong = pick_distractors(task, fact.key, fact.answer, fact.distractors, prefix_free=True)
         item = make_item(task, fact.key, fact.question, fact.answer, wrong, domain)
         if item is not None:
             split = assign_split(f"world/{domain}", fact.key, fewshot=fewshot)
