@@ -18,6 +18,7 @@ import math
 import pandas as pd
 
 from salad_core import analysis
+from salad_core.select.report import final_evaluation
 from salad_core.store import ALL_TASKS, Store
 
 TABLE_METRICS = ("text_acc", "speech_acc", "gap", "F", "M")
@@ -56,15 +57,6 @@ def cell(rows: pd.DataFrame, task: str, metric: str) -> str:
     digits = 3 if metric in ("F", "M") else 2  # nats per token; F is small
     ci = f" [{low:.{digits}f}, {high:.{digits}f}]" if not (math.isnan(low) or math.isnan(high)) else ""
     return f"{value:.{digits}f}{ci}"
-
-
-def final_evaluation(store: Store, run_id: str) -> pd.DataFrame:
-    """The metrics of the `salad eval` run of the training run's final model (all test items), if there is one."""
-    evals = store.runs("eval")
-    suffix = f"{run_id}/final"
-    mine = [r for r, c in zip(evals["run_id"], evals["config"])
-            if isinstance(c, dict) and str(c.get("model_path") or "").rstrip("/").endswith(suffix)]
-    return store.metrics(mine[0]) if mine else pd.DataFrame(columns=["task", "metric", "value", "ci_low", "ci_high"])
 
 
 def alpha_table(evals: dict[int, pd.DataFrame], domains: dict[str, bool], metrics: tuple[str, ...]) -> str:

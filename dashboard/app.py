@@ -59,7 +59,8 @@ def navigation() -> StreamlitPage:
                                      default=True),
                              st.Page(PAGES / "dynamics.py", title="Forgetting & dynamics",
                                      icon=":material/show_chart:")],
-                "Fix": [st.Page(PAGES / "training.py", title="Training", icon=":material/model_training:")]}
+                "Fix": [st.Page(PAGES / "training.py", title="Training", icon=":material/model_training:"),
+                        st.Page(PAGES / "selection.py", title="Active selection", icon=":material/target:")]}
     if (PAGES / "demo.py").exists():
         sections["Demo"] = [st.Page(PAGES / "demo.py", title="Side-by-side demo", icon=":material/compare:")]
     return st.navigation(sections)

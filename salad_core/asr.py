@@ -82,20 +82,32 @@ class Transcriber:
         return [self.transcribe(a) for a in tqdm(audios, disable=not progress, file=sys.stderr, desc="asr")]
 
 
-def normalize_text(text: str) -> str:
-    """Lowercase, apostrophes dropped, other punctuation and symbols to spaces, numbers left as written."""
+def normalize_text(text: str, spell_numbers: bool = False) -> str:
+    """Lowercase, apostrophes dropped, other punctuation and symbols to spaces; numbers left as written, or with
+    `spell_numbers` written out ("26" -> "twenty six"), for references that spell them as TTS input does."""
     text = unicodedata.normalize("NFKC", text).lower().replace("'", "").replace("\u2019", "")
     text = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
+    if spell_numbers:
+        text = re.sub(r"\d+", lambda m: f" {_spelled(m.group())} ", text)
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _normalized_pairs(refs: str | Sequence[str], hyps: str | Sequence[str]) -> tuple[list[str], list[str]]:
+def _spelled(digits: str) -> str:
+    from salad_core.world.domains import number_words
+
+    n = int(digits)
+    return number_words(n) if n < 1000 else " ".join(number_words(int(d)) for d in digits)
+
+
+def _normalized_pairs(refs: str | Sequence[str], hyps: str | Sequence[str],
+                      spell_numbers: bool = False) -> tuple[list[str], list[str]]:
     refs, hyps = ([refs] if isinstance(refs, str) else list(refs)), ([hyps] if isinstance(hyps, str) else list(hyps))
     if len(refs) != len(hyps):
         raise ValueError(
             f"error rate: {len(refs)} references but {len(hyps)} hypotheses. Fix: pass one hypothesis per reference."
         )
-    refs, hyps = [normalize_text(r) for r in refs], [normalize_text(h) for h in hyps]
+    refs = [normalize_text(r, spell_numbers) for r in refs]
+    hyps = [normalize_text(h, spell_numbers) for h in hyps]
     if not refs or not any(refs):
         raise ValueError("error rate: the references are empty after normalisation. Fix: pass references with words.")
     return refs, hyps
@@ -107,7 +119,7 @@ def word_error_rate(refs: str | Sequence[str], hyps: str | Sequence[str]) -> flo
     return float(jiwer.wer(refs, hyps))
 
 
-def char_error_rate(refs: str | Sequence[str], hyps: str | Sequence[str]) -> float:
+def char_error_rate(refs: str | Sequence[str], hyps: str | Sequence[str], spell_numbers: bool = False) -> float:
     """Corpus CER: total character edits (spaces included) over total reference characters, after `normalize_text`."""
-    refs, hyps = _normalized_pairs(refs, hyps)
+    refs, hyps = _normalized_pairs(refs, hyps, spell_numbers)
     return float(jiwer.cer(refs, hyps))

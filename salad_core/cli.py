@@ -4,6 +4,8 @@
     salad world build|info --preset mini|nano      the mini world: text, tasks, speech, cached encoder frames
     salad train --preset mini --alpha 1.0 [...]    Stage I distillation (see `salad train --help`)
     salad sweep --alphas 0,0.5,1 --budgets-hours 0.25,1 [-- train flags]
+    salad select --from RUN --gamma 5 --budget 10%  Stage II active selection of synthetic speech
+    salad train --stage 2 --from RUN [--round ID]  Stage II: continue RUN on natural + selected speech
     salad tasks [--json]          the spoken task suite buildable here
     salad voices [--json]         TTS engines and their voices
 
@@ -80,21 +82,27 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
-def add_train_args(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, named as the field (`kl_temperature` -> `--kl-temperature`)."""
+FLAG_ALIASES = {"from_run": ["--from"], "round_id": ["--round"]}  # the names the Stage II docs use
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls, recipes: dict[str, dict] | None = None) -> None:
+    """One flag per dataclass field, named as the field (`kl_temperature` -> `--kl-temperature`), default None:
+    a flag not given leaves the field to the recipe, then to the dataclass default."""
     from dataclasses import MISSING, fields
 
-    from salad_core.train.config import TrainConfig
-
-    from salad_core.train.config import PRESET_RECIPES
-
-    for f in fields(TrainConfig):
+    for f in fields(cls):
         default = f.default if f.default is not MISSING else None
-        kind = type(default) if default is not None else (float if "float" in str(f.type) else int)
-        recipes = ", ".join(f"{p}: {r[f.name]}" for p, r in PRESET_RECIPES.items() if f.name in r)
-        # None = not given: the preset's recipe, then TrainConfig's default, fill it in
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
-                            help=f"(default: {default}{'; preset ' + recipes if recipes else ''})")
+        kind = type(default) if default is not None else \
+            str if "str" in str(f.type) else float if "float" in str(f.type) else int
+        given = ", ".join(f"{p}: {r[f.name]}" for p, r in (recipes or {}).items() if f.name in r)
+        parser.add_argument(*FLAG_ALIASES.get(f.name, []), "--" + f.name.replace("_", "-"), dest=f.name, type=kind,
+                            default=None, help=f"(default: {default}{'; preset ' + given if given else ''})".replace("%", "%%"))
+
+
+def add_train_args(parser: argparse.ArgumentParser) -> None:
+    from salad_core.train.config import PRESET_RECIPES, TrainConfig
+
+    add_dataclass_flags(parser, TrainConfig, PRESET_RECIPES)
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a run from its last checkpoint")
     parser.add_argument("--no-final-eval", dest="final_eval", action="store_false",
                         help="skip the closing `salad eval` of the final model")
@@ -110,10 +118,48 @@ def train_config(args: argparse.Namespace):
     return TrainConfig.for_preset(args.preset or "mini", **given)
 
 
+def stage2_config(args: argparse.Namespace, store):
+    """Stage II: the named Stage I run's options with the Stage II schedule, on the round given (default: the
+    newest finished round selected from that run), with every flag given on top."""
+    from dataclasses import fields
+
+    from salad_core.train.config import TrainConfig
+
+    if not args.from_run:
+        raise ValueError("--stage 2 needs --from RUN, the Stage I run to continue. Fix: add --from train-….")
+    saved = store.runs("train").set_index("run_id")
+    if args.from_run not in saved.index:
+        raise ValueError(f"no training run {args.from_run!r} in {store.path}. Fix: name a finished Stage I run.")
+    round_id = args.round_id or latest_round(store, args.from_run)
+    skip = {"preset", "stage", "from_run", "round_id"}
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name not in skip}
+    return stage2_of(store, args.from_run, round_id, **given)
+
+
+def stage2_of(store, from_run: str, round_id: str, **options):
+    """Stage II always continues the lineage's Stage I run from its pre-decay checkpoint (a later round adds its
+    speech to the earlier rounds'), so `from_run` may be a Stage I or a Stage II run."""
+    from salad_core.select.round import stage1_root
+    from salad_core.train.config import TrainConfig
+
+    root = stage1_root(store, from_run)
+    stage1 = TrainConfig.from_dict(store.runs("train").set_index("run_id").loc[root, "config"])
+    return TrainConfig.stage2(stage1, root, round_id, **options)
+
+
+def latest_round(store, from_run: str) -> str:
+    rounds = store.runs("select")
+    mine = [r for r, status, c in zip(rounds["run_id"], rounds["status"], rounds["config"])
+            if status == "done" and isinstance(c, dict) and c.get("from_run") == from_run]
+    if not mine:
+        raise ValueError(f"no finished selection round was made from {from_run}. Fix: run "
+                         f"`salad select --from {from_run}` first, or name one with --round.")
+    return mine[0]  # runs() lists newest first
+
+
 def cmd_train(args: argparse.Namespace) -> dict | None:
     from salad_core.store import Store
     from salad_core.train.config import TrainConfig
-    from salad_core.train.trainer import DistillTrainer
 
     store = Store(args.db)
     if args.resume:
@@ -121,16 +167,25 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
         if args.resume not in saved.index:
             raise ValueError(f"no training run {args.resume!r} in {store.path}. Fix: pick one from `salad runs`.")
         config = TrainConfig.from_dict(saved.loc[args.resume, "config"])
+    elif args.stage == 2:
+        config = stage2_config(args, store)
     else:
         config = train_config(args)
-    summary = DistillTrainer(config, store, resume=args.resume).train()
+    return train_and_evaluate(config, store, args.resume, args.final_eval, args.json)
+
+
+def train_and_evaluate(config, store, resume: str | None, evaluate: bool, quiet: bool) -> dict | None:
+    """Train (or resume), then `salad eval` the final model unless told not to; the summary `--json` prints."""
+    from salad_core.train.trainer import DistillTrainer
+
+    summary = DistillTrainer(config, store, resume=resume).train()
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under `accelerate launch`, one process reports
         return None
-    if args.final_eval:
+    if evaluate:
         summary["eval"] = final_eval(summary, config, store)
-    if not args.json:
+    if not quiet:
         print(f"run {summary['run_id']}: {summary['steps']} steps, {summary['tokens']} text tokens, "
               f"{summary['speech_hours']:.2f} h of speech, {summary['wall_s']:.0f} s")
         if "eval" in summary:
@@ -234,10 +289,52 @@ def cmd_world(args: argparse.Namespace) -> dict:
     return info
 
 
+def add_select_args(parser: argparse.ArgumentParser) -> None:
+    from salad_core.select.round import SelectConfig
+
+    add_dataclass_flags(parser, SelectConfig)
+    parser.add_argument("--train", action="store_true", help="then train Stage II on the round (salad train "
+                        "--stage 2 --from RUN --round ROUND, with its final evaluation): one round, end to end")
+
+
+def cmd_select(args: argparse.Namespace) -> dict:
+    from dataclasses import fields
+
+    from salad_core.select.round import SelectConfig, run_round
+    from salad_core.store import Store
+
+    if not args.from_run:
+        raise ValueError("salad select needs --from RUN, the trained model that scores the clusters.")
+    config = SelectConfig(**{f.name: getattr(args, f.name) for f in fields(SelectConfig)
+                             if getattr(args, f.name) is not None})
+    store = Store(args.db)
+    result = run_round(config, store)
+    if not args.json:
+        print(format_round(result))
+    if args.train:
+        stage2 = stage2_of(store, config.from_run, result["round_id"])
+        result["stage2"] = train_and_evaluate(stage2, store, None, True, args.json)
+    return result
+
+
+def format_round(result: dict) -> str:
+    lines = [f"round {result['round_id']} from {result['from_run']}: {result['strategy']}, γ = {result['gamma']:g}, "
+             f"{result['selected_hours'] * 60:.1f} of {result['budget_hours'] * 60:.1f} min selected "
+             f"({result['n_selected']} documents)",
+             f"{'cluster':>7} {'domain':<12} {'size':>6} {'P_web':>7} {'M':>7} {'CER':>6} {'P_target':>9} {'picked':>7}"]
+    for c in sorted(result["clusters"], key=lambda c: -(c["m"] or 0)):
+        flag = " filtered" if c["filtered"] else ""
+        lines.append(f"{c['id']:>7} {str(c['domain']):<12} {c['size']:>6} {c['p_web']:>7.3f} {_fmt(c['m']):>7} "
+                     f"{_fmt(c['cer']):>6} {c['p_target']:>9.3f} {c['n_selected']:>7}{flag}")
+    return "\n".join(lines)
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], object], str, Callable | None]] = {
     "eval": (cmd_eval, "text-speech gap per task: every lane on every item, with confidence intervals", add_eval_args),
     "train": (cmd_train, "Stage I: cross-modal distillation from the original LLM (SALAD)", add_train_args),
     "sweep": (cmd_sweep, "a grid of Stage I runs over alpha and speech budget", add_sweep_args),
+    "select": (cmd_select, "Stage II: score clusters of the text corpus and select synthetic speech where the "
+               "model is most misaligned", add_select_args),
     "tasks": (cmd_tasks, "list the spoken task suite", None),
     "voices": (cmd_voices, "list TTS engines and voices", None),
     "world": (cmd_world, "build or describe the mini world (text, MC tasks, synthetic speech)", add_world_args),

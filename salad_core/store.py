@@ -57,7 +57,7 @@ LANE_ACC_METRIC = {"base_text": "text_acc_base", "text": "text_acc", "speech": "
 RUN_KINDS = ("eval", "train", "select")
 RUN_STATUSES = ("running", "done", "failed")
 ALL_TASKS = "__all__"
-SCHEMA_VERSION = 2  # 2 added train_steps
+SCHEMA_VERSION = 3  # 2 added train_steps, 3 the selection tables
 PACKAGES_RECORDED = ("torch", "transformers", "accelerate", "peft", "faster-whisper", "ctranslate2", "numpy",
                      "duckdb", "kokoro-onnx", "piper-tts", "salad")
 
@@ -118,6 +118,15 @@ TABLES = {t.name: t for t in (
                           "n_text_positions INTEGER, replay BOOLEAN, tokens_per_s DOUBLE, wall_s DOUBLE", "run_id step"),
     _table("metrics", "run_id VARCHAR!, task VARCHAR!, metric VARCHAR!, value DOUBLE, ci_low DOUBLE, ci_high DOUBLE, "
                       "n INTEGER, step INTEGER", "run_id task metric step", primary_key=False),
+    # Stage II selection rounds (runs of kind 'select'): one row per cluster, and per text of the corpus
+    # (role 'member': its cluster and, for the texts drawn on the map, UMAP x/y), per probe and per selected text.
+    _table("selection_clusters", "run_id VARCHAR!, cluster INTEGER!, size INTEGER!, p_web DOUBLE!, m DOUBLE, "
+                                 "m_distill DOUBLE, m_tokens INTEGER, cer DOUBLE, filtered BOOLEAN!, p_target DOUBLE!, "
+                                 "n_probes INTEGER, n_selected INTEGER!, selected_s DOUBLE, domain VARCHAR",
+           "run_id cluster"),
+    _table("selection_texts", "run_id VARCHAR!, text_idx INTEGER!, role VARCHAR!, cluster INTEGER!, domain VARCHAR, "
+                              "text VARCHAR, doc_id VARCHAR, seconds DOUBLE, x DOUBLE, y DOUBLE",
+           "run_id text_idx role"),
 )}
 
 _LANE_COLUMNS = ("pred", "pred_norm", "correct", "correct_norm")
@@ -320,7 +329,10 @@ class Store:
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'").fetchall()[0][0]
             if not has_schema:
                 return _empty_result(sql, params)
-            return con.execute(sql, list(params)).df()
+            try:
+                return con.execute(sql, list(params)).df()
+            except duckdb.CatalogException:  # a store of an older schema lacks a newer table until its next write
+                return _empty_result(sql, params)
 
     # -- writers -------------------------------------------------------------------------------------------------
 
@@ -377,6 +389,12 @@ class Store:
     def add_metrics(self, run_id: str, rows: list[dict]) -> int:
         """Metric values; a row with the same (task, metric, step) as a stored one replaces it."""
         return self._write("metrics", [{**r, "run_id": run_id} for r in rows], run_id=run_id)
+
+    def add_selection_clusters(self, run_id: str, rows: list[dict]) -> int:
+        return self._write("selection_clusters", [{**r, "run_id": run_id} for r in rows], run_id=run_id)
+
+    def add_selection_texts(self, run_id: str, rows: list[dict]) -> int:
+        return self._write("selection_texts", [{**r, "run_id": run_id} for r in rows], run_id=run_id)
 
     def _write(self, table: str, rows: list[dict], *, run_id: str | None = None, known_items: bool = False) -> int:
         """Validate, then upsert in one transaction; returns the number of rows written."""
@@ -457,6 +475,13 @@ class Store:
     def audio(self, item_id: str | None = None) -> pd.DataFrame:
         where, params = ("WHERE item_id = ?", [item_id]) if item_id else ("", [])
         return self._read(f"SELECT * FROM item_audio {where} ORDER BY item_id, engine, voice, speed", params)
+
+    def selection_clusters(self, run_id: str) -> pd.DataFrame:
+        return self._read("SELECT * FROM selection_clusters WHERE run_id = ? ORDER BY cluster", [run_id])
+
+    def selection_texts(self, run_id: str, role: str | None = None) -> pd.DataFrame:
+        where, params = ("AND role = ?", [run_id, role]) if role else ("", [run_id])
+        return self._read(f"SELECT * FROM selection_texts WHERE run_id = ? {where} ORDER BY role, text_idx", params)
 
     def done_items(self, run_id: str, lane: str) -> set[str]:
         """Items that already have an output in this lane: a resumed run skips them."""

@@ -146,3 +146,15 @@ def fixture_store(tmp_path: Path, fixture_store_template: Store) -> Store:
     path = tmp_path / "salad.duckdb"
     shutil.copyfile(fixture_store_template.path, path)
     return Store(path)
+
+
+@pytest.fixture
+def isolated_app(tmp_path, monkeypatch):
+    """For dashboard tests: own data folder, no automatic evaluation job, fresh Streamlit caches."""
+    import streamlit as st
+
+    monkeypatch.setenv("SALAD_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SALAD_NO_AUTOSTART", "1")
+    monkeypatch.delenv("SALAD_STORE", raising=False)
+    monkeypatch.delenv("SALAD_FIRST_LIMIT", raising=False)
+    st.cache_data.clear()

@@ -18,14 +18,7 @@ from salad_core.store import ALL_TASKS
 APP = str(REPO_ROOT / "dashboard" / "app.py")
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Own data folder and no automatic evaluation job; fresh caches."""
-    monkeypatch.setenv("SALAD_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("SALAD_NO_AUTOSTART", "1")
-    monkeypatch.delenv("SALAD_STORE", raising=False)
-    monkeypatch.delenv("SALAD_FIRST_LIMIT", raising=False)
-    st.cache_data.clear()
+pytestmark = pytest.mark.usefixtures("isolated_app")
 
 
 def run_app(**state) -> AppTest:

@@ -78,3 +78,11 @@ def test_error_rate_inputs_are_checked():
         word_error_rate(["a", "b"], ["a"])
     with pytest.raises(ValueError, match="references are empty"):
         word_error_rate(["?!"], ["a"])
+
+
+def test_numbers_can_be_spelled_to_match_references_written_for_tts():
+    assert normalize_text("Iron is 26; Fe.", spell_numbers=True) == "iron is twenty six fe"
+    assert normalize_text("year 2024", spell_numbers=True) == "year two zero two four"
+    assert char_error_rate("the atomic number of iron is twenty six", "The atomic number of iron is 26.",
+                           spell_numbers=True) == 0.0
+    assert char_error_rate("twenty six", "26") == 1.0  # numbers as written by default (the cascade's WER)

@@ -43,12 +43,7 @@ def points(sweep_template) -> pd.DataFrame:
     return analysis.checkpoints(runs, metrics)
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("SALAD_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("SALAD_NO_AUTOSTART", "1")
-    monkeypatch.delenv("SALAD_STORE", raising=False)
-    st.cache_data.clear()
+pytestmark = pytest.mark.usefixtures("isolated_app")
 
 
 @pytest.fixture

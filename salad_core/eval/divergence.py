@@ -5,6 +5,8 @@
 
 Both are averaged over the positions whose next token is text (nats per token). F is taken over every position of
 the all-text view; M over the text tokens that both views share (`PairedSequence.teacher_pred/student_pred`).
+`d_sum` holds, over the same positions as M, the Stage I distillation loss KL( Q(. | text) || P(. | speech) ): the
+other way SALAD's Stage II can score a cluster's misalignment.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class ProbeDivergence:
     f_tokens: int
     m_sum: float
     m_tokens: int
+    d_sum: float = 0.0
 
 
 @torch.no_grad()
@@ -40,8 +43,10 @@ def probe_divergence(model: SaladModel, segments: list[Segment], speech_embeds: 
     p_text = model.llm(input_ids=text_ids, logits_to_keep=all_positions).logits[0]
     p_speech = model.llm(inputs_embeds=student_embeds[None], logits_to_keep=paired.student_pred.to(device)).logits[0]
     f = kl_per_position(q_text, p_text)
-    m = kl_per_position(p_text[paired.teacher_pred.to(device)], p_speech)
-    return ProbeDivergence(float(f.sum()), f.numel(), float(m.sum()), m.numel())
+    shared = paired.teacher_pred.to(device)
+    m = kl_per_position(p_text[shared], p_speech)
+    d = kl_per_position(q_text[shared], p_speech)
+    return ProbeDivergence(float(f.sum()), f.numel(), float(m.sum()), m.numel(), float(d.sum()))
 
 
 def aggregate(parts: list[ProbeDivergence]) -> dict[str, float]:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 
 from salad_core.losses import KL_DIRECTIONS
 from salad_core.model.config import LLM_MODES
+from salad_core.train.schedule import decay_start
 
 
 # Per-preset recipes: the options in which a preset's tested set-up differs from the defaults below. A flag given on
@@ -24,6 +25,11 @@ PRESET_RECIPES: dict[str, dict] = {
     "nano": {"max_steps": 40, "batch_size": 4, "warmup_steps": 4, "eval_every": 20, "ckpt_every": 20,
              "eval_items": 5},
 }
+
+
+# What Stage II sets afresh rather than inheriting from Stage I (see TrainConfig.stage2).
+STAGE2_RESETS = {"warmup_steps": 0, "decay_fraction": 1.0, "llm_unfreeze_step": 0, "budget_tokens": None,
+                 "budget_hours": None, "tag": ""}
 
 
 @dataclass
@@ -60,6 +66,11 @@ class TrainConfig:
     keep_checkpoints: int = 2  # plus the pre-decay one, which is always kept
     seed: int = 0
     tag: str = ""  # free label, e.g. the sweep a run belongs to
+    # Stage II (SALAD): continue a Stage I run from its pre-decay checkpoint on natural + selected synthetic speech
+    stage: int = 1
+    from_run: str | None = None  # stage 2: the Stage I run (its pre-decay checkpoint, model options)
+    round_id: str | None = None  # stage 2: the selection round whose speech is trained on (salad select)
+    synthetic_prob: float = 0.5  # stage 2: share of speech batches drawn from the selected synthetic speech
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
@@ -70,6 +81,10 @@ class TrainConfig:
             raise ValueError(f"llm_mode must be one of {LLM_MODES}, got {self.llm_mode!r}")
         if self.align not in ("none", "ctc"):
             raise ValueError(f"align must be 'none' or 'ctc', got {self.align!r}")
+        if self.stage not in (1, 2) or (self.stage == 2 and not (self.from_run and self.round_id)):
+            raise ValueError("stage must be 1 or 2, and stage 2 needs from_run and round_id")
+        if not 0.0 <= self.synthetic_prob <= 1.0:
+            raise ValueError(f"synthetic_prob must be in [0, 1], got {self.synthetic_prob}")
         if self.kl_temperature <= 0 or self.batch_size < 1 or self.grad_accum < 1 or self.max_steps < 1:
             raise ValueError("kl_temperature, batch_size, grad_accum and max_steps must be positive")
 
@@ -78,6 +93,15 @@ class TrainConfig:
         """The preset's recipe (PRESET_RECIPES) with `options` on top; options that are None are left unset."""
         return cls(**{"preset": preset, **PRESET_RECIPES.get(preset, {}),
                       **{k: v for k, v in options.items() if v is not None}})
+
+    @classmethod
+    def stage2(cls, stage1: TrainConfig, from_run: str, round_id: str, **options) -> TrainConfig:
+        """Stage II of `stage1`: its model and loss options; the steps of its decay phase, decaying from its
+        stable learning rate to zero as Stage I's own decay did, so that Stage I's final model and this one differ
+        only in the speech they decayed on. `options` that are not None win."""
+        base = {**stage1.to_dict(), **STAGE2_RESETS, "stage": 2, "from_run": from_run, "round_id": round_id,
+                "max_steps": stage1.max_steps - decay_start(stage1.max_steps, stage1.decay_fraction) + 1}
+        return cls(**{**base, **{k: v for k, v in options.items() if v is not None}})
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -5,6 +5,9 @@ on its own, so its words are aligned by construction; its Whisper frames are cac
 (probability `replay_prob`) holds documents of the broad text corpus, read by both student and teacher: it trains
 the student toward the teacher on text and so guards against forgetting (SALAD, Stage I).
 
+Stage II adds a second speech source, the synthetic documents a selection round chose (`SelectedSpeech`): with
+probability `synthetic_prob` a speech batch is drawn from it instead of from the natural speech.
+
 The sampler is deterministic and resumable: documents are visited in a seeded permutation per epoch (different per
 process rank), and `state_dict()` holds the epoch, the cursor and the replay coin's generator state.
 """
@@ -17,15 +20,24 @@ from salad_core.model.processing import Segment
 from salad_core.train.step import Batch
 
 
+STREAMS = ("speech", "text", "synthetic")  # the order seeds each stream's permutation
+
+
 class WorldBatches:
-    def __init__(self, world, seed: int, replay_prob: float, rank: int = 0, world_size: int = 1, encoder=None):
+    def __init__(self, world, seed: int, replay_prob: float, rank: int = 0, world_size: int = 1, encoder=None,
+                 synthetic=None, synthetic_prob: float = 0.0):
         self.world, self.seed, self.replay_prob, self.encoder = world, seed, replay_prob, encoder
         self.rank, self.world_size = rank, world_size
-        self.speech_docs = [d for d in world.speech_docs() if any(span.clip_id for span in d.spans)]
+        self.speech_docs = _spoken(world.speech_docs())
         self.text_docs = world.text_corpus()
         if not self.speech_docs:
             raise ValueError(f"world {world.name} has no natural-speech documents. Fix: rebuild it (salad world build).")
-        self.position = {"speech": [0, 0], "text": [0, 0]}  # [epoch, cursor] per stream
+        self.synthetic, self.synthetic_prob = synthetic, synthetic_prob if synthetic is not None else 0.0
+        self.synthetic_docs = _spoken(synthetic.speech_docs()) if synthetic is not None else []
+        if synthetic is not None and len(self.synthetic_docs) < world_size:
+            raise ValueError(f"selection round {synthetic.round_id} selected {len(self.synthetic_docs)} documents, "
+                             f"fewer than the {world_size} processes. Fix: rerun it with a larger budget.")
+        self.position = {"speech": [0, 0], "text": [0, 0], "synthetic": [0, 0]}  # [epoch, cursor] per stream
         self.coin = np.random.default_rng([seed, rank, 7])
 
     # -- resumable state ---------------------------------------------------------------------------------------
@@ -34,13 +46,13 @@ class WorldBatches:
         return {"position": {k: list(v) for k, v in self.position.items()}, "coin": self.coin.bit_generator.state}
 
     def load_state_dict(self, state: dict) -> None:
-        self.position = {k: list(v) for k, v in state["position"].items()}
+        self.position.update({k: list(v) for k, v in state["position"].items()})
         self.coin.bit_generator.state = state["coin"]
 
     # -- sampling ----------------------------------------------------------------------------------------------
 
     def _order(self, stream: str, n: int, epoch: int) -> np.ndarray:
-        order = np.random.default_rng([self.seed, epoch, 0 if stream == "speech" else 1]).permutation(n)
+        order = np.random.default_rng([self.seed, epoch, STREAMS.index(stream)]).permutation(n)
         return order[self.rank :: self.world_size]  # each process its own share
 
     def _take(self, stream: str, docs: list, count: int) -> list:
@@ -59,11 +71,19 @@ class WorldBatches:
         replay = bool(self.coin.random() < self.replay_prob) and allow_replay
         if replay:
             return Batch(docs=[[Segment(text)] for text in self._take("text", self.text_docs, batch_size)], replay=True)
-        docs = self._take("speech", self.speech_docs, batch_size)
+        synthetic = self.synthetic_prob > 0 and bool(self.coin.random() < self.synthetic_prob)
+        source = self.synthetic if synthetic else self.world
+        docs = self._take("synthetic", self.synthetic_docs, batch_size) if synthetic else \
+            self._take("speech", self.speech_docs, batch_size)
         segments, clip_ids = [], []
         for doc in docs:
             segments.append([Segment((" " if i else "") + span.text, clip_id=span.clip_id)
                              for i, span in enumerate(doc.spans)])
             clip_ids += [span.clip_id for span in doc.spans if span.clip_id]
-        frames = self.world.features(clip_ids, self.encoder) if clip_ids else []
-        return Batch(docs=segments, frames=frames, speech_s=float(sum(d.seconds for d in docs)))
+        frames = source.features(clip_ids, self.encoder) if clip_ids else []
+        return Batch(docs=segments, frames=frames, speech_s=0.0 if synthetic else float(sum(d.seconds for d in docs)),
+                     synthetic=synthetic)
+
+
+def _spoken(docs: list) -> list:
+    return [d for d in docs if any(span.clip_id for span in d.spans)]

@@ -69,8 +69,14 @@ class DistillTrainer:
         self.world = preset_world(cfg.preset)
         self.accelerator = Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         self.model = SaladModel(model_config(cfg.preset, llm_mode=cfg.llm_mode, ctc_compress=cfg.align == "ctc"))
+        synthetic = None
+        if cfg.stage == 2:
+            from salad_core.select.round import SelectedSpeech, training_rounds
+
+            synthetic = SelectedSpeech(training_rounds(self.store, cfg.round_id))
         self.data = WorldBatches(self.world, cfg.seed, cfg.replay_prob, self.accelerator.process_index,
-                                 self.accelerator.num_processes, encoder=self.model.encoder)
+                                 self.accelerator.num_processes, encoder=self.model.encoder, synthetic=synthetic,
+                                 synthetic_prob=cfg.synthetic_prob)
         self.plan_steps()
         step_module = DistillationStep(self.model, cfg.alpha, cfg.kl_direction, cfg.kl_temperature, cfg.kl_chunk,
                                        cfg.ctc_weight)
@@ -124,16 +130,36 @@ class DistillTrainer:
             return self.resume_id, run_dir
         run_id = new_run_id("train")
         run_dir = data_dir() / "runs" / run_id
+        if self.config.stage == 2:
+            self.start_from_stage1()
         if self.accelerator.is_main_process:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
             cfg = self.model.config
-            model = {"model_id": run_id, "name": f"{self.config.preset} α={self.config.alpha:g} ({run_id})",
+            stage = f" stage II ({self.config.round_id})" if self.config.stage == 2 else ""
+            model = {"model_id": run_id, "name": f"{self.config.preset} α={self.config.alpha:g}{stage} ({run_id})",
                      "llm": cfg.llm_name, "encoder": cfg.encoder_name, "path": str(run_dir / "final"),
                      "adapter": {k: getattr(cfg, k) for k in ("adapter_stack", "adapter_layers", "adapter_width", "llm_mode")},
                      "params": self.model.parameter_table()}
             self.store.create_run("train", self.config.to_dict(), model=model, seed=self.config.seed, run_id=run_id)
         return run_id, run_dir
+
+    def start_from_stage1(self) -> None:
+        """Stage II starts from the Stage I run's pre-decay checkpoint: weights, optimizer moments, counters, RNG and
+        data position. With `synthetic_prob` 0 it therefore replays Stage I's own decay phase step for step."""
+        stage1_dir = data_dir() / "runs" / self.config.from_run
+        folder = ckpt.pre_decay_checkpoint(stage1_dir)
+        if folder is None:
+            raise TrainingError(f"run {self.config.from_run} has no pre-decay checkpoint in {stage1_dir}. Fix: "
+                                "start Stage II from a Stage I run that reached its decay phase.")
+        state, meta = ckpt.load_checkpoint(folder, self.model)
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+            group["lr"] = lr  # the loaded state holds Stage I's rates; this schedule starts its own
+        ckpt.set_rng_state(state["rng"])
+        self.data.load_state_dict(state["data"])
+        self.counters = Counters(0, meta["tokens"], meta["speech_s"])
+        log.info("stage II starts from %s of %s", folder.name, self.config.from_run)
 
     def restore(self, run_dir: Path) -> None:
         saved = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))

@@ -104,7 +104,7 @@ def _plan_text(preset: str, cfg: dict) -> dict:
     return plan
 
 
-def _spans_to_clips(spans: list[corpus.SpanPlan], prefix: str, voice: str, speed: float, role: str,
+def spans_to_clips(spans: list[corpus.SpanPlan], prefix: str, voice: str, speed: float, role: str,
                     noise: tuple[float, float, float] | None, rng: random.Random) -> tuple[list, list[ClipRequest]]:
     """Span rows [text, clip_id|None] and the clip requests of the spoken spans."""
     rows, requests = [], []
@@ -130,7 +130,7 @@ def _plan_speech(plan: dict, cfg: dict) -> tuple[list[dict], list[ClipRequest]]:
             doc_id = f"s{len(docs):05d}"
             spans = corpus.split_spans(text, rng, tuple(cfg["speech_words"]), tuple(cfg["text_words"]),
                                        all_spoken=rng.random() < cfg["full_spoken"])
-            rows, reqs = _spans_to_clips(spans, doc_id, rng.choice(voices), rng.choice(speech.TRAIN_SPEEDS),
+            rows, reqs = spans_to_clips(spans, doc_id, rng.choice(voices), rng.choice(speech.TRAIN_SPEEDS),
                                          "train", noise, rng)
             docs.append({"doc_id": doc_id, "domain": name, "spans": rows})
             requests += reqs
@@ -151,7 +151,7 @@ def _plan_eval(plan: dict, cfg: dict) -> list[ClipRequest]:
         rng = corpus._rng("probe-speech", str(n), cfg["seed"])
         spans = corpus.split_spans(probe["text"], rng, tuple(cfg["speech_words"]), tuple(cfg["text_words"]))
         voice = speech.EVAL_VOICES[n % len(speech.EVAL_VOICES)]
-        probe["spans"], reqs = _spans_to_clips(spans, f"p{n:05d}", voice, 1.0, "probe", None, rng)
+        probe["spans"], reqs = spans_to_clips(spans, f"p{n:05d}", voice, 1.0, "probe", None, rng)
         requests += reqs
     return requests
 
@@ -171,7 +171,7 @@ def _write_world(out: Path, preset: str, cfg: dict, progress: bool) -> None:
     with Progress(len(requests), f"world {preset}: speech") if progress else _NoProgress() as bar:
         records = speech.encode_clips(requests, out / "features", shard_clips=cfg["shard_clips"], progress=bar)
     seconds = {r["clip_id"]: r["seconds"] for r in records if "error" not in r}
-    kept_docs = [_with_seconds(d, seconds) for d in speech_docs]
+    kept_docs = [with_seconds(d, seconds) for d in speech_docs]
     kept_docs = [d for d in kept_docs if d is not None]  # a failed clip drops its document, the rest go on
     items = [{**asdict(i), "clip_id": plan["item_clips"].get(i.item_id)} for i in plan["items"]]
     _write_jsonl(out / "corpus.jsonl", plan["corpus"])
@@ -199,7 +199,7 @@ class _NoProgress:
         pass
 
 
-def _with_seconds(doc: dict, seconds: dict[str, float]) -> dict | None:
+def with_seconds(doc: dict, seconds: dict[str, float]) -> dict | None:
     clips = [clip for _, clip in doc["spans"] if clip is not None]
     if any(clip not in seconds for clip in clips):
         return None

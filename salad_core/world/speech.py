@@ -151,7 +151,7 @@ class ShardWriter:
 
 
 def encode_clips(requests: list[ClipRequest], folder: Path, *, shard_clips: int, chunk: int = 256,
-                 progress=None) -> list[dict]:
+                 progress=None, label: str = "world speech") -> list[dict]:
     """Render, encode and store every clip; returns one record per clip (failed ones carry an "error")."""
     import torch
 
@@ -160,11 +160,11 @@ def encode_clips(requests: list[ClipRequest], folder: Path, *, shard_clips: int,
     # Synthesis first, in one pool for every clip (a pool per chunk would pay its start-up each time); the chunks
     # below then read the cached audio.
     if progress is not None:
-        progress.set_stage("world speech: synthesis", len(requests))
+        progress.set_stage(f"{label}: synthesis", len(requests))
     synthesize_many([r.text for r in requests], [voice_spec(r.voice, r.speed) for r in requests], progress=False,
                     on_done=progress.update if progress is not None else None)
     if progress is not None:
-        progress.set_stage("world speech: encoder frames", len(requests))
+        progress.set_stage(f"{label}: encoder frames", len(requests))
     torch.set_flush_denormal(True)  # denormals slow CPU matmuls 5-10x
     encoder = SpeechEncoder.load(ENCODER, batch_size=16)
     writer, records = ShardWriter(folder, shard_clips), []

@@ -15,6 +15,7 @@ import numpy as np
 
 from salad_core.assets import AssetError
 from salad_core.tasks.item import SPLITS, Item
+from salad_core.world.clips import ClipBank, read_jsonl
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,6 @@ class SpeechDoc:
         return " ".join(s.text for s in self.spans)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 class World:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -59,8 +55,6 @@ class World:
         self.config: dict = manifest["config"]
         fields = Domain.__dataclass_fields__
         self.domains: list[Domain] = [Domain(**{k: d[k] for k in fields}) for d in manifest["domains"]]
-        self._shards: dict[str, object] = {}
-        self._other_frames: dict[str, dict] = {}  # encoder name -> clip id -> frames (another encoder's)
 
     def __repr__(self) -> str:
         return f"World({self.name!r}, {self.root})"
@@ -74,16 +68,20 @@ class World:
 
     @functools.cached_property
     def _corpus(self) -> list[dict]:
-        return _read_jsonl(self.root / "corpus.jsonl")
+        return read_jsonl(self.root / "corpus.jsonl")
 
     @functools.cached_property
     def _probes(self) -> list[dict]:
-        return _read_jsonl(self.root / "probes.jsonl")
+        return read_jsonl(self.root / "probes.jsonl")
 
     def text_corpus(self, domain: str | None = None) -> list[str]:
         """The broad text corpus (all domains, shuffled): LM pretraining and replay."""
         self._check_domain(domain)
         return [d["text"] for d in self._corpus if domain is None or d["domain"] == domain]
+
+    def corpus_domains(self) -> list[str]:
+        """The domain of each `text_corpus()` document, in the same order."""
+        return [d["domain"] for d in self._corpus]
 
     def probe_docs(self, domain: str | None = None) -> list[str]:
         """Held-out text documents (never in the corpus) for F and M."""
@@ -109,7 +107,7 @@ class World:
 
     @functools.cached_property
     def _items(self) -> list[dict]:
-        return _read_jsonl(self.root / "items.jsonl")
+        return read_jsonl(self.root / "items.jsonl")
 
     def task_items(self, domain: str, split: str) -> list[Item]:
         """MC items of one domain and split ("dev" | "test" | "fewshot"), in a fixed order."""
@@ -144,64 +142,39 @@ class World:
 
     @functools.cached_property
     def _speech(self) -> list[dict]:
-        return _read_jsonl(self.root / "speech_docs.jsonl")
-
-    @functools.cached_property
-    def _clips(self) -> dict[str, dict]:
-        return {r["clip_id"]: r for r in _read_jsonl(self.root / "clips.jsonl")}
-
-    @functools.cached_property
-    def _clip_seconds(self) -> dict[str, float]:
-        return {k: r.get("seconds", 0.0) for k, r in self._clips.items()}
+        return read_jsonl(self.root / "speech_docs.jsonl")
 
     def speech_docs(self) -> list[SpeechDoc]:
         """Natural-speech training documents (covered domains only), text and speech spans alternating."""
         return [SpeechDoc(d["doc_id"], d["domain"], tuple(Span(t, c) for t, c in d["spans"]), d["seconds"])
                 for d in self._speech]
 
+    @functools.cached_property
+    def bank(self) -> ClipBank:
+        """Every clip of the world (training, eval questions, probes) and its cached frames."""
+        return ClipBank(self.root, self.manifest.get("encoder"), f"world '{self.name}'",
+                        "use ids from speech_docs() / eval_clip(), or rebuild the world with --force.")
+
+    @property
+    def _clips(self) -> dict[str, dict]:
+        return self.bank.records
+
+    @property
+    def _clip_seconds(self) -> dict[str, float]:
+        return self.bank.seconds
+
     def clip(self, clip_id: str) -> dict:
-        """A clip's record: text, voice, speed, role, SNR, trim bounds, seconds, frames, shard."""
-        record = self._clips.get(clip_id)
-        if record is None or "error" in record:
-            why = "is unknown" if record is None else f"failed at build time ({record['error']})"
-            raise KeyError(f"Clip {clip_id!r} of world '{self.name}' {why}. Fix: use ids from speech_docs() / "
-                           "eval_clip(), or rebuild the world with --force.")
-        return record
+        return self.bank.clip(clip_id)
 
     def uses_encoder(self, encoder) -> bool:
-        """True when `encoder` (a SpeechEncoder) is the one whose frames this world cached."""
-        return encoder is None or str(encoder.name).rstrip("/").split("/")[-1] == self.manifest.get("encoder")
+        return self.bank.uses_encoder(encoder)
 
     def features(self, clip_ids: list[str], encoder=None):
-        """Encoder frames per clip, (frames, C) float32 tensors, in input order.
-
-        The world's cached Whisper tiny.en frames; or, for another `encoder` (a SpeechEncoder, e.g. the smol
-        preset's Whisper-base), the clips' audio encoded by it now and memoised for this process.
-        """
-        if not self.uses_encoder(encoder):
-            return self._encoded(clip_ids, encoder)
-        from safetensors import safe_open
-
-        out = []
-        for clip_id in clip_ids:
-            shard = self.clip(clip_id)["shard"]
-            if shard not in self._shards:
-                self._shards[shard] = safe_open(str(self.root / "features" / shard), framework="pt")
-            out.append(self._shards[shard].get_tensor(clip_id).float())
-        return out
-
-    def _encoded(self, clip_ids: list[str], encoder) -> list:
-        memo = self._other_frames.setdefault(str(encoder.name), {})
-        missing = [c for c in dict.fromkeys(clip_ids) if c not in memo]
-        if missing:
-            memo.update(zip(missing, encoder.encode([self.audio(c) for c in missing])))
-        return [memo[c].float() for c in clip_ids]
+        """Encoder frames per clip (see `ClipBank.features`)."""
+        return self.bank.features(clip_ids, encoder)
 
     def audio(self, clip_id: str) -> np.ndarray:
-        """16 kHz float32 audio of a clip, exactly as it was encoded."""
-        from salad_core.world.speech import clip_audio
-
-        return clip_audio(self.clip(clip_id))
+        return self.bank.audio(clip_id)
 
     def info(self) -> dict:
         """What `salad world info --json` prints."""

@@ -1,0 +1,84 @@
+"""Stage II on the mini world, from the store: where each round's budget went, and Stage I vs Stage II per domain.
+
+    python benchmarks/stage2_report.py --from train-…          # every round selected from that Stage I run
+
+Prints, per round (strategy, γ, budget): the share of the selected audio (and of P_target) that went to the domains
+missing from the natural speech, against their share of the corpus, and the round's stage timings; then the final
+evaluations (every test item, held-out voices, 95 % bootstrap CI) of the Stage I model and of each Stage II model
+trained on a round, per domain, and the mean over covered and uncovered domains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pandas as pd
+
+from salad_core.select import report
+from salad_core.select.round import round_dir
+from salad_core.store import ALL_TASKS, Store
+from salad_core.world import load_world
+
+
+def cell(frame: pd.DataFrame, task: str, metric: str) -> str:
+    row = frame[(frame["task"] == task) & (frame["metric"] == metric)]
+    if row.empty:
+        return "—"
+    r = row.iloc[0]
+    return f"{r['value']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from", dest="from_run", required=True, help="the Stage I run")
+    parser.add_argument("--db", default=None)
+    args = parser.parse_args()
+    store = Store(args.db)
+    train = store.runs("train")
+    config = train.set_index("run_id").loc[args.from_run, "config"]
+    world = load_world(config["preset"])
+    covered = {d.name for d in world.domains if d.in_natural_speech}
+    rounds = report.rounds_table(store.runs("select"), train)
+    rounds = rounds[(rounds["from_run"] == args.from_run) & (rounds["status"] == "done")].iloc[::-1]
+
+    print(f"Stage I run {args.from_run}; natural speech covers {', '.join(sorted(covered))}\n")
+    print("| round | strategy | budget (h) | selected (h) | uncovered: corpus | uncovered: P_target | "
+          "uncovered: selected audio | round wall s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for _, r in rounds.iterrows():
+        clusters, texts = store.selection_clusters(r["round_id"]), store.selection_texts(r["round_id"])
+        members, selected = texts[texts["role"] == "member"], texts[texts["role"] == "selected"]
+        alloc = report.domain_allocation(clusters, members, selected)
+        timings = json.loads((round_dir(r["round_id"]) / "round.json").read_text()).get("timings", {}) \
+            if (round_dir(r["round_id"]) / "round.json").exists() else {}
+        print(f"| {r['round_id']} | {r['label']} | {r['budget_hours']:.3f} | {selected['seconds'].sum() / 3600:.3f} | "
+              f"{report.uncovered_share(alloc, covered, 'p_web'):.0%} | "
+              f"{report.uncovered_share(alloc, covered, 'p_target'):.0%} | "
+              f"{report.uncovered_share(alloc, covered):.0%} | {sum(timings.values()):.0f} |")
+
+    finals = {"Stage I": report.final_evaluation(store, args.from_run)}
+    for _, r in rounds.iterrows():
+        for run_id in filter(None, r["stage2_runs"].split(", ")):
+            finals[f"II · {r['label']}"] = report.final_evaluation(store, run_id)
+    finals = {k: v for k, v in finals.items() if not v.empty}
+    for metric in ("speech_acc", "text_acc"):
+        print(f"\n## {metric} on every test item (95 % CI)\n")
+        print("| domain | in speech | " + " | ".join(finals) + " |")
+        print("|---|---|" + "---|" * len(finals))
+        tasks = sorted(t for t in next(iter(finals.values()))["task"].unique() if t != ALL_TASKS)
+        for task in tasks:
+            domain = task.split("-", 1)[1]
+            print(f"| {domain} | {'yes' if domain in covered else 'no'} | " +
+                  " | ".join(cell(f, task, metric) for f in finals.values()) + " |")
+        for group, keep in (("covered", True), ("uncovered", False)):
+            means = []
+            for frame in finals.values():
+                part = frame[(frame["metric"] == metric) & frame["task"].map(
+                    lambda t: t != ALL_TASKS and (t.split("-", 1)[1] in covered) == keep)]
+                means.append(f"{part['value'].mean():.3f}")
+            print(f"| mean, {group} | | " + " | ".join(means) + " |")
+
+
+if __name__ == "__main__":
+    main()

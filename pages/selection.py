@@ -1,0 +1,183 @@
+"""Active selection (SALAD Stage II): where a Stage I model is still misaligned, cluster by cluster; a round of
+targeted synthetic speech started as a background job; the history of rounds and what each gained per task.
+
+The work is `salad select --train …` (selection, synthesis, Stage II training and its final evaluation) run by
+`salad_core.jobs`; this page reads the store. Widget keys start with `sel_`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, selection_charts, training_charts, views
+from salad_core import jobs
+from salad_core.select import report
+from salad_core.select.round import SelectConfig
+from salad_core.store import Store, StoreError
+
+JOB_NAME = "select"
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def selection(path: str, round_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    store = Store(path)
+    return store.selection_clusters(round_id), store.selection_texts(round_id)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def final_metrics(path: str, run_id: str) -> pd.DataFrame:
+    return report.final_evaluation(Store(path), run_id)
+
+
+def stage1_runs(train_runs: pd.DataFrame) -> pd.DataFrame:
+    stage = [c.get("stage", 1) if isinstance(c, dict) else 1 for c in train_runs["config"]]
+    return train_runs[(pd.Series(stage, index=train_runs.index) == 1) & (train_runs["status"] == "done")]
+
+
+def covered_domains(path: str, run_id: str) -> set[str]:
+    """Domains of the run's world that its natural speech covers (empty when the world cannot be read)."""
+    from salad_core.presets import get_preset
+    from salad_core.world import load_world
+
+    runs = data.runs(path, "train").set_index("run_id")
+    try:
+        world = load_world(get_preset(runs.loc[run_id, "config"]["preset"]).world)
+    except Exception:  # noqa: BLE001 - the page works without the world, it only loses the labels
+        return set()
+    return {d.name for d in world.domains if d.in_natural_speech}
+
+
+def round_form(path: str, run_id: str, last_round: str | None) -> None:
+    """γ, budget and strategy; the allocation they give on the latest scores of this model; a button to run it."""
+    defaults = SelectConfig(from_run=run_id)
+    left, middle, right = st.columns(3)
+    gamma = left.slider("γ: how hard to chase misalignment (0 = uniform over the corpus)", 0.0, 10.0,
+                        float(defaults.gamma), 0.5, key="sel_gamma")
+    strategy = left.selectbox("Strategy", ("active", "random"), key="sel_strategy",
+                              help="random ignores the clusters: texts uniformly from the whole corpus")
+    budget = middle.text_input("Budget: hours ('0.2'), seconds ('720s') or share of the natural speech ('10%')",
+                               defaults.budget, key="sel_budget")
+    score = middle.selectbox("Misalignment score", ("m", "distill"), key="sel_score",
+                             help="m: KL(text ‖ speech) of the model; distill: KL(original LLM ‖ speech)")
+    cer_max = right.number_input("Drop clusters whose probe speech the ASR reads back with CER above", 0.0, 5.0,
+                                 float(defaults.cer_max), 0.05, key="sel_cer")
+    clusters_k = right.number_input("Clusters K (0 = automatic)", 0, 1024, 0, key="sel_k")
+    if last_round:
+        scored, _ = selection(path, last_round)
+        try:
+            preview = report.preview_allocation(scored, gamma if strategy == "active" else 0.0, score, cer_max)
+            st.caption(f"Allocation before anything runs, on the cluster scores of round `{last_round}` "
+                       "(same model; a new round re-scores with fresh probes of its own clusters).")
+            st.plotly_chart(selection_charts.misalignment_bars(preview, score), key="sel_preview")
+        except ValueError as err:
+            st.warning(str(err))
+    else:
+        st.caption("No round has scored this model yet: the first round's scores will drive the preview here.")
+    if st.button("Start a round: select, synthesize, train Stage II", type="primary", key="sel_start"):
+        args = ["select", "--train", "--from", run_id, "--gamma", f"{gamma:g}", "--strategy", strategy,
+                "--budget", budget, "--score", score, "--cer-max", f"{cer_max:g}", "--clusters", str(int(clusters_k)),
+                "--db", path]
+        try:
+            job_id = jobs.start_job(args, JOB_NAME)
+            st.success(f"Started `salad {' '.join(args)}` as job `{job_id}`.")
+        except jobs.JobError as err:
+            st.error(str(err))
+
+
+@st.fragment(run_every=2)
+def running_jobs() -> None:
+    for job in [j for j in jobs.list_jobs(JOB_NAME) if j["state"] == "running"]:
+        progress = job["progress"] or {}
+        st.progress(min(max(float(progress.get("fraction") or 0.0), 0.0), 1.0), text=views.progress_label(progress))
+        left, right = st.columns([4, 1])
+        left.caption(f"Job `{job['job_id']}`: `salad {' '.join(job['args'])}`")
+        if right.button("Stop", key=f"sel_stop_{job['job_id']}"):
+            jobs.stop_job(job["job_id"])
+            data.clear()
+            st.rerun(scope="app")
+
+
+def round_view(path: str, round_id: str, covered: set[str]) -> None:
+    clusters, texts = selection(path, round_id)
+    if clusters.empty:
+        st.info(f"Round `{round_id}` has no cluster scores yet (it is running, or it failed).")
+        return
+    members, selected = texts[texts["role"] == "member"], texts[texts["role"] == "selected"]
+    allocation = report.domain_allocation(clusters, members, selected)
+    cells = st.columns(4)
+    cells[0].metric("clusters", len(clusters))
+    cells[1].metric("filtered", int(clusters["filtered"].sum()))
+    cells[2].metric("selected audio", views.format_seconds(float(selected["seconds"].sum())))
+    if covered:
+        cells[3].metric("to domains without natural speech", f"{report.uncovered_share(allocation, covered):.0%}")
+    left, right = st.columns(2)
+    left.plotly_chart(selection_charts.cluster_map(members, clusters, selected), key="sel_map")
+    right.plotly_chart(selection_charts.misalignment_bars(clusters), key="sel_bars")
+    st.plotly_chart(selection_charts.allocation_bars(allocation, covered=covered), key="sel_alloc")
+    with st.expander("Clusters (table)"):
+        st.dataframe(clusters.drop(columns=["run_id"]), hide_index=True, key="sel_clusters")
+        st.download_button("Download CSV", clusters.to_csv(index=False), f"{round_id}-clusters.csv", "text/csv",
+                           key="sel_clusters_csv")
+    with st.expander("Selected texts"):
+        st.dataframe(selected[["text_idx", "cluster", "domain", "seconds", "text"]], hide_index=True, key="sel_texts")
+
+
+def comparison(path: str, stage1: str, rounds: pd.DataFrame) -> None:
+    """Stage I vs each Stage II run made from it, per task (final evaluations, 95 % CI)."""
+    finals = {f"Stage I ({stage1})": final_metrics(path, stage1)}
+    for _, r in rounds.iterrows():
+        for run_id in filter(None, (r["stage2_runs"] or "").split(", ")):
+            finals[f"Stage II · {r['label']} ({run_id})"] = final_metrics(path, run_id)
+    finals = {k: v for k, v in finals.items() if not v.empty}
+    if len(finals) < 2:
+        st.caption("No Stage II run from this model has a final evaluation yet: start a round above.")
+        return
+    table = report.task_comparison(finals)
+    st.plotly_chart(selection_charts.task_comparison_bars(table, "Speech accuracy per task: Stage I vs Stage II"),
+                    key="sel_compare")
+    gains = report.gains(table, next(iter(finals)))
+    st.caption("Gain over Stage I (accuracy points as fractions; positive = Stage II better)")
+    st.dataframe(gains, hide_index=True, key="sel_gains")
+
+
+def main() -> None:
+    st.title("Active selection")
+    st.caption("Stage II of SALAD: the broad text corpus is embedded and cut into balanced clusters; a few texts per "
+               "cluster are spoken and the Stage I model's misalignment M(c) = KL(text input ‖ speech input) is "
+               "measured there. The synthesis budget is then spent with P_target(c) ∝ P_web(c) · M(c)^γ, where "
+               "P_web(c) is the cluster's share of the corpus; clusters whose synthetic speech the ASR cannot read "
+               "back are dropped.")
+    path = data.current_store_path()
+    try:
+        train_runs, select_runs = data.runs(path, "train"), data.runs(path, "select")
+    except StoreError as err:
+        st.error(str(err))
+        return
+    stage1 = stage1_runs(train_runs)
+    if stage1.empty:
+        st.info("No finished Stage I run yet: Stage II starts from one. Train one on the Training page (or "
+                "`salad train --preset mini`), then come back here.")
+        return
+    labels = {r["run_id"]: f"{r['run_id']} · {training_charts.alpha_text(r['config'].get('alpha'))}"
+              for _, r in stage1.iterrows()}
+    run_id = st.selectbox("Stage I model", list(labels), format_func=labels.get, key="sel_run")
+    rounds = report.rounds_table(select_runs, train_runs)
+    mine = rounds[rounds["from_run"] == run_id]
+    done = mine[mine["status"] == "done"]
+    st.subheader("New round")
+    round_form(path, run_id, done["round_id"].iloc[0] if not done.empty else None)
+    running_jobs()
+    if mine.empty:
+        st.info("No selection round from this model yet: choose γ and a budget above and start one.")
+        return
+    st.subheader("Rounds")
+    st.dataframe(mine, hide_index=True, key="sel_rounds")
+    shown = st.selectbox("Round", mine["round_id"].tolist(), format_func=dict(zip(mine["round_id"], mine["label"])).get,
+                         key="sel_round")
+    round_view(path, shown, covered_domains(path, run_id))
+    st.subheader("Stage I vs Stage II, active vs uniform")
+    comparison(path, run_id, done)
+
+
+main()

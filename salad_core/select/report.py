@@ -1,0 +1,100 @@
+"""Stage II from the store: rounds, where their budget went, and what their Stage II runs gained per task.
+
+Pure functions of store frames (`Store.runs`, `Store.selection_clusters`, `Store.selection_texts`,
+`Store.metrics`), shared by the Active selection page and `benchmarks/stage2_report.py`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from salad_core.select.allocation import target_distribution
+from salad_core.store import ALL_TASKS, Store
+
+
+def final_evaluation(store: Store, run_id: str) -> pd.DataFrame:
+    """The metrics of the `salad eval` run of a training run's final model (all test items), if there is one."""
+    evals = store.runs("eval")
+    suffix = f"{run_id}/final"
+    mine = [r for r, c in zip(evals["run_id"], evals["config"])
+            if isinstance(c, dict) and str(c.get("model_path") or "").rstrip("/").endswith(suffix)]
+    return store.metrics(mine[0]) if mine else pd.DataFrame(columns=["task", "metric", "value", "ci_low", "ci_high"])
+
+
+def round_label(config: dict) -> str:
+    """"active γ=5 · 20%" / "random · 0.2 h": how pages and tables name a round."""
+    kind = "random" if config.get("strategy") == "random" else f"active γ={config.get('gamma', 0):g}"
+    if kind == "active γ=0":
+        kind = "uniform (γ=0)"
+    return f"{kind} · {config.get('budget')}"
+
+
+def rounds_table(select_runs: pd.DataFrame, train_runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per selection round: its scoring model, strategy, γ, budget, status, and the Stage II runs on it."""
+    stage2 = {}
+    for run_id, config, status in zip(train_runs["run_id"], train_runs["config"], train_runs["status"]):
+        if isinstance(config, dict) and config.get("stage") == 2 and status == "done":
+            stage2.setdefault(config.get("round_id"), []).append(run_id)
+    rows = []
+    for _, run in select_runs.iterrows():
+        config = run["config"] if isinstance(run["config"], dict) else {}
+        rows.append({"round_id": run["run_id"], "label": round_label(config), "from_run": config.get("from_run"),
+                     "strategy": config.get("strategy"), "gamma": config.get("gamma"),
+                     "budget_hours": config.get("budget_hours"), "status": run["status"],
+                     "created_at": run["created_at"], "stage2_runs": ", ".join(stage2.get(run["run_id"], []))})
+    return pd.DataFrame(rows, columns=["round_id", "label", "from_run", "strategy", "gamma", "budget_hours", "status",
+                                       "created_at", "stage2_runs"])
+
+
+def domain_allocation(clusters: pd.DataFrame, members: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
+    """Per domain of the corpus: its share of the corpus (P_web), of the target distribution (each cluster's
+    P_target split over its texts' domains) and of the selected audio (seconds)."""
+    if members.empty:
+        return pd.DataFrame(columns=["domain", "p_web", "p_target", "selected_share", "selected_s"])
+    p_target = clusters.set_index("cluster")["p_target"]
+    share_in_cluster = members.groupby(["cluster", "domain"]).size() / members.groupby("cluster").size()
+    by_domain = (share_in_cluster * p_target.reindex(share_in_cluster.index.get_level_values(0)).to_numpy())
+    table = pd.DataFrame({
+        "p_web": members["domain"].value_counts(normalize=True),
+        "p_target": by_domain.groupby(level=1).sum(),
+        "selected_s": selected.groupby("domain")["seconds"].sum() if not selected.empty else pd.Series(dtype=float),
+    }).fillna(0.0)
+    total = table["selected_s"].sum()
+    table["selected_share"] = table["selected_s"] / total if total else 0.0
+    return table.rename_axis("domain").reset_index()[["domain", "p_web", "p_target", "selected_share", "selected_s"]]
+
+
+def preview_allocation(clusters: pd.DataFrame, gamma: float, score: str = "m",
+                       cer_max: float | None = None) -> pd.DataFrame:
+    """The clusters' P_target at another γ (and CER threshold), from a round's stored scores: what a new round
+    from the same model would aim for, shown before anything runs."""
+    filtered = clusters["filtered"].to_numpy(bool) if cer_max is None else ~(clusters["cer"].to_numpy(float) <= cer_max)
+    m = clusters["m" if score == "m" else "m_distill"].to_numpy(float)
+    out = clusters.copy()
+    out["filtered"] = filtered
+    out["p_target"] = target_distribution(clusters["p_web"].to_numpy(float), m, gamma, filtered)
+    return out
+
+
+def uncovered_share(allocation: pd.DataFrame, covered: set[str], column: str = "selected_share") -> float:
+    """The share (of `column`) that went to domains missing from the natural speech."""
+    return float(allocation.loc[~allocation["domain"].isin(covered), column].sum())
+
+
+def task_comparison(finals: dict[str, pd.DataFrame], metric: str = "speech_acc") -> pd.DataFrame:
+    """Long frame (label, task, value, ci_low, ci_high) of one metric from several runs' final evaluations."""
+    rows = []
+    for label, frame in finals.items():
+        part = frame[(frame["metric"] == metric) & (frame["task"] != ALL_TASKS)]
+        for _, r in part.iterrows():
+            rows.append({"label": label, "task": r["task"], "value": r["value"], "ci_low": r["ci_low"],
+                         "ci_high": r["ci_high"]})
+    return pd.DataFrame(rows, columns=["label", "task", "value", "ci_low", "ci_high"])
+
+
+def gains(comparison: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Per task, each label's value minus the baseline label's (points of accuracy gained)."""
+    wide = comparison.pivot_table(index="task", columns="label", values="value")
+    if baseline not in wide:
+        return pd.DataFrame()
+    return wide.drop(columns=baseline).sub(wide[baseline], axis=0).reset_index()

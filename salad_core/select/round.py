@@ -1,0 +1,371 @@
+"""One Stage II selection round (`salad select`): embed, cluster, probe, score, filter, allocate, synthesize, record.
+
+    salad select --from train-…  --gamma 5 --budget 10%      # a tenth of the world's natural speech, active
+    salad select --from train-…  --gamma 0 --budget 10%      # the same budget, uniform over the corpus's clusters
+
+A round reads the broad text corpus of the Stage I run's world, scores every cluster with that run's final model,
+and writes to `data/rounds/<round id>/` the spoken probe and selected documents (a `ClipBank`: clips.jsonl,
+features/) plus `speech_docs.jsonl`, the selected documents that `salad train --stage 2` trains on. The store holds
+the round (a run of kind 'select' with its config), one row per cluster and one per corpus, probe and selected text.
+Everything is drawn from `seed`: the same config gives the same clusters, probes and selection.
+
+Rounds chain: `--from` may name a Stage II run, whose model then scores the clusters, and texts selected by the
+earlier rounds of that lineage are not drawn again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from salad_core.paths import data_dir
+from salad_core.progress import Progress
+from salad_core.select.allocation import STRATEGIES, draw_texts, target_distribution
+from salad_core.select.embed import DEFAULT_EMBEDDER
+from salad_core.select.probing import SCORES
+from salad_core.select.speech import speak_documents
+from salad_core.store import Store, new_run_id
+from salad_core.world.clips import ClipBank, read_jsonl
+from salad_core.world.speech import ENCODER
+from salad_core.world.world import Span, SpeechDoc
+
+log = logging.getLogger(__name__)
+
+ROUNDS_FOLDER = "rounds"
+SELECTED_DOCS = "speech_docs.jsonl"
+
+
+@dataclass
+class SelectConfig:
+    from_run: str  # the Stage I (or Stage II) training run whose final model scores the clusters
+    gamma: float = 5.0  # P_target ∝ P_web · M^gamma; 0 = uniform over the corpus's clusters
+    budget: str = "10%"  # hours of synthetic audio ("0.2", "0.2h", "720s") or a share of the natural speech ("1%")
+    strategy: str = "active"  # active (clusters by P_target) | random (texts uniformly from the whole corpus)
+    clusters: int = 0  # K; 0 = 128 for corpora of 25,600+ texts, else one cluster per 400 texts (at least 4)
+    probes: int = 8  # probe documents per cluster
+    score: str = "m"  # m | distill: which misalignment drives P_target (both are recorded)
+    cer_max: float = 0.4  # clusters whose probe speech the ASR reads back worse than this are dropped
+    asr: str = "whisper-base"  # reads the probes back (tiny.en loops on some of the mini world's clusters)
+    voice: str = "espeak:en-us"  # the one TTS voice of the synthetic speech (probes and selection)
+    speed: float = 1.0
+    embedder: str = DEFAULT_EMBEDDER
+    map_points: int = 3000  # corpus texts placed on the UMAP cluster map
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
+        if self.gamma < 0 or self.probes < 1 or self.clusters < 0:
+            raise ValueError("gamma must be >= 0, probes >= 1 and clusters >= 0 (0 = automatic)")
+
+
+def budget_hours(budget: str | float, natural_hours: float) -> float:
+    """Hours of synthetic audio a budget stands for: "10%" of the natural speech, "0.2"/"0.2h" hours, "720s"."""
+    text = str(budget).strip().lower()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(%|h|s|)", text)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"Budget {budget!r} is not understood. Fix: give hours ('0.2' or '0.2h'), seconds ('720s') "
+                         "or a share of the natural speech ('10%').")
+    value, unit = float(match.group(1)), match.group(2)
+    return {"%": value / 100 * natural_hours, "s": value / 3600}.get(unit, value)
+
+
+def default_clusters(n_texts: int) -> int:
+    return 128 if n_texts >= 128 * 200 else max(4, min(n_texts, n_texts // 400))
+
+
+def round_dir(round_id: str) -> Path:
+    return data_dir() / ROUNDS_FOLDER / round_id
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading a finished round (the Stage II trainer's synthetic speech)
+
+
+class SelectedSpeech:
+    """The selected documents of one or more rounds and their clips: what Stage II trains on besides the natural
+    speech. Clip ids are prefixed with their round (`select-…/sel0-00012-03`), as rounds name clips alike."""
+
+    def __init__(self, round_ids: list[str]):
+        self.round_ids = list(round_ids)
+        self.round_id = ", ".join(self.round_ids)
+        self.banks = {}
+        for round_id in self.round_ids:
+            root = round_dir(round_id)
+            if not (root / SELECTED_DOCS).exists():
+                raise FileNotFoundError(f"Selection round {round_id!r} has no selected speech at {root}. Fix: name "
+                                        "a finished round (salad select …, or the Active selection page).")
+            self.banks[round_id] = ClipBank(root, ENCODER, f"selection round {round_id}", "rerun the round.")
+
+    def speech_docs(self) -> list[SpeechDoc]:
+        return [SpeechDoc(f"{r}/{d['doc_id']}", d["domain"],
+                          tuple(Span(t, f"{r}/{c}" if c else None) for t, c in d["spans"]), d["seconds"])
+                for r, bank in self.banks.items() for d in read_jsonl(bank.root / SELECTED_DOCS)]
+
+    def features(self, clip_ids: list[str], encoder=None):
+        out = [None] * len(clip_ids)
+        by_round: dict[str, list[int]] = {}
+        for i, clip in enumerate(clip_ids):
+            by_round.setdefault(clip.split("/", 1)[0], []).append(i)
+        for round_id, where in by_round.items():
+            frames = self.banks[round_id].features([clip_ids[i].split("/", 1)[1] for i in where], encoder)
+            for i, f in zip(where, frames):
+                out[i] = f
+        return out
+
+
+def lineage_rounds(store: Store, run_id: str | None) -> list[str]:
+    """The rounds behind a model, newest first: the round it trained on, the round behind the model that round was
+    selected with, and so on back to Stage I."""
+    train, select = store.runs("train").set_index("run_id"), store.runs("select").set_index("run_id")
+    rounds: list[str] = []
+    while run_id in train.index:
+        round_id = (train.loc[run_id, "config"] or {}).get("round_id")
+        if not round_id or round_id in rounds:
+            break
+        rounds.append(round_id)
+        run_id = (select.loc[round_id, "config"] or {}).get("from_run") if round_id in select.index else None
+    return rounds
+
+
+def stage1_root(store: Store, run_id: str) -> str:
+    """The Stage I run at the start of a run's lineage (the run itself for a Stage I run)."""
+    train = store.runs("train").set_index("run_id")
+    seen = set()
+    while run_id in train.index and run_id not in seen:
+        seen.add(run_id)
+        config = train.loc[run_id, "config"] or {}
+        if config.get("stage", 1) != 2:
+            return run_id
+        run_id = config.get("from_run")
+    raise ValueError(f"run {run_id!r} has no Stage I run behind it in {store.path}. Fix: name a Stage I or II run.")
+
+
+def training_rounds(store: Store, round_id: str) -> list[str]:
+    """The rounds a Stage II run on `round_id` trains on: that round and every round behind its scoring model."""
+    select = store.runs("select").set_index("run_id")
+    if round_id not in select.index:
+        raise ValueError(f"Selection round {round_id!r} is not in the store {store.path}. Fix: run salad select.")
+    return [round_id] + lineage_rounds(store, (select.loc[round_id, "config"] or {}).get("from_run"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running a round
+
+
+def _source_run(store: Store, run_id: str) -> dict:
+    runs = store.runs("train")
+    row = runs[runs["run_id"] == run_id]
+    if row.empty:
+        known = ", ".join(runs["run_id"].head(5)) or "none yet"
+        raise ValueError(f"Training run {run_id!r} is not in the store {store.path}. Fix: name a finished "
+                         f"`salad train` run (newest: {known}).")
+    row = row.iloc[0]
+    model_dir = data_dir() / "runs" / run_id / "final"
+    if row["status"] != "done" or not (model_dir / "config.json").exists():
+        raise ValueError(f"Training run {run_id} is {row['status']} and has no final model at {model_dir}. "
+                         "Fix: let it finish (or resume it: salad train --resume RUN_ID) before selecting.")
+    return {"config": row["config"], "model_dir": model_dir}
+
+
+def _pick_probes(labels: np.ndarray, k: int, per_cluster: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, 5])
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_cluster] for c in range(k)]))
+
+
+def _umap_xy(embeddings: np.ndarray, idx: np.ndarray, seed: int) -> np.ndarray:
+    import umap
+
+    reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1)
+    return reducer.fit_transform(np.asarray(embeddings[idx], dtype=np.float32))
+
+
+class _Stages:
+    """One progress bar whose stage (and total) changes as the round goes: what the CLI and the page show."""
+
+    def __init__(self, enabled: bool):
+        self.bar = Progress(None, "selection") if enabled else None
+
+    def stage(self, name: str, total: int | None = None) -> Progress | None:
+        if self.bar is not None:
+            self.bar.set_stage(name, total)
+        return self.bar
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_round(config: SelectConfig, store: Store | None = None, *, progress: bool = True) -> dict:
+    """Run one selection round; returns what `salad select --json` prints."""
+    store = store or Store()
+    source = _source_run(store, config.from_run)
+    preset = source["config"]["preset"]
+    from salad_core.presets import preset_world
+
+    world = preset_world(preset)
+    hours = budget_hours(config.budget, world.manifest["speech_hours"])
+    round_id = new_run_id("select")
+    record = {**asdict(config), "preset": preset, "budget_hours": hours, "round_dir": str(round_dir(round_id))}
+    store.create_run("select", record, seed=config.seed, run_id=round_id)
+    stages = _Stages(progress)
+    try:
+        summary = _run(config, store, world, source, round_id, hours, record, stages)
+    except BaseException as err:
+        store.finish_run(round_id, "failed", f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        stages.close()
+    store.finish_run(round_id, "done")
+    return summary
+
+
+def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str, hours: float, record: dict,
+         stages: _Stages) -> dict:
+    from salad_core.asr import Transcriber
+    from salad_core.model.modeling import SaladModel
+    from salad_core.select.clustering import balanced_kmeans
+    from salad_core.select.embed import cached_embeddings
+    from salad_core.select.probing import cluster_scores, intelligibility, misalignment
+
+    started, timings = time.monotonic(), {}
+    folder = round_dir(round_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    texts, domains = world.text_corpus(), world.corpus_domains()
+    n = len(texts)
+    k = config.clusters or default_clusters(n)
+
+    def lap(name: str) -> None:
+        timings[name] = round(time.monotonic() - started - sum(timings.values()), 2)
+
+    stages.stage(f"embedding {n:,} texts")
+    embeddings, embed_file = cached_embeddings(texts, config.embedder, progress=False)
+    lap("embed_s")
+    bar = stages.stage(f"clustering into {k} balanced clusters", 15)
+    clustering = balanced_kmeans(embeddings, k, seed=config.seed, on_iteration=(lambda _: bar.update(1)) if bar else None)
+    labels, sizes = clustering.labels, clustering.sizes
+    lap("cluster_s")
+
+    probe_idx = _pick_probes(labels, k, config.probes, config.seed)
+    spans = {"speech_words": tuple(world.config["speech_words"]), "text_words": tuple(world.config["text_words"])}
+    speak = {"voice": config.voice, "speed": config.speed, "seed": config.seed, **spans}
+    probe_docs = speak_documents([texts[i] for i in probe_idx], folder, prefix="probe", role="probe",
+                                 progress=stages.bar, **speak)
+    kept = [(i, d) for i, d in zip(probe_idx, probe_docs) if d is not None]
+    bank = ClipBank(folder, ENCODER, f"selection round {round_id}", "rerun the round.")
+    lap("probe_speech_s")
+
+    model = SaladModel.from_pretrained(source["model_dir"])
+    stages.stage("scoring clusters (misalignment)", len(kept))
+    sums = misalignment(model, bank, [d for _, d in kept], [int(labels[i]) for i, _ in kept], stages.bar)
+    lap("score_s")
+    stages.stage(f"intelligibility ({config.asr})", k)
+    cer = intelligibility(Transcriber(config.asr, beam_size=1), bank, [d for _, d in kept],
+                          [int(labels[i]) for i, _ in kept], progress=stages.bar)
+    lap("asr_s")
+    scores = cluster_scores(k, sums, cer, np.bincount(labels[[i for i, _ in kept]], minlength=k))
+    m = np.array([s.m if config.score == "m" else s.distill for s in scores])
+    filtered = np.array([not (s.cer <= config.cer_max) for s in scores])  # NaN (no probe speech) is filtered too
+    p_web = sizes / n
+    p_target = target_distribution(p_web, m, config.gamma, filtered)
+
+    available = np.ones(n, dtype=bool)
+    available[probe_idx] = False
+    earlier = lineage_rounds(store, config.from_run)
+    for old in earlier:
+        available[store.selection_texts(old, "selected")["text_idx"].to_numpy(dtype=int)] = False
+    order = draw_texts(labels, p_target if config.strategy == "active" else None, available, config.seed)
+    selected = _synthesize_budget(order, texts, folder, hours * 3600, kept, speak, stages)
+    lap("selection_speech_s")
+
+    for doc in selected:
+        doc.update(cluster=int(labels[doc["text_idx"]]), domain=domains[doc["text_idx"]])
+    with open(folder / SELECTED_DOCS, "w") as f:
+        for doc in selected:
+            f.write(json.dumps(doc) + "\n")
+
+    stages.stage("cluster map (UMAP)")
+    rng = np.random.default_rng([config.seed, 9])
+    shown = np.sort(rng.permutation(n)[: min(config.map_points, n)])
+    xy = _umap_xy(embeddings, shown, config.seed) if len(shown) > 2 else np.zeros((len(shown), 2))
+    lap("map_s")
+
+    clusters = _cluster_rows(k, sizes, p_web, scores, filtered, p_target, selected, labels, domains)
+    _record(store, round_id, texts, domains, labels, shown, xy, probe_idx, probe_docs, selected, clusters)
+    selected_s = sum(d["seconds"] for d in selected)
+    record.update(k=k, n_texts=n, embeddings=str(embed_file), kmeans_iterations=clustering.iterations,
+                  earlier_rounds=earlier, selected_hours=selected_s / 3600, timings=timings)
+    (folder / "round.json").write_text(json.dumps(record, indent=1))
+    return {"round_id": round_id, "gamma": config.gamma, "strategy": config.strategy, "budget_hours": hours,
+            "selected_hours": selected_s / 3600, "n_selected": len(selected), "from_run": config.from_run,
+            "timings": timings,
+            "clusters": [{"id": c["cluster"], **{k2: c[k2] for k2 in ("size", "p_web", "m", "m_distill", "cer",
+                                                                    "filtered", "p_target", "n_selected", "domain")}}
+                         for c in clusters]}
+
+
+def _synthesize_budget(order, texts: list[str], folder: Path, budget_s: float, probes: list, speak: dict,
+                       stages: _Stages) -> list[dict]:
+    """Speak drawn texts, batch by batch, until their audio reaches the budget (the last document may cross it)."""
+    per_doc = np.mean([d["seconds"] for _, d in probes]) if probes else 3.0
+    selected, spent, batch = [], 0.0, 0
+    stages.stage("selected speech", None)
+    while spent < budget_s:
+        want = max(8, math.ceil((budget_s - spent) / max(per_doc, 0.1) * 1.1))
+        idx = [i for _, i in zip(range(want), order)]
+        if not idx:
+            log.warning("the corpus ran out of texts after %.0f of %.0f s", spent, budget_s)
+            break
+        docs = speak_documents([texts[i] for i in idx], folder, prefix=f"sel{batch}", role="selected",
+                               progress=stages.bar, **speak)
+        batch += 1
+        for i, doc in zip(idx, docs):
+            if doc is None or spent >= budget_s:
+                continue
+            selected.append({**doc, "text_idx": int(i)})
+            spent += doc["seconds"]
+    return selected
+
+
+def _cluster_rows(k, sizes, p_web, scores, filtered, p_target, selected, labels, domains) -> list[dict]:
+    picked = Counter(d["cluster"] for d in selected)
+    seconds = Counter()
+    for d in selected:
+        seconds[d["cluster"]] += d["seconds"]
+    rows = []
+    for c in range(k):
+        members = Counter(domains[i] for i in np.flatnonzero(labels == c))
+        s = scores[c]
+        rows.append({"cluster": c, "size": int(sizes[c]), "p_web": float(p_web[c]), "m": _num(s.m),
+                     "m_distill": _num(s.distill), "m_tokens": s.tokens, "cer": _num(s.cer),
+                     "filtered": bool(filtered[c]), "p_target": float(p_target[c]), "n_probes": s.n_probes,
+                     "n_selected": picked[c], "selected_s": seconds[c],
+                     "domain": members.most_common(1)[0][0] if members else None})
+    return rows
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _record(store, round_id, texts, domains, labels, shown, xy, probe_idx, probe_docs, selected, clusters) -> None:
+    where = {int(i): (float(a), float(b)) for i, (a, b) in zip(shown, xy)}
+    members = [{"text_idx": i, "role": "member", "cluster": int(labels[i]), "domain": domains[i], "text": texts[i],
+                "x": where.get(i, (None, None))[0], "y": where.get(i, (None, None))[1]} for i in range(len(texts))]
+    probes = [{"text_idx": int(i), "role": "probe", "cluster": int(labels[i]), "domain": domains[i],
+               "text": texts[i], "doc_id": d["doc_id"] if d else None, "seconds": d["seconds"] if d else None}
+              for i, d in zip(probe_idx, probe_docs)]
+    chosen = [{"text_idx": d["text_idx"], "role": "selected", "cluster": d["cluster"], "domain": d["domain"],
+               "text": texts[d["text_idx"]], "doc_id": d["doc_id"], "seconds": d["seconds"]} for d in selected]
+    store.add_selection_clusters(round_id, clusters)
+    store.add_selection_texts(round_id, members + probes + chosen)

@@ -1,0 +1,185 @@
+"""Stage II reporting (salad_core.select.report), the Active selection charts (trace values) and the page, headless
+(AppTest), on a small hand-built store: a Stage I run, a round with four clusters, a Stage II run on it, and final
+evaluations of both. Starting a round is recorded (jobs.start_job replaced), not run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dashboard import selection_charts as charts
+from salad_core import jobs
+from salad_core.paths import REPO_ROOT
+from salad_core.select import report
+from salad_core.store import Store
+
+APP = str(REPO_ROOT / "dashboard" / "app.py")
+PAGE = "../pages/selection.py"
+# cluster, domain mix of its 10 texts, M, CER, filtered, P_target
+CLUSTERS = [(0, {"stories": 10}, 2.0, 0.1, False, 0.8), (1, {"elements": 6, "stories": 4}, 3.0, 0.9, True, 0.0),
+            (2, {"capitals": 10}, 0.5, 0.1, False, 0.05), (3, {"capitals": 5, "calendar": 5}, 1.0, 0.2, False, 0.15)]
+TASKS = ("mini-capitals", "mini-stories")
+
+
+def final_eval(store: Store, train_run: str, speech: dict[str, float]) -> None:
+    run = store.create_run("eval", {"model_path": f"/data/runs/{train_run}/final"})
+    store.add_metrics(run, [{"task": t, "metric": "speech_acc", "value": v, "ci_low": v - 0.05, "ci_high": v + 0.05,
+                             "n": 100} for t, v in speech.items()])
+    store.finish_run(run)
+
+
+def build_store(path, with_round: bool = True) -> Store:
+    store = Store(path)
+    stage1 = store.create_run("train", {"preset": "mini", "alpha": 1.0, "stage": 1}, model={"model_id": "s1"})
+    store.finish_run(stage1)
+    final_eval(store, stage1, {"mini-capitals": 0.44, "mini-stories": 0.18})
+    if not with_round:
+        return store
+    round_id = store.create_run("select", {"from_run": stage1, "gamma": 5.0, "strategy": "active", "budget": "20%",
+                                           "budget_hours": 0.27})
+    members, selected, idx = [], [], 0
+    rows = []
+    for cluster, mix, m, cer, filtered, p_target in CLUSTERS:
+        for domain, count in mix.items():
+            for _ in range(count):
+                members.append({"text_idx": idx, "role": "member", "cluster": cluster, "domain": domain,
+                                "text": f"text {idx} about {domain}", "x": float(cluster), "y": float(idx % 7)})
+                idx += 1
+        rows.append({"cluster": cluster, "size": 10, "p_web": 0.25, "m": m, "m_distill": m + 0.1, "cer": cer,
+                     "filtered": filtered, "p_target": p_target, "n_probes": 2, "n_selected": 0, "domain": None})
+    for i, text_idx in enumerate([0, 1, 2, 30]):  # three stories texts (cluster 0), one capitals (cluster 3)
+        member = members[text_idx]
+        selected.append({**member, "role": "selected", "doc_id": f"sel0-{i:05d}", "seconds": 10.0, "x": None, "y": None})
+    store.add_selection_clusters(round_id, rows)
+    store.add_selection_texts(round_id, members + selected)
+    store.finish_run(round_id)
+    stage2 = store.create_run("train", {"preset": "mini", "alpha": 1.0, "stage": 2, "from_run": stage1,
+                                        "round_id": round_id}, model={"model_id": "s2"})
+    store.finish_run(stage2)
+    final_eval(store, stage2, {"mini-capitals": 0.46, "mini-stories": 0.35})
+    return store
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return build_store(tmp_path / "salad.duckdb")
+
+
+pytestmark = pytest.mark.usefixtures("isolated_app")
+
+
+def round_frames(store: Store) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    round_id = store.runs("select")["run_id"].iloc[0]
+    return round_id, store.selection_clusters(round_id), store.selection_texts(round_id)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# report
+
+
+def test_domain_allocation_splits_p_target_over_each_clusters_domains(store):
+    _, clusters, texts = round_frames(store)
+    table = report.domain_allocation(clusters, texts[texts["role"] == "member"], texts[texts["role"] == "selected"])
+    table = table.set_index("domain")
+    assert table.loc["stories", "p_web"] == pytest.approx(14 / 40)
+    # stories: all of cluster 0 (0.8) + 40 % of cluster 1 (filtered, 0); calendar: half of cluster 3 (0.15)
+    assert table.loc["stories", "p_target"] == pytest.approx(0.8)
+    assert table.loc["calendar", "p_target"] == pytest.approx(0.075)
+    assert table.loc["stories", "selected_share"] == pytest.approx(0.75)
+    assert table["p_target"].sum() == pytest.approx(1.0) and table["selected_share"].sum() == pytest.approx(1.0)
+    assert report.uncovered_share(table.reset_index(), {"capitals"}) == pytest.approx(0.75)
+
+
+def test_preview_allocation_recomputes_p_target_at_another_gamma_and_threshold(store):
+    _, clusters, _ = round_frames(store)
+    uniform = report.preview_allocation(clusters, 0.0)
+    assert uniform["p_target"].tolist() == pytest.approx([1 / 3, 0.0, 1 / 3, 1 / 3])
+    lenient = report.preview_allocation(clusters, 1.0, cer_max=1.0)  # cluster 1 (CER 0.9) comes back
+    assert not lenient["filtered"].any()
+    assert lenient["p_target"].tolist() == pytest.approx(np.array([2.0, 3.0, 0.5, 1.0]) / 6.5)
+
+
+def test_rounds_table_and_gains(store):
+    rounds = report.rounds_table(store.runs("select"), store.runs("train"))
+    assert rounds["label"].tolist() == ["active γ=5 · 20%"] and rounds["stage2_runs"].iloc[0].startswith("train-")
+    stage1, stage2 = store.runs("train").sort_values("created_at")["run_id"]
+    comparison = report.task_comparison({"I": report.final_evaluation(store, stage1),
+                                         "II": report.final_evaluation(store, stage2)})
+    gains = report.gains(comparison, "I").set_index("task")["II"]
+    assert gains.to_dict() == pytest.approx({"mini-capitals": 0.02, "mini-stories": 0.17})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# charts
+
+
+def test_cluster_map_marks_filtered_clusters_and_selected_texts(store):
+    _, clusters, texts = round_frames(store)
+    fig = charts.cluster_map(texts[texts["role"] == "member"], clusters, texts[texts["role"] == "selected"])
+    kept, filtered, picked = fig.data
+    assert len(kept.x) == 30 and len(filtered.x) == 10 and filtered.marker.symbol == "x"
+    assert len(picked.x) == 4
+    assert set(kept.marker.color) == {2.0, 0.5, 1.0}  # coloured by the cluster's M
+    assert "UMAP" in fig.layout.xaxis.title.text
+
+
+def test_misalignment_bars_sort_by_m_and_show_both_distributions(store):
+    _, clusters, _ = round_frames(store)
+    fig = charts.misalignment_bars(clusters)
+    bars, p_web, p_target = fig.data
+    assert list(bars.y) == [3.0, 2.0, 1.0, 0.5] and bars.marker.color[0] == charts.FILTERED_COLOR
+    assert list(p_target.y) == [0.0, 0.8, 0.15, 0.05] and list(p_web.y) == [0.25] * 4
+    assert fig.layout.yaxis.title.text == "M(c) (nats/token)"
+
+
+def test_task_comparison_bars_carry_confidence_intervals(store):
+    stage1, stage2 = store.runs("train").sort_values("created_at")["run_id"]
+    comparison = report.task_comparison({"I": report.final_evaluation(store, stage1),
+                                         "II": report.final_evaluation(store, stage2)})
+    fig = charts.task_comparison_bars(comparison, "t")
+    assert [t.name for t in fig.data] == ["I", "II"] and list(fig.data[1].y) == [0.46, 0.35]
+    assert list(fig.data[0].error_y.array) == pytest.approx([0.05, 0.05])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# page
+
+
+def open_page(store_path) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["store_path"] = str(store_path)
+    at.run()
+    return at.switch_page(PAGE).run()
+
+
+def test_page_on_an_empty_store_says_to_train_stage1_first(tmp_path):
+    at = open_page(tmp_path / "empty.duckdb")
+    assert not at.exception
+    assert "No finished Stage I run yet" in at.info[0].value
+
+
+def test_page_with_a_stage1_model_and_no_round_offers_the_form(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(jobs, "start_job", lambda args, name, **_: calls.append((list(args), name)) or "job-1")
+    at = open_page(build_store(tmp_path / "s.duckdb", with_round=False).path)
+    assert not at.exception
+    assert any("No selection round from this model yet" in i.value for i in at.info)
+    at.slider(key="sel_gamma").set_value(3.0)
+    at.text_input(key="sel_budget").set_value("5%")
+    at.button(key="sel_start").click().run()
+    args, name = calls[0]
+    assert name == "select" and args[:2] == ["select", "--train"]
+    assert args[args.index("--gamma") + 1] == "3" and args[args.index("--budget") + 1] == "5%"
+
+
+def test_page_shows_a_round_its_allocation_and_the_stage_comparison(store):
+    at = open_page(store.path)
+    assert not at.exception
+    values = {m.label: m.value for m in at.metric}
+    assert values["clusters"] == "4" and values["filtered"] == "1"
+    charts_shown = at.get("plotly_chart")
+    assert len(charts_shown) >= 5  # preview, map, bars, allocation, comparison
+    assert any("mini-stories" in str(row) for row in at.dataframe[-1].value.to_dict("records"))

@@ -1,0 +1,127 @@
+"""Stage II end to end on the `nano` world: `salad select` rounds (recorded, seeded, chained) and `salad train
+--stage 2` from the Stage I run's pre-decay checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from salad_core.select.clustering import size_bounds
+from salad_core.store import Store
+
+STAGE1 = ["--preset", "nano", "--max-steps", "40", "--batch-size", "2", "--warmup-steps", "2", "--eval-every", "100",
+          "--eval-items", "2", "--ckpt-every", "4", "--no-final-eval"]
+SELECT = ["--clusters", "4", "--probes", "2", "--budget", "30%", "--gamma", "5"]
+
+
+def salad(args: list[str], data: Path) -> dict:
+    env = {**os.environ, "SALAD_DATA": str(data)}
+    proc = subprocess.run([sys.executable, "-m", "salad_core.cli", *args, "--json", "--db", str(data / "s.duckdb")],
+                          env=env, text=True, capture_output=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def rounds(tmp_path_factory):
+    data = tmp_path_factory.mktemp("stage2")
+    stage1 = salad(["train", *STAGE1], data)
+    first = salad(["select", "--from", stage1["run_id"], *SELECT, "--map-points", "40"], data)
+    again = salad(["select", "--from", stage1["run_id"], *SELECT, "--map-points", "0"], data)
+    replay = salad(["train", "--stage", "2", "--from", stage1["run_id"], "--round", first["round_id"],
+                    "--synthetic-prob", "0", "--no-final-eval"], data)
+    stage2 = salad(["train", "--stage", "2", "--from", stage1["run_id"], "--round", first["round_id"],
+                    "--no-final-eval"], data)
+    chained = salad(["select", "--from", stage2["run_id"], *SELECT, "--map-points", "0"], data)
+    return {"data": data, "store": Store(data / "s.duckdb"), "stage1": stage1, "first": first, "again": again,
+            "replay": replay, "stage2": stage2, "chained": chained}
+
+
+def test_select_prints_the_documented_object_and_spends_the_budget(rounds):
+    first, store = rounds["first"], rounds["store"]
+    assert {"round_id", "gamma", "budget_hours", "selected_hours", "clusters"} <= set(first)
+    clusters = first["clusters"]
+    assert len(clusters) == 4
+    for c in clusters:
+        assert {"id", "size", "p_web", "m", "filtered", "p_target", "n_selected", "domain"} <= set(c)
+        assert c["p_target"] == 0 or not c["filtered"]
+    n_texts = sum(c["size"] for c in clusters)
+    lo, hi = size_bounds(n_texts, 4)
+    assert all(lo <= c["size"] <= hi for c in clusters)
+    assert sum(c["p_web"] for c in clusters) == pytest.approx(1) and sum(c["p_target"] for c in clusters) == pytest.approx(1)
+    # P_target ∝ P_web · M^5 over the clusters kept
+    kept = [c for c in clusters if not c["filtered"]]
+    weights = np.array([c["p_web"] * c["m"] ** 5 for c in kept])
+    assert np.allclose([c["p_target"] for c in kept], weights / weights.sum())
+    assert first["selected_hours"] >= first["budget_hours"]
+    selected = store.selection_texts(first["round_id"], "selected")
+    assert len(selected) == sum(c["n_selected"] for c in clusters) > 0
+    assert selected["seconds"].sum() / 3600 == pytest.approx(first["selected_hours"])
+    assert set(selected["cluster"]) <= {c["id"] for c in kept}
+    members = store.selection_texts(first["round_id"], "member")
+    assert len(members) == n_texts and members["x"].notna().sum() == 40  # the UMAP cluster map
+    folder = rounds["data"] / "rounds" / first["round_id"]
+    docs = [json.loads(line) for line in (folder / "speech_docs.jsonl").read_text().splitlines()]
+    assert sorted(d["text_idx"] for d in docs) == sorted(selected["text_idx"])
+    config = json.loads((folder / "round.json").read_text())
+    assert config["from_run"] == rounds["stage1"]["run_id"] and config["k"] == 4
+    assert store.runs("select").set_index("run_id").loc[first["round_id"], "status"] == "done"
+
+
+def test_the_same_seed_selects_the_same_texts(rounds):
+    store = rounds["store"]
+    a = store.selection_texts(rounds["first"]["round_id"], "selected")
+    b = store.selection_texts(rounds["again"]["round_id"], "selected")
+    assert a["text_idx"].tolist() == b["text_idx"].tolist()
+    assert [c["m"] for c in rounds["first"]["clusters"]] == [c["m"] for c in rounds["again"]["clusters"]]
+
+
+def test_stage2_without_synthetic_speech_replays_the_stage1_decay_exactly(rounds):
+    """From the pre-decay checkpoint (weights, optimizer, RNG, data position) with the same schedule, Stage II
+    drawing no synthetic batch is Stage I's own decay phase, step for step."""
+    store = rounds["store"]
+    stage1 = store.train_steps(rounds["stage1"]["run_id"]).set_index("step")
+    replay = store.train_steps(rounds["replay"]["run_id"]).set_index("step")
+    assert rounds["replay"]["steps"] == 8  # the 20 % decay of 40 steps
+    tail = stage1.loc[33:40]
+    assert np.allclose(replay["lr_adapter"].to_numpy(), tail["lr_adapter"].to_numpy())
+    assert np.abs(replay["loss"].to_numpy() - tail["loss"].to_numpy()).max() < 1e-4
+    assert replay["lr_adapter"].iloc[-1] == 0 or replay["lr_adapter"].iloc[-1] < replay["lr_adapter"].iloc[0] / 4
+
+
+def test_stage2_trains_on_the_selected_speech_and_records_its_lineage(rounds):
+    store = rounds["store"]
+    run = store.runs("train").set_index("run_id").loc[rounds["stage2"]["run_id"]]
+    assert run["config"]["stage"] == 2 and run["config"]["round_id"] == rounds["first"]["round_id"]
+    assert run["config"]["from_run"] == rounds["stage1"]["run_id"]
+    losses = store.train_steps(rounds["stage2"]["run_id"])["loss"].to_numpy()
+    replay = store.train_steps(rounds["replay"]["run_id"])["loss"].to_numpy()
+    assert not np.allclose(losses, replay)  # synthetic batches were drawn
+    assert {"speech_acc", "M"} <= set(store.metrics(rounds["stage2"]["run_id"])["metric"])
+
+
+def test_a_chained_round_scores_the_stage2_model_and_skips_texts_already_selected(rounds):
+    store = rounds["store"]
+    before = set(store.selection_texts(rounds["first"]["round_id"], "selected")["text_idx"])
+    after = set(store.selection_texts(rounds["chained"]["round_id"], "selected")["text_idx"])
+    assert after and not (before & after)
+    config = store.runs("select").set_index("run_id").loc[rounds["chained"]["round_id"], "config"]
+    assert config["from_run"] == rounds["stage2"]["run_id"]
+    assert [c["m"] for c in rounds["chained"]["clusters"]] != [c["m"] for c in rounds["first"]["clusters"]]
+
+
+def test_stage2_on_a_chained_round_trains_on_every_round_of_the_lineage_from_the_stage1_checkpoint(rounds):
+    from salad_core.cli import stage2_of
+    from salad_core.select.round import training_rounds
+
+    store, chained = rounds["store"], rounds["chained"]["round_id"]
+    assert training_rounds(store, chained) == [chained, rounds["first"]["round_id"]]
+    config = stage2_of(store, rounds["stage2"]["run_id"], chained)
+    assert config.stage == 2 and config.from_run == rounds["stage1"]["run_id"] and config.round_id == chained
+    assert config.max_steps == 8 and config.decay_fraction == 1.0 and config.warmup_steps == 0
