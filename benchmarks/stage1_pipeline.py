@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--preset", default="nano", choices=("nano", "mini"))
     parser.add_argument("--fresh", action="store_true", help="empty temporary cache and data folders")
     parser.add_argument("--max-steps", type=int, help="override the recipe's step count")
+    parser.add_argument("--tag", default="pipeline", help="tag of the Stage I run in the store")
     args = parser.parse_args()
     env = dict(os.environ)
     if args.fresh:
@@ -52,7 +53,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", lm_code], env=env, cwd=REPO, check=True, capture_output=True)
     times["LM pretraining"] = time.perf_counter() - start
     print(f"{'LM pretraining':<28} {times['LM pretraining']:8.1f} s", flush=True)
-    train = ["train", "--preset", args.preset, "--json"] + (["--max-steps", str(args.max_steps)] if args.max_steps else [])
+    train = ["train", "--preset", args.preset, "--json", "--tag", args.tag] + (["--max-steps", str(args.max_steps)] if args.max_steps else [])
     times["Stage I + final eval"], out = timed("Stage I + final eval", train, env)
     summary = json.loads(out)
     times["of which training"] = summary["wall_s"]

@@ -58,9 +58,11 @@ def main() -> None:
               f"{report.uncovered_share(alloc, covered):.0%} | {sum(timings.values()):.0f} |")
 
     finals = {"Stage I": report.final_evaluation(store, args.from_run)}
+    configs = train.set_index("run_id")["config"]
     for _, r in rounds.iterrows():
         for run_id in filter(None, r["stage2_runs"].split(", ")):
-            finals[f"II · {r['label']}"] = report.final_evaluation(store, run_id)
+            share = configs[run_id].get("synthetic_prob")
+            finals[f"II · {r['label']} · synthetic {share:.2f} ({run_id[-4:]})"] = report.final_evaluation(store, run_id)
     finals = {k: v for k, v in finals.items() if not v.empty}
     for metric in ("speech_acc", "text_acc"):
         print(f"\n## {metric} on every test item (95 % CI)\n")

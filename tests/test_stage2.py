@@ -37,7 +37,7 @@ def rounds(tmp_path_factory):
     replay = salad(["train", "--stage", "2", "--from", stage1["run_id"], "--round", first["round_id"],
                     "--synthetic-prob", "0", "--no-final-eval"], data)
     stage2 = salad(["train", "--stage", "2", "--from", stage1["run_id"], "--round", first["round_id"],
-                    "--no-final-eval"], data)
+                    "--synthetic-prob", "0.5", "--no-final-eval"], data)
     chained = salad(["select", "--from", stage2["run_id"], *SELECT, "--map-points", "0"], data)
     return {"data": data, "store": Store(data / "s.duckdb"), "stage1": stage1, "first": first, "again": again,
             "replay": replay, "stage2": stage2, "chained": chained}
@@ -125,3 +125,4 @@ def test_stage2_on_a_chained_round_trains_on_every_round_of_the_lineage_from_the
     config = stage2_of(store, rounds["stage2"]["run_id"], chained)
     assert config.stage == 2 and config.from_run == rounds["stage1"]["run_id"] and config.round_id == chained
     assert config.max_steps == 8 and config.decay_fraction == 1.0 and config.warmup_steps == 0
+    assert config.synthetic_prob is None  # by default: the synthetic speech's share of the pooled hours

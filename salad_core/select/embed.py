@@ -57,7 +57,8 @@ def embed_texts(texts: Sequence[str], model: str = DEFAULT_EMBEDDER, *, batch_si
     if not texts:
         raise ValueError("Nothing to embed: the corpus is empty. Fix: pass at least one text.")
     embedder = embedder or load_embedder(model)
-    out = np.empty((len(texts), embedder.get_sentence_embedding_dimension()), dtype=np.float32)
+    dim = getattr(embedder, "get_embedding_dimension", None) or embedder.get_sentence_embedding_dimension
+    out = np.empty((len(texts), dim()), dtype=np.float32)
     bar = Progress(len(texts), f"embedding {len(texts):,} texts") if progress else None
     for start in range(0, len(texts), CHUNK):
         chunk = list(texts[start : start + CHUNK])

@@ -277,7 +277,8 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
     m = np.array([s.m if config.score == "m" else s.distill for s in scores])
     filtered = np.array([not (s.cer <= config.cer_max) for s in scores])  # NaN (no probe speech) is filtered too
     p_web = sizes / n
-    p_target = target_distribution(p_web, m, config.gamma, filtered)
+    # random draws texts uniformly from the whole corpus: the distribution it aims for is the corpus's own
+    p_target = target_distribution(p_web, m, config.gamma, filtered) if config.strategy == "active" else p_web
 
     available = np.ones(n, dtype=bool)
     available[probe_idx] = False

@@ -70,7 +70,9 @@ class TrainConfig:
     stage: int = 1
     from_run: str | None = None  # stage 2: the Stage I run (its pre-decay checkpoint, model options)
     round_id: str | None = None  # stage 2: the selection round whose speech is trained on (salad select)
-    synthetic_prob: float = 0.5  # stage 2: share of speech batches drawn from the selected synthetic speech
+    # stage 2: share of speech batches drawn from the selected synthetic speech; None = its share of the pooled
+    # speech (hours), i.e. documents drawn uniformly from natural + synthetic; the run records the value used
+    synthetic_prob: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
@@ -83,7 +85,7 @@ class TrainConfig:
             raise ValueError(f"align must be 'none' or 'ctc', got {self.align!r}")
         if self.stage not in (1, 2) or (self.stage == 2 and not (self.from_run and self.round_id)):
             raise ValueError("stage must be 1 or 2, and stage 2 needs from_run and round_id")
-        if not 0.0 <= self.synthetic_prob <= 1.0:
+        if self.synthetic_prob is not None and not 0.0 <= self.synthetic_prob <= 1.0:
             raise ValueError(f"synthetic_prob must be in [0, 1], got {self.synthetic_prob}")
         if self.kl_temperature <= 0 or self.batch_size < 1 or self.grad_accum < 1 or self.max_steps < 1:
             raise ValueError("kl_temperature, batch_size, grad_accum and max_steps must be positive")

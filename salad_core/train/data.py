@@ -5,8 +5,8 @@ on its own, so its words are aligned by construction; its Whisper frames are cac
 (probability `replay_prob`) holds documents of the broad text corpus, read by both student and teacher: it trains
 the student toward the teacher on text and so guards against forgetting (SALAD, Stage I).
 
-Stage II adds a second speech source, the synthetic documents a selection round chose (`SelectedSpeech`): with
-probability `synthetic_prob` a speech batch is drawn from it instead of from the natural speech.
+Stage II adds a second speech source, the synthetic documents a selection round chose (`SelectedSpeech`): each
+document of a speech batch is drawn from it with probability `synthetic_prob`, else from the natural speech.
 
 The sampler is deterministic and resumable: documents are visited in a seeded permutation per epoch (different per
 process rank), and `state_dict()` holds the epoch, the cursor and the replay coin's generator state.
@@ -25,18 +25,24 @@ STREAMS = ("speech", "text", "synthetic")  # the order seeds each stream's permu
 
 class WorldBatches:
     def __init__(self, world, seed: int, replay_prob: float, rank: int = 0, world_size: int = 1, encoder=None,
-                 synthetic=None, synthetic_prob: float = 0.0):
+                 synthetic=None, synthetic_prob: float | None = None):
         self.world, self.seed, self.replay_prob, self.encoder = world, seed, replay_prob, encoder
         self.rank, self.world_size = rank, world_size
         self.speech_docs = _spoken(world.speech_docs())
         self.text_docs = world.text_corpus()
         if not self.speech_docs:
             raise ValueError(f"world {world.name} has no natural-speech documents. Fix: rebuild it (salad world build).")
-        self.synthetic, self.synthetic_prob = synthetic, synthetic_prob if synthetic is not None else 0.0
+        self.synthetic = synthetic
         self.synthetic_docs = _spoken(synthetic.speech_docs()) if synthetic is not None else []
         if synthetic is not None and len(self.synthetic_docs) < world_size:
             raise ValueError(f"selection round {synthetic.round_id} selected {len(self.synthetic_docs)} documents, "
                              f"fewer than the {world_size} processes. Fix: rerun it with a larger budget.")
+        if synthetic is None:
+            synthetic_prob = 0.0
+        elif synthetic_prob is None:  # documents drawn uniformly from the pooled speech, by hours
+            hours = [sum(d.seconds for d in docs) for docs in (self.synthetic_docs, self.speech_docs)]
+            synthetic_prob = hours[0] / sum(hours)
+        self.synthetic_prob = synthetic_prob
         self.position = {"speech": [0, 0], "text": [0, 0], "synthetic": [0, 0]}  # [epoch, cursor] per stream
         self.coin = np.random.default_rng([seed, rank, 7])
 
@@ -71,18 +77,24 @@ class WorldBatches:
         replay = bool(self.coin.random() < self.replay_prob) and allow_replay
         if replay:
             return Batch(docs=[[Segment(text)] for text in self._take("text", self.text_docs, batch_size)], replay=True)
-        synthetic = self.synthetic_prob > 0 and bool(self.coin.random() < self.synthetic_prob)
-        source = self.synthetic if synthetic else self.world
-        docs = self._take("synthetic", self.synthetic_docs, batch_size) if synthetic else \
-            self._take("speech", self.speech_docs, batch_size)
-        segments, clip_ids = [], []
-        for doc in docs:
-            segments.append([Segment((" " if i else "") + span.text, clip_id=span.clip_id)
-                             for i, span in enumerate(doc.spans)])
-            clip_ids += [span.clip_id for span in doc.spans if span.clip_id]
-        frames = source.features(clip_ids, self.encoder) if clip_ids else []
-        return Batch(docs=segments, frames=frames, speech_s=0.0 if synthetic else float(sum(d.seconds for d in docs)),
-                     synthetic=synthetic)
+        # Stage II: each document of the batch comes from the synthetic speech with probability synthetic_prob
+        # (a batch is a sample of the mixture; with no synthetic speech no coin is thrown, so Stage I is unchanged)
+        n_synthetic = int((self.coin.random(batch_size) < self.synthetic_prob).sum()) if self.synthetic_prob > 0 else 0
+        natural = self._take("speech", self.speech_docs, batch_size - n_synthetic)
+        synthetic = self._take("synthetic", self.synthetic_docs, n_synthetic)
+        segments = [_segments(doc) for doc in natural + synthetic]
+        frames = _frames(self.world, natural, self.encoder) + _frames(self.synthetic, synthetic, self.encoder)
+        return Batch(docs=segments, frames=frames, speech_s=float(sum(d.seconds for d in natural)),
+                     synthetic=n_synthetic)
+
+
+def _segments(doc) -> list[Segment]:
+    return [Segment((" " if i else "") + span.text, clip_id=span.clip_id) for i, span in enumerate(doc.spans)]
+
+
+def _frames(source, docs: list, encoder) -> list:
+    clip_ids = [span.clip_id for doc in docs for span in doc.spans if span.clip_id]
+    return source.features(clip_ids, encoder) if clip_ids else []
 
 
 def _spoken(docs: list) -> list:

@@ -29,7 +29,7 @@ class Batch:
     frames: list[torch.Tensor] = field(default_factory=list)  # encoder frames of every speech segment, in doc order
     replay: bool = False  # text-only replay batch
     speech_s: float = 0.0  # seconds of natural speech in the batch
-    synthetic: bool = False  # Stage II: a batch of selected synthetic speech (its seconds are not natural speech)
+    synthetic: int = 0  # Stage II: documents of selected synthetic speech in the batch (not counted in speech_s)
 
 
 def _parts(llm: nn.Module) -> tuple[nn.Module, nn.Module]:

@@ -77,6 +77,8 @@ class DistillTrainer:
         self.data = WorldBatches(self.world, cfg.seed, cfg.replay_prob, self.accelerator.process_index,
                                  self.accelerator.num_processes, encoder=self.model.encoder, synthetic=synthetic,
                                  synthetic_prob=cfg.synthetic_prob)
+        if cfg.stage == 2:
+            cfg.synthetic_prob = self.data.synthetic_prob  # the share used, recorded with the run
         self.plan_steps()
         step_module = DistillationStep(self.model, cfg.alpha, cfg.kl_direction, cfg.kl_temperature, cfg.kl_chunk,
                                        cfg.ctc_weight)
