@@ -37,5 +37,6 @@ def test_stage2_keeps_stage1s_model_options_and_replays_its_decay_schedule():
     # step s of Stage II has the learning rate of step 640 + s of Stage I
     for s in (1, 80, 160):
         assert lr_factor(s, 160, 0, 1.0) == pytest.approx(lr_factor(640 + s, 800, stage1.warmup_steps, 0.2))
+    assert TrainConfig.stage2(TrainConfig(synthetic_prob=0.5), "a", "b").synthetic_prob is None  # not inherited
     with pytest.raises(ValueError, match="stage 2 needs from_run and round_id"):
         TrainConfig(stage=2)

@@ -29,7 +29,7 @@ PRESET_RECIPES: dict[str, dict] = {
 
 # What Stage II sets afresh rather than inheriting from Stage I (see TrainConfig.stage2).
 STAGE2_RESETS = {"warmup_steps": 0, "decay_fraction": 1.0, "llm_unfreeze_step": 0, "budget_tokens": None,
-                 "budget_hours": None, "tag": ""}
+                 "budget_hours": None, "tag": "", "synthetic_prob": None}
 
 
 @dataclass
