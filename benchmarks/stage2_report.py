@@ -38,7 +38,7 @@ def main() -> None:
     train = store.runs("train")
     config = train.set_index("run_id").loc[args.from_run, "config"]
     world = load_world(config["preset"])
-    covered = {d.name for d in world.domains if d.in_natural_speech}
+    covered = world.covered_domains
     rounds = report.rounds_table(store.runs("select"), train)
     rounds = rounds[(rounds["from_run"] == args.from_run) & (rounds["status"] == "done")].iloc[::-1]
 

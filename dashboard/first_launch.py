@@ -13,7 +13,7 @@ import os
 
 import streamlit as st
 
-from dashboard import data, views
+from dashboard import data, job_panel
 from salad_core import jobs
 
 JOB_NAME = "first-eval"
@@ -110,8 +110,7 @@ def watch(job_id: str) -> None:
     if status["state"] != "running":
         data.clear()
         st.rerun(scope="app")
-    progress = status["progress"] or {}
-    st.progress(min(max(float(progress.get("fraction") or 0.0), 0.0), 1.0), text=views.progress_label(progress))
+    job_panel.progress_bar(status["progress"])
     st.caption(f"Job `{job_id}` · logs in `{jobs.jobs_dir() / job_id}`")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, selection_charts, training_charts, views
+from dashboard import data, job_panel, selection_charts, training_charts, views
 from salad_core import jobs
 from salad_core.select import report
 from salad_core.select.round import SelectConfig
@@ -45,7 +45,7 @@ def covered_domains(path: str, run_id: str) -> set[str]:
         world = load_world(get_preset(runs.loc[run_id, "config"]["preset"]).world)
     except Exception:  # noqa: BLE001 - the page works without the world, it only loses the labels
         return set()
-    return {d.name for d in world.domains if d.in_natural_speech}
+    return world.covered_domains
 
 
 def round_form(path: str, run_id: str, last_round: str | None) -> None:
@@ -88,14 +88,7 @@ def round_form(path: str, run_id: str, last_round: str | None) -> None:
 @st.fragment(run_every=2)
 def running_jobs() -> None:
     for job in [j for j in jobs.list_jobs(JOB_NAME) if j["state"] == "running"]:
-        progress = job["progress"] or {}
-        st.progress(min(max(float(progress.get("fraction") or 0.0), 0.0), 1.0), text=views.progress_label(progress))
-        left, right = st.columns([4, 1])
-        left.caption(f"Job `{job['job_id']}`: `salad {' '.join(job['args'])}`")
-        if right.button("Stop", key=f"sel_stop_{job['job_id']}"):
-            jobs.stop_job(job["job_id"])
-            data.clear()
-            st.rerun(scope="app")
+        job_panel.show_job(job, "sel")
 
 
 def round_view(path: str, round_id: str, covered: set[str]) -> None:

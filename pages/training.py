@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, training_charts, views
+from dashboard import data, job_panel, training_charts
 from dashboard.first_launch import MINI_ARGS, MINI_JOB
 from salad_core import jobs
 from salad_core.analysis import checkpoints, run_alpha
@@ -149,19 +149,6 @@ def no_runs(store_path: str) -> None:
         start(MINI_ARGS + ["--db", store_path], MINI_JOB)
 
 
-def show_job(job: dict) -> None:
-    """Progress bar, ETA and a stop button for a running job."""
-    progress = job["progress"] or {}
-    st.progress(min(max(float(progress.get("fraction") or 0.0), 0.0), 1.0), text=views.progress_label(progress))
-    left, right = st.columns([4, 1])
-    command = " ".join(job["args"])
-    left.caption(f"Job `{job['job_id']}`: `salad {command}` · logs in `{jobs.jobs_dir() / job['job_id']}`")
-    if right.button("Stop", key=f"train_stop_{job['job_id']}"):
-        jobs.stop_job(job["job_id"])
-        data.clear()
-        st.rerun(scope="app")
-
-
 def run_charts(store_path: str, run_id: str) -> None:
     steps = train_steps(store_path, run_id)
     points = checkpoints(data.runs(store_path, "train"), data.metrics(store_path, run_id), steps)
@@ -191,7 +178,7 @@ def run_view(store_path: str, run_id: str) -> None:
     job = job_for_run(run_id, runs, train_jobs())
     run = runs.set_index("run_id").loc[run_id]
     if job is not None and job["state"] == "running":
-        show_job(job)
+        job_panel.show_job(job, "train")
     elif run["status"] == "running" and isinstance(run["model_path"], str) and jobs.pid_file_alive(
             Path(run["model_path"]).parent / "trainer.pid"):
         st.info(f"Run `{run_id}` is training in a process started outside the dashboard; its curves update below.")
@@ -214,7 +201,7 @@ def watch_new_job(store_path: str, job_id: str) -> None:
     if job["state"] != "running" or any(job_for_run(r, runs, [job]) for r in runs["run_id"]):
         data.clear()
         st.rerun(scope="app")
-    show_job(job)
+    job_panel.show_job(job, "train")
 
 
 @st.fragment(run_every=2)

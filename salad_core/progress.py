@@ -103,3 +103,22 @@ class Progress:
         if force or now - self._last_write >= self.min_interval_s:
             self._last_write = now
             _write_atomic(self.file, self.state())
+
+
+class NoProgress:
+    """Stands in for `Progress` where progress is not shown: the same calls, doing nothing."""
+
+    def update(self, n: int = 1, message: str | None = None) -> None:
+        pass
+
+    def set_stage(self, desc: str, total: int | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> NoProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass

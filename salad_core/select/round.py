@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from salad_core.paths import data_dir
-from salad_core.progress import Progress
+from salad_core.progress import NoProgress, Progress
 from salad_core.select.allocation import STRATEGIES, draw_texts, target_distribution
 from salad_core.select.embed import DEFAULT_EMBEDDER
 from salad_core.select.probing import SCORES
@@ -35,7 +35,7 @@ from salad_core.select.speech import speak_documents
 from salad_core.store import Store, new_run_id
 from salad_core.world.clips import ClipBank, read_jsonl
 from salad_core.world.speech import ENCODER
-from salad_core.world.world import Span, SpeechDoc
+from salad_core.world.world import SpeechDoc
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,7 @@ class SelectedSpeech:
             self.banks[round_id] = ClipBank(root, ENCODER, f"selection round {round_id}", "rerun the round.")
 
     def speech_docs(self) -> list[SpeechDoc]:
-        return [SpeechDoc(f"{r}/{d['doc_id']}", d["domain"],
-                          tuple(Span(t, f"{r}/{c}" if c else None) for t, c in d["spans"]), d["seconds"])
+        return [SpeechDoc.from_record(d, prefix=f"{r}/")
                 for r, bank in self.banks.items() for d in read_jsonl(bank.root / SELECTED_DOCS)]
 
     def features(self, clip_ids: list[str], encoder=None):
@@ -190,22 +189,6 @@ def _umap_xy(embeddings: np.ndarray, idx: np.ndarray, seed: int) -> np.ndarray:
     return reducer.fit_transform(np.asarray(embeddings[idx], dtype=np.float32))
 
 
-class _Stages:
-    """One progress bar whose stage (and total) changes as the round goes: what the CLI and the page show."""
-
-    def __init__(self, enabled: bool):
-        self.bar = Progress(None, "selection") if enabled else None
-
-    def stage(self, name: str, total: int | None = None) -> Progress | None:
-        if self.bar is not None:
-            self.bar.set_stage(name, total)
-        return self.bar
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def run_round(config: SelectConfig, store: Store | None = None, *, progress: bool = True) -> dict:
     """Run one selection round; returns what `salad select --json` prints."""
     store = store or Store()
@@ -218,20 +201,20 @@ def run_round(config: SelectConfig, store: Store | None = None, *, progress: boo
     round_id = new_run_id("select")
     record = {**asdict(config), "preset": preset, "budget_hours": hours, "round_dir": str(round_dir(round_id))}
     store.create_run("select", record, seed=config.seed, run_id=round_id)
-    stages = _Stages(progress)
+    bar = Progress(None, "selection") if progress else NoProgress()
     try:
-        summary = _run(config, store, world, source, round_id, hours, record, stages)
+        summary = _run(config, store, world, source, round_id, hours, record, bar)
     except BaseException as err:
         store.finish_run(round_id, "failed", f"{type(err).__name__}: {err}")
         raise
     finally:
-        stages.close()
+        bar.close()
     store.finish_run(round_id, "done")
     return summary
 
 
 def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str, hours: float, record: dict,
-         stages: _Stages) -> dict:
+         bar: Progress | NoProgress) -> dict:
     from salad_core.asr import Transcriber
     from salad_core.model.modeling import SaladModel
     from salad_core.select.clustering import balanced_kmeans
@@ -248,11 +231,11 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
     def lap(name: str) -> None:
         timings[name] = round(time.monotonic() - started - sum(timings.values()), 2)
 
-    stages.stage(f"embedding {n:,} texts")
+    bar.set_stage(f"embedding {n:,} texts", None)
     embeddings, embed_file = cached_embeddings(texts, config.embedder, progress=False)
     lap("embed_s")
-    bar = stages.stage(f"clustering into {k} balanced clusters", 15)
-    clustering = balanced_kmeans(embeddings, k, seed=config.seed, on_iteration=(lambda _: bar.update(1)) if bar else None)
+    bar.set_stage(f"clustering into {k} balanced clusters", 15)
+    clustering = balanced_kmeans(embeddings, k, seed=config.seed, on_iteration=lambda _: bar.update(1))
     labels, sizes = clustering.labels, clustering.sizes
     lap("cluster_s")
 
@@ -260,18 +243,18 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
     spans = {"speech_words": tuple(world.config["speech_words"]), "text_words": tuple(world.config["text_words"])}
     speak = {"voice": config.voice, "speed": config.speed, "seed": config.seed, **spans}
     probe_docs = speak_documents([texts[i] for i in probe_idx], folder, prefix="probe", role="probe",
-                                 progress=stages.bar, **speak)
+                                 progress=bar, **speak)
     kept = [(i, d) for i, d in zip(probe_idx, probe_docs) if d is not None]
     bank = ClipBank(folder, ENCODER, f"selection round {round_id}", "rerun the round.")
     lap("probe_speech_s")
 
     model = SaladModel.from_pretrained(source["model_dir"])
-    stages.stage("scoring clusters (misalignment)", len(kept))
-    sums = misalignment(model, bank, [d for _, d in kept], [int(labels[i]) for i, _ in kept], stages.bar)
+    bar.set_stage("scoring clusters (misalignment)", len(kept))
+    sums = misalignment(model, bank, [d for _, d in kept], [int(labels[i]) for i, _ in kept], bar)
     lap("score_s")
-    stages.stage(f"intelligibility ({config.asr})", k)
+    bar.set_stage(f"intelligibility ({config.asr})", k)
     cer = intelligibility(Transcriber(config.asr, beam_size=1), bank, [d for _, d in kept],
-                          [int(labels[i]) for i, _ in kept], progress=stages.bar)
+                          [int(labels[i]) for i, _ in kept], progress=bar)
     lap("asr_s")
     scores = cluster_scores(k, sums, cer, np.bincount(labels[[i for i, _ in kept]], minlength=k))
     m = np.array([s.m if config.score == "m" else s.distill for s in scores])
@@ -286,7 +269,7 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
     for old in earlier:
         available[store.selection_texts(old, "selected")["text_idx"].to_numpy(dtype=int)] = False
     order = draw_texts(labels, p_target if config.strategy == "active" else None, available, config.seed)
-    selected = _synthesize_budget(order, texts, folder, hours * 3600, kept, speak, stages)
+    selected = _synthesize_budget(order, texts, folder, hours * 3600, kept, speak, bar)
     lap("selection_speech_s")
 
     for doc in selected:
@@ -295,7 +278,7 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
         for doc in selected:
             f.write(json.dumps(doc) + "\n")
 
-    stages.stage("cluster map (UMAP)")
+    bar.set_stage("cluster map (UMAP)", None)
     rng = np.random.default_rng([config.seed, 9])
     shown = np.sort(rng.permutation(n)[: min(config.map_points, n)])
     xy = _umap_xy(embeddings, shown, config.seed) if len(shown) > 2 else np.zeros((len(shown), 2))
@@ -316,11 +299,11 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
 
 
 def _synthesize_budget(order, texts: list[str], folder: Path, budget_s: float, probes: list, speak: dict,
-                       stages: _Stages) -> list[dict]:
+                       bar: Progress | NoProgress) -> list[dict]:
     """Speak drawn texts, batch by batch, until their audio reaches the budget (the last document may cross it)."""
     per_doc = np.mean([d["seconds"] for _, d in probes]) if probes else 3.0
     selected, spent, batch = [], 0.0, 0
-    stages.stage("selected speech", None)
+    bar.set_stage("selected speech", None)
     while spent < budget_s:
         want = max(8, math.ceil((budget_s - spent) / max(per_doc, 0.1) * 1.1))
         idx = [i for _, i in zip(range(want), order)]
@@ -328,7 +311,7 @@ def _synthesize_budget(order, texts: list[str], folder: Path, budget_s: float, p
             log.warning("the corpus ran out of texts after %.0f of %.0f s", spent, budget_s)
             break
         docs = speak_documents([texts[i] for i in idx], folder, prefix=f"sel{batch}", role="selected",
-                               progress=stages.bar, **speak)
+                               progress=bar, **speak)
         batch += 1
         for i, doc in zip(idx, docs):
             if doc is None or spent >= budget_s:

@@ -69,14 +69,9 @@ class DistillTrainer:
         self.world = preset_world(cfg.preset)
         self.accelerator = Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         self.model = SaladModel(model_config(cfg.preset, llm_mode=cfg.llm_mode, ctc_compress=cfg.align == "ctc"))
-        synthetic = None
-        if cfg.stage == 2:
-            from salad_core.select.round import SelectedSpeech, training_rounds
-
-            synthetic = SelectedSpeech(training_rounds(self.store, cfg.round_id))
         self.data = WorldBatches(self.world, cfg.seed, cfg.replay_prob, self.accelerator.process_index,
-                                 self.accelerator.num_processes, encoder=self.model.encoder, synthetic=synthetic,
-                                 synthetic_prob=cfg.synthetic_prob)
+                                 self.accelerator.num_processes, encoder=self.model.encoder,
+                                 synthetic=self.selected_speech(), synthetic_prob=cfg.synthetic_prob)
         if cfg.stage == 2:
             cfg.synthetic_prob = self.data.synthetic_prob  # the share used, recorded with the run
         self.plan_steps()
@@ -86,6 +81,14 @@ class DistillTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_lambdas())
         self.step_module, self.optimizer, self.scheduler = self.accelerator.prepare(step_module, self.optimizer, self.scheduler)
         self.run_id, self.run_dir = self.open_run()
+
+    def selected_speech(self):
+        """Stage II: the synthetic speech of the run's round and of the rounds behind it; None in Stage I."""
+        if self.config.stage != 2:
+            return None
+        from salad_core.select.round import SelectedSpeech, training_rounds
+
+        return SelectedSpeech(training_rounds(self.store, self.config.round_id))
 
     def plan_steps(self) -> None:
         """A budget in hours of speech fixes the step count, so the schedule decays at the budget's end.

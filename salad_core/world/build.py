@@ -23,7 +23,7 @@ from pathlib import Path
 
 from salad_core.assets import AssetError, cached_build, sources_digest
 from salad_core.paths import cache_dir
-from salad_core.progress import Progress
+from salad_core.progress import NoProgress, Progress
 from salad_core.tasks.choices import stable_hash
 from salad_core.tasks.item import Item
 from salad_core.world import corpus, speech
@@ -168,7 +168,7 @@ def _write_world(out: Path, preset: str, cfg: dict, progress: bool) -> None:
     eval_requests = _plan_eval(plan, cfg)
     planned = time.monotonic()
     requests = train_requests + eval_requests
-    with Progress(len(requests), f"world {preset}: speech") if progress else _NoProgress() as bar:
+    with Progress(len(requests), f"world {preset}: speech") if progress else NoProgress() as bar:
         records = speech.encode_clips(requests, out / "features", shard_clips=cfg["shard_clips"], progress=bar)
     seconds = {r["clip_id"]: r["seconds"] for r in records if "error" not in r}
     kept_docs = [with_seconds(d, seconds) for d in speech_docs]
@@ -183,20 +183,6 @@ def _write_world(out: Path, preset: str, cfg: dict, progress: bool) -> None:
                "total_s": time.monotonic() - started}
     manifest = _manifest(preset, cfg, out.name.split(".tmp")[0], plan, kept_docs, records, timings)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-
-
-class _NoProgress:
-    def update(self, n: int = 1, message: str | None = None) -> None:
-        pass
-
-    def set_stage(self, desc: str, total: int | None) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
 
 
 def with_seconds(doc: dict, seconds: dict[str, float]) -> dict | None:

@@ -45,6 +45,12 @@ class SpeechDoc:
         """The all-text version the teacher reads."""
         return " ".join(s.text for s in self.spans)
 
+    @classmethod
+    def from_record(cls, record: dict, prefix: str = "") -> SpeechDoc:
+        """From a `speech_docs.jsonl` row; `prefix` goes in front of the document and clip ids."""
+        spans = tuple(Span(text, prefix + clip if clip else None) for text, clip in record["spans"])
+        return cls(prefix + record["doc_id"], record["domain"], spans, record["seconds"])
+
 
 class World:
     def __init__(self, root: Path):
@@ -78,6 +84,11 @@ class World:
         """The broad text corpus (all domains, shuffled): LM pretraining and replay."""
         self._check_domain(domain)
         return [d["text"] for d in self._corpus if domain is None or d["domain"] == domain]
+
+    @property
+    def covered_domains(self) -> set[str]:
+        """Names of the domains the natural speech covers."""
+        return {d.name for d in self.domains if d.in_natural_speech}
 
     def corpus_domains(self) -> list[str]:
         """The domain of each `text_corpus()` document, in the same order."""
@@ -146,8 +157,7 @@ class World:
 
     def speech_docs(self) -> list[SpeechDoc]:
         """Natural-speech training documents (covered domains only), text and speech spans alternating."""
-        return [SpeechDoc(d["doc_id"], d["domain"], tuple(Span(t, c) for t, c in d["spans"]), d["seconds"])
-                for d in self._speech]
+        return [SpeechDoc.from_record(d) for d in self._speech]
 
     @functools.cached_property
     def bank(self) -> ClipBank:
