@@ -31,6 +31,7 @@ class Country:
     capital: str | None
     region: str  # a key of REGION_NAMES
     subregion: str
+    population: int = 0  # countryinfo's figure; 0 where it has none
 
 
 def load_countries() -> list[Country]:
@@ -47,7 +48,8 @@ def load_countries() -> list[Country]:
             continue
         capital = _single_capital(data.get("capital"))
         subregion = (data.get("subregion") or "").strip().casefold()
-        countries.append(Country(name, capital, region, subregion))
+        population = data.get("population")
+        countries.append(Country(name, capital, region, subregion, population if isinstance(population, int) else 0))
     return sorted(countries, key=lambda c: c.name)
 
 

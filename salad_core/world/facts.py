@@ -2,7 +2,8 @@
 
 Each builder returns `Fact`s whose distractor tiers put the most plausible wrong answers first (capitals of the
 same subregion, symbols of neighbouring elements). `size` caps the number of entities (countries, elements,
-animals) taken, chosen by a stable hash so a small world is a fixed subset of a large one; 0 means all.
+animals) taken, chosen by a stable hash so a small world is a fixed subset of a large one (capitals: the most
+populous countries, whose names a speech recognizer has the best chance to know); 0 means all.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ def _subset(entities: list, key, size: int, seed: int) -> list:
 # Capitals
 
 
-def _countries() -> list[tuple[str, str, str, str]]:
-    """(country, capital, subregion, region), normalised, one capital each, capital not inside the name."""
+def _countries(size: int = 0) -> list[tuple[str, str, str, str]]:
+    """(country, capital, subregion, region), normalised, one capital each, capital not inside the name; with
+    `size` > 0 the `size` most populous of them, sorted by name."""
     from salad_core.tasks.geography import load_countries, spoken_name
 
     rows = []
@@ -40,15 +42,18 @@ def _countries() -> list[tuple[str, str, str, str]]:
             continue
         if len(name.split()) > MAX_NAME_WORDS or len(capital.split()) > MAX_NAME_WORDS:
             continue
-        rows.append((name, capital, c.subregion, c.region))
+        rows.append((name, capital, c.subregion, c.region, c.population))
     # A capital shared by two entries (old and new names of one country) would make "... of which country ?" ambiguous.
-    counts = Counter(capital for _, capital, _, _ in rows)
-    return [r for r in rows if counts[r[1]] == 1]
+    counts = Counter(row[1] for row in rows)
+    rows = [r for r in rows if counts[r[1]] == 1]
+    if 0 < size < len(rows):
+        rows = sorted(sorted(rows, key=lambda r: (-r[4], r[0]))[:size])
+    return [r[:4] for r in rows]
 
 
 def capital_facts(size: int, seed: int) -> list[Fact]:
     """Two facts per country: its capital, and the country a capital belongs to."""
-    rows = _subset(_countries(), lambda r: r[0], size, seed)
+    rows = _countries(size)
     by_sub: dict[str, list[tuple[str, str]]] = defaultdict(list)
     by_region: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for name, capital, sub, region in rows:

@@ -250,9 +250,12 @@ def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_si
         raise ValueError(f"steps, batch_size and eval_every must be >= 1; got {steps}, {batch_size}, {eval_every}")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads or previous_threads)
+    # Its own RNG stream: a caller that seeded torch before the LM was first needed (an untrained adapter built on
+    # the world's LM) gets the same weights whether or not the LM had to be trained first.
     try:
-        return _pretrain(world, Path(out_dir), steps, batch_size, lr, seed, target, eval_every, decay_steps, k_shot,
-                         row_length, (hidden, layers, heads), progress)
+        with torch.random.fork_rng():
+            return _pretrain(world, Path(out_dir), steps, batch_size, lr, seed, target, eval_every, decay_steps,
+                             k_shot, row_length, (hidden, layers, heads), progress)
     finally:
         torch.set_num_threads(previous_threads)
 
