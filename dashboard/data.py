@@ -35,6 +35,11 @@ def metrics(path: str, run_id: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
+def condition_metrics(path: str, run_id: str) -> pd.DataFrame:
+    return Store(path).condition_metrics(run_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def paired_items(path: str, run_id: str) -> pd.DataFrame:
     return Store(path).paired_items(run_id)
 

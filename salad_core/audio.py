@@ -135,6 +135,13 @@ def load_audio(
     return np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
 
 
+def add_noise(audio: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
+    """`audio` plus white Gaussian noise at `snr_db` below its power, from a seeded generator."""
+    power = float(np.mean(audio.astype(np.float64) ** 2)) + 1e-12
+    noise = np.random.default_rng(seed).standard_normal(len(audio)) * np.sqrt(power / 10 ** (snr_db / 10))
+    return np.clip(audio + noise, -1.0, 1.0).astype(np.float32)
+
+
 def _checked_16k(audio: np.ndarray) -> np.ndarray:
     audio = np.asarray(audio)
     if audio.ndim != 1:

@@ -1,6 +1,7 @@
 """The `salad` command: thin recipes over the library, one table of subcommands.
 
     salad eval [--preset smol] [--tasks capitals,elements] [--limit N] [--manifest FILE] [--db PATH] [--json]
+    salad eval --voices flite:slt,espeak:en-us@1.2,flite:slt+noise10,recorded   the gap per voice condition
     salad world build|info --preset mini|nano      the mini world: text, tasks, speech, cached encoder frames
     salad train --preset mini --alpha 1.0 [...]    Stage I distillation (see `salad train --help`)
     salad sweep --alphas 0,0.5,1 --budgets-hours 0.25,1 [-- train flags]
@@ -41,8 +42,12 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--tasks", type=_csv, help="comma-separated task names (default: all available)")
     data.add_argument("--limit", type=int, help="test items per task")
     data.add_argument("--manifest", help="JSONL file of your own spoken items (see docs/manifest.md)")
-    data.add_argument("--voice", default="flite:slt@1", help="TTS voice for questions: engine:voice[@speed]; "
+    data.add_argument("--voice", help="TTS voice for questions: engine:voice[@speed] (default flite:slt@1); "
                       "'world': mini-world tasks as the world spoke them (held-out voices, cached frames)")
+    data.add_argument("--voices", type=_csv, metavar="CONDITION[,CONDITION...]",
+                      help="a sweep: hear every question in each condition, engine:voice[@speed][+noise<SNR dB>] or "
+                      "'recorded' (the manifest's recordings); text lanes are scored once, the gap per condition. "
+                      "The first condition is the run's reference voice.")
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument("--k-shot", dest="k_shot", type=int, default=5)
     scoring.add_argument("--scoring", default="acc_norm", choices=SCORINGS)
@@ -58,7 +63,7 @@ def cmd_eval(args: argparse.Namespace) -> dict:
     from salad_core.eval.runner import EvalConfig, run_eval
     from salad_core.store import Store
 
-    fields = {k: getattr(args, k) for k in EvalConfig.__dataclass_fields__ if hasattr(args, k)}
+    fields = {k: getattr(args, k) for k in EvalConfig.__dataclass_fields__ if getattr(args, k, None) is not None}
     if args.manifest and args.tasks is None:
         fields["tasks"] = []  # a manifest alone evaluates just the manifest
     result = run_eval(EvalConfig(**fields), Store(args.db))
@@ -75,6 +80,13 @@ def format_eval(result: dict) -> str:
         cells = "".join(f"{'-' if row[c] is None else format(row[c], '.3f') if c != 'n' else row[c]:>14}" for c in cols)
         lines.append(f"{task:<14}{cells}")
     lines.append(f"token-level F = {_fmt(result['F'])} nats/token, M = {_fmt(result['M'])} nats/token")
+    if result.get("conditions"):
+        lines.append(f"{'voice condition':<28}{'task':<14}{'n':>5}{'speech_acc':>12}{'gap':>9}  gap 95 % CI")
+        for entry in result["conditions"]:
+            for task, row in entry["tasks"].items():
+                low, high = row["ci"].get("gap", [None, None])
+                lines.append(f"{entry['condition']:<28}{task:<14}{row['n']:>5}{_fmt(row['speech_acc']):>12}"
+                             f"{_fmt(row['gap']):>9}  [{_fmt(low)}, {_fmt(high)}]")
     return "\n".join(lines)
 
 

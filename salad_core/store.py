@@ -57,7 +57,10 @@ LANE_ACC_METRIC = {"base_text": "text_acc_base", "text": "text_acc", "speech": "
 RUN_KINDS = ("eval", "train", "select")
 RUN_STATUSES = ("running", "done", "failed")
 ALL_TASKS = "__all__"
-SCHEMA_VERSION = 3  # 2 added train_steps, 3 the selection tables
+SCHEMA_VERSION = 4  # 2 added train_steps, 3 the selection tables, 4 the voice condition of a sweep
+# The condition a row belongs to in a voice sweep (`salad eval --voices`); '' = none: text lanes, single-voice runs.
+NO_CONDITION = ""
+COLUMN_DEFAULTS = {"condition": NO_CONDITION}  # filled in when a row leaves the column out; the DDL's DEFAULT too
 PACKAGES_RECORDED = ("torch", "transformers", "accelerate", "peft", "faster-whisper", "ctranslate2", "numpy",
                      "duckdb", "kokoro-onnx", "piper-tts", "salad")
 
@@ -83,10 +86,18 @@ class TableSpec:
         return tuple(c for c, t in self.columns.items() if t == "JSON")
 
     def ddl(self) -> str:
-        cols = [f"{c} {t}{' NOT NULL' if c in self.required else ''}" for c, t in self.columns.items()]
+        cols = [f"{c} {t}{' NOT NULL' if c in self.required else ''}{_default_sql(c)}" for c, t in self.columns.items()]
         if self.primary_key:
             cols.append(f"PRIMARY KEY ({', '.join(self.key)})")
         return f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(cols)})"
+
+
+def _default_literal(column: str) -> str:
+    return f"'{COLUMN_DEFAULTS[column]}'" if column in COLUMN_DEFAULTS else "NULL"
+
+
+def _default_sql(column: str) -> str:
+    return f" DEFAULT {_default_literal(column)}" if column in COLUMN_DEFAULTS else ""
 
 
 def _table(name: str, columns: str, key: str, primary_key: bool = True) -> TableSpec:
@@ -107,17 +118,20 @@ TABLES = {t.name: t for t in (
     _table("items", "item_id VARCHAR!, task VARCHAR!, task_version VARCHAR!, doc_id VARCHAR!, split VARCHAR, "
                     "question VARCHAR!, choices JSON!, answer INTEGER!, domain VARCHAR", "item_id"),
     _table("item_audio", "audio_id VARCHAR!, item_id VARCHAR!, engine VARCHAR!, voice VARCHAR!, speed DOUBLE!, "
-                         "path VARCHAR!, text VARCHAR, duration_s DOUBLE, sample_rate INTEGER", "audio_id"),
+                         "path VARCHAR!, text VARCHAR, duration_s DOUBLE, sample_rate INTEGER, snr_db DOUBLE",
+           "audio_id"),
     _table("predictions", "run_id VARCHAR!, item_id VARCHAR!, lane VARCHAR!, choice_idx INTEGER!, logprob DOUBLE!, "
-                          "n_chars INTEGER, n_tokens INTEGER, is_greedy BOOLEAN", "run_id item_id lane choice_idx"),
+                          "n_chars INTEGER, n_tokens INTEGER, is_greedy BOOLEAN, condition VARCHAR!",
+           "run_id item_id lane choice_idx condition"),
     _table("outputs", "run_id VARCHAR!, item_id VARCHAR!, lane VARCHAR!, audio_id VARCHAR, pred INTEGER!, "
-                      "pred_norm INTEGER, correct BOOLEAN!, correct_norm BOOLEAN, transcript VARCHAR, wer DOUBLE",
-           "run_id item_id lane"),
+                      "pred_norm INTEGER, correct BOOLEAN!, correct_norm BOOLEAN, transcript VARCHAR, wer DOUBLE, "
+                      "condition VARCHAR!", "run_id item_id lane condition"),
     _table("train_steps", "run_id VARCHAR!, step INTEGER!, tokens BIGINT, speech_s DOUBLE, loss DOUBLE!, kl DOUBLE, "
                           "nll DOUBLE, ctc DOUBLE, lr_adapter DOUBLE, lr_llm DOUBLE, grad_norm DOUBLE, "
                           "n_text_positions INTEGER, replay BOOLEAN, tokens_per_s DOUBLE, wall_s DOUBLE", "run_id step"),
     _table("metrics", "run_id VARCHAR!, task VARCHAR!, metric VARCHAR!, value DOUBLE, ci_low DOUBLE, ci_high DOUBLE, "
-                      "n INTEGER, step INTEGER", "run_id task metric step", primary_key=False),
+                      "n INTEGER, step INTEGER, condition VARCHAR!", "run_id task metric step condition",
+           primary_key=False),
     # Stage II selection rounds (runs of kind 'select'): one row per cluster, and per text of the corpus
     # (role 'member': its cluster and, for the texts drawn on the map, UMAP x/y), per probe and per selected text.
     _table("selection_clusters", "run_id VARCHAR!, cluster INTEGER!, size INTEGER!, p_web DOUBLE!, m DOUBLE, "
@@ -130,6 +144,10 @@ TABLES = {t.name: t for t in (
 )}
 
 _LANE_COLUMNS = ("pred", "pred_norm", "correct", "correct_norm")
+# A run's headline reads the rows of no condition and, in a voice sweep, those of its reference voice: the sweep's
+# first condition, which the run's config names as `voice` (a single-voice run has no rows of that condition).
+_REFERENCE = "json_extract_string(r.config, '$.voice')"
+_HEADLINE = f"(condition = '' OR condition = (SELECT {_REFERENCE} FROM runs r WHERE r.run_id = ?))"
 
 
 def _paired_items_view() -> str:
@@ -144,24 +162,60 @@ WITH per_item AS (
            {', '.join(per_lane)},
            any_value(o.transcript) FILTER (WHERE o.lane = 'cascade') AS cascade_transcript,
            any_value(o.wer) FILTER (WHERE o.lane = 'cascade') AS cascade_wer
-    FROM outputs o GROUP BY o.run_id, o.item_id)
+    FROM outputs o JOIN runs r USING (run_id) WHERE o.condition = '' OR o.condition = {_REFERENCE}
+    GROUP BY o.run_id, o.item_id)
 SELECT p.run_id, i.item_id, i.task, i.task_version, i.doc_id, i.split, i.domain, i.question, i.choices, i.answer,
        p.audio_id, a.path AS audio_path, a.engine AS tts_engine, a.voice AS tts_voice, a.speed AS tts_speed,
        a.duration_s AS audio_duration_s, p.* EXCLUDE (run_id, item_id, audio_id)
 FROM per_item p JOIN items i USING (item_id) LEFT JOIN item_audio a ON a.audio_id = p.audio_id"""
 
 
+def _schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
+def _missing_columns(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> list[str]:
+    """Columns of `spec` that the stored table (written by an older salad) lacks; none if there is no such table."""
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
+        "AND table_schema = 'main' AND table_name = ?", [spec.name]).fetchall()}
+    return [c for c in spec.columns if c not in have] if have else []
+
+
+def _upgrade_table(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
+    """Rebuild an older table with this version's columns (defaults filled in): its key may have grown, which an
+    ALTER TABLE cannot do to a primary key."""
+    con.execute(f"ALTER TABLE {spec.name} RENAME TO {spec.name}_old")
+    con.execute(spec.ddl())
+    con.execute(f"INSERT INTO {spec.name} BY NAME SELECT * FROM {spec.name}_old")
+    con.execute(f"DROP TABLE {spec.name}_old")
+
+
+def _shadow_older_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """An older store opened read-only cannot be upgraded: temporary views give its tables the columns added since,
+    with their defaults, so this version's queries (and the stored paired_items view) run on it unchanged."""
+    database = con.execute("SELECT current_database()").fetchone()[0]
+    for spec in TABLES.values():
+        missing = _missing_columns(con, spec)
+        if missing:
+            added = ", ".join(f"CAST({_default_literal(c)} AS {spec.columns[c]}) AS {c}" for c in missing)
+            con.execute(f'CREATE TEMP VIEW {spec.name} AS SELECT *, {added} FROM "{database}".main.{spec.name}')
+
+
 def _create_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-    rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
-    found = int(rows[0][0]) if rows else 0
+    found = _schema_version(con)
     if found > SCHEMA_VERSION:
         raise StoreError(f"The store was written by a newer salad (schema {found} > {SCHEMA_VERSION}). "
                          "Fix: upgrade salad, or point SALAD_STORE at another file.")
     if found == SCHEMA_VERSION:
         return
     for spec in TABLES.values():
-        con.execute(spec.ddl())
+        if _missing_columns(con, spec):
+            _upgrade_table(con, spec)
+        else:
+            con.execute(spec.ddl())
     con.execute(_paired_items_view())
     con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
@@ -189,8 +243,10 @@ def item_key(task: str, task_version: str, doc_id: str | int) -> str:
     return f"{task}@{task_version}/{doc_id}"
 
 
-def audio_key(item_id: str, engine: str, voice: str, speed: float = 1.0) -> str:
-    return f"{item_id}#{engine}:{voice}@{float(speed):g}"
+def audio_key(item_id: str, engine: str, voice: str, speed: float = 1.0, snr_db: float | None = None) -> str:
+    """`capitals@1/3#flite:slt@1`, with `+noise10` after it for a rendering with white noise at 10 dB SNR."""
+    noise = "" if snr_db is None or pd.isna(snr_db) else f"+noise{float(snr_db):g}"
+    return f"{item_id}#{engine}:{voice}@{float(speed):g}{noise}"
 
 
 @lru_cache(maxsize=1)
@@ -251,6 +307,8 @@ def _frame(spec: TableSpec, rows: list[dict]) -> pd.DataFrame:
                          f"Fix: use only {', '.join(spec.columns)} (see docs/store.md).")
     good = []
     for i, row in enumerate(rows):
+        row = {**{c: v for c, v in COLUMN_DEFAULTS.items() if c in spec.columns},
+               **{c: v for c, v in row.items() if v is not None}}
         problem = _row_problem(spec, row)
         if problem:
             log.warning("store: skipped %s row %d %s: %s", spec.name, i, {k: row.get(k) for k in spec.key}, problem)
@@ -329,6 +387,8 @@ class Store:
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'").fetchall()[0][0]
             if not has_schema:
                 return _empty_result(sql, params)
+            if _schema_version(con) < SCHEMA_VERSION:
+                _shadow_older_tables(con)
             try:
                 return con.execute(sql, list(params)).df()
             except duckdb.CatalogException:  # a store of an older schema lacks a newer table until its next write
@@ -447,7 +507,14 @@ class Store:
         return None if runs.empty else str(runs["run_id"].iloc[0])
 
     def metrics(self, run_id: str) -> pd.DataFrame:
-        return self._read("SELECT * FROM metrics WHERE run_id = ? ORDER BY task, metric, step NULLS LAST", [run_id])
+        """The run's headline metrics: those of no voice condition and, in a voice sweep, of its reference voice."""
+        return self._read(f"SELECT * FROM metrics WHERE run_id = ? AND {_HEADLINE} "
+                          "ORDER BY task, metric, step NULLS LAST", [run_id, run_id])
+
+    def condition_metrics(self, run_id: str) -> pd.DataFrame:
+        """Metrics per voice condition of a sweep (`salad eval --voices`); empty for a single-voice run."""
+        return self._read("SELECT * FROM metrics WHERE run_id = ? AND condition <> '' "
+                          "ORDER BY condition, task, metric, step NULLS LAST", [run_id])
 
     def train_steps(self, run_id: str, since_step: int = -1) -> pd.DataFrame:
         """Training records of a run after `since_step`, in step order (a live view polls with the last step seen)."""
@@ -467,7 +534,8 @@ class Store:
         frame = self._read(
             "SELECT p.lane, p.choice_idx, i.choices, p.choice_idx = i.answer AS is_answer, p.logprob, p.n_chars, "
             "p.n_tokens, p.is_greedy FROM predictions p JOIN items i USING (item_id) "
-            "WHERE p.run_id = ? AND p.item_id = ? ORDER BY p.lane, p.choice_idx", [run_id, item_id])
+            f"WHERE p.run_id = ? AND p.item_id = ? AND {_HEADLINE} ORDER BY p.lane, p.choice_idx",
+            [run_id, item_id, run_id])
         choices = [json.loads(c) for c in frame.pop("choices")]
         frame.insert(2, "choice", [c[i] if 0 <= i < len(c) else None for c, i in zip(choices, frame["choice_idx"])])
         return frame
@@ -500,7 +568,7 @@ def _is_lock_error(err: Exception) -> bool:
 
 def _maybe_audio_key(row: dict) -> str | None:
     parts = [row.get(k) for k in ("item_id", "engine", "voice")]
-    return None if any(p is None for p in parts) else audio_key(*parts, row["speed"])
+    return None if any(p is None for p in parts) else audio_key(*parts, row["speed"], row.get("snr_db"))
 
 
 def _drop_unknown_items(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -30,7 +30,7 @@ class PreparedItem:
     item: Item
     item_id: str  # store key
     audio: np.ndarray | None  # what the speech lanes hear ...
-    audio_id: str
+    audio_id: str | None  # (None when only the text lanes score the item)
     frames: torch.Tensor | None = None  # ... or its cached encoder frames (training-time evaluations)
 
 
@@ -84,24 +84,26 @@ class LaneScorer:
             self._prefixes[key] = Prefix.compute(llm, context[:n])
         return score_options(llm, context, options, self._prefixes[key])
 
-    def score(self, prepared: PreparedItem, fewshot: list[Item]) -> dict[str, tuple[list[OptionScore], str | None]]:
-        item, model = prepared.item, self.model
+    def score(self, prepared: PreparedItem, fewshot: list[Item],
+              lanes: list[str] | None = None) -> dict[str, tuple[list[OptionScore], str | None]]:
+        """Options scored on each of `lanes` (default: the run's), with the cascade's transcript."""
+        item, model, lanes = prepared.item, self.model, self.lanes if lanes is None else lanes
         options = option_token_ids(model.tokenizer, list(item.choices))
         out: dict[str, tuple[list[OptionScore], str | None]] = {}
         text_segments = prompt_segments(fewshot, item.question)
         with model.teacher() as teacher:
-            if "base_text" in self.lanes:
+            if "base_text" in lanes:
                 out["base_text"] = (self._score("teacher", teacher, text_segments, options), None)
-            if "cascade" in self.lanes:
+            if "cascade" in lanes:
                 transcript = self.transcriber.transcribe(prepared.audio)
                 heard = prompt_segments(fewshot, transcript)
                 out["cascade"] = (self._score("teacher", teacher, heard, options), transcript)
-        if "text" in self.lanes:
+        if "text" in lanes:
             if model.student_llm_is_teacher and "base_text" in out:
                 out["text"] = out["base_text"]  # a frozen LLM reads text exactly as the original: same numbers
             else:
                 out["text"] = (self._score("student", model.llm, text_segments, options), None)
-        if "speech" in self.lanes:
+        if "speech" in lanes:
             spoken = prompt_segments(fewshot, item.question, prepared.audio, prepared.audio_id)
             cached = None if prepared.frames is None else model.adapt_frames([prepared.frames])
             _, embeds = model.pair(spoken, cached)

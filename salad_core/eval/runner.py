@@ -6,6 +6,9 @@ For each item the same prompt is scored four ways (the lanes of the paired item)
 then accuracies, gap = forgetting + misalignment with bootstrap intervals, cascade WER, and the token-level F and
 M on the tasks' dev items (held out from the test items scored). Results go to the store task by task, so an
 interrupted run keeps what it finished.
+
+With `voices` (a sweep, `salad eval --voices`), the text lanes are scored once and the lanes that hear the question
+once per voice condition (eval/voices.py); F and M are measured in the first condition, the run's reference voice.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import torch
 
 from salad_core.eval.divergence import divergence_estimates, probe_divergence
 from salad_core.eval.lanes import PROMPT_TEMPLATE, LaneScorer, PreparedItem, fewshot_for, lane_rows, prompt_segments
-from salad_core.eval.metrics import lane_estimates, mean_with_ci
+from salad_core.eval.metrics import Estimate, lane_estimates, mean_with_ci
+from salad_core.eval.voices import AUDIO_LANES, CONDITION_METRICS, RECORDING, Condition, check_conditions, load_clip, \
+    parse_conditions, render
 from salad_core.model.processing import Segment
 from salad_core.progress import Progress
-from salad_core.store import ALL_TASKS, LANES, Store, audio_key, item_key
+from salad_core.store import ALL_TASKS, LANES, NO_CONDITION, Store, audio_key, item_key
 from salad_core.tasks import Item, get_task
 
 log = logging.getLogger(__name__)
@@ -49,11 +54,27 @@ class EvalConfig:
     probe_limit: int = 10  # dev items per task for F and M
     seed: int = 0
     lanes: list[str] = field(default_factory=lambda: list(LANES))
+    voices: list[str] | None = None  # a voice sweep: conditions (eval/voices.py); the first is the reference `voice`
 
     def __post_init__(self) -> None:
         unknown = [lane for lane in self.lanes if lane not in LANES]
         if unknown or not self.lanes:
             raise ValueError(f"unknown or no lanes {unknown or self.lanes}. Fix: choose from {', '.join(LANES)}.")
+        if self.voices is not None:
+            keys = [c.key for c in parse_conditions(self.voices)]
+            if self.voice not in (DEFAULT_VOICE, keys[0]):
+                raise ValueError(f"--voice {self.voice} and --voices {','.join(self.voices)} were both given. "
+                                 "Fix: drop --voice and list the reference voice first in --voices.")
+            self.voices, self.voice = keys, keys[0]
+
+    @property
+    def conditions(self) -> list[Condition]:
+        return parse_conditions(self.voices) if self.voices else []
+
+    @property
+    def reference(self) -> str:
+        """The condition whose rows the run's headline reads besides the text lanes' (none for a single voice)."""
+        return self.voices[0] if self.voices else NO_CONDITION
 
 
 # -- aggregation -----------------------------------------------------------------------------------------------
@@ -74,24 +95,46 @@ def task_metrics(outputs: list[dict], scoring: str, seed: int) -> dict[str, obje
     return estimates
 
 
-def metric_rows(task: str, estimates: dict) -> list[dict]:
+def condition_estimates(text_outputs: list[dict], heard: dict[str, list[dict]], scoring: str,
+                        seed: int) -> dict[str, dict[str, Estimate]]:
+    """Estimates by condition: the text lanes' once (under NO_CONDITION), and per condition those that depend on
+    what was heard, paired with the text lanes over the items heard in it."""
+    out = {NO_CONDITION: task_metrics(text_outputs, scoring, seed)}
+    for condition, outputs in heard.items():
+        estimates = task_metrics(text_outputs + outputs, scoring, seed)
+        out.setdefault(condition, {}).update({k: e for k, e in estimates.items() if k in CONDITION_METRICS})
+    return out
+
+
+def metric_rows(task: str, estimates: dict, condition: str = NO_CONDITION) -> list[dict]:
     return [
-        {"task": task, "metric": name, "value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n, "step": None}
+        {"task": task, "metric": name, "value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n,
+         "step": None, "condition": condition}
         for name, e in estimates.items()
     ]
 
 
-def summary(run_id: str, per_task: dict[str, dict], divergence: dict[str, float], config: EvalConfig) -> dict:
-    """The object `salad eval --json` prints."""
-    names = ("text_acc_base", "text_acc", "speech_acc", "cascade_acc", "cascade_wer", "gap", "forgetting", "misalignment")
-    tasks = {}
-    for task, estimates in per_task.items():
-        n = max((e.n for e in estimates.values()), default=0)
-        entry = {"n": n, **{k: _num(estimates[k].value) if k in estimates else None for k in names}}
-        entry["ci"] = {k: [_num(estimates[k].ci_low), _num(estimates[k].ci_high)] for k in names if k in estimates}
-        tasks[task] = entry
+SUMMARY_METRICS = ("text_acc_base", "text_acc", "speech_acc", "cascade_acc", "cascade_wer", "gap", "forgetting",
+                   "misalignment")
+
+
+def _summary_entry(estimates: dict[str, Estimate], names: tuple[str, ...]) -> dict:
+    entry = {"n": max((e.n for e in estimates.values()), default=0),
+             **{k: _num(estimates[k].value) if k in estimates else None for k in names}}
+    entry["ci"] = {k: [_num(estimates[k].ci_low), _num(estimates[k].ci_high)] for k in names if k in estimates}
+    return entry
+
+
+def summary(run_id: str, per_task: dict[str, dict[str, dict]], divergence: dict[str, float],
+            config: EvalConfig) -> dict:
+    """The object `salad eval --json` prints; `per_task` holds each task's estimates by condition. `tasks` is the
+    headline (the reference voice in a sweep), `conditions` one entry per condition of a sweep."""
+    tasks = {task: _summary_entry({**by_condition.get(NO_CONDITION, {}), **by_condition.get(config.reference, {})},
+                                  SUMMARY_METRICS) for task, by_condition in per_task.items()}
+    conditions = [{"condition": c, "tasks": {task: _summary_entry(by_condition.get(c, {}), CONDITION_METRICS)
+                                             for task, by_condition in per_task.items()}} for c in config.voices or []]
     return {"run_id": run_id, "tasks": tasks, "F": _num(divergence.get("F")), "M": _num(divergence.get("M")),
-            "scoring": config.scoring, "k_shot": config.k_shot, "voice": config.voice}
+            "scoring": config.scoring, "k_shot": config.k_shot, "voice": config.voice, "conditions": conditions}
 
 
 def _num(x) -> float | None:
@@ -161,7 +204,6 @@ def speak(items: list[Item], voice: str) -> dict[str, tuple[np.ndarray, dict] | 
     With `voice="world"`, mini-world items take the world's own spoken question (`world_speech`). All items go to
     the TTS in one call, so synthesis runs on every core at once; failures stay in their slot.
     """
-    from salad_core.audio import load_audio
     from salad_core.tts import VoiceSpec, synthesize_many
     from salad_core.world import is_world_task
 
@@ -172,20 +214,8 @@ def speak(items: list[Item], voice: str) -> dict[str, tuple[np.ndarray, dict] | 
     spec = VoiceSpec.parse(voice)
     to_speak = [i for i in items if not i.audio]
     paths = dict(zip((i.item_id for i in to_speak), synthesize_many([i.question for i in to_speak], spec)))
-    out: dict[str, tuple[np.ndarray, dict] | Exception] = {}
-    for item in items:
-        source = item.audio or paths[item.item_id]
-        engine, voice_name, speed = ("recording", "manifest", 1.0) if item.audio else (spec.engine, spec.voice, spec.speed)
-        try:
-            if isinstance(source, Exception):
-                raise source
-            audio = load_audio(source)
-        except Exception as err:  # noqa: BLE001 - one bad clip must not stop the batch
-            out[item.item_id] = err
-            continue
-        out[item.item_id] = (audio, {"engine": engine, "voice": voice_name, "speed": speed, "path": str(source),
-                                     "text": item.question, "duration_s": len(audio) / 16000, "sample_rate": 16000})
-    return out
+    return {item.item_id: load_clip(item, item.audio, *RECORDING) if item.audio else
+            load_clip(item, paths[item.item_id], spec.engine, spec.voice, spec.speed) for item in items}
 
 
 def build_model(config: EvalConfig):
@@ -215,6 +245,7 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
     items_by_task, meta, manifest_fewshot = load_items(config)
     if not items_by_task:
         raise ValueError("nothing to evaluate: no task produced test items (check --tasks, --manifest and --limit)")
+    check_conditions(config.conditions, [i for items in items_by_task.values() for i in items])
     model = build_model(config)
     transcriber = None
     if "cascade" in config.lanes:
@@ -226,7 +257,7 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
     try:
         per_task, probes = _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, meta, manifest_fewshot)
         pooled = divergence_estimates(probes, config.seed)
-        store.add_metrics(run_id, metric_rows(ALL_TASKS, pooled))
+        store.add_metrics(run_id, metric_rows(ALL_TASKS, pooled, config.reference))
         divergence = {k: e.value for k, e in pooled.items()}
     except BaseException as err:
         store.finish_run(run_id, "failed", f"{type(err).__name__}: {err}")
@@ -235,65 +266,111 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
     return summary(run_id, per_task, divergence, config)
 
 
+def _hear(items: list[Item], config: EvalConfig, condition: Condition | None) -> dict:
+    """Audio by item_id in one condition (None: a single-voice run's `speak` in its voice)."""
+    if not items:
+        return {}
+    return speak(items, config.voice) if condition is None else render(items, condition)
+
+
 def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, meta, manifest_fewshot):
     scorer = LaneScorer(model, transcriber, config.lanes)
+    hearing = sorted(set(config.lanes) & set(AUDIO_LANES))
+    text_lanes = [lane for lane in config.lanes if lane not in AUDIO_LANES]
+    conditions = {c.key: c for c in config.conditions} if config.voices else {NO_CONDITION: None}
+    spoken = {key: _hear([i for v in items_by_task.values() for i in v], config, c)
+              for key, c in conditions.items()} if hearing else {}
     probe_items = {task: _probe_items(task, config) for task in items_by_task} if "speech" in config.lanes else {}
-    every_item = [i for items in [*items_by_task.values(), *probe_items.values()] for i in items]
-    spoken = speak(every_item, config.voice)
-    per_task, probes, all_outputs = {}, [], []
-    with Progress(len(every_item), "scoring items") as progress:
+    probe_audio = _hear([i for v in probe_items.values() for i in v], config, conditions[config.reference])
+    per_task, probes, text_all, heard_all = {}, [], [], {key: [] for key in spoken}
+    n_items = sum(map(len, items_by_task.values()))
+    n_probes = sum(map(len, probe_items.values()))
+    with Progress(n_items * (1 + len(spoken)) + n_probes, "scoring items") as progress:
         for task, items in items_by_task.items():
-            prepared = _prepare(task, items, meta[task], spoken, store, model.encoder)
             fewshot = fewshot_for(task, config.k_shot, config.seed, manifest_fewshot)
-            predictions, outputs = [], []
-            for p in prepared:
-                for lane, (scores, transcript) in scorer.score(p, fewshot).items():
-                    rows, output = lane_rows(p, lane, scores, transcript)
-                    predictions += rows
-                    outputs.append(output)
-                progress.update(1, message=task)
-            progress.update(len(items) - len(prepared), message=f"{task}: {len(items) - len(prepared)} skipped")
-            estimates = task_metrics(outputs, config.scoring, config.seed)
-            task_probes = []
-            for item in probe_items.get(task, []):
-                if not isinstance(spoken[item.item_id], Exception):
-                    segments = prompt_segments([], item.question, spoken[item.item_id][0]) + [Segment(" " + item.target)]
-                    task_probes.append(probe_divergence(model, segments))
-                progress.update(1, message=f"{task}: F and M probes")
+            keys = _register(task, items, meta[task], spoken, store)
+            read = [PreparedItem(i, keys[i.item_id], None, None) for i in items if i.item_id in keys]
+            predictions, text_out = _score(scorer, read, fewshot, text_lanes, NO_CONDITION, progress, len(items))
+            heard = {}
+            for key, audio in spoken.items():
+                prepared = _prepare(items, keys, audio, key, store, model.encoder)
+                rows, heard[key] = _score(scorer, prepared, fewshot, hearing, key, progress, len(items))
+                predictions += rows
+                heard_all[key] += heard[key]
+            estimates = condition_estimates(text_out, heard, config.scoring, config.seed)
+            task_probes = [probe_divergence(model, prompt_segments([], i.question, probe_audio[i.item_id][0])
+                                            + [Segment(" " + i.target)])
+                           for i in probe_items.get(task, []) if isinstance(probe_audio.get(i.item_id), tuple)]
+            progress.update(len(probe_items.get(task, [])), message=f"{task}: F and M probes")
             probes += task_probes
             task_div = {k: e for k, e in divergence_estimates(task_probes, config.seed).items() if e.n}
-            rows = metric_rows(task, {**estimates, **task_div})
             store.add_predictions(run_id, predictions)
-            store.add_outputs(run_id, outputs)
-            store.add_metrics(run_id, rows)
+            store.add_outputs(run_id, text_out + [o for outputs in heard.values() for o in outputs])
+            store.add_metrics(run_id, [r for c, est in estimates.items() for r in metric_rows(task, est, c)]
+                              + metric_rows(task, task_div, config.reference))
             per_task[task] = estimates
-            all_outputs += outputs
+            text_all += text_out
     # Pooled over every item of every task (items weigh equally, so larger tasks weigh more).
-    store.add_metrics(run_id, metric_rows(ALL_TASKS, task_metrics(all_outputs, config.scoring, config.seed)))
+    pooled = condition_estimates(text_all, heard_all, config.scoring, config.seed)
+    store.add_metrics(run_id, [r for c, est in pooled.items() for r in metric_rows(ALL_TASKS, est, c)])
     return per_task, probes
 
 
-def _prepare(task: str, items: list[Item], meta: dict, spoken: dict, store: Store, encoder=None) -> list[PreparedItem]:
-    """Register the task's items and their audio in the store; items whose audio failed are skipped."""
+def _score(scorer: LaneScorer, prepared: list[PreparedItem], fewshot: list[Item], lanes: list[str], condition: str,
+           progress: Progress, n_items: int) -> tuple[list[dict], list[dict]]:
+    """Prediction and output rows of `lanes` on the prepared items, labelled with their condition."""
+    predictions, outputs = [], []
+    if lanes:
+        for p in prepared:
+            for lane, (scores, transcript) in scorer.score(p, fewshot, lanes).items():
+                rows, output = lane_rows(p, lane, scores, transcript)
+                predictions += [{**r, "condition": condition} for r in rows]
+                outputs.append({**output, "condition": condition})
+            progress.update(1, message=p.item.task + (f" · {condition}" if condition else ""))
+    skipped = n_items - (len(prepared) if lanes else 0)
+    progress.update(skipped, message=f"{skipped} skipped" if lanes else "")
+    return predictions, outputs
+
+
+def _register(task: str, items: list[Item], meta: dict, spoken: dict[str, dict], store: Store) -> dict[str, str]:
+    """Register the task and its items heard in some condition (every item when no lane hears them); returns the
+    store key of each by item_id. Items heard nowhere are skipped with a warning."""
     store.upsert_tasks([meta])
-    prepared, item_rows, audio_rows = [], [], []
+    keys, rows = {}, []
     for item in items:
-        if isinstance(spoken[item.item_id], Exception):
-            log.warning("item %s skipped: %s", item.item_id, spoken[item.item_id])
+        outcomes = [audio[item.item_id] for audio in spoken.values() if item.item_id in audio]
+        if spoken and not any(isinstance(o, tuple) for o in outcomes):
+            log.warning("item %s skipped: %s", item.item_id, outcomes[0] if outcomes else "no audio in any condition")
             continue
-        audio, info = spoken[item.item_id]
+        keys[item.item_id] = item_key(task, meta["version"], item.doc_id)
+        rows.append({"item_id": keys[item.item_id], "task": task, "task_version": meta["version"],
+                     "doc_id": item.doc_id, "split": item.split, "question": item.question,
+                     "choices": list(item.choices), "answer": item.answer, "domain": item.domain})
+    store.upsert_items(rows)
+    return keys
+
+
+def _prepare(items: list[Item], keys: dict[str, str], spoken: dict, condition: str, store: Store,
+             encoder=None) -> list[PreparedItem]:
+    """The registered items heard in one condition, their audio registered in the store; an item whose audio
+    failed there is skipped with a warning (the others, and its other conditions, go on)."""
+    prepared, audio_rows = [], []
+    for item in items:
+        outcome = spoken.get(item.item_id)
+        if item.item_id not in keys or outcome is None:
+            continue
+        if isinstance(outcome, Exception):
+            where = f" in condition {condition}" if condition else ""
+            log.warning("item %s skipped%s: %s", item.item_id, where, outcome)
+            continue
+        audio, info = outcome
         info = dict(info)
         world, frames = info.pop("world", None), info.pop("frames", None)
         if world is not None and not world.uses_encoder(encoder):
             frames = None  # cached frames are the world's encoder's; another encoder hears the audio
-        item_id = item_key(task, meta["version"], item.doc_id)
-        audio_id = audio_key(item_id, info["engine"], info["voice"], info["speed"])
-        item_rows.append({"item_id": item_id, "task": task, "task_version": meta["version"], "doc_id": item.doc_id,
-                          "split": item.split, "question": item.question, "choices": list(item.choices),
-                          "answer": item.answer, "domain": item.domain})
-        audio_rows.append({"audio_id": audio_id, "item_id": item_id, **info})
-        prepared.append(PreparedItem(item, item_id, audio, audio_id, frames))
-    store.upsert_items(item_rows)
+        audio_id = audio_key(keys[item.item_id], info["engine"], info["voice"], info["speed"], info.get("snr_db"))
+        audio_rows.append({"audio_id": audio_id, "item_id": keys[item.item_id], **info})
+        prepared.append(PreparedItem(item, keys[item.item_id], audio, audio_id, frames))
     store.upsert_audio(audio_rows)
     return prepared
 

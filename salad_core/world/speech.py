@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from salad_core.audio import add_noise
 from salad_core.tasks.choices import stable_hash
 from salad_core.tts import VoiceSpec, synthesize, synthesize_many
 
@@ -72,13 +73,6 @@ def trim_bounds(audio: np.ndarray, threshold_db: float = TRIM_DB, margin_s: floa
     start = max(0, int(loud[0]) * hop - margin)
     end = min(len(audio), (int(loud[-1]) + 1) * hop + margin)
     return start, end
-
-
-def add_noise(audio: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
-    """`audio` plus white Gaussian noise at `snr_db` below its power, from a seeded generator."""
-    power = float(np.mean(audio.astype(np.float64) ** 2)) + 1e-12
-    noise = np.random.default_rng(seed).standard_normal(len(audio)) * np.sqrt(power / 10 ** (snr_db / 10))
-    return np.clip(audio + noise, -1.0, 1.0).astype(np.float32)
 
 
 def _finish(raw: np.ndarray, request: ClipRequest, bounds: tuple[int, int]) -> np.ndarray:
