@@ -58,7 +58,9 @@ def navigation() -> StreamlitPage:
     sections = {"Diagnose": [st.Page(PAGES / "gap.py", title=GAP_TITLE, icon=":material/bar_chart:",
                                      default=True),
                              st.Page(PAGES / "dynamics.py", title="Forgetting & dynamics",
-                                     icon=":material/show_chart:")],
+                                     icon=":material/show_chart:"),
+                             st.Page(PAGES / "explorer.py", title="Misalignment explorer",
+                                     icon=":material/scatter_plot:")],
                 "Fix": [st.Page(PAGES / "training.py", title="Training", icon=":material/model_training:"),
                         st.Page(PAGES / "selection.py", title="Active selection", icon=":material/target:")]}
     if (PAGES / "demo.py").exists():

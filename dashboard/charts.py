@@ -60,7 +60,7 @@ def accuracy_bars(metrics: pd.DataFrame, chance: pd.Series | None = None) -> go.
                                  hovertemplate="chance %{y:.3f}<extra></extra>"))
     fig.update_layout(barmode="group", title="Accuracy per task and lane",
                       xaxis_title="task", yaxis_title="accuracy (fraction)", yaxis_range=[0, 1],
-                      legend_title_text="lane", margin={"t": 50})
+                      legend_title_text="lane", showlegend=True, margin={"t": 50})
     return fig
 
 
@@ -81,7 +81,7 @@ def gap_split_bars(metrics: pd.DataFrame) -> go.Figure:
     fig.add_hline(y=0, line_width=1, line_color="#888")
     fig.update_layout(barmode="relative", title="Gap = forgetting + misalignment",
                       xaxis_title="task", yaxis_title="points (accuracy × 100)", legend_title_text="part",
-                      margin={"t": 50})
+                      showlegend=True, margin={"t": 50})
     return fig
 
 
@@ -99,6 +99,81 @@ def option_probability_bars(options: pd.DataFrame) -> go.Figure:
             text=[f"{p:.2f}{' ✓' if c else ''}" for p, c in zip(rows["probability"], rows["chosen"])],
             textposition="outside",
         )
-    fig.update_layout(barmode="group", yaxis={"title": "probability among the options", "range": [0, 1.1]},
-                      xaxis={"title": "answer option"}, legend={"title": "lane"}, margin={"t": 30})
+    fig.update_layout(barmode="group", title="Each lane's probability of each answer option (✓ = its pick)",
+                      yaxis={"title": "probability among the options (fraction)", "range": [0, 1.1]},
+                      xaxis={"title": "answer option"}, legend={"title": "lane"}, showlegend=True, margin={"t": 50})
     return fig
+
+
+def gap_by_condition_figure(table: pd.DataFrame) -> go.Figure:
+    """The gap per voice condition of a sweep (`salad_core.eval.voices.gap_table`): one bar per task at each
+    condition, in points with 95 % CI error bars, conditions in the table's order."""
+    conditions = list(dict.fromkeys(table["condition"]))
+    fig = go.Figure()
+    for task in dict.fromkeys(table["task"]):
+        rows = table[table["task"] == task].set_index("condition").reindex(conditions)
+        frame = rows[["gap", "gap_ci_low", "gap_ci_high"]].set_axis(["value", "ci_low", "ci_high"], axis=1) * 100.0
+        fig.add_trace(go.Bar(name=task_label(task), x=conditions, y=frame["value"].tolist(),
+                             error_y=_error_bars(frame), customdata=rows["n"].tolist(),
+                             hovertemplate="%{x}: gap %{y:.1f} points (n = %{customdata})<extra>" + task_label(task)
+                             + "</extra>"))
+    fig.add_hline(y=0, line_width=1, line_color="#888")
+    fig.update_layout(barmode="group", title="Gap per voice condition (95 % CI)", xaxis_title="voice condition",
+                      yaxis_title="gap, points (accuracy × 100)", legend_title_text="task", showlegend=True,
+                      margin={"t": 50})
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Export: every chart as PNG (the modebar's camera) and as the data it draws (CSV)
+
+
+def png_config(name: str) -> dict:
+    """Plotly config for every chart: the modebar's camera button saves `name`.png at twice the screen size."""
+    return {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}}
+
+
+def axis_title(fig: go.Figure, ref: str | None, letter: str) -> str:
+    """The title of the axis a trace is drawn on ('x', 'x2', 'y3', …; None = the first)."""
+    suffix = (ref or letter)[1:]
+    title = fig.layout[f"{letter}axis{suffix}"].title.text
+    return title or ""
+
+
+def _per_point(values: object, n: int) -> list | None:
+    """A trace attribute as one value per point, or None if it is a single value or absent."""
+    if values is None or isinstance(values, (str, int, float)):
+        return None
+    values = list(values)
+    return values if len(values) == n else None
+
+
+def _trace_frame(fig: go.Figure, trace: go.Bar | go.Scatter | go.Scattergl) -> pd.DataFrame | None:
+    x, y = getattr(trace, "x", None), getattr(trace, "y", None)
+    if x is None or y is None:
+        return None
+    frame = pd.DataFrame({"series": trace.name or trace.type, "x": list(x), "y": list(y)})
+    error = getattr(trace, "error_y", None)
+    if error is not None and error.array is not None:
+        high = pd.to_numeric(pd.Series(list(error.array)), errors="coerce").to_numpy()
+        low = high if error.arrayminus is None else pd.to_numeric(pd.Series(list(error.arrayminus))).to_numpy()
+        value = pd.to_numeric(frame["y"], errors="coerce")
+        frame["y_low"], frame["y_high"] = value - low, value + high
+    colour = _per_point(getattr(trace.marker, "color", None), len(frame))
+    if colour is not None and pd.api.types.is_numeric_dtype(pd.Series(colour)):
+        frame["colour"] = colour
+        frame["colour_means"] = trace.marker.colorbar.title.text or ""
+    label = _per_point(getattr(trace, "hovertext", None), len(frame)) or _per_point(trace.text, len(frame))
+    if label is not None:
+        frame["label"] = label
+    frame["x_axis"], frame["y_axis"] = axis_title(fig, trace.xaxis, "x"), axis_title(fig, trace.yaxis, "y")
+    return frame.dropna(subset=["x", "y"], how="all")
+
+
+def figure_data(fig: go.Figure) -> pd.DataFrame:
+    """What a figure draws, one row per point: its series (legend entry), x, y, the ends of its error bar
+    (y_low, y_high) where one is drawn, its colour value and hover label where they carry data, and the titles (with
+    units) of the axes it is read against. Lines, annotations and shapes that are not traces are left out."""
+    frames = [f for f in (_trace_frame(fig, t) for t in fig.data) if f is not None]
+    columns = ["series", "x", "y", "x_axis", "y_axis"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)

@@ -43,7 +43,8 @@ def cluster_map(members: pd.DataFrame, clusters: pd.DataFrame, selected: pd.Data
                                        marker={"size": 11, "color": "rgba(0,0,0,0)",
                                                "line": {"color": "#00A6D6", "width": 2}}, hoverinfo="skip"))
     fig.update_layout(title="Cluster map: UMAP of the sentence embeddings", xaxis_title="UMAP 1 (no unit)",
-                      yaxis_title="UMAP 2 (no unit)", legend={"orientation": "h", "y": -0.15}, margin={"t": 50})
+                      yaxis_title="UMAP 2 (no unit)", legend={"title": {"text": "texts"}, "orientation": "h", "y": -0.15},
+                      showlegend=True, margin={"t": 50})
     return fig
 
 
@@ -58,7 +59,7 @@ def misalignment_bars(clusters: pd.DataFrame, score: str = "m") -> go.Figure:
         fig.add_trace(go.Scatter(name=SHARE_LABELS[column], x=labels, y=ordered[column], mode="lines+markers",
                                  line={"color": SHARE_COLORS[column]}), secondary_y=True)
     fig.update_layout(title="Misalignment per cluster, and the share of the budget it draws", margin={"t": 50},
-                      legend={"orientation": "h", "y": -0.35})
+                      legend={"title": {"text": "per cluster"}, "orientation": "h", "y": -0.35}, showlegend=True)
     fig.update_xaxes(title_text="cluster · most common domain of its texts")
     fig.update_yaxes(title_text="M(c) (nats/token)", secondary_y=False)
     fig.update_yaxes(title_text="probability (fraction)", secondary_y=True)
@@ -72,7 +73,7 @@ def allocation_bars(allocation: pd.DataFrame, columns: tuple[str, ...] = ("p_web
     fig = go.Figure([go.Bar(name=SHARE_LABELS[c], x=names, y=allocation[c], marker_color=SHARE_COLORS[c])
                      for c in columns if c in allocation])
     fig.update_layout(barmode="group", title="Where the synthesis budget goes, per domain", xaxis_title="domain",
-                      yaxis_title="share (fraction)", legend_title_text="share", margin={"t": 50})
+                      yaxis_title="share (fraction)", legend_title_text="share", showlegend=True, margin={"t": 50})
     return fig
 
 
@@ -86,5 +87,5 @@ def task_comparison_bars(comparison: pd.DataFrame, title: str, y_title: str = "s
                                       "array": (part["ci_high"] - part["value"]).tolist(),
                                       "arrayminus": (part["value"] - part["ci_low"]).tolist()}))
     fig.update_layout(barmode="group", title=title, xaxis_title="task", yaxis_title=y_title, legend_title_text="model",
-                      margin={"t": 50})
+                      showlegend=True, margin={"t": 50})
     return fig

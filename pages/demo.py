@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data
+from dashboard import charts, data, widgets
 
 SOURCES = ("An item from a task", "My own question")
 AUDIO_MODES = ("Synthesize it", "Upload a recording", "Record with the microphone")
@@ -111,17 +111,19 @@ def synthesized(question: str, default_voice: str) -> tuple[np.ndarray, str]:
 
 
 def show_answer(answer, correct: str) -> None:
-    st.plotly_chart(charts.option_probability_bars(answer.options), key="demo_chart")
+    widgets.chart(charts.option_probability_bars(answer.options), "demo_chart", name="demo-answer")
     st.markdown(f"Cascade transcript: _{answer.transcript or '(nothing recognised)'}_")
     picks = answer.options[answer.options["chosen"]][["label", "option"]]
     picks = picks.assign(correct=picks["option"] == correct).rename(columns={"label": "lane", "option": "answer"})
-    st.dataframe(picks, hide_index=True, key="demo_picks")
+    widgets.table(picks, "demo_picks", name="demo-picks")
 
 
 def main() -> None:
     st.title("Side-by-side demo")
     st.caption("One question, three ways: the original LLM reads it, the speech-adapted model hears it, and Whisper "
-               "transcribes it for the original LLM. Bars are each option's probability among the options.")
+               "transcribes it for the original LLM. Each bar is an option's probability among the options (its "
+               "likelihood as a continuation of the question, renormalised over the options); ✓ marks the lane's pick, "
+               "scored as `salad eval` scores (by default the likelihood per character of the option).")
     config = run_config()
     question, choices, answer, task = pick_question(config.get("preset", "smol"))
     from salad_core.eval.runner import DEFAULT_VOICE, WORLD_VOICE

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, training_charts, views
+from dashboard import data, training_charts, views, widgets
 from salad_core import analysis
 from salad_core.store import ALL_TASKS, StoreError
 
@@ -45,11 +45,12 @@ def show_curves(points: pd.DataFrame) -> None:
     columns = st.columns(2)
     for i, (metric, overlay) in enumerate(CURVES):
         fits = analysis.fit_power_laws(points, x, metric) if overlay and points[x].notna().any() else None
-        columns[i % 2].plotly_chart(training_charts.dynamics_curves(points, metric, x, fits), key=f"dyn_{metric}")
+        widgets.chart(training_charts.dynamics_curves(points, metric, x, fits), f"dyn_{metric}",
+                      name=f"dynamics-{metric}-vs-{x}", where=columns[i % 2])
     if points[x].notna().any():
         st.markdown(f"**Power-law fits M(D) = E + B·D^(−β) per α** (D in {x.replace('_', ' ')})")
-        st.dataframe(analysis.power_law_table(analysis.fit_power_laws(points, x, "M")), hide_index=True,
-                     key="dyn_fits")
+        widgets.table(analysis.power_law_table(analysis.fit_power_laws(points, x, "M")), "dyn_fits",
+                      name=f"power-law-fits-M-vs-{x}")
 
 
 def show_scatters(points: pd.DataFrame) -> None:
@@ -59,13 +60,14 @@ def show_scatters(points: pd.DataFrame) -> None:
     for column, key, x, y, log_x in ((left, "speech_vs_log_M", "M", "speech_acc", True),
                                      (right, "text_vs_F", "F", "text_acc", False)):
         fit = fits[key]
-        column.plotly_chart(training_charts.fit_scatter(points, x, y, fit if isinstance(fit, analysis.LinearFit)
-                                                        else None, log_x), key=f"dyn_{key}")
+        figure = training_charts.fit_scatter(points, x, y, fit if isinstance(fit, analysis.LinearFit) else None,
+                                             log_x)
+        widgets.chart(figure, f"dyn_{key}", name=key.replace("_", "-"), where=column)
         if isinstance(fit, str):
             column.caption(f"No fit: {fit}")
     partial = analysis.partial_r2_table(points)
     st.caption("Partial R²: the share of what the other cause leaves unexplained that this cause explains.")
-    st.dataframe(partial, hide_index=True, key="dyn_partial")
+    widgets.table(partial, "dyn_partial", name="partial-r2")
 
 
 def show_comparison(store_path: str, runs: pd.DataFrame) -> None:
@@ -79,9 +81,10 @@ def show_comparison(store_path: str, runs: pd.DataFrame) -> None:
     finals = {labels[r]: views.final_metrics(data.metrics(store_path, r)) for r in chosen}
     table = analysis.compare_runs(finals)
     if table.empty:
-        st.caption("These runs have no evaluation results yet.")
+        st.caption("These runs have no final evaluation yet: a run evaluates when it finishes. Resume an unfinished "
+                   "one on the Training page (button “Resume from its last checkpoint”).")
         return
-    st.dataframe(table, hide_index=True, key="dyn_compare")
+    widgets.table(table, "dyn_compare", name="run-comparison")
 
 
 def show_efficiency(points: pd.DataFrame) -> None:
@@ -99,14 +102,18 @@ def show_efficiency(points: pd.DataFrame) -> None:
         except analysis.AnalysisError as err:
             st.caption(str(err))
     else:
-        st.caption("Train at least two values of α to compare how much natural speech each needs.")
-    st.plotly_chart(training_charts.efficiency_curves(points, efficiency), key="dyn_efficiency")
+        st.caption("Train at least two values of α to compare how much natural speech each needs, e.g. "
+                   "`salad sweep --preset mini --alphas 0,1`.")
+    widgets.chart(training_charts.efficiency_curves(points, efficiency), "dyn_efficiency", name="data-efficiency")
 
 
 def main() -> None:
     st.title("Forgetting & dynamics")
-    st.caption("F: how far the adapted model's text predictions moved from the original LLM's (forgetting). M: how "
-               "far its predictions from speech are from its predictions from the same text (misalignment).")
+    st.caption("How forgetting and misalignment move while a model trains, and what accuracy follows them. **F** = "
+               "KL(original LLM ‖ adapted model) on text: how far the adapted model's text predictions moved "
+               "(forgetting). **M** = KL(adapted model on text ‖ on speech): how far its predictions from speech are "
+               "from those from the same text (misalignment). Both in nats per token; accuracies are fractions; R² "
+               "is the share of variance a line explains, LOO R² the same when each point is predicted without it.")
     store_path = data.current_store_path()
     try:
         runs, metrics = load(store_path)
@@ -119,8 +126,9 @@ def main() -> None:
         return
     points = analysis.checkpoints(runs, metrics, task=pick_task(metrics))
     if points.empty:
-        st.info("The training runs have no periodic evaluations yet: curves appear after the first eval step "
-                "(`eval_every` in the run's config).")
+        st.info("The training runs have no periodic evaluation yet: the curves appear after a run's first "
+                "evaluation step (every `eval_every` optimizer steps; e.g. `salad train --preset mini --eval-every 50`"
+                "). Follow a run's progress on the Training page.")
     else:
         show_curves(points)
         show_scatters(points)

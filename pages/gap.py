@@ -1,5 +1,6 @@
-"""Gap per task: every lane's accuracy per task, the gap split into forgetting + misalignment, F and M, and the
-items behind the numbers (filters, audio player, cascade transcript, per-option scores).
+"""Gap per task: every lane's accuracy per task, the gap split into forgetting + misalignment, F and M, the gap
+per voice condition of a sweep, and the items behind the numbers (filters, audio player, cascade transcript,
+per-option scores).
 
 Reads `st.session_state["store_path"]` and `st.session_state["run_id"]`, set by dashboard/app.py's sidebar.
 Widget keys start with `gap_`.
@@ -12,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data, views
+from dashboard import charts, data, first_launch, views, widgets
+from salad_core.eval import voices
 from salad_core.store import ALL_TASKS, StoreError
 
 HEADLINE = (  # label, metric, unit
@@ -24,6 +26,12 @@ HEADLINE = (  # label, metric, unit
     ("F (KL, text)", "F", "kl"),
     ("M (KL, speech vs text)", "M", "kl"),
 )
+INTRO = ("How much worse the adapted model answers from speech than the original LLM from the same text, per "
+         "task. **Gap** = accuracy of the original LLM on text − accuracy of the adapted model on speech, in points "
+         "(1 point = 0.01 accuracy); it splits exactly into **forgetting** (original LLM on text − adapted model "
+         "on text) and **misalignment** (adapted model on text − on speech). **F** and **M** measure the same two "
+         "causes token by token, as KL divergences of next-token distributions in nats per token. Error bars are "
+         "95 % bootstrap confidence intervals over items.")
 HELP = {
     "gap": "accuracy of the original LLM on text minus the adapted model's on speech",
     "forgetting": "original LLM on text minus adapted model on text",
@@ -63,6 +71,22 @@ def show_chance_banner(metrics: pd.DataFrame, chance: pd.Series, run: pd.Series 
     st.warning(f"{where}: {cause}")
 
 
+def show_robustness(run: pd.Series | None, run_id: str, store_path: str) -> None:
+    st.subheader("Robustness to the voice")
+    config = run["config"] if run is not None and isinstance(run["config"], dict) else {}
+    table = voices.gap_table(data.condition_metrics(store_path, run_id), config.get("voices") or ())
+    if table.empty:
+        st.caption("This run heard every question in one voice. To measure the gap per voice, speed and noise level "
+                   "(and on the manifest's real recordings, if it has them), run:")
+        st.code(voices.sweep_command(config, store_path), language="bash")
+        return
+    st.caption("The same items heard in each condition; the text lanes are scored once. Bars: gap (original LLM "
+               "on text minus the adapted model on speech) with 95 % paired-bootstrap intervals. The numbers above "
+               f"are the reference voice's, {config.get('voice')} (the sweep's first condition).")
+    widgets.chart(charts.gap_by_condition_figure(table), "gap_conditions", name=f"{run_id}-gap-per-voice")
+    widgets.table(table, "gap_conditions_table", name=f"{run_id}-voices")
+
+
 def show_items(paired: pd.DataFrame, run_id: str, store_path: str) -> None:
     st.subheader("Items")
     lanes = views.lanes_present(paired)
@@ -73,7 +97,7 @@ def show_items(paired: pd.DataFrame, run_id: str, store_path: str) -> None:
     outcome = right.selectbox("Answer in that lane", views.OUTCOMES, key="gap_outcome")
     rows = views.filter_items(paired, None if task == "all tasks" else task, lane, outcome)
     st.caption(f"{len(rows)} of {len(paired)} items")
-    st.dataframe(views.item_table(rows), hide_index=True, key="gap_table")
+    widgets.table(views.item_table(rows), "gap_table", name=f"{run_id}-items")
     if rows.empty:
         return
     questions = dict(zip(rows["item_id"], rows["question"]))
@@ -95,14 +119,29 @@ def show_item(item: pd.Series, run_id: str, item_id: str, store_path: str) -> No
         wer = "" if pd.isna(item["cascade_wer"]) else f" (WER {item['cascade_wer']:.2f})"
         audio.markdown(f"Cascade transcript{wer}: _{item['cascade_transcript']}_")
     scores = data.option_scores(store_path, run_id, item_id)
-    options.dataframe(views.option_table(item, scores), hide_index=True)
+    widgets.table(views.option_table(item, scores), "gap_options", name=f"{run_id}-{item_id}-options".replace("/", "_"),
+                  where=options)
+
+
+def show_no_results(run_id: str, run: pd.Series | None, store_path: str) -> None:
+    """A run without any result: still writing them, or ended without them (then: evaluate again)."""
+    if run is not None and run["status"] == "running":
+        st.info(f"Run `{run_id}` is still running and has written no result yet; they appear here as it writes them.")
+        return
+    status = "is not in this store" if run is None else f"ended ({run['status']}) without writing a result"
+    error = "" if run is None or not isinstance(run.get("error"), str) else f" Its error: {run['error'][-300:]}"
+    widgets.next_step(f"Run `{run_id}` {status}.{error} Pick another run in the sidebar, or evaluate again:",
+                      f"salad eval --db {store_path}")
 
 
 def main() -> None:
     st.title("Gap per task")
+    st.caption(INTRO)
     run_id, store_path = st.session_state.get("run_id"), st.session_state.get("store_path")
     if not run_id:
-        st.caption("Results appear here once an evaluation run is in the store.")
+        widgets.next_step("No evaluation run in this store yet. Evaluate the default model (about four minutes):",
+                          f"salad eval --limit {first_launch.DEFAULT_LIMIT} --probe-limit {first_launch.PROBE_LIMIT} "
+                          f"--db {store_path or data.default_store_path()}")
         return
     try:
         metrics = views.final_metrics(data.metrics(store_path, run_id))
@@ -115,15 +154,16 @@ def main() -> None:
     st.caption(f"Run `{run_id}`" + ("" if run is None else f" · {views.model_label(run)} · {run['status']} · "
                                                             f"code {run['code_version']}"))
     if metrics.empty and paired.empty:
-        st.info(f"Run {run_id} has no results yet" + ("" if run is None else f" (status: {run['status']}).")
-                + " They appear as the evaluation writes them.")
+        show_no_results(run_id, run, store_path)
         return
     chance = views.chance_levels(paired)
     show_chance_banner(metrics, chance, run)
     show_headline(metrics)
     if not metrics.empty:
-        st.plotly_chart(charts.accuracy_bars(metrics, chance), key="gap_accuracy")
-        st.plotly_chart(charts.gap_split_bars(metrics), key="gap_split")
+        widgets.chart(charts.accuracy_bars(metrics, chance), "gap_accuracy", name=f"{run_id}-accuracy")
+        if metrics["metric"].isin(("gap", "forgetting", "misalignment")).any():  # lanes scored without text
+            widgets.chart(charts.gap_split_bars(metrics), "gap_split", name=f"{run_id}-gap-split")
+    show_robustness(run, run_id, store_path)
     if not paired.empty:
         show_items(paired, run_id, store_path)
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, job_panel, selection_charts, training_charts, views
+from dashboard import data, job_panel, selection_charts, training_charts, views, widgets
 from salad_core import jobs
 from salad_core.select import report
 from salad_core.select.round import SelectConfig
 from salad_core.store import Store, StoreError
 
 JOB_NAME = "select"
+START_LABEL = "Start a round: select, synthesize, train Stage II"
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -69,12 +70,13 @@ def round_form(path: str, run_id: str, last_round: str | None) -> None:
             preview = report.preview_allocation(scored, gamma if strategy == "active" else 0.0, score, cer_max)
             st.caption(f"Allocation before anything runs, on the cluster scores of round `{last_round}` "
                        "(same model; a new round re-scores with fresh probes of its own clusters).")
-            st.plotly_chart(selection_charts.misalignment_bars(preview, score), key="sel_preview")
+            widgets.chart(selection_charts.misalignment_bars(preview, score), "sel_preview",
+                          name=f"{run_id}-allocation-preview")
         except ValueError as err:
             st.warning(str(err))
     else:
         st.caption("No round has scored this model yet: the first round's scores will drive the preview here.")
-    if st.button("Start a round: select, synthesize, train Stage II", type="primary", key="sel_start"):
+    if st.button(START_LABEL, type="primary", key="sel_start"):
         args = ["select", "--train", "--from", run_id, "--gamma", f"{gamma:g}", "--strategy", strategy,
                 "--budget", budget, "--score", score, "--cer-max", f"{cer_max:g}", "--clusters", str(int(clusters_k)),
                 "--db", path]
@@ -94,7 +96,8 @@ def running_jobs() -> None:
 def round_view(path: str, round_id: str, covered: set[str]) -> None:
     clusters, texts = selection(path, round_id)
     if clusters.empty:
-        st.info(f"Round `{round_id}` has no cluster scores yet (it is running, or it failed).")
+        st.info(f"Round `{round_id}` has no cluster scores yet: it is still running (its progress shows above), or "
+                f"it failed (see its status in the Rounds table above). To try again, press “{START_LABEL}” above.")
         return
     members, selected = texts[texts["role"] == "member"], texts[texts["role"] == "selected"]
     allocation = report.domain_allocation(clusters, members, selected)
@@ -105,15 +108,17 @@ def round_view(path: str, round_id: str, covered: set[str]) -> None:
     if covered:
         cells[3].metric("to domains without natural speech", f"{report.uncovered_share(allocation, covered):.0%}")
     left, right = st.columns(2)
-    left.plotly_chart(selection_charts.cluster_map(members, clusters, selected), key="sel_map")
-    right.plotly_chart(selection_charts.misalignment_bars(clusters), key="sel_bars")
-    st.plotly_chart(selection_charts.allocation_bars(allocation, covered=covered), key="sel_alloc")
+    widgets.chart(selection_charts.cluster_map(members, clusters, selected), "sel_map", name=f"{round_id}-map",
+                  where=left)
+    widgets.chart(selection_charts.misalignment_bars(clusters), "sel_bars", name=f"{round_id}-misalignment",
+                  where=right)
+    widgets.chart(selection_charts.allocation_bars(allocation, covered=covered), "sel_alloc",
+                  name=f"{round_id}-allocation")
     with st.expander("Clusters (table)"):
-        st.dataframe(clusters.drop(columns=["run_id"]), hide_index=True, key="sel_clusters")
-        st.download_button("Download CSV", clusters.to_csv(index=False), f"{round_id}-clusters.csv", "text/csv",
-                           key="sel_clusters_csv")
+        widgets.table(clusters.drop(columns=["run_id"]), "sel_clusters", name=f"{round_id}-clusters")
     with st.expander("Selected texts"):
-        st.dataframe(selected[["text_idx", "cluster", "domain", "seconds", "text"]], hide_index=True, key="sel_texts")
+        widgets.table(selected[["text_idx", "cluster", "domain", "seconds", "text"]], "sel_texts",
+                      name=f"{round_id}-selected-texts")
 
 
 def comparison(path: str, stage1: str, rounds: pd.DataFrame) -> None:
@@ -124,14 +129,16 @@ def comparison(path: str, stage1: str, rounds: pd.DataFrame) -> None:
             finals[f"Stage II · {r['label']} ({run_id})"] = final_metrics(path, run_id)
     finals = {k: v for k, v in finals.items() if not v.empty}
     if len(finals) < 2:
-        st.caption("No Stage II run from this model has a final evaluation yet: start a round above.")
+        widgets.next_step("No Stage II run from this model has a final evaluation yet, so there is nothing to compare. "
+                          f"Press “{START_LABEL}” above: the round selects and synthesizes speech, trains Stage II "
+                          "and evaluates it. Or from a shell:", f"salad select --train --from {stage1} --db {path}")
         return
     table = report.task_comparison(finals)
-    st.plotly_chart(selection_charts.task_comparison_bars(table, "Speech accuracy per task: Stage I vs Stage II"),
-                    key="sel_compare")
+    widgets.chart(selection_charts.task_comparison_bars(table, "Speech accuracy per task: Stage I vs Stage II"),
+                  "sel_compare", name=f"{stage1}-stage1-vs-stage2")
     gains = report.gains(table, next(iter(finals)))
-    st.caption("Gain over Stage I (accuracy points as fractions; positive = Stage II better)")
-    st.dataframe(gains, hide_index=True, key="sel_gains")
+    st.caption("Gain over Stage I (difference in speech accuracy, as a fraction; positive = Stage II better)")
+    widgets.table(gains, "sel_gains", name=f"{stage1}-gains")
 
 
 def main() -> None:
@@ -140,7 +147,8 @@ def main() -> None:
                "cluster are spoken and the Stage I model's misalignment M(c) = KL(text input ‖ speech input) is "
                "measured there. The synthesis budget is then spent with P_target(c) ∝ P_web(c) · M(c)^γ, where "
                "P_web(c) is the cluster's share of the corpus; clusters whose synthetic speech the ASR cannot read "
-               "back are dropped.")
+               "back are dropped. M(c) is in nats per token; accuracies are fractions, with 95 % confidence "
+               "intervals.")
     path = data.current_store_path()
     try:
         train_runs, select_runs = data.runs(path, "train"), data.runs(path, "select")
@@ -162,10 +170,10 @@ def main() -> None:
     round_form(path, run_id, done["round_id"].iloc[0] if not done.empty else None)
     running_jobs()
     if mine.empty:
-        st.info("No selection round from this model yet: choose γ and a budget above and start one.")
+        st.info(f"No selection round from this model yet: choose γ and a budget above and press “{START_LABEL}”.")
         return
     st.subheader("Rounds")
-    st.dataframe(mine, hide_index=True, key="sel_rounds")
+    widgets.table(mine, "sel_rounds", name=f"{run_id}-rounds")
     shown = st.selectbox("Round", mine["round_id"].tolist(), format_func=dict(zip(mine["round_id"], mine["label"])).get,
                          key="sel_round")
     round_view(path, shown, covered_domains(path, run_id))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, job_panel, training_charts
+from dashboard import data, job_panel, training_charts, widgets
 from dashboard.first_launch import MINI_ARGS, MINI_JOB
 from salad_core import jobs
 from salad_core.analysis import checkpoints, run_alpha
@@ -149,11 +149,15 @@ def no_runs(store_path: str) -> None:
         start(MINI_ARGS + ["--db", store_path], MINI_JOB)
 
 
-def run_charts(store_path: str, run_id: str) -> None:
+def run_charts(store_path: str, run_id: str, status: str) -> None:
     steps = train_steps(store_path, run_id)
     points = checkpoints(data.runs(store_path, "train"), data.metrics(store_path, run_id), steps)
     if steps.empty and points.empty:
-        st.caption("No training step recorded yet; curves appear after the first optimizer step.")
+        if status == "running":
+            st.caption("No training step recorded yet; curves appear after the first optimizer step.")
+        else:
+            st.caption(f"Run `{run_id}` ended ({status}) before its first optimizer step, so it has no curves. "
+                       "Start a new run with the form below.")
         return
     last = steps.iloc[-1] if not steps.empty else None
     if last is not None:
@@ -163,14 +167,14 @@ def run_charts(store_path: str, run_id: str) -> None:
         cells[2].metric("text tokens", f"{last['tokens']:,.0f}" if pd.notna(last["tokens"]) else "—")
         cells[3].metric("tokens / s", f"{last['tokens_per_s']:.0f}" if pd.notna(last["tokens_per_s"]) else "—")
     left, right = st.columns(2)
-    left.plotly_chart(training_charts.loss_curves(steps), key="train_loss")
-    right.plotly_chart(training_charts.lr_curves(steps), key="train_lr")
+    widgets.chart(training_charts.loss_curves(steps), "train_loss", name=f"{run_id}-loss", where=left)
+    widgets.chart(training_charts.lr_curves(steps), "train_lr", name=f"{run_id}-lr", where=right)
     if not points.empty:
-        left.plotly_chart(training_charts.eval_curves(points, ("text_acc_base", "text_acc", "speech_acc"),
-                                                      "Accuracy on the dev slice", "accuracy (fraction)"),
-                          key="train_eval_acc")
-        right.plotly_chart(training_charts.eval_curves(points, ("F", "M"), "Forgetting F and misalignment M",
-                                                       "KL (nats/token)"), key="train_eval_kl")
+        accuracy = training_charts.eval_curves(points, ("text_acc_base", "text_acc", "speech_acc"),
+                                               "Accuracy on the dev slice", "accuracy (fraction)")
+        kl = training_charts.eval_curves(points, ("F", "M"), "Forgetting F and misalignment M", "KL (nats/token)")
+        widgets.chart(accuracy, "train_eval_acc", name=f"{run_id}-accuracy", where=left)
+        widgets.chart(kl, "train_eval_kl", name=f"{run_id}-f-m", where=right)
 
 
 def run_view(store_path: str, run_id: str) -> None:
@@ -190,7 +194,7 @@ def run_view(store_path: str, run_id: str) -> None:
                 "" if job is None or not job.get("error") else f" Last error: {job['error'][-400:]}"))
             if st.button("Resume from its last checkpoint", key="train_resume"):
                 start(["train", "--resume", run_id, "--db", store_path], JOB_NAME)
-    run_charts(store_path, run_id)
+    run_charts(store_path, run_id, run["status"])
 
 
 @st.fragment(run_every=2)
@@ -230,7 +234,9 @@ def pick_run(runs: pd.DataFrame) -> str:
 def main() -> None:
     st.title("Training")
     st.caption("Stage I: the adapter (and optionally the LLM) learns to carry speech into the LLM, by distillation "
-               "from the original LLM reading the same text (α = 1) and/or next-token NLL (α = 0).")
+               "from the original LLM reading the same text (α = 1) and/or next-token NLL (α = 0). Curves: the loss "
+               "(nats per text position), each learning rate, and at every evaluation step the dev-slice accuracies "
+               "(fractions) with F and M (KL divergences of next-token distributions, nats per token).")
     store_path = data.current_store_path()
     try:
         runs = data.runs(store_path, "train")
@@ -251,7 +257,7 @@ def main() -> None:
     (live_view if job is not None and job["state"] == "running" else run_view)(store_path, run_id)
     start_form(store_path)
     st.subheader("Training runs")
-    st.dataframe(run_table(runs), hide_index=True, key="train_runs")
+    widgets.table(run_table(runs), "train_runs", name="training-runs")
 
 
 main()

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-DEBIAN_PACKAGES="flite espeak-ng bsdgames wordnet-base"
+DEBIAN_PACKAGES="flite espeak-ng bsdgames wordnet-base chromium"
 
 missing=""
 for pkg in $DEBIAN_PACKAGES; do dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"; done

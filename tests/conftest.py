@@ -158,3 +158,27 @@ def isolated_app(tmp_path, monkeypatch):
     monkeypatch.delenv("SALAD_STORE", raising=False)
     monkeypatch.delenv("SALAD_FIRST_LIMIT", raising=False)
     st.cache_data.clear()
+
+
+class _StartedJobs(list):
+    def __init__(self):
+        super().__init__()
+        self.options: list[dict] = []
+
+
+@pytest.fixture
+def started(monkeypatch) -> list[tuple[list[str], str]]:
+    """Jobs a page would start, recorded instead of started: (arguments, job name); keyword options in
+    `started.options`, one dict per call."""
+    from salad_core import jobs
+
+    calls = _StartedJobs()
+
+    def record(args, name, **options):
+        calls.append((list(args), name))
+        calls.options.append(options)
+        return f"{name}-recorded"
+
+    monkeypatch.setattr(jobs, "start_job", record)
+    return calls
+

@@ -124,3 +124,39 @@ def test_model_label_skips_missing_names():
     assert views.model_label(pd.Series({"model_name": float("nan"), "model_id": "smol"})) == "smol"
     assert views.model_label(pd.Series({"model_name": None, "model_id": None})) == "unknown model"
     assert views.model_label(pd.Series({"model_name": "SALAD-3B", "model_id": "x"})) == "SALAD-3B"
+
+
+def test_figure_data_lists_every_drawn_point_with_its_interval_and_axis_units(frames):
+    metrics, paired = frames
+    drawn = charts.figure_data(charts.accuracy_bars(metrics, views.chance_levels(paired)))
+    speech = drawn[drawn["series"] == charts.LANE_LABELS["speech"]].set_index("x")
+    row = metrics[(metrics["task"] == "capitals") & (metrics["metric"] == "speech_acc")].iloc[0]
+    assert speech.loc["capitals", "y"] == pytest.approx(row["value"])
+    assert speech.loc["capitals", ["y_low", "y_high"]].tolist() == pytest.approx([row["ci_low"], row["ci_high"]])
+    assert set(drawn["y_axis"]) == {"accuracy (fraction)"} and set(drawn["x_axis"]) == {"task"}
+    chance = drawn[drawn["series"] == "chance (1 / options)"]
+    assert len(chance) == 3 and chance["y_low"].isna().all()  # capitals, symbols, all tasks; no error bar
+
+
+def test_figure_data_reads_secondary_axes_colour_values_and_skips_line_breaks():
+    from dashboard import explorer_charts, selection_charts
+
+    clusters = pd.DataFrame({"cluster": [0, 1], "domain": ["stories", "capitals"], "m": [2.0, 0.5],
+                             "filtered": [False, False], "p_web": [0.5, 0.5], "p_target": [0.9, 0.1]})
+    drawn = charts.figure_data(selection_charts.misalignment_bars(clusters))
+    assert set(drawn.loc[drawn["series"].str.startswith("P_target"), "y_axis"]) == {"probability (fraction)"}
+    assert set(drawn.loc[drawn["series"].str.startswith("M(c)"), "y_axis"]) == {"M(c) (nats/token)"}
+    points = pd.DataFrame({"item_id": ["a", "a", "b", "b"], "modality": ["text", "speech"] * 2,
+                           "x": [0.0, 1.0, 2.0, 3.0], "y": [0.0, 1.0, 0.0, 1.0], "kl": [0.5, 0.5, 2.0, 2.0],
+                           "question": ["q a"] * 2 + ["q b"] * 2, "task": "t", "domain": "d"})
+    drawn = charts.figure_data(explorer_charts.pair_map(points, "kl"))
+    lines = drawn[drawn["series"].str.startswith("pair")]
+    assert len(lines) == 4  # two pairs, two ends each; the NaN breaks between pairs are not points
+    speech = drawn[drawn["series"].str.startswith("speech")]
+    assert speech["colour"].tolist() == [0.5, 2.0] and set(speech["colour_means"]) == {explorer_charts.KL_TITLE}
+    assert speech["label"].str.contains("item KL = 2.000").any()
+
+
+def test_png_config_names_the_file():
+    config = charts.png_config("run-1-accuracy")
+    assert config["toImageButtonOptions"] == {"format": "png", "filename": "run-1-accuracy", "scale": 2}

@@ -25,7 +25,7 @@ def test_option_probability_bars_one_trace_per_lane_with_the_pick_outlined():
     assert [t.name for t in fig.data] == ["original LLM, reading", "speech model, hearing"]
     assert list(fig.data[1].y) == [0.4, 0.6]
     assert list(fig.data[1].marker.line.width) == [0, 3]
-    assert fig.layout.yaxis.title.text == "probability among the options"
+    assert fig.layout.yaxis.title.text == "probability among the options (fraction)" and fig.layout.showlegend
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import selection_charts as charts
-from salad_core import jobs
 from salad_core.paths import REPO_ROOT
 from salad_core.select import report
 from salad_core.store import Store
@@ -161,16 +160,14 @@ def test_page_on_an_empty_store_says_to_train_stage1_first(tmp_path):
     assert "No finished Stage I run yet" in at.info[0].value
 
 
-def test_page_with_a_stage1_model_and_no_round_offers_the_form(tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.setattr(jobs, "start_job", lambda args, name, **_: calls.append((list(args), name)) or "job-1")
+def test_page_with_a_stage1_model_and_no_round_offers_the_form(tmp_path, started):
     at = open_page(build_store(tmp_path / "s.duckdb", with_round=False).path)
     assert not at.exception
     assert any("No selection round from this model yet" in i.value for i in at.info)
     at.slider(key="sel_gamma").set_value(3.0)
     at.text_input(key="sel_budget").set_value("5%")
     at.button(key="sel_start").click().run()
-    args, name = calls[0]
+    args, name = started[0]
     assert name == "select" and args[:2] == ["select", "--train"]
     assert args[args.index("--gamma") + 1] == "3" and args[args.index("--budget") + 1] == "5%"
 

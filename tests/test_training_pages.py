@@ -46,18 +46,6 @@ def points(sweep_template) -> pd.DataFrame:
 pytestmark = pytest.mark.usefixtures("isolated_app")
 
 
-@pytest.fixture
-def started(monkeypatch) -> list[tuple[list[str], str]]:
-    calls = []
-
-    def record(args, name, **_):
-        calls.append((list(args), name))
-        return f"{name}-recorded"
-
-    monkeypatch.setattr(jobs, "start_job", record)
-    return calls
-
-
 def frame_with(at: AppTest, column: str) -> pd.DataFrame:
     """The first table shown with this column (AppTest does not expose a dataframe's key)."""
     return next(f.value for f in at.dataframe if column in f.value.columns)
