@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     from salad_core.train.step import DistillationStep
 
-    for align in ("none", "ctc"):
+    for align in ("none", "ctc", "ctc-soft"):
         model = bench["build_model"](args.llm_dir, args.encoder_dir, "lora", align).eval()
         batch = bench["synthetic_batch"](random.Random(1), 4, 30, model.encoder.hidden_size)
         step = DistillationStep(model, alpha=0.5)

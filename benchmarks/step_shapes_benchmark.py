@@ -42,13 +42,13 @@ def build_model(llm_dir: Path, encoder_dir: Path, llm_mode: str, align: str):
     from salad_core.model.config import SaladConfig
     from salad_core.model.encoder import SpeechEncoder
     from salad_core.model.modeling import SaladModel
+    from salad_core.train.config import ALIGN_MODEL
 
     torch.manual_seed(0)
     llm = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(llm_dir))
     tokenizer = AutoTokenizer.from_pretrained(llm_dir)
     encoder = SpeechEncoder(WhisperEncoder(WhisperConfig.from_pretrained(encoder_dir)), name=str(encoder_dir))
-    config = SaladConfig(llm_name=str(llm_dir), encoder_name=str(encoder_dir), llm_mode=llm_mode,
-                         ctc_compress=align == "ctc")
+    config = SaladConfig(llm_name=str(llm_dir), encoder_name=str(encoder_dir), llm_mode=llm_mode, **ALIGN_MODEL[align])
     return SaladModel(config, encoder=encoder, llm=llm, tokenizer=tokenizer)
 
 
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--llm-dir", type=Path, default=llm_default, help="folder with the LLM's config + tokenizer")
     parser.add_argument("--encoder-dir", type=Path, default=encoder_default, help="folder with a Whisper config")
     parser.add_argument("--llm-mode", default="frozen", choices=("frozen", "lora"))
-    parser.add_argument("--align", default="none", choices=("none", "ctc"))
+    parser.add_argument("--align", default="none", choices=("none", "ctc", "ctc-soft"))
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--words", type=int, default=40, help="words per document")
     parser.add_argument("--steps", type=int, default=6)

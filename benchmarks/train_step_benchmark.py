@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="mini")
     parser.add_argument("--llm-mode", help="frozen | lora | full (default: the preset's recipe)")
-    parser.add_argument("--align", help="none | ctc (default: the preset's recipe)")
+    parser.add_argument("--align", help="none | ctc | ctc-soft (default: the preset's recipe)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=8, help="timed steps per α")
     parser.add_argument("--warmup", type=int, default=2)

@@ -7,7 +7,7 @@ from salad_core.train.config import PRESET_RECIPES, TrainConfig
 
 def test_preset_recipe_fills_what_is_not_given_and_flags_win():
     config = TrainConfig.for_preset("mini", alpha=0.0, lr_llm=1e-4, max_steps=None)
-    assert config.align == "ctc" and config.llm_mode == "full"  # from the recipe
+    assert config.align == "ctc-soft" and config.llm_mode == "full"  # from the recipe
     assert config.alpha == 0.0 and config.lr_llm == 1e-4  # given
     assert config.max_steps == PRESET_RECIPES["mini"]["max_steps"]  # None means "not given"
     assert TrainConfig.for_preset("smol").to_dict() == TrainConfig(preset="smol").to_dict()  # no recipe: defaults
@@ -32,7 +32,7 @@ def test_stage2_keeps_stage1s_model_options_and_replays_its_decay_schedule():
     stage1 = TrainConfig.for_preset("mini", alpha=0.5)
     stage2 = TrainConfig.stage2(stage1, "train-a", "select-b", synthetic_prob=0.25)
     assert (stage2.stage, stage2.from_run, stage2.round_id, stage2.synthetic_prob) == (2, "train-a", "select-b", 0.25)
-    assert (stage2.alpha, stage2.align, stage2.llm_mode, stage2.lr_adapter) == (0.5, "ctc", "full", stage1.lr_adapter)
+    assert (stage2.alpha, stage2.align, stage2.llm_mode, stage2.lr_adapter) == (0.5, "ctc-soft", "full", stage1.lr_adapter)
     assert stage2.max_steps == 160 and stage2.llm_unfreeze_step == 0 and stage2.warmup_steps == 0
     # step s of Stage II has the learning rate of step 640 + s of Stage I
     for s in (1, 80, 160):

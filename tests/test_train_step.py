@@ -73,6 +73,37 @@ def test_compress_keeps_new_non_blank_frames():
     assert compress(embeds[:2], all_blank).shape[0] == 1
 
 
+def test_soft_tokens_are_the_vocabulary_under_the_ctc_posterior_and_pass_its_gradient():
+    from salad_core.model.ctc import compress
+
+    vocabulary = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]])  # V = 3 tokens, D = 2
+    # frame 0 sure of token 1, frame 1 blank (class 3), frame 2 split between tokens 0 and 2
+    logits = torch.tensor([[-30.0, 30.0, -30.0, -30.0], [0.0, 0.0, 0.0, 30.0], [5.0, -30.0, 5.0, 0.0]],
+                          requires_grad=True)
+    soft = compress(torch.zeros(3, 2), logits, vocabulary)
+    assert torch.allclose(soft, torch.tensor([[0.0, 2.0], [2.0, 1.5]]), atol=1e-5)
+    soft.sum().backward()
+    assert logits.grad[2, :3].abs().sum() > 0  # the adapter learns through the posterior
+
+
+def test_ctc_soft_training_reads_soft_tokens_of_the_llms_own_embeddings():
+    from salad_core.model.config import SaladConfig
+    from salad_core.model.modeling import SaladModel
+    from salad_core.train.config import ALIGN_MODEL
+    from tests.tiny_models import smol_tokenizer, tiny_encoder, tiny_llm
+
+    config = SaladConfig(llm_name="t", encoder_name="t", adapter_layers=1, adapter_width=32, adapter_heads=2,
+                         **ALIGN_MODEL["ctc-soft"])
+    model = SaladModel(config, encoder=tiny_encoder(), llm=tiny_llm(), tokenizer=smol_tokenizer())
+    batch = speech_batch(model)
+    table = model.llm.get_input_embeddings().weight
+    for clip in model.adapt_frames(batch.frames):  # convex combinations of rows: inside the rows' bounding box
+        assert (clip >= table.min(0).values - 1e-4).all() and (clip <= table.max(0).values + 1e-4).all()
+    out = DistillationStep(model, alpha=1.0)(batch)
+    out["loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.adapter.parameters())
+
+
 def test_periodic_evaluation_names_each_task_in_the_progress_message(tmp_path, monkeypatch):
     from salad_core.store import Store
     from salad_core.train.config import TrainConfig

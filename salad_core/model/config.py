@@ -10,6 +10,7 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 LLM_MODES = ("frozen", "lora", "full")
+CTC_READS = ("adapter", "soft")  # see salad_core/model/ctc.py, `compress`
 
 
 class SaladConfig(PretrainedConfig):
@@ -27,6 +28,7 @@ class SaladConfig(PretrainedConfig):
         adapter_ffn_mult: int = 4,
         adapter_dropout: float = 0.0,
         ctc_compress: bool = False,  # the CTC alignment aid (salad_core/model/ctc.py): one frame per token
+        ctc_read: str = "adapter",  # with the aid, what the LLM reads per kept frame: "adapter" output | "soft" token
         llm_mode: str = "frozen",
         lora_r: int = 16,
         lora_alpha: int = 32,
@@ -39,6 +41,8 @@ class SaladConfig(PretrainedConfig):
             raise ValueError(f"llm_mode must be one of {LLM_MODES}, got {llm_mode!r}")
         if encoder_context not in ("clip", "30s"):
             raise ValueError(f"encoder_context must be 'clip' or '30s', got {encoder_context!r}")
+        if ctc_read not in CTC_READS:
+            raise ValueError(f"ctc_read must be one of {CTC_READS}, got {ctc_read!r}")
         if adapter_width % adapter_heads:
             raise ValueError(f"adapter_width ({adapter_width}) must be divisible by adapter_heads ({adapter_heads})")
         self.llm_name = llm_name
@@ -51,6 +55,7 @@ class SaladConfig(PretrainedConfig):
         self.adapter_ffn_mult = adapter_ffn_mult
         self.adapter_dropout = adapter_dropout
         self.ctc_compress = ctc_compress
+        self.ctc_read = ctc_read
         self.llm_mode = llm_mode
         self.lora_r = lora_r
         self.lora_alpha = lora_alpha

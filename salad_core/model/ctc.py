@@ -7,7 +7,13 @@ a CPU budget without it. Two pieces:
 - `CTCHead`: scores each adapter frame against the LLM's own input-embedding matrix (one class per token) plus a
   learned blank, so CTC on the span's token ids pulls each frame toward the embedding of the word it hears.
 - `compress`: keeps only frames whose greedy label is not blank and differs from the previous frame's, so the LLM
-  reads about one embedding per recognised token instead of a blank-padded frame sequence.
+  reads about one embedding per recognised token instead of a blank-padded frame sequence. What it reads there is
+  the adapter's output (`ctc_read="adapter"`), or the "soft token" `softmax(token logits) @ E`: the LLM's own input
+  embeddings averaged under the CTC posterior (`ctc_read="soft"`). The CTC loss only asks the adapter output to
+  score its word highest against E, which a frame can do while lying far from that word's row; on the mini world
+  the aid then recognised 71 % of country names in held-out voices while the LLM, reading the raw outputs, answered
+  36 % of the capital questions. A soft token is the word's own embedding once the posterior is sure, and still
+  passes the distillation gradient to the adapter through the softmax.
 
 CTC uses transcript supervision that pure distillation does not; runs record `align` so results can be compared
 with and without it. Shape legend: S adapter frames, D LLM width, V vocabulary.
@@ -31,10 +37,11 @@ class CTCHead(nn.Module):
         return torch.cat([embeds @ vocabulary.T.to(embeds.dtype), self.blank(embeds)], dim=-1)
 
 
-def compress(embeds: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+def compress(embeds: torch.Tensor, logits: torch.Tensor, vocabulary: torch.Tensor | None = None) -> torch.Tensor:
     """Keep frames whose greedy label is a token (not blank) and not a repeat of the previous frame's label.
 
     A clip where every frame is blank keeps its single most token-like frame, so no speech span is ever empty.
+    With `vocabulary` (V, D), each kept frame becomes its soft token: softmax over its V token logits @ vocabulary.
     """
     labels = logits.argmax(-1)  # (S,)
     blank = logits.shape[-1] - 1
@@ -43,7 +50,9 @@ def compress(embeds: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     if not keep.any():
         keep = torch.zeros_like(keep)
         keep[logits[:, :blank].max(-1).values.argmax()] = True
-    return embeds[keep]
+    if vocabulary is None:
+        return embeds[keep]
+    return logits[keep, :blank].float().softmax(-1).to(vocabulary.dtype) @ vocabulary
 
 
 def ctc_loss(logits: list[torch.Tensor], targets: list[list[int]]) -> torch.Tensor:

@@ -106,7 +106,12 @@ class SaladModel(PreTrainedModel):
         embeds, logits = self.adapt_frames_with_ctc(frames)
         if self.ctc is None:
             return embeds
-        return [compress(e, l) for e, l in zip(embeds, logits)]
+        return self.compress_ctc(embeds, logits)
+
+    def compress_ctc(self, embeds: list[torch.Tensor], logits: list[torch.Tensor]) -> list[torch.Tensor]:
+        """What the LLM reads of each clip with the CTC aid: one adapter output or soft token per recognised token."""
+        vocabulary = self.llm.get_input_embeddings().weight if self.config.ctc_read == "soft" else None
+        return [compress(e, l, vocabulary) for e, l in zip(embeds, logits)]
 
     def adapt_frames_with_ctc(self, frames: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """Uncompressed adapter outputs per clip, and their CTC logits (None without the alignment aid).

@@ -19,7 +19,7 @@ from torch import nn
 
 from salad_core.losses import chunked_distillation_terms
 from salad_core.model.modeling import SaladModel
-from salad_core.model.ctc import compress, ctc_loss
+from salad_core.model.ctc import ctc_loss
 from salad_core.model.processing import PairedSequence, Segment, pad_rows, pair_segments, tokenize_segment
 
 
@@ -64,7 +64,7 @@ class DistillationStep(nn.Module):
             return full, None
         spans = [s.text for doc in batch.docs for s in doc if s.is_speech]
         targets = [tokenize_segment(model.tokenizer, text) for text in spans]
-        return [compress(e, l) for e, l in zip(full, logits)], ctc_loss(logits, targets)
+        return model.compress_ctc(full, logits), ctc_loss(logits, targets)
 
     def pair_batch(self, batch: Batch, embeds: list[torch.Tensor]) -> tuple[list[PairedSequence], torch.Tensor, torch.Tensor]:
         """Both views of every document; the students' padded input embeddings (B, T_s, D) and mask."""

@@ -26,7 +26,7 @@ from salad_core.paths import data_dir
 from salad_core.progress import Progress
 from salad_core.store import Store, new_run_id
 from salad_core.train import checkpoint as ckpt
-from salad_core.train.config import TrainConfig
+from salad_core.train.config import ALIGN_MODEL, TrainConfig
 from salad_core.train.data import WorldBatches
 from salad_core.train.schedule import decay_start, lr_factor
 from salad_core.train.step import Batch, DistillationStep
@@ -68,7 +68,7 @@ class DistillTrainer:
         # The world comes first: the model's LLM is the world's pretrained LM.
         self.world = preset_world(cfg.preset)
         self.accelerator = Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-        self.model = SaladModel(model_config(cfg.preset, llm_mode=cfg.llm_mode, ctc_compress=cfg.align == "ctc"))
+        self.model = SaladModel(model_config(cfg.preset, llm_mode=cfg.llm_mode, **ALIGN_MODEL[cfg.align]))
         self.data = WorldBatches(self.world, cfg.seed, cfg.replay_prob, self.accelerator.process_index,
                                  self.accelerator.num_processes, encoder=self.model.encoder,
                                  synthetic=self.selected_speech(), synthetic_prob=cfg.synthetic_prob)
