@@ -81,6 +81,21 @@ def main() -> None:
                 means.append(f"{part['value'].mean():.3f}")
             print(f"| mean, {group} | | " + " | ".join(means) + " |")
 
+    print("\n## Paired differences in speech accuracy, test items pooled per group (95 % paired bootstrap CI)\n")
+    runs = {"Stage I": args.from_run}
+    for _, r in rounds.iterrows():
+        for run_id in filter(None, r["stage2_runs"].split(", ")):
+            runs[f"{r['label']} ({run_id[-4:]})"] = run_id
+    names = list(runs)
+    groups = {"uncovered": {d.name for d in world.domains} - covered, "covered": covered}
+    print("| A − B | " + " | ".join(groups) + " |")
+    print("|---|" + "---|" * len(groups))
+    for i, a in enumerate(names):
+        for b in names[:i]:
+            cells = [report.paired_speech_difference(store, runs[a], runs[b], domains) for domains in groups.values()]
+            print(f"| {a} − {b} | " + " | ".join(f"{e.value:+.3f} [{e.ci_low:+.3f}, {e.ci_high:+.3f}]" for e in cells)
+                  + " |")
+
 
 if __name__ == "__main__":
     main()

@@ -105,5 +105,6 @@ def test_budgets_read_as_hours_seconds_or_a_share_of_the_natural_speech():
 
 def test_default_cluster_count_is_128_on_real_corpora_and_smaller_on_small_ones():
     assert default_clusters(100_000) == 128
-    assert default_clusters(9_896) == 24
+    assert default_clusters(3_371) == 24
     assert default_clusters(50) == 4
+    assert default_clusters(25_000) == 128  # never more than the paper's K

@@ -111,6 +111,26 @@ def test_rounds_table_and_gains(store):
     assert gains.to_dict() == pytest.approx({"mini-capitals": 0.02, "mini-stories": 0.17})
 
 
+def test_paired_speech_difference_pairs_the_items_of_the_chosen_domains(tmp_path):
+    store = Store(tmp_path / "pairs.duckdb")
+    items = [{"item_id": f"i{k}", "task": f"mini-{d}", "task_version": "1", "doc_id": str(k), "split": "test",
+              "question": "q", "choices": ["a", "b"], "answer": 0, "domain": d}
+             for k, d in enumerate(["stories"] * 4 + ["capitals"] * 2)]
+    store.upsert_items(items)
+    runs = {}
+    for name, right in (("a", {"i0", "i1", "i2", "i4"}), ("b", {"i0", "i4", "i5"})):
+        runs[name] = store.create_run("train", {"preset": "mini"})
+        run = store.create_run("eval", {"model_path": f"/data/runs/{runs[name]}/final"})
+        store.add_outputs(run, [{"item_id": i["item_id"], "lane": "speech", "pred": 0, "correct": i["item_id"] in right,
+                                 "correct_norm": i["item_id"] in right} for i in items])
+    uncovered = report.paired_speech_difference(store, runs["a"], runs["b"], {"stories", "calendar"})
+    covered = report.paired_speech_difference(store, runs["a"], runs["b"], {"capitals"})
+    assert (uncovered.value, uncovered.n) == (0.5, 4) and uncovered.ci_low <= 0.5 <= uncovered.ci_high
+    assert (covered.value, covered.n) == (-0.5, 2)
+    with pytest.raises(ValueError, match="no final evaluation"):
+        report.paired_speech_difference(store, runs["a"], "train-missing", {"stories"})
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # charts
 

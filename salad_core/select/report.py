@@ -8,17 +8,39 @@ from __future__ import annotations
 
 import pandas as pd
 
+from salad_core.eval.metrics import Estimate, bootstrap_indices, mean_with_ci
 from salad_core.select.allocation import target_distribution
 from salad_core.store import ALL_TASKS, Store
 
 
-def final_evaluation(store: Store, run_id: str) -> pd.DataFrame:
-    """The metrics of the `salad eval` run of a training run's final model (all test items), if there is one."""
+def final_eval_run(store: Store, run_id: str) -> str | None:
+    """The `salad eval` run of a training run's final model (all test items), if there is one."""
     evals = store.runs("eval")
     suffix = f"{run_id}/final"
     mine = [r for r, c in zip(evals["run_id"], evals["config"])
             if isinstance(c, dict) and str(c.get("model_path") or "").rstrip("/").endswith(suffix)]
-    return store.metrics(mine[0]) if mine else pd.DataFrame(columns=["task", "metric", "value", "ci_low", "ci_high"])
+    return mine[0] if mine else None
+
+
+def final_evaluation(store: Store, run_id: str) -> pd.DataFrame:
+    """The metrics of the final evaluation of a training run (`final_eval_run`); empty if there is none."""
+    eval_run = final_eval_run(store, run_id)
+    return store.metrics(eval_run) if eval_run else pd.DataFrame(columns=["task", "metric", "value", "ci_low", "ci_high"])
+
+
+def paired_speech_difference(store: Store, run_a: str, run_b: str, domains: set[str], seed: int = 0) -> Estimate:
+    """Speech accuracy of training run `run_a`'s final model minus `run_b`'s over the test items of `domains`,
+    pooled, with a paired bootstrap interval (the same items resampled for both)."""
+    correct = []
+    for run_id in (run_a, run_b):
+        eval_run = final_eval_run(store, run_id)
+        if eval_run is None:
+            raise ValueError(f"run {run_id} has no final evaluation. Fix: salad eval --model data/runs/{run_id}/final")
+        items = store.paired_items(eval_run)
+        items = items[items["domain"].isin(domains)].set_index("item_id")["speech_correct_norm"]
+        correct.append(items.astype(float))
+    a, b = correct[0].align(correct[1], join="inner")
+    return mean_with_ci((a - b).to_numpy(), bootstrap_indices(len(a), seed=seed))
 
 
 def round_label(config: dict) -> str:
