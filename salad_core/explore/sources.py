@@ -115,6 +115,9 @@ def store_models(store: Store) -> list[ModelRef]:
 
 
 def find_model(store: Store, ref_id: str) -> ModelRef:
+    """The store's model `ref_id`: `eval:<model id>`, or a model folder (relative paths too)."""
+    if Path(ref_id).exists():
+        ref_id = str(Path(ref_id).resolve())
     for ref in store_models(store):
         if ref.ref_id == ref_id:
             return ref
