@@ -123,6 +123,8 @@ def test_paired_speech_difference_pairs_the_items_of_the_chosen_domains(tmp_path
         run = store.create_run("eval", {"model_path": f"/data/runs/{runs[name]}/final"})
         store.add_outputs(run, [{"item_id": i["item_id"], "lane": "speech", "pred": 0, "correct": i["item_id"] in right,
                                  "correct_norm": i["item_id"] in right} for i in items])
+    later = store.create_run("eval", {"model_path": f"/data/runs/{runs['a']}/final", "limit": 1})  # a re-evaluation
+    store.add_outputs(later, [{"item_id": "i3", "lane": "speech", "pred": 0, "correct": True, "correct_norm": True}])
     uncovered = report.paired_speech_difference(store, runs["a"], runs["b"], {"stories", "calendar"})
     covered = report.paired_speech_difference(store, runs["a"], runs["b"], {"capitals"})
     assert (uncovered.value, uncovered.n) == (0.5, 4) and uncovered.ci_low <= 0.5 <= uncovered.ci_high

@@ -14,8 +14,9 @@ from salad_core.store import ALL_TASKS, Store
 
 
 def final_eval_run(store: Store, run_id: str) -> str | None:
-    """The `salad eval` run of a training run's final model (all test items), if there is one."""
-    evals = store.runs("eval")
+    """The `salad eval` run that training made of its final model (all test items), if there is one: the earliest
+    evaluation of that model, since a user may evaluate it again later on other items or voices."""
+    evals = store.runs("eval").sort_values("created_at")
     suffix = f"{run_id}/final"
     mine = [r for r, c in zip(evals["run_id"], evals["config"])
             if isinstance(c, dict) and str(c.get("model_path") or "").rstrip("/").endswith(suffix)]
