@@ -118,9 +118,20 @@ def settle(page: sync_api.Page) -> None:
 
 
 def select(page: sync_api.Page, label: str, option: str) -> None:
-    """Open the select box labelled `label` and pick the first option that contains `option`."""
-    page.get_by_role("combobox", name=label, exact=True).click()
-    page.get_by_role("option").filter(has_text=option).first.click()
+    """Open the select box labelled `label` and pick the first option that contains `option`.
+
+    A rerun that ends just after the click redraws the box and closes its list: open it again until the option shows.
+    """
+    choice = page.get_by_role("option").filter(has_text=option).first
+    for _ in range(5):
+        settle(page)
+        page.get_by_role("combobox", name=label, exact=True).click()
+        try:
+            choice.wait_for(state="visible", timeout=3000)
+            break
+        except sync_api.TimeoutError:
+            page.keyboard.press("Escape")
+    choice.click()
     settle(page)
 
 
