@@ -87,12 +87,13 @@ def main() -> None:
         for run_id in filter(None, r["stage2_runs"].split(", ")):
             runs[f"{r['label']} ({run_id[-4:]})"] = run_id
     names = list(runs)
+    correct = {name: report.final_speech_correct(store, run_id) for name, run_id in runs.items()}  # read once each
     groups = {"uncovered": {d.name for d in world.domains} - covered, "covered": covered}
     print("| A − B | " + " | ".join(groups) + " |")
     print("|---|" + "---|" * len(groups))
     for i, a in enumerate(names):
         for b in names[:i]:
-            cells = [report.paired_speech_difference(store, runs[a], runs[b], domains) for domains in groups.values()]
+            cells = [report.paired_difference(correct[a], correct[b], domains) for domains in groups.values()]
             print(f"| {a} − {b} | " + " | ".join(f"{e.value:+.3f} [{e.ci_low:+.3f}, {e.ci_high:+.3f}]" for e in cells)
                   + " |")
 

@@ -29,19 +29,26 @@ def final_evaluation(store: Store, run_id: str) -> pd.DataFrame:
     return store.metrics(eval_run) if eval_run else pd.DataFrame(columns=["task", "metric", "value", "ci_low", "ci_high"])
 
 
-def paired_speech_difference(store: Store, run_a: str, run_b: str, domains: set[str], seed: int = 0) -> Estimate:
-    """Speech accuracy of training run `run_a`'s final model minus `run_b`'s over the test items of `domains`,
-    pooled, with a paired bootstrap interval (the same items resampled for both)."""
-    correct = []
-    for run_id in (run_a, run_b):
-        eval_run = final_eval_run(store, run_id)
-        if eval_run is None:
-            raise ValueError(f"run {run_id} has no final evaluation. Fix: salad eval --model data/runs/{run_id}/final")
-        items = store.paired_items(eval_run)
-        items = items[items["domain"].isin(domains)].set_index("item_id")["speech_correct_norm"]
-        correct.append(items.astype(float))
-    a, b = correct[0].align(correct[1], join="inner")
+def final_speech_correct(store: Store, run_id: str) -> pd.DataFrame:
+    """Per test item (index item_id) of a training run's final evaluation: its domain and speech correctness (0/1)."""
+    eval_run = final_eval_run(store, run_id)
+    if eval_run is None:
+        raise ValueError(f"run {run_id} has no final evaluation. Fix: salad eval --model data/runs/{run_id}/final")
+    items = store.paired_items(eval_run).set_index("item_id")
+    return pd.DataFrame({"domain": items["domain"], "correct": items["speech_correct_norm"].astype(float)})
+
+
+def paired_difference(a: pd.DataFrame, b: pd.DataFrame, domains: set[str], seed: int = 0) -> Estimate:
+    """Mean of a's correctness minus b's (`final_speech_correct` frames) over their common items of `domains`, with
+    a paired bootstrap interval (the same items resampled for both)."""
+    a, b = (frame.loc[frame["domain"].isin(domains), "correct"] for frame in (a, b))
+    a, b = a.align(b, join="inner")
     return mean_with_ci((a - b).to_numpy(), bootstrap_indices(len(a), seed=seed))
+
+
+def paired_speech_difference(store: Store, run_a: str, run_b: str, domains: set[str], seed: int = 0) -> Estimate:
+    """Speech accuracy of training run `run_a`'s final model minus `run_b`'s over the test items of `domains`."""
+    return paired_difference(final_speech_correct(store, run_a), final_speech_correct(store, run_b), domains, seed)
 
 
 def round_label(config: dict) -> str:
