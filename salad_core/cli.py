@@ -4,7 +4,7 @@
     salad eval --voices flite:slt,espeak:en-us@1.2,flite:slt+noise10,recorded   the gap per voice condition
     salad world build|info --preset mini|nano      the mini world: text, tasks, speech, cached encoder frames
     salad train --preset mini --alpha 1.0 [...]    Stage I distillation (see `salad train --help`)
-    salad sweep --alphas 0,0.5,1 --budgets-hours 0.25,1 [-- train flags]
+    salad sweep --alphas 0,0.5,1 --budgets-hours 10,20 --jobs 2 [-- train flags]
     salad select --from RUN --gamma 5 --budget 10%  Stage II active selection of synthetic speech
     salad train --stage 2 --from RUN [--round ID]  Stage II: continue RUN on natural + selected speech
     salad tasks [--json]          the spoken task suite buildable here
@@ -209,35 +209,23 @@ def add_sweep_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="mini")
     parser.add_argument("--alphas", type=lambda v: [float(x) for x in _csv(v)], default=[0.0, 0.25, 0.5, 0.75, 1.0])
     parser.add_argument("--budgets-hours", dest="budgets_hours", type=lambda v: [float(x) for x in _csv(v)],
-                        default=[0.25, 0.5, 1.0], help="hours of natural speech per run")
+                        default=[10.0, 20.0], help="hours of natural speech each run hears, repeats counted; one run "
+                        "per α and budget (default 10,20: the mini recipe's 800 steps hear about 20 h)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, the CPU cores split between them")
+    parser.add_argument("--tag", default=None, help="the grid's name in the store (default: sweep-<time>)")
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="further `salad train` flags, after --")
 
 
 def cmd_sweep(args: argparse.Namespace) -> dict:
     """A grid of Stage I runs over alpha x speech budget, one `salad train` process each, tagged with one sweep id."""
-    import subprocess
-    import time
+    from salad_core.train.sweep import run_sweep
 
-    sweep = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     extra = [a for a in args.train_args if a != "--"]
-    runs = []
-    for hours in args.budgets_hours:
-        for alpha in args.alphas:
-            cmd = [sys.executable, "-m", "salad_core.cli", "train", "--json", "--preset", args.preset,
-                   "--alpha", str(alpha), "--budget-hours", str(hours), "--tag", sweep, *extra]
-            if args.db:
-                cmd += ["--db", args.db]
-            print(f"[{sweep}] alpha={alpha:g} budget={hours:g} h", file=sys.stderr)
-            done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-            if done.returncode:  # one failed run is reported; the grid goes on
-                runs.append({"alpha": alpha, "budget_hours": hours, "error": f"exit code {done.returncode}"})
-                continue
-            result = json.loads(done.stdout)
-            runs.append({"alpha": alpha, "budget_hours": hours, "run_id": result["run_id"], "steps": result["steps"]})
+    result = run_sweep(args.preset, args.alphas, args.budgets_hours, extra, args.db, args.jobs, args.tag)
     if not args.json:
-        for r in runs:
+        for r in result["runs"]:
             print(f"alpha={r['alpha']:<5g} {r['budget_hours']:>5g} h  {r.get('run_id') or r['error']}")
-    return {"sweep": sweep, "runs": runs}
+    return result
 
 
 def final_eval(summary: dict, config, store) -> dict:
