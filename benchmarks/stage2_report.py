@@ -3,9 +3,10 @@
     python benchmarks/stage2_report.py --from train-…          # every round selected from that Stage I run
 
 Prints, per round (strategy, γ, budget): the share of the selected audio (and of P_target) that went to the domains
-missing from the natural speech, against their share of the corpus, and the round's stage timings; then the final
-evaluations (every test item, held-out voices, 95 % bootstrap CI) of the Stage I model and of each Stage II model
-trained on a round, per domain, and the mean over covered and uncovered domains.
+missing from the natural speech, against their share of the corpus, and the round's stage timings; each domain's
+share of the selected audio; then the final evaluations (every test item, held-out voices, 95 % bootstrap CI) of the Stage I model and of each Stage II model
+trained on a round, per domain, and the mean over covered and uncovered domains; last, paired bootstrap differences
+between every two models (test items pooled over the uncovered and the covered domains, and per uncovered domain).
 """
 
 from __future__ import annotations
@@ -46,16 +47,28 @@ def main() -> None:
     print("| round | strategy | budget (h) | selected (h) | uncovered: corpus | uncovered: P_target | "
           "uncovered: selected audio | round wall s |")
     print("|---|---|---|---|---|---|---|---|")
+    allocations = {}
     for _, r in rounds.iterrows():
         clusters, texts = store.selection_clusters(r["round_id"]), store.selection_texts(r["round_id"])
         members, selected = texts[texts["role"] == "member"], texts[texts["role"] == "selected"]
-        alloc = report.domain_allocation(clusters, members, selected)
+        alloc = allocations[f"{r['label']} ({r['round_id'][-4:]})"] = report.domain_allocation(clusters, members,
+                                                                                               selected)
         timings = json.loads((round_dir(r["round_id"]) / "round.json").read_text()).get("timings", {}) \
             if (round_dir(r["round_id"]) / "round.json").exists() else {}
         print(f"| {r['round_id']} | {r['label']} | {r['budget_hours']:.3f} | {selected['seconds'].sum() / 3600:.3f} | "
               f"{report.uncovered_share(alloc, covered, 'p_web'):.0%} | "
               f"{report.uncovered_share(alloc, covered, 'p_target'):.0%} | "
               f"{report.uncovered_share(alloc, covered):.0%} | {sum(timings.values()):.0f} |")
+
+    print("\n## Selected audio per domain (share of the round's seconds; corpus share in brackets)\n")
+    domains = sorted(d.name for d in world.domains)
+    print("| round | " + " | ".join(f"{d}{'' if d in covered else ' (uncovered)'}" for d in domains) + " |")
+    print("|---|" + "---|" * len(domains))
+    for name, alloc in allocations.items():
+        by_domain = alloc.set_index("domain")
+        print(f"| {name} | " + " | ".join(
+            f"{by_domain['selected_share'].get(d, 0.0):.0%} ({by_domain['p_web'].get(d, 0.0):.0%})" for d in domains)
+            + " |")
 
     finals = {"Stage I": report.final_evaluation(store, args.from_run)}
     configs = train.set_index("run_id")["config"]
@@ -81,21 +94,43 @@ def main() -> None:
                 means.append(f"{part['value'].mean():.3f}")
             print(f"| mean, {group} | | " + " | ".join(means) + " |")
 
-    print("\n## Paired differences in speech accuracy, test items pooled per group (95 % paired bootstrap CI)\n")
+    print("\n## Paired differences in speech accuracy, test items pooled per group, then per uncovered domain "
+          "(95 % paired bootstrap CI)\n")
     runs = {"Stage I": args.from_run}
     for _, r in rounds.iterrows():
         for run_id in filter(None, r["stage2_runs"].split(", ")):
             runs[f"{r['label']} ({run_id[-4:]})"] = run_id
     names = list(runs)
-    correct = {name: report.final_speech_correct(store, run_id) for name, run_id in runs.items()}  # read once each
-    groups = {"uncovered": {d.name for d in world.domains} - covered, "covered": covered}
+    correct = {run_id: report.final_speech_correct(store, run_id) for run_id in runs.values()}  # read once each
+    uncovered = {d.name for d in world.domains} - covered
+    groups = {"uncovered": uncovered, "covered": covered} | {d: {d} for d in sorted(uncovered)}
     print("| A − B | " + " | ".join(groups) + " |")
     print("|---|" + "---|" * len(groups))
     for i, a in enumerate(names):
         for b in names[:i]:
-            cells = [report.paired_difference(correct[a], correct[b], domains) for domains in groups.values()]
-            print(f"| {a} − {b} | " + " | ".join(f"{e.value:+.3f} [{e.ci_low:+.3f}, {e.ci_high:+.3f}]" for e in cells)
+            cells = [report.paired_difference(correct[runs[a]], correct[runs[b]], domains) for domains in groups.values()]
+            print(f"| {a} − {b} | " + " | ".join(fmt(e) for e in cells) + " |")
+
+    pairs = report.equal_budget_pairs(rounds, configs)
+    if pairs:
+        print("\n## Active − uniform at equal budget, selection seed and synthetic share (paired bootstrap, 95 % CI)\n")
+        print("| budget (h) | seed | synthetic | active − uniform | " + " | ".join(groups) + " |")
+        print("|---|---|---|---|" + "---|" * len(groups))
+        frames = []
+        for p in pairs:
+            a, b = (correct.get(name) for name in (p["active"], p["uniform"]))
+            a = report.final_speech_correct(store, p["active"]) if a is None else a
+            b = report.final_speech_correct(store, p["uniform"]) if b is None else b
+            frames.append((a, b))
+            print(f"| {p['budget_hours']:.3f} | {p['seed']} | {p['synthetic_prob']:.2f} | {p['active'][-4:]} − "
+                  f"{p['uniform'][-4:]} | " + " | ".join(fmt(report.paired_difference(a, b, d)) for d in groups.values())
                   + " |")
+        print(f"| pooled over the {len(pairs)} pairs | | | | "
+              + " | ".join(fmt(report.pooled_paired_difference(frames, d)) for d in groups.values()) + " |")
+
+
+def fmt(estimate) -> str:
+    return f"{estimate.value:+.3f} [{estimate.ci_low:+.3f}, {estimate.ci_high:+.3f}]"
 
 
 if __name__ == "__main__":

@@ -133,6 +133,23 @@ def test_paired_speech_difference_pairs_the_items_of_the_chosen_domains(tmp_path
         report.paired_speech_difference(store, runs["a"], "train-missing", {"stories"})
 
 
+def test_pooled_paired_difference_averages_the_comparisons_per_item():
+    def frame(correct: list[int], domains: list[str] | None = None) -> pd.DataFrame:
+        domains = domains or ["stories"] * len(correct)
+        return pd.DataFrame({"domain": domains, "correct": [float(c) for c in correct]},
+                            index=[f"i{k}" for k in range(len(correct))])
+
+    one = (frame([1, 1, 0, 0]), frame([0, 1, 0, 0]))        # +1/4
+    two = (frame([1, 0, 1, 1]), frame([1, 0, 0, 1]))        # +1/4, on another item
+    three = (frame([0, 0, 0, 0]), frame([0, 0, 1, 0]))      # -1/4
+    pooled = report.pooled_paired_difference([one, two, three], {"stories"})
+    assert pooled.value == pytest.approx(1 / 12) and pooled.n == 4
+    assert report.pooled_paired_difference([one], {"stories"}).value == report.paired_difference(*one, {"stories"}).value
+    # items missing from one comparison, or of other domains, are left out of every comparison
+    short = (frame([1, 1, 0], ["stories", "stories", "capitals"]), frame([0, 1, 0], ["stories", "stories", "capitals"]))
+    assert report.pooled_paired_difference([one, short], {"stories"}).n == 2
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # charts
 

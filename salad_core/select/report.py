@@ -41,9 +41,20 @@ def final_speech_correct(store: Store, run_id: str) -> pd.DataFrame:
 def paired_difference(a: pd.DataFrame, b: pd.DataFrame, domains: set[str], seed: int = 0) -> Estimate:
     """Mean of a's correctness minus b's (`final_speech_correct` frames) over their common items of `domains`, with
     a paired bootstrap interval (the same items resampled for both)."""
-    a, b = (frame.loc[frame["domain"].isin(domains), "correct"] for frame in (a, b))
-    a, b = a.align(b, join="inner")
-    return mean_with_ci((a - b).to_numpy(), bootstrap_indices(len(a), seed=seed))
+    return pooled_paired_difference([(a, b)], domains, seed)
+
+
+def pooled_paired_difference(pairs: list[tuple[pd.DataFrame, pd.DataFrame]], domains: set[str],
+                             seed: int = 0) -> Estimate:
+    """The mean over several comparisons (e.g. active vs uniform at each of several budgets) of a's correctness minus
+    b's, per item, over the items of `domains` that every frame has; the bootstrap resamples items, the same ones
+    for every pair, so the interval counts both the items' spread and the comparisons' agreement on each item."""
+    differences = []
+    for a, b in pairs:
+        a, b = (frame.loc[frame["domain"].isin(domains), "correct"] for frame in (a, b))
+        differences.append(a - b)
+    per_item = pd.concat(differences, axis=1, join="inner").mean(axis=1)
+    return mean_with_ci(per_item.to_numpy(), bootstrap_indices(len(per_item), seed=seed))
 
 
 def paired_speech_difference(store: Store, run_a: str, run_b: str, domains: set[str], seed: int = 0) -> Estimate:
@@ -70,10 +81,27 @@ def rounds_table(select_runs: pd.DataFrame, train_runs: pd.DataFrame) -> pd.Data
         config = run["config"] if isinstance(run["config"], dict) else {}
         rows.append({"round_id": run["run_id"], "label": round_label(config), "from_run": config.get("from_run"),
                      "strategy": config.get("strategy"), "gamma": config.get("gamma"),
-                     "budget_hours": config.get("budget_hours"), "status": run["status"],
+                     "budget_hours": config.get("budget_hours"), "seed": config.get("seed"), "status": run["status"],
                      "created_at": run["created_at"], "stage2_runs": ", ".join(stage2.get(run["run_id"], []))})
-    return pd.DataFrame(rows, columns=["round_id", "label", "from_run", "strategy", "gamma", "budget_hours", "status",
-                                       "created_at", "stage2_runs"])
+    return pd.DataFrame(rows, columns=["round_id", "label", "from_run", "strategy", "gamma", "budget_hours", "seed",
+                                       "status", "created_at", "stage2_runs"])
+
+
+def equal_budget_pairs(rounds: pd.DataFrame, train_configs: pd.Series) -> list[dict]:
+    """Active (γ > 0) and uniform (γ = 0) Stage II runs that differ only in the strategy: the same budget, selection
+    seed and synthetic share (to two decimals; the default share is the selected hours', which both nearly equal).
+    `rounds` is a `rounds_table`; `train_configs` maps a training run id to its config. Oldest pair first."""
+    found: dict[tuple, dict[str, str]] = {}
+    for _, r in rounds.sort_values("created_at").iterrows():
+        if r["strategy"] != "active" or r["status"] != "done":
+            continue
+        kind = "uniform" if r["gamma"] == 0 else "active"
+        for run_id in filter(None, r["stage2_runs"].split(", ")):
+            share = round(float(train_configs[run_id].get("synthetic_prob") or 0.0), 2)
+            key = (r["from_run"], round(float(r["budget_hours"]), 4), r["seed"], share)
+            found.setdefault(key, {}).setdefault(kind, run_id)
+    return [{"budget_hours": key[1], "seed": key[2], "synthetic_prob": key[3], **runs}
+            for key, runs in found.items() if len(runs) == 2]
 
 
 def domain_allocation(clusters: pd.DataFrame, members: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
