@@ -1,11 +1,11 @@
 """Forgetting & dynamics: how F, M and accuracy move during training, per run and per distillation weight α.
 
-Every training run's periodic evaluations (metrics with a step) become checkpoints (`salad_core.analysis`). Shown:
-F, M, text and speech accuracy against training tokens or hours of natural speech (one curve per run, coloured by α,
-with the power law M(D) = E + B·D^(−β) fitted per α); speech accuracy vs log M and text accuracy vs F across all
-checkpoints with R², leave-one-out R² and partial R²; a final per-task comparison of chosen runs; and the
-data-efficiency curve (speech accuracy against hours of natural speech) with the hours one α needs to match another's
-best. Widget keys start with `dyn_`.
+Every training run's periodic evaluations (metrics with a step) become checkpoints (`salad_core.analysis`), pooled
+over every training run or one tag's (a `salad sweep` grid). Shown: F, M, text and speech accuracy against training
+tokens or hours of natural speech (one curve per run, coloured by α, with the power law M(D) = E + B·D^(−β) fitted
+per α); speech accuracy vs log M and text accuracy vs F across all checkpoints with R², leave-one-out R² and
+partial R²; a final per-task comparison of chosen runs; and the data-efficiency curve (speech accuracy against hours
+of natural speech) with the hours one α needs to match another's best. Widget keys start with `dyn_`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,15 @@ def load(store_path: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     frames = [f for f in frames if not f.empty]
     return runs, (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "task",
                                                                                          "metric", "value", "step"]))
+
+
+def pick_runs(runs: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs to pool: all of them, or one tag's (a sweep's grid)."""
+    groups = analysis.run_groups(runs)
+    group = st.selectbox("Runs", list(groups), key="dyn_group",
+                         format_func=lambda g: f"{g} ({len(groups[g])} runs)")
+    chosen = set(groups[group])
+    return runs[runs["run_id"].isin(chosen)], metrics[metrics["run_id"].isin(chosen)]
 
 
 def pick_task(metrics: pd.DataFrame) -> str:
@@ -124,6 +133,7 @@ def main() -> None:
         st.info("No training run in this store yet. Start one on the Training page, or run "
                 "`salad sweep --preset mini --alphas 0,0.25,0.5,0.75,1` for the α grid these charts compare.")
         return
+    runs, metrics = pick_runs(runs, metrics)
     points = analysis.checkpoints(runs, metrics, task=pick_task(metrics))
     if points.empty:
         st.info("The training runs have no periodic evaluation yet: the curves appear after a run's first "

@@ -226,6 +226,21 @@ def run_alpha(config: object) -> float:
     return float(value) if value is not None else math.nan
 
 
+EVERY_RUN = "every training run"
+
+
+def run_groups(runs: pd.DataFrame) -> dict[str, list[str]]:
+    """The runs an analysis can pool: every run, then each tag's runs (a `salad sweep` tags its grid), newest tag
+    first. `runs`: `Store.runs("train")`, newest first. Pooling runs of different worlds or recipes mixes their
+    curves; a sweep's grid is one experiment."""
+    groups = {EVERY_RUN: runs["run_id"].tolist()}
+    for run_id, config in zip(runs["run_id"], runs["config"]):
+        tag = config.get("tag") if isinstance(config, dict) else None
+        if tag:
+            groups.setdefault(f"tag {tag}", []).append(run_id)
+    return groups
+
+
 def checkpoints(runs: pd.DataFrame, metrics: pd.DataFrame, steps: pd.DataFrame | None = None,
                 task: str = ALL_TASKS) -> pd.DataFrame:
     """One row per (run, evaluated step) of one task: run_id, alpha, step, tokens, speech_hours and the metrics.

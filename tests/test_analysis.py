@@ -292,3 +292,11 @@ def test_compare_runs_puts_final_values_side_by_side(sweep_store):
     assert list(table.columns) == ["task", "speech_acc · a", "speech_acc · b", "M · a", "M · b"]
     final_m = finals["b"].set_index(["task", "metric"]).loc[("mini-capitals", "M"), "value"]
     assert table.loc[0, "M · b"] == pytest.approx(final_m)
+
+
+def test_run_groups_offer_every_run_then_each_tag_newest_first():
+    runs = pd.DataFrame({"run_id": ["r4", "r3", "r2", "r1"],
+                         "config": [{"tag": "grid-b"}, {"tag": "grid-a"}, {}, {"tag": "grid-b"}]})
+    groups = analysis.run_groups(runs)
+    assert list(groups) == [analysis.EVERY_RUN, "tag grid-b", "tag grid-a"]
+    assert groups[analysis.EVERY_RUN] == ["r4", "r3", "r2", "r1"] and groups["tag grid-b"] == ["r4", "r1"]

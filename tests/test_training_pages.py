@@ -239,6 +239,7 @@ def test_dynamics_page_on_the_sweep(store):
     assert [t.value for t in at.title] == ["Forgetting & dynamics"]
     charts_shown = at.get("plotly_chart")
     assert len(charts_shown) == 7  # M, F, speech and text accuracy; two scatters; data efficiency
+    assert at.selectbox(key="dyn_group").value == "every training run"  # the fixture's runs carry no tag
     fits = frame_with(at, "beta se")
     assert fits["alpha"].tolist() == [0.0, 0.5, 1.0] and fits["status"].iloc[1] == "ok"
     assert "α = 1 reaches α = 0's best speech accuracy" in " ".join(m.value for m in at.markdown)
