@@ -114,19 +114,18 @@ def main() -> None:
     pairs = report.equal_budget_pairs(rounds, configs)
     if pairs:
         print("\n## Active − uniform at equal budget, selection seed and synthetic share (paired bootstrap, 95 % CI)\n")
-        print("| budget (h) | seed | synthetic | active − uniform | " + " | ".join(groups) + " |")
-        print("|---|---|---|---|" + "---|" * len(groups))
-        frames = []
         for p in pairs:
-            a, b = (correct.get(name) for name in (p["active"], p["uniform"]))
-            a = report.final_speech_correct(store, p["active"]) if a is None else a
-            b = report.final_speech_correct(store, p["uniform"]) if b is None else b
-            frames.append((a, b))
-            print(f"| {p['budget_hours']:.3f} | {p['seed']} | {p['synthetic_prob']:.2f} | {p['active'][-4:]} − "
-                  f"{p['uniform'][-4:]} | " + " | ".join(fmt(report.paired_difference(a, b, d)) for d in groups.values())
-                  + " |")
-        print(f"| pooled over the {len(pairs)} pairs | | | | "
-              + " | ".join(fmt(report.pooled_paired_difference(frames, d)) for d in groups.values()) + " |")
+            for run_id in (p["active"], p["uniform"]):
+                if run_id not in correct:
+                    correct[run_id] = report.final_speech_correct(store, run_id)
+        table = report.equal_budget_table(pairs, correct, groups)
+        print("| active − uniform | budget (h) | seed | synthetic | " + " | ".join(groups) + " |")
+        print("|---|---|---|---|" + "---|" * len(groups))
+        for _, row in table.iterrows():
+            setting = (f"{row['budget_hours']:.3f} | {row['seed']:.0f} | {row['synthetic_prob']:.2f}"
+                       if pd.notna(row.get("seed")) else " | | ")
+            print(f"| {row['pair']} | {setting} | " + " | ".join(
+                f"{row[g]:+.3f} [{row[g + ' low']:+.3f}, {row[g + ' high']:+.3f}]" for g in groups) + " |")
 
 
 def fmt(estimate) -> str:

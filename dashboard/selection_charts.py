@@ -89,3 +89,19 @@ def task_comparison_bars(comparison: pd.DataFrame, title: str, y_title: str = "s
     fig.update_layout(barmode="group", title=title, xaxis_title="task", yaxis_title=y_title, legend_title_text="model",
                       showlegend=True, margin={"t": 50})
     return fig
+
+
+def difference_forest(table: pd.DataFrame, groups: list[str]) -> go.Figure:
+    """Active − uniform per equal-budget pair and pooled (`report.equal_budget_table`): one marker with its 95 % CI
+    per pair and group of domains, a line at zero. Markers right of zero: active selection answered more items."""
+    fig = go.Figure()
+    for group in groups:
+        fig.add_trace(go.Scatter(name=group, x=table[group], y=table["pair"], mode="markers",
+                                 error_x={"type": "data", "symmetric": False,
+                                          "array": (table[f"{group} high"] - table[group]).tolist(),
+                                          "arrayminus": (table[group] - table[f"{group} low"]).tolist()}))
+    fig.add_vline(x=0, line_dash="dot", line_color="grey")
+    fig.update_layout(title="Active − uniform selection at equal budget (speech accuracy, 95 % CI)",
+                      xaxis_title="difference in speech accuracy (fraction of items)", yaxis_title="",
+                      yaxis={"autorange": "reversed"}, legend_title_text="domains", margin={"t": 50})
+    return fig

@@ -31,6 +31,11 @@ def final_metrics(path: str, run_id: str) -> pd.DataFrame:
     return report.final_evaluation(Store(path), run_id)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def speech_correct(path: str, run_id: str) -> pd.DataFrame:
+    return report.final_speech_correct(Store(path), run_id)
+
+
 def stage1_runs(train_runs: pd.DataFrame) -> pd.DataFrame:
     stage = [c.get("stage", 1) if isinstance(c, dict) else 1 for c in train_runs["config"]]
     return train_runs[(pd.Series(stage, index=train_runs.index) == 1) & (train_runs["status"] == "done")]
@@ -139,6 +144,31 @@ def comparison(path: str, stage1: str, rounds: pd.DataFrame) -> None:
     gains = report.gains(table, next(iter(finals)))
     st.caption("Gain over Stage I (difference in speech accuracy, as a fraction; positive = Stage II better)")
     widgets.table(gains, "sel_gains", name=f"{stage1}-gains")
+    active_vs_uniform(path, stage1, rounds)
+
+
+def active_vs_uniform(path: str, stage1: str, rounds: pd.DataFrame) -> None:
+    """Active − uniform on the same test items, per pair of Stage II runs that differ only in the strategy."""
+    pairs = report.equal_budget_pairs(rounds, data.runs(path, "train").set_index("run_id")["config"])
+    if not pairs:
+        st.caption("Active vs uniform at equal budget: run a round at γ = 0 with the budget and seed of an active "
+                   "round (and train Stage II on both with the same synthetic share) to compare them item by item.")
+        return
+    try:
+        correct = {r: speech_correct(path, r) for p in pairs for r in (p["active"], p["uniform"])}
+    except ValueError as err:
+        st.caption(str(err))
+        return
+    covered = covered_domains(path, stage1)
+    domains = set().union(*(set(f["domain"]) for f in correct.values()))
+    groups = {"uncovered": domains - covered, "covered": covered} if covered else {"all domains": domains}
+    table = report.equal_budget_table(pairs, correct, groups)
+    widgets.chart(selection_charts.difference_forest(table, list(groups)), "sel_forest",
+                  name=f"{stage1}-active-vs-uniform")
+    st.caption("Each pair: the active and the uniform round at the same budget, selection seed and synthetic share; "
+               "the same test items scored by both Stage II models (paired bootstrap). Pooled: the per-item mean "
+               "over the pairs, resampled by item.")
+    widgets.table(table, "sel_pairs", name=f"{stage1}-active-vs-uniform")
 
 
 def main() -> None:

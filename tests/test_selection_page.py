@@ -150,6 +150,40 @@ def test_pooled_paired_difference_averages_the_comparisons_per_item():
     assert report.pooled_paired_difference([one, short], {"stories"}).n == 2
 
 
+def correctness(correct: list[int], domains: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"domain": domains, "correct": [float(c) for c in correct]},
+                        index=[f"i{k}" for k in range(len(correct))])
+
+
+def test_equal_budget_pairs_match_strategy_on_budget_seed_and_synthetic_share():
+    def round_row(round_id, gamma, budget, seed, runs, strategy="active", status="done"):
+        return {"round_id": round_id, "from_run": "s1", "strategy": strategy, "gamma": gamma, "budget_hours": budget,
+                "seed": seed, "status": status, "created_at": round_id, "stage2_runs": ", ".join(runs)}
+
+    rounds = pd.DataFrame([round_row("r1", 5.0, 0.5, 0, ["t1", "t5"]), round_row("r2", 0.0, 0.5, 0, ["t2"]),
+                           round_row("r3", 0.0, 0.5, 1, ["t3"]),           # another seed: no active partner
+                           round_row("r4", 0.0, 0.1, 0, ["t4"], strategy="random"),
+                           round_row("r5", 0.0, 0.5, 0, ["t6"])])          # a second uniform run for the pair
+    configs = pd.Series({"t1": {"synthetic_prob": 0.1668}, "t2": {"synthetic_prob": 0.1667},
+                         "t3": {"synthetic_prob": 0.1667}, "t4": {}, "t5": {"synthetic_prob": 0.5},
+                         "t6": {"synthetic_prob": 0.5}})
+    pairs = report.equal_budget_pairs(rounds, configs)
+    assert [(p["active"], p["uniform"], p["synthetic_prob"]) for p in pairs] == [("t1", "t2", 0.17), ("t5", "t6", 0.5)]
+
+
+def test_equal_budget_table_has_a_row_per_pair_and_the_pooled_estimate_last():
+    domains = ["stories", "stories", "capitals", "capitals"]
+    correct = {"a1": correctness([1, 1, 1, 0], domains), "u1": correctness([0, 1, 1, 1], domains),
+               "a2": correctness([1, 0, 1, 1], domains), "u2": correctness([1, 0, 1, 1], domains)}
+    pairs = [{"active": "a1", "uniform": "u1", "budget_hours": 0.5, "seed": 0, "synthetic_prob": 0.17},
+             {"active": "a2", "uniform": "u2", "budget_hours": 0.1, "seed": 0, "synthetic_prob": 0.05}]
+    table = report.equal_budget_table(pairs, correct, {"uncovered": {"stories"}, "covered": {"capitals"}})
+    assert table["pair"].tolist() == ["a1 − u1", "a2 − u2", "pooled over 2 pairs"]
+    assert table["uncovered"].tolist() == pytest.approx([0.5, 0.0, 0.25])
+    assert table["covered"].tolist() == pytest.approx([-0.5, 0.0, -0.25])
+    assert (table["uncovered low"] <= table["uncovered"]).all() and (table["uncovered"] <= table["uncovered high"]).all()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # charts
 
@@ -180,6 +214,16 @@ def test_task_comparison_bars_carry_confidence_intervals(store):
     fig = charts.task_comparison_bars(comparison, "t")
     assert [t.name for t in fig.data] == ["I", "II"] and list(fig.data[1].y) == [0.46, 0.35]
     assert list(fig.data[0].error_y.array) == pytest.approx([0.05, 0.05])
+
+
+def test_difference_forest_draws_each_pair_with_its_interval_and_a_zero_line():
+    table = pd.DataFrame({"pair": ["a − u", "pooled over 1 pairs"], "uncovered": [0.1, 0.1],
+                          "uncovered low": [-0.02, 0.0], "uncovered high": [0.2, 0.2]})
+    fig = charts.difference_forest(table, ["uncovered"])
+    (trace,) = fig.data
+    assert list(trace.y) == ["a − u", "pooled over 1 pairs"] and list(trace.x) == [0.1, 0.1]
+    assert list(trace.error_x.arrayminus) == pytest.approx([0.12, 0.1])
+    assert fig.layout.shapes[0].x0 == 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -219,3 +263,4 @@ def test_page_shows_a_round_its_allocation_and_the_stage_comparison(store):
     charts_shown = at.get("plotly_chart")
     assert len(charts_shown) >= 5  # preview, map, bars, allocation, comparison
     assert any("mini-stories" in str(row) for row in at.dataframe[-1].value.to_dict("records"))
+    assert any("Active vs uniform at equal budget" in c.value for c in at.caption)  # one active round: no pair yet

@@ -104,6 +104,31 @@ def equal_budget_pairs(rounds: pd.DataFrame, train_configs: pd.Series) -> list[d
             for key, runs in found.items() if len(runs) == 2]
 
 
+def equal_budget_table(pairs: list[dict], correct: dict[str, pd.DataFrame], groups: dict[str, set[str]],
+                       seed: int = 0) -> pd.DataFrame:
+    """Active − uniform speech accuracy per `equal_budget_pairs` pair and pooled over them (the last row), per group
+    of domains: columns `<group>`, `<group> low`, `<group> high` (95 % paired bootstrap). `correct` maps each run of
+    the pairs to its `final_speech_correct` frame."""
+    rows, frames = [], []
+    for p in pairs:
+        a, b = correct[p["active"]], correct[p["uniform"]]
+        frames.append((a, b))
+        rows.append({"pair": f"{p['active']} − {p['uniform']}", "budget_hours": p["budget_hours"], "seed": p["seed"],
+                     "synthetic_prob": p["synthetic_prob"],
+                     **_estimate_columns({g: paired_difference(a, b, d, seed) for g, d in groups.items()})})
+    if frames:
+        rows.append({"pair": f"pooled over {len(frames)} pairs",
+                     **_estimate_columns({g: pooled_paired_difference(frames, d, seed) for g, d in groups.items()})})
+    return pd.DataFrame(rows)
+
+
+def _estimate_columns(estimates: dict[str, Estimate]) -> dict[str, float]:
+    out = {}
+    for group, e in estimates.items():
+        out |= {group: e.value, f"{group} low": e.ci_low, f"{group} high": e.ci_high}
+    return out
+
+
 def domain_allocation(clusters: pd.DataFrame, members: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
     """Per domain of the corpus: its share of the corpus (P_web), of the target distribution (each cluster's
     P_target split over its texts' domains) and of the selected audio (seconds)."""
