@@ -34,7 +34,7 @@ def pick_runs(runs: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, 
     """The runs to pool: all of them, or one tag's (a sweep's grid)."""
     groups = analysis.run_groups(runs)
     group = st.selectbox("Runs", list(groups), key="dyn_group",
-                         format_func=lambda g: f"{g} ({len(groups[g])} runs)")
+                         format_func=lambda g: f"{g} ({len(groups[g])} run{'s' if len(groups[g]) != 1 else ''})")
     chosen = set(groups[group])
     return runs[runs["run_id"].isin(chosen)], metrics[metrics["run_id"].isin(chosen)]
 
