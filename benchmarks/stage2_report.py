@@ -4,9 +4,11 @@
 
 Prints, per round (strategy, γ, budget): the share of the selected audio (and of P_target) that went to the domains
 missing from the natural speech, against their share of the corpus, and the round's stage timings; each domain's
-share of the selected audio; then the final evaluations (every test item, held-out voices, 95 % bootstrap CI) of the Stage I model and of each Stage II model
-trained on a round, per domain, and the mean over covered and uncovered domains; last, paired bootstrap differences
-between every two models (test items pooled over the uncovered and the covered domains, and per uncovered domain).
+share of the selected audio; then the final evaluations (every test item, held-out voices, 95 % bootstrap CI) of the
+Stage I model and of each Stage II model trained on a round, per domain, and the mean over covered and uncovered
+domains; then paired bootstrap differences between every two models (test items pooled over the uncovered and the
+covered domains, and per uncovered domain); last, active − uniform for each pair of Stage II runs that differ only
+in the strategy, and pooled over the pairs.
 """
 
 from __future__ import annotations
@@ -109,27 +111,23 @@ def main() -> None:
     for i, a in enumerate(names):
         for b in names[:i]:
             cells = [report.paired_difference(correct[runs[a]], correct[runs[b]], domains) for domains in groups.values()]
-            print(f"| {a} − {b} | " + " | ".join(fmt(e) for e in cells) + " |")
+            print(f"| {a} − {b} | " + " | ".join(fmt(e.value, e.ci_low, e.ci_high) for e in cells) + " |")
 
     pairs = report.equal_budget_pairs(rounds, configs)
     if pairs:
         print("\n## Active − uniform at equal budget, selection seed and synthetic share (paired bootstrap, 95 % CI)\n")
-        for p in pairs:
-            for run_id in (p["active"], p["uniform"]):
-                if run_id not in correct:
-                    correct[run_id] = report.final_speech_correct(store, run_id)
-        table = report.equal_budget_table(pairs, correct, groups)
+        table = report.equal_budget_table(pairs, correct, groups)  # every paired run is one of `runs` above
         print("| active − uniform | budget (h) | seed | synthetic | " + " | ".join(groups) + " |")
         print("|---|---|---|---|" + "---|" * len(groups))
         for _, row in table.iterrows():
             setting = (f"{row['budget_hours']:.3f} | {row['seed']:.0f} | {row['synthetic_prob']:.2f}"
                        if pd.notna(row.get("seed")) else " | | ")
             print(f"| {row['pair']} | {setting} | " + " | ".join(
-                f"{row[g]:+.3f} [{row[g + ' low']:+.3f}, {row[g + ' high']:+.3f}]" for g in groups) + " |")
+                fmt(row[g], row[f"{g} low"], row[f"{g} high"]) for g in groups) + " |")
 
 
-def fmt(estimate) -> str:
-    return f"{estimate.value:+.3f} [{estimate.ci_low:+.3f}, {estimate.ci_high:+.3f}]"
+def fmt(value: float, low: float, high: float) -> str:
+    return f"{value:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 if __name__ == "__main__":

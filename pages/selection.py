@@ -126,7 +126,7 @@ def round_view(path: str, round_id: str, covered: set[str]) -> None:
                       name=f"{round_id}-selected-texts")
 
 
-def comparison(path: str, stage1: str, rounds: pd.DataFrame) -> None:
+def comparison(path: str, stage1: str, rounds: pd.DataFrame, train_configs: pd.Series, covered: set[str]) -> None:
     """Stage I vs each Stage II run made from it, per task (final evaluations, 95 % CI)."""
     finals = {f"Stage I ({stage1})": final_metrics(path, stage1)}
     for _, r in rounds.iterrows():
@@ -144,12 +144,13 @@ def comparison(path: str, stage1: str, rounds: pd.DataFrame) -> None:
     gains = report.gains(table, next(iter(finals)))
     st.caption("Gain over Stage I (difference in speech accuracy, as a fraction; positive = Stage II better)")
     widgets.table(gains, "sel_gains", name=f"{stage1}-gains")
-    active_vs_uniform(path, stage1, rounds)
+    active_vs_uniform(path, stage1, rounds, train_configs, covered)
 
 
-def active_vs_uniform(path: str, stage1: str, rounds: pd.DataFrame) -> None:
+def active_vs_uniform(path: str, stage1: str, rounds: pd.DataFrame, train_configs: pd.Series,
+                      covered: set[str]) -> None:
     """Active − uniform on the same test items, per pair of Stage II runs that differ only in the strategy."""
-    pairs = report.equal_budget_pairs(rounds, data.runs(path, "train").set_index("run_id")["config"])
+    pairs = report.equal_budget_pairs(rounds, train_configs)
     if not pairs:
         st.caption("Active vs uniform at equal budget: run a round at γ = 0 with the budget and seed of an active "
                    "round (and train Stage II on both with the same synthetic share) to compare them item by item.")
@@ -159,7 +160,6 @@ def active_vs_uniform(path: str, stage1: str, rounds: pd.DataFrame) -> None:
     except ValueError as err:
         st.caption(str(err))
         return
-    covered = covered_domains(path, stage1)
     domains = set().union(*(set(f["domain"]) for f in correct.values()))
     groups = {"uncovered": domains - covered, "covered": covered} if covered else {"all domains": domains}
     table = report.equal_budget_table(pairs, correct, groups)
@@ -206,9 +206,10 @@ def main() -> None:
     widgets.table(mine, "sel_rounds", name=f"{run_id}-rounds")
     shown = st.selectbox("Round", mine["round_id"].tolist(), format_func=dict(zip(mine["round_id"], mine["label"])).get,
                          key="sel_round")
-    round_view(path, shown, covered_domains(path, run_id))
+    covered = covered_domains(path, run_id)  # reads the world once for both sections
+    round_view(path, shown, covered)
     st.subheader("Stage I vs Stage II, active vs uniform")
-    comparison(path, run_id, done)
+    comparison(path, run_id, done, train_runs.set_index("run_id")["config"], covered)
 
 
 main()
