@@ -77,7 +77,8 @@ class LaneScorer:
                context: torch.Tensor | None = None) -> list[OptionScore]:
         """Score on `llm`; `context` defaults to the embedded tokens of the all-text segments."""
         if context is None:
-            context = llm.get_input_embeddings()(pair_segments(self.model.tokenizer, segments, []).teacher_ids)
+            table = llm.get_input_embeddings()  # the ids are built on the CPU; the LLM may sit on a GPU
+            context = table(pair_segments(self.model.tokenizer, segments, []).teacher_ids.to(table.weight.device))
         key = (role, segments[0].text)
         if key not in self._prefixes:
             n = len(tokenize_segment(self.model.tokenizer, segments[0].text))
