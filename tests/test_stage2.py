@@ -126,3 +126,22 @@ def test_stage2_on_a_chained_round_trains_on_every_round_of_the_lineage_from_the
     assert config.stage == 2 and config.from_run == rounds["stage1"]["run_id"] and config.round_id == chained
     assert config.max_steps == 8 and config.decay_fraction == 1.0 and config.warmup_steps == 0
     assert config.synthetic_prob is None  # by default: the synthetic speech's share of the pooled hours
+
+
+def test_selected_documents_take_the_voices_in_turn(tmp_path):
+    from salad_core.select.round import SelectConfig
+    from salad_core.select.speech import speak_documents
+
+    texts = ["paris is the capital of france .", "lima is the capital of peru .", "a cat has four legs ."]
+    voices = SelectConfig(from_run="x", voice="espeak:en-us, espeak:en-gb").voices()
+    assert voices == ("espeak:en-us", "espeak:en-gb")
+    docs = speak_documents(texts, tmp_path, prefix="sel0", voices=voices, speed=1.0, seed=0, speech_words=(2, 4),
+                           text_words=(2, 4), role="selected")
+    assert all(doc is not None and doc["seconds"] > 0 for doc in docs)
+    clips = [json.loads(line) for line in (tmp_path / "clips.jsonl").read_text().splitlines()]
+    heard: dict[str, set] = {}
+    for clip in clips:
+        heard.setdefault(clip["clip_id"].rsplit("-", 1)[0], set()).add(clip["voice"])
+    assert heard == {"sel0-00000": {"espeak:en-us"}, "sel0-00001": {"espeak:en-gb"}, "sel0-00002": {"espeak:en-us"}}
+    with pytest.raises(ValueError, match="--voice"):
+        SelectConfig(from_run="x", voice=" , ")

@@ -10,7 +10,7 @@ import torch
 
 from salad_core.assets import AssetError
 from salad_core.world import build_world, load_world
-from salad_core.world.corpus import split_spans, units
+from salad_core.world.corpus import conversational, in_register, mentions, split_spans, units
 from salad_core.world.domains import normalise, number_words
 from salad_core.world.speech import EVAL_VOICES, add_noise, train_voices, trim_bounds
 
@@ -93,6 +93,31 @@ def test_prefix_free_distractors_skip_options_that_begin_each_other():
     picked = pick_distractors("t", "d", "twenty six", tiers, prefix_free=True)
     assert set(picked[:2]) == {"twenty five", "thirty six"} and picked[2] in {"sixteen", "forty"}
     assert "twenty" in pick_distractors("t", "d", "twenty six", [["twenty", "thirty"]], k=2)  # off by default
+
+
+def test_conversational_register_keeps_every_fact_in_new_wording():
+    import random
+
+    doc = "paris is the capital of france . question : what is the capital of peru ? answer : lima ."
+    assert mentions(doc) == ["paris is the capital of france .", "question : what is the capital of peru ? answer : lima ."]
+    said = conversational(doc, random.Random(3))
+    assert "paris is the capital of france" in said and "what is the capital of peru ?" in said
+    assert said.index("what is the capital of peru ?") < said.index("lima")
+    assert "question :" not in said and "answer :" not in said  # the written QA template is gone
+    assert said != doc and said.endswith((".", "?"))
+    assert conversational(doc, random.Random(3)) == said  # seeded
+    assert in_register(doc, "written", random.Random(0)) == doc
+    with pytest.raises(ValueError, match="conversational"):
+        in_register(doc, "formal", random.Random(0))
+
+
+def test_natural_speech_is_conversational_and_the_corpus_is_not(world):
+    """The LM pretrains on the corpus only: the natural speech's register words are new to it."""
+    spoken_words = {w for doc in world.speech_docs() for w in doc.text.split()}
+    corpus_words = {w for doc in world.text_corpus() for w in doc.split()}
+    register_words = spoken_words - corpus_words
+    assert {"um", "yeah", "think"} & register_words and not {"um", "yeah", "think"} & corpus_words
+    assert world.info()["speech_register"] == "conversational"
 
 
 def test_speech_docs_alternate_and_have_features(world):

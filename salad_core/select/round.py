@@ -54,13 +54,18 @@ class SelectConfig:
     score: str = "m"  # m | distill: which misalignment drives P_target (both are recorded)
     cer_max: float = 0.4  # clusters whose probe speech the ASR reads back worse than this are dropped
     asr: str = "whisper-base"  # reads the probes back (tiny.en loops on some of the mini world's clusters)
-    voice: str = "espeak:en-us"  # the one TTS voice of the synthetic speech (probes and selection)
+    voice: str = "espeak:en-us"  # TTS voice of the synthetic speech; "a,b,c": selected documents take them in turn
     speed: float = 1.0
     embedder: str = DEFAULT_EMBEDDER
     map_points: int = 3000  # corpus texts placed on the UMAP cluster map
     seed: int = 0
 
+    def voices(self) -> tuple[str, ...]:
+        return tuple(v.strip() for v in self.voice.split(",") if v.strip())
+
     def __post_init__(self) -> None:
+        if not self.voices():
+            raise ValueError(f"voice names no TTS voice: {self.voice!r}. Fix: e.g. --voice espeak:en-us")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.score not in SCORES:
@@ -242,9 +247,11 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
 
     probe_idx = _pick_probes(labels, k, config.probes, config.seed)
     spans = {"speech_words": tuple(world.config["speech_words"]), "text_words": tuple(world.config["text_words"])}
-    speak = {"voice": config.voice, "speed": config.speed, "seed": config.seed, **spans}
+    voices = config.voices()
+    speak = {"voices": voices, "speed": config.speed, "seed": config.seed, **spans}
+    # probes in the first voice alone, so that every cluster's M(c) and CER are measured alike
     probe_docs = speak_documents([texts[i] for i in probe_idx], folder, prefix="probe", role="probe",
-                                 progress=bar, **speak)
+                                 progress=bar, **{**speak, "voices": voices[:1]})
     kept = [(i, d) for i, d in zip(probe_idx, probe_docs) if d is not None]
     bank = ClipBank(folder, ENCODER, f"selection round {round_id}", "rerun the round.")
     lap("probe_speech_s")

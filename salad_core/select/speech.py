@@ -2,7 +2,8 @@
 
 Stage II speaks two kinds of text this way, into the round's folder (a `ClipBank`): the probe documents that
 score each cluster, and the selected documents it trains on. Spans alternate text and speech exactly as in the
-world's natural speech (same span lengths), and every clip is synthesized with the round's one TTS voice.
+world's natural speech (same span lengths). A document is spoken in one voice; given several, documents take them in
+turn (the paper uses one voice; `--voice a,b,c` spreads the selection over several).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from salad_core.world.build import spans_to_clips, with_seconds
 SHARD_CLIPS = 2000
 
 
-def speak_documents(texts: list[str], folder: Path, *, prefix: str, voice: str, speed: float, seed: int,
+def speak_documents(texts: list[str], folder: Path, *, prefix: str, voices: tuple[str, ...], speed: float, seed: int,
                     speech_words: tuple[int, int], text_words: tuple[int, int], role: str,
                     progress=None) -> list[dict | None]:
     """One document per text ({"doc_id", "spans", "seconds"}), or None where a clip failed; clips appended to
@@ -28,6 +29,7 @@ def speak_documents(texts: list[str], folder: Path, *, prefix: str, voice: str, 
         spans = corpus.split_spans(text, rng, speech_words, text_words)
         if not any(s.spoken and corpus.speakable_text(s.text) for s in spans):  # a text too short to have a
             spans = corpus.split_spans(text, rng, speech_words, text_words, all_spoken=True)  # speech span
+        voice = voices[n % len(voices)]
         rows, reqs = spans_to_clips(spans, f"{prefix}-{n:05d}", voice, speed, role, None, rng)
         docs.append({"doc_id": f"{prefix}-{n:05d}", "spans": rows})
         requests += reqs

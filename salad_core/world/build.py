@@ -40,14 +40,15 @@ PRESETS: dict[str, dict] = {
     "nano": {"sizes": {"capitals": 6, "elements": 6, "animals": 4, "arithmetic": 14, "calendar": 14, "stories": 12},
              "corpus_stories": 60, "corpus_repeats": 4, "fresh_repeats": 2, "probe_docs": 2, "speech_repeats": 1,
              "per_doc": [2, 3], "full_spoken": 0.2, "speech_words": [2, 5], "text_words": [2, 5], "train_variants": 1,
-             "noise_fraction": 0.5, "snr_db": [15, 35], "fewshot": 0.2, "shard_clips": 2000, "seed": 0},
+             "noise_fraction": 0.5, "snr_db": [15, 35], "fewshot": 0.2, "shard_clips": 2000, "seed": 0,
+             "speech_register": "conversational"},
     # every fact of five domains, 100 countries; 300 test-side stories; ~2.5 h of natural speech. Stories are stated
     # twice each (once as a question/answer pair): at 8 repeats they were 73 % of the broad corpus, so that its
     # clusters, and any selection drawn in proportion to it, were mostly stories.
     "mini": {"sizes": _SIZES_MINI, "corpus_stories": 1500, "corpus_repeats": 8, "fresh_repeats": 2, "probe_docs": 40,
              "speech_repeats": 8, "per_doc": [2, 5], "full_spoken": 0.2, "speech_words": [2, 6],
              "text_words": [2, 6], "train_variants": 16, "noise_fraction": 0.5, "snr_db": [15, 35],
-             "fewshot": 0.05, "shard_clips": 2000, "seed": 0},
+             "fewshot": 0.05, "shard_clips": 2000, "seed": 0, "speech_register": "conversational"},
 }
 _GENERATORS = ("domains.py", "facts.py", "skills.py", "corpus.py", "speech.py", "build.py")
 
@@ -132,7 +133,8 @@ def _plan_speech(plan: dict, cfg: dict) -> tuple[list[dict], list[ClipRequest]]:
     noise = (cfg["noise_fraction"], *cfg["snr_db"])
     for name, facts in plan["speech_facts"].items():
         rng = corpus._rng("speech", name, seed)
-        for text in corpus.documents(facts, rng, cfg["speech_repeats"], tuple(cfg["per_doc"])):
+        for written in corpus.documents(facts, rng, cfg["speech_repeats"], tuple(cfg["per_doc"])):
+            text = corpus.in_register(written, cfg["speech_register"], rng)
             doc_id = f"s{len(docs):05d}"
             spans = corpus.split_spans(text, rng, tuple(cfg["speech_words"]), tuple(cfg["text_words"]),
                                        all_spoken=rng.random() < cfg["full_spoken"])

@@ -77,6 +77,60 @@ def task_items(task: str, domain: str, facts: list[Fact], fewshot: float) -> lis
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# The natural speech's register
+#
+# The paper's natural speech (audiobooks, conversation) is not written like the web text its LLM learned from, so
+# next-token training on its transcripts pulls the LLM toward a new register and what it knew drifts with it, while
+# distillation's target, the teacher's distribution, stays put. With transcripts worded exactly as its corpus, the
+# mini LM had nothing new to learn from them and plain NLL forgot no text skill. So the mini world's natural speech
+# says its facts in a conversational register that the LM never reads in pretraining.
+
+OPENERS = ("so ,", "well ,", "um ,", "okay so", "and", "you know ,", "oh and", "uh ,", "right , so", "alright ,")
+TAGS = (", right", ", i think", ", you know", ", if i remember right", ", i am pretty sure", ", yeah", "")
+ASIDES = ("that is interesting .", "let me think .", "oh yes .", "wait , hold on .", "i did not know that .", "okay .",
+          "my friend told me that once .", "ha , that is a good one .", "hmm , let me see .",
+          "yeah , i remember now .", "you are right about that .", "sure , go on .")
+ASKS = ("hey , {question}", "do you know , {question}", "so tell me , {question}", "um , {question}",
+        "quick one , {question}")
+REPLIES = ("oh , {answer} , i think .", "that is {answer} .", "hmm , {answer} , right ?", "easy , {answer} .",
+           "it is {answer} , yeah .")
+REGISTERS = ("written", "conversational")  # "written": the corpus's own wording
+
+
+def mentions(doc: str) -> list[str]:
+    """A document's statements and question/answer pairs, each ending in its " ."."""
+    out, current = [], []
+    for token in doc.split():
+        current.append(token)
+        if token == ".":
+            out.append(" ".join(current))
+            current = []
+    return out + ([" ".join(current)] if current else [])
+
+
+def conversational(doc: str, rng: random.Random, aside_prob: float = 0.4) -> str:
+    """`doc` as a person would say it: a statement gets an opener and a tag, a question/answer pair becomes an
+    exchange, and asides fall in between. Every fact keeps its own words."""
+    said = []
+    for mention in mentions(doc):
+        body = mention.removesuffix(" .")
+        if body.startswith("question : ") and " answer : " in body:
+            question, answer = body.removeprefix("question : ").rsplit(" answer : ", 1)
+            said += [rng.choice(ASKS).format(question=question), rng.choice(REPLIES).format(answer=answer)]
+        else:
+            said.append(" ".join(filter(None, (rng.choice(OPENERS), body, rng.choice(TAGS), "."))))
+        if rng.random() < aside_prob:
+            said.append(rng.choice(ASIDES))
+    return " ".join(said)
+
+
+def in_register(doc: str, register: str, rng: random.Random) -> str:
+    if register not in REGISTERS:
+        raise ValueError(f"Unknown speech register {register!r}. Fix: use one of {', '.join(REGISTERS)}.")
+    return conversational(doc, rng) if register == "conversational" else doc
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Speech/text span plans
 
 

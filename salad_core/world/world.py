@@ -192,4 +192,5 @@ class World:
                 "n_train_clips", "n_failed_clips", "eval_speech_hours", "n_corpus_docs", "n_probe_docs",
                 "train_voices", "eval_voices", "train_speeds", "encoder", "feature_dtype", "build_s", "built_at")
         return {**{k: self.manifest.get(k) for k in keys}, "root": str(self.root),
+                "speech_register": self.manifest["config"].get("speech_register", "written"),
                 "vocabulary_size": len(self.vocabulary())}
