@@ -83,8 +83,8 @@ def world(tmp_path_factory) -> ToyWorld:
 @pytest.fixture(scope="module")
 def trained(world):
     """One real pretraining run, saved into the world's LM folder through `ensure_world_lm`."""
-    folder = lm.ensure_world_lm(world, steps=400, batch_size=16, eval_every=50, decay_steps=50, k_shot=2,
-                                row_length=64, hidden=64, layers=2, threads=1, progress=False)
+    folder = lm.ensure_world_lm(world, steps=400, batch_size=16, eval_every=50, decay_steps=50, until="target",
+                                k_shot=2, row_length=64, hidden=64, layers=2, threads=1, progress=False)
     return folder, lm.lm_report(world)
 
 
@@ -163,6 +163,32 @@ def test_warmup_stable_decay_schedule():
     assert s.end == 60 and s(50) == pytest.approx(0.55) and s(39) == 1.0
 
 
+def _history(*rows: tuple[float, float]) -> list[dict]:
+    """Dev evaluations every 100 steps of a (colours, sums) world."""
+    return [{"step": 100 * (n + 1), "dev_accuracy": {"colours": c, "sums": s}} for n, (c, s) in enumerate(rows)]
+
+
+def test_target_rule_decays_as_soon_as_every_fact_domain_is_learnt(world):
+    rule = {"target": 0.9, "until": "target", "patience": 2, "min_gain": 0.02}
+    assert not lm.ready_to_decay(_history((0.5, 0.3), (0.85, 0.3)), world, **rule)
+    assert lm.ready_to_decay(_history((0.5, 0.3), (0.95, 0.3)), world, **rule)  # the skill domain is not waited for
+    assert not lm.ready_to_decay([], world, **rule)
+
+
+def test_plateau_rule_waits_until_the_skill_domains_stop_improving(world):
+    rule = {"target": 0.9, "until": "plateau", "patience": 2, "min_gain": 0.02}
+    climbing = _history((0.95, 0.3), (1.0, 0.4), (1.0, 0.5), (1.0, 0.6))
+    assert not lm.ready_to_decay(climbing, world, **rule)
+    # the mean (0.8) has not beaten its best of step 400 (0.8) by 0.02 at steps 500 and 600
+    flat = climbing + _history((1.0, 0.61), (1.0, 0.58))
+    assert lm.ready_to_decay(flat, world, **rule)
+    assert not lm.ready_to_decay(flat[:-1], world, **rule)  # one flat evaluation is not yet `patience` of them
+    # a plateau with a fact domain below the target keeps training
+    assert not lm.ready_to_decay(climbing + _history((0.8, 0.6), (0.8, 0.6)), world, **rule)
+    with pytest.raises(ValueError, match="stop rule"):
+        lm.ready_to_decay(flat, world, 0.9, "forever", 2, 0.02)
+
+
 # -- the trained LM -------------------------------------------------------------------------------------------
 
 
@@ -216,3 +242,5 @@ def test_resolve_world_llm_names():
 def test_bad_training_arguments_are_refused(world, tmp_path):
     with pytest.raises(ValueError, match="steps"):
         lm.pretrain_world_lm(world, tmp_path, steps=0, progress=False)
+    with pytest.raises(ValueError, match="until='forever'"):
+        lm.pretrain_world_lm(world, tmp_path, until="forever", progress=False)
