@@ -18,6 +18,7 @@ import math
 import pandas as pd
 
 from salad_core import analysis
+from salad_core.select import report
 from salad_core.select.report import final_evaluation
 from salad_core.store import ALL_TASKS, Store
 
@@ -71,19 +72,30 @@ def alpha_table(evals: dict[int, pd.DataFrame], domains: dict[str, bool], metric
     return "\n".join(lines)
 
 
-def world_domains(runs: pd.DataFrame) -> dict[str, bool]:
-    """task -> in natural speech, from the world of the runs' preset (empty when it is not built)."""
+def world_domains(runs: pd.DataFrame) -> list:
+    """The domains (`world.domains`) of the worlds of the runs' presets (empty when none is built)."""
     from salad_core.world import load_world
 
     presets = {c.get("preset") for c in runs["config"] if isinstance(c, dict)}
-    out = {}
+    out = []
     for preset in presets:
         try:
-            world = load_world(preset)
+            out += load_world(preset).domains
         except Exception:
             continue
-        out.update({d.task: d.in_natural_speech for d in world.domains})
     return out
+
+
+def speech_differences(store: Store, a0: str, a1: str, domains: list) -> str:
+    """α = 1 minus α = 0 speech accuracy on the same test items, paired bootstrap, per group of domains."""
+    groups = {"covered": {d.name for d in domains if d.in_natural_speech},
+              "uncovered": {d.name for d in domains if not d.in_natural_speech}}
+    groups["all"] = groups["covered"] | groups["uncovered"]
+    lines = []
+    for name, members in groups.items():
+        est = report.paired_speech_difference(store, a1, a0, members)
+        lines.append(f"{name:<10} {est.value:+.3f} [{est.ci_low:+.3f}, {est.ci_high:+.3f}]  (n = {est.n})")
+    return "\n".join(lines)
 
 
 def dynamics(store: Store, runs: pd.DataFrame) -> str:
@@ -120,12 +132,15 @@ def main() -> None:
     store = Store(args.db)
     runs = selected_runs(store, args.tag)
     a0, a1 = pick_pair(runs, args.pair)
-    domains = world_domains(runs)
+    world = world_domains(runs)
+    domains = {d.task: d.in_natural_speech for d in world}
     print(f"α = 0: {a0}; α = 1: {a1}\n")
     finals = {0: final_evaluation(store, a0), 1: final_evaluation(store, a1)}
     if not any(f.empty for f in finals.values()):
         print("## Final models on every test item (spoken in held-out voices), 95 % bootstrap CI\n")
         print(alpha_table(finals, domains, ("text_acc_base", "text_acc", "speech_acc", "gap", "forgetting")))
+        print("\nSpeech accuracy, α = 1 minus α = 0 on the same test items (paired bootstrap, 95 % CI):\n")
+        print(speech_differences(store, a0, a1, world))
         print()
     print("## Last periodic evaluation (dev slice), 95 % bootstrap CI\n")
     print(alpha_table({0: last_evaluation(store, a0), 1: last_evaluation(store, a1)}, domains, TABLE_METRICS))
