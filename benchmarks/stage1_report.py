@@ -115,9 +115,14 @@ def dynamics(store: Store, runs: pd.DataFrame) -> str:
     lines.append(analysis.power_law_table(analysis.fit_power_laws(points, "tokens", "M")).to_string(index=False))
     try:
         eff = analysis.data_efficiency(points, alpha=1.0, reference=0.0)
-        lines.append(f"data efficiency: α = 0's best speech accuracy {eff.target:.3f} first reached after "
-                     f"{eff.reference_hours:.3f} h of natural speech; α = 1 reaches it after {eff.hours:.3f} h "
-                     f"(ratio {eff.ratio:.2f}×)")
+        line = (f"data efficiency: α = 0's best speech accuracy {eff.target:.3f} first reached after "
+                f"{eff.reference_hours:.3f} h of natural speech; ")
+        if math.isfinite(eff.hours):
+            line += f"α = 1 reaches it after {eff.hours:.3f} h (ratio {eff.ratio:.2f}×)"
+        else:
+            best = points.loc[points["alpha"] == 1.0, "speech_acc"].max()
+            line += f"α = 1 does not reach it in these runs (its best: {best:.3f}), so the ratio is undefined"
+        lines.append(line)
     except analysis.AnalysisError as err:
         lines.append(f"data efficiency: not available ({err})")
     return "\n".join(lines)
