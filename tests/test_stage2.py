@@ -38,7 +38,8 @@ def rounds(tmp_path_factory):
                     "--synthetic-prob", "0", "--no-final-eval"], data)
     stage2 = salad(["train", "--stage", "2", "--from", stage1["run_id"], "--round", first["round_id"],
                     "--synthetic-prob", "0.5", "--no-final-eval"], data)
-    chained = salad(["select", "--from", stage2["run_id"], *SELECT, "--map-points", "0"], data)
+    # one round end to end: selection, then Stage II (in a process of its own) and its final evaluation
+    chained = salad(["select", "--from", stage2["run_id"], *SELECT, "--map-points", "0", "--train"], data)
     return {"data": data, "store": Store(data / "s.duckdb"), "stage1": stage1, "first": first, "again": again,
             "replay": replay, "stage2": stage2, "chained": chained}
 
@@ -114,6 +115,28 @@ def test_a_chained_round_scores_the_stage2_model_and_skips_texts_already_selecte
     config = store.runs("select").set_index("run_id").loc[rounds["chained"]["round_id"], "config"]
     assert config["from_run"] == rounds["stage2"]["run_id"]
     assert [c["m"] for c in rounds["chained"]["clusters"]] != [c["m"] for c in rounds["first"]["clusters"]]
+
+
+def test_select_train_runs_stage2_on_the_round_and_evaluates_it(rounds):
+    store, chained = rounds["store"], rounds["chained"]
+    summary = chained["stage2"]
+    run = store.runs("train").set_index("run_id").loc[summary["run_id"]]
+    assert run["status"] == "done" and run["config"]["stage"] == 2
+    assert run["config"]["round_id"] == chained["round_id"]
+    assert run["config"]["from_run"] == rounds["stage1"]["run_id"]  # the lineage's Stage I, not the Stage II it scored
+    assert summary["steps"] == 8 and summary["eval"]["tasks"]
+    assert all(task["speech_acc"] is not None for task in summary["eval"]["tasks"].values())
+
+
+def test_select_train_names_the_round_and_the_command_when_stage2_fails(monkeypatch):
+    import subprocess
+
+    from salad_core import cli
+
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, stdout=""))
+    with pytest.raises(RuntimeError, match="round select-1 failed.*salad train --stage 2 --from train-1 --round "
+                                           "select-1 --json --db s.duckdb"):
+        cli.train_stage2_process("train-1", "select-1", "s.duckdb")
 
 
 def test_stage2_on_a_chained_round_trains_on_every_round_of_the_lineage_from_the_stage1_checkpoint(rounds):
