@@ -325,9 +325,9 @@ def stage2_command(from_run: str, round_id: str, db: str | None) -> list[str]:
 def train_stage2_process(from_run: str, round_id: str, db: str | None) -> dict:
     """Stage II on a round in a process of its own (`salad train --stage 2 … --json`; its progress on stderr).
 
-    Trained inside the selection's process, every step ran 5-10 times slower than in `salad train --stage 2`
-    (median speech step 6 s against 0.7, text replay step 2 s against 0.44; README, Stage II): whatever the
-    selection's models leave behind in a process stays out of training.
+    Trained inside the selection's process, every step ran about 8 times slower (160 mini steps in 1,000 s against
+    123 s under the same load; README, Stage II): whatever the selection's models leave behind in a process stays
+    out of training.
     """
     import subprocess
 
