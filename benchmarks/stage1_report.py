@@ -19,7 +19,6 @@ import pandas as pd
 
 from salad_core import analysis
 from salad_core.select import report
-from salad_core.select.report import final_evaluation
 from salad_core.store import ALL_TASKS, Store
 
 TABLE_METRICS = ("text_acc", "speech_acc", "gap", "F", "M")
@@ -140,7 +139,7 @@ def main() -> None:
     world = world_domains(runs)
     domains = {d.task: d.in_natural_speech for d in world}
     print(f"α = 0: {a0}; α = 1: {a1}\n")
-    finals = {0: final_evaluation(store, a0), 1: final_evaluation(store, a1)}
+    finals = {0: report.final_evaluation(store, a0), 1: report.final_evaluation(store, a1)}
     if not any(f.empty for f in finals.values()):
         print("## Final models on every test item (spoken in held-out voices), 95 % bootstrap CI\n")
         print(alpha_table(finals, domains, ("text_acc_base", "text_acc", "speech_acc", "gap", "forgetting")))

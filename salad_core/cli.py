@@ -316,12 +316,6 @@ def cmd_select(args: argparse.Namespace) -> dict:
     return result
 
 
-def stage2_command(from_run: str, round_id: str, db: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", "salad_core.cli", "train", "--stage", "2", "--from", from_run, "--round", round_id,
-           "--json"]
-    return cmd + (["--db", db] if db else [])
-
-
 def train_stage2_process(from_run: str, round_id: str, db: str | None) -> dict:
     """Stage II on a round in a process of its own (`salad train --stage 2 … --json`; its progress on stderr).
 
@@ -331,7 +325,9 @@ def train_stage2_process(from_run: str, round_id: str, db: str | None) -> dict:
     """
     import subprocess
 
-    cmd = stage2_command(from_run, round_id, db)
+    from salad_core.jobs import cli_command
+
+    cmd = cli_command(["train", "--stage", "2", "--from", from_run, "--round", round_id, "--json"], db)
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if done.returncode:
         raise RuntimeError(f"Stage II on round {round_id} failed (exit code {done.returncode}; its log is above). "

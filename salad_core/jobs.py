@@ -41,6 +41,11 @@ class JobError(RuntimeError):
     """A job could not be started, found or stopped; the message names the job and the fix."""
 
 
+def cli_command(args: list[str], db: str | None = None) -> list[str]:
+    """`salad <args> [--db DB]` as a child process runs it (this interpreter, the package's CLI module)."""
+    return [sys.executable, "-m", DEFAULT_MODULE, *args] + (["--db", db] if db else [])
+
+
 def jobs_dir() -> Path:
     path = data_dir() / "jobs"
     path.mkdir(parents=True, exist_ok=True)

@@ -28,9 +28,10 @@ def grid(alphas: list[float], budgets_hours: list[float]) -> list[GridPoint]:
 
 
 def train_command(point: GridPoint, preset: str, tag: str, extra: list[str], db: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", "salad_core.cli", "train", "--json", "--preset", preset, "--alpha", str(point.alpha),
-           "--budget-hours", str(point.budget_hours), *extra, "--tag", tag]  # the grid's tag wins over one in extra
-    return cmd + (["--db", db] if db else [])
+    from salad_core.jobs import cli_command
+
+    return cli_command(["train", "--json", "--preset", preset, "--alpha", str(point.alpha), "--budget-hours",
+                        str(point.budget_hours), *extra, "--tag", tag], db)  # the grid's tag wins over one in extra
 
 
 def thread_env(jobs: int, cores: int | None = None) -> dict[str, str]:

@@ -164,6 +164,11 @@ def target_reached(accuracy: dict[str, float], world, target: float) -> bool:
 STOP_RULES = ("target", "plateau")
 
 
+def _check_stop_rule(until: str) -> None:
+    if until not in STOP_RULES:
+        raise ValueError(f"Unknown stop rule until={until!r}; use one of {', '.join(STOP_RULES)}.")
+
+
 def ready_to_decay(history: list[dict], world, target: float, until: str, patience: int, min_gain: float) -> bool:
     """Whether pretraining has learnt what it can, judged from its dev evaluations so far (`history`).
 
@@ -172,8 +177,7 @@ def ready_to_decay(history: list[dict], world, target: float, until: str, patien
     calendar, stories) are learnt as far as this LM learns them too. A teacher stopped while its skills still climb
     leaves plain NLL training something to teach that distillation, held to the teacher, cannot learn.
     """
-    if until not in STOP_RULES:
-        raise ValueError(f"Unknown stop rule {until!r}; use one of {', '.join(STOP_RULES)}.")
+    _check_stop_rule(until)
     if not history or not target_reached(history[-1]["dev_accuracy"], world, target):
         return False
     if until == "target":
@@ -258,21 +262,22 @@ def _longest_prompt(tokenizer, world, k_shot: int) -> int:
 
 def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_size: int = 32, lr: float = 3e-3,
                       seed: int = 0, target: float = 0.9, eval_every: int = 100, decay_steps: int | None = None,
-                      until: str = "plateau", patience: int = 2, min_gain: float = 0.02, k_shot: int = K_SHOT, row_length: int | None = None, hidden: int = 192, layers: int = 3,
-                      heads: int = 4, threads: int | None = None, progress: bool = True) -> dict:
+                      until: str = "plateau", patience: int = 2, min_gain: float = 0.02, k_shot: int = K_SHOT,
+                      row_length: int | None = None, hidden: int = 192, layers: int = 3, heads: int = 4,
+                      threads: int | None = None, progress: bool = True) -> dict:
     """Train the world's LM from scratch and save model + tokenizer (`save_pretrained`) into `out_dir`.
 
     Warmup-stable-decay: once `ready_to_decay` says so (`until`: the fact domains reach `target`, or that and the
     mean dev accuracy stops rising; checked every `eval_every` steps), the LR decays over `decay_steps` (default 10%
-    of `steps`, at least 50) and training ends; otherwise it decays over the last `decay_steps` of `steps`. Training rows hold `row_length` tokens (default: the longest k-shot eval
-    prompt, at least 128). `threads` sets torch's CPU threads for the run (1 is much faster on a machine whose
-    cores are busy with other work: OpenMP threads then wait on each other). Returns the report also written to
+    of `steps`, at least 50) and training ends; otherwise it decays over the last `decay_steps` of `steps`. Training
+    rows hold `row_length` tokens (default: the longest k-shot eval prompt, at least 128). `threads` sets torch's CPU
+    threads for the run (1 is much faster on a machine whose cores are busy with other work: OpenMP threads then wait
+    on each other). Returns the report also written to
     `out_dir/lm_report.json`.
     """
     if steps < 1 or batch_size < 1 or eval_every < 1:
         raise ValueError(f"steps, batch_size and eval_every must be >= 1; got {steps}, {batch_size}, {eval_every}")
-    if until not in STOP_RULES:
-        raise ValueError(f"Unknown stop rule until={until!r}; use one of {', '.join(STOP_RULES)}.")
+    _check_stop_rule(until)  # before any training
     stop = {"until": until, "patience": patience, "min_gain": min_gain}
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads or previous_threads)
@@ -329,8 +334,8 @@ def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, e
     llm.eval()
     report = {
         "world": world.name, "steps": step, "batch_size": batch_size, "row_length": row_length, "lr": lr, "seed": seed,
-        "k_shot": k_shot, "target": target, **stop, "decay_start": schedule.decay_start, "vocab_size": len(tokenizer), "hidden": hidden, "layers": layers,
-        "threads": torch.get_num_threads(),
+        "k_shot": k_shot, "target": target, **stop, "decay_start": schedule.decay_start, "vocab_size": len(tokenizer),
+        "hidden": hidden, "layers": layers, "threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in llm.parameters()), "train_s": round(train_s, 2),
         "final_loss": float(np.mean(losses[-min(20, len(losses)):])), "history": history,
         "dev_accuracy": text_accuracy(llm, tokenizer, world, "dev", k_shot),
