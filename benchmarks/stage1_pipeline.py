@@ -4,6 +4,7 @@ the world LM's pretraining, Stage I training with the preset's recipe, and the f
     python benchmarks/stage1_pipeline.py --preset nano --fresh      # everything from scratch, in a temporary cache
     python benchmarks/stage1_pipeline.py --preset mini --fresh      # the target: build + Stage I <= 20 min
     python benchmarks/stage1_pipeline.py --preset mini --max-steps 200   # reuse what is cached, a shorter run
+    python benchmarks/stage1_pipeline.py --preset mini --fresh --processes 2   # Stage I as 2 CPU processes (DDP)
 
 `--fresh` points SALAD_CACHE and SALAD_DATA at empty temporary folders, so TTS, the Whisper conversion, the world and
 its LM are all built again (nothing is downloaded: the models come from the installed offline packages).
@@ -23,10 +24,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def timed(label: str, args: list[str], env: dict) -> tuple[float, str]:
+def timed(label: str, args: list[str], env: dict, processes: int = 1) -> tuple[float, str]:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "salad_core.cli", *args], env=env, cwd=REPO, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    launch = [sys.executable, "-m", "salad_core.cli"]
+    if processes > 1:  # the README's CPU data-parallel form: one thread per process
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "salad_core.cli"]
+        env = {**env, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*launch, *args], env=env, cwd=REPO, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{label} failed ({' '.join(args)}):\n{done.stderr[-3000:]}")
@@ -40,6 +46,7 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="empty temporary cache and data folders")
     parser.add_argument("--max-steps", type=int, help="override the recipe's step count")
     parser.add_argument("--tag", default="pipeline", help="tag of the Stage I run in the store")
+    parser.add_argument("--processes", type=int, default=1, help="train Stage I as this many CPU processes (DDP)")
     args = parser.parse_args()
     env = dict(os.environ)
     if args.fresh:
@@ -54,7 +61,7 @@ def main() -> None:
     times["LM pretraining"] = time.perf_counter() - start
     print(f"{'LM pretraining':<28} {times['LM pretraining']:8.1f} s", flush=True)
     train = ["train", "--preset", args.preset, "--json", "--tag", args.tag] + (["--max-steps", str(args.max_steps)] if args.max_steps else [])
-    times["Stage I + final eval"], out = timed("Stage I + final eval", train, env)
+    times["Stage I + final eval"], out = timed("Stage I + final eval", train, env, args.processes)
     summary = json.loads(out)
     times["of which training"] = summary["wall_s"]
     total = times["world build"] + times["LM pretraining"] + times["Stage I + final eval"]

@@ -57,7 +57,7 @@ class TrainConfig:
     decay_fraction: float = 0.2  # linear decay over the last 20 % of the steps
     grad_clip: float = 1.0
     # how much
-    batch_size: int = 16  # documents per micro-batch
+    batch_size: int = 16  # documents per micro-batch, summed over processes (each takes its share)
     grad_accum: int = 1
     max_steps: int = 600
     budget_tokens: int | None = None  # stop after this many text tokens (whichever budget comes first)

@@ -8,8 +8,10 @@ the student toward the teacher on text and so guards against forgetting (SALAD, 
 Stage II adds a second speech source, the synthetic documents a selection round chose (`SelectedSpeech`): each
 document of a speech batch is drawn from it with probability `synthetic_prob`, else from the natural speech.
 
-The sampler is deterministic and resumable: documents are visited in a seeded permutation per epoch (different per
-process rank), and `state_dict()` holds the epoch, the cursor and the replay coin's generator state.
+The sampler is deterministic and resumable: documents are visited in a seeded permutation per epoch (each process
+takes every `world_size`-th document of it), and `state_dict()` holds the epoch, the cursor and the coin's generator
+state. The coin (replay or speech, and Stage II's synthetic share) is the same on every process, so a global batch is
+one kind of batch, as on a single process.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ class WorldBatches:
             synthetic_prob = hours[0] / sum(hours)
         self.synthetic_prob = synthetic_prob
         self.position = {"speech": [0, 0], "text": [0, 0], "synthetic": [0, 0]}  # [epoch, cursor] per stream
-        self.coin = np.random.default_rng([seed, rank, 7])
+        # Seeded as rank 0's always was: a single-process run draws exactly what it drew before the coin was shared.
+        self.coin = np.random.default_rng([seed, 0, 7])
 
     # -- resumable state ---------------------------------------------------------------------------------------
 

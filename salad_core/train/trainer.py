@@ -74,6 +74,7 @@ class DistillTrainer:
                                  synthetic=self.selected_speech(), synthetic_prob=cfg.synthetic_prob)
         if cfg.stage == 2:
             cfg.synthetic_prob = self.data.synthetic_prob  # the share used, recorded with the run
+        self.local_batch = self.process_share(cfg.batch_size, self.accelerator.num_processes)
         self.plan_steps()
         step_module = DistillationStep(self.model, cfg.alpha, cfg.kl_direction, cfg.kl_temperature, cfg.kl_chunk,
                                        cfg.ctc_weight)
@@ -81,6 +82,15 @@ class DistillTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_lambdas())
         self.step_module, self.optimizer, self.scheduler = self.accelerator.prepare(step_module, self.optimizer, self.scheduler)
         self.run_id, self.run_dir = self.open_run()
+
+    @staticmethod
+    def process_share(batch_size: int, processes: int) -> int:
+        """Documents per process in a micro-batch: `batch_size` is the global count, so the same command trains the
+        same model (up to float summation order) on one process or several."""
+        if batch_size % processes:
+            raise TrainingError(f"batch size {batch_size} does not split over {processes} processes. Fix: pass a "
+                                f"--batch-size that is a multiple of {processes}.")
+        return batch_size // processes
 
     def selected_speech(self):
         """Stage II: the synthetic speech of the run's round and of the rounds behind it; None in Stage I."""
@@ -97,7 +107,7 @@ class DistillTrainer:
         learn yet (before `llm_unfreeze_step`, or ever with a frozen LLM; see `train_step`).
         """
         cfg = self.config
-        docs_per_step = cfg.batch_size * cfg.grad_accum * self.accelerator.num_processes
+        docs_per_step = cfg.batch_size * cfg.grad_accum
         if cfg.budget_hours:
             mean_s = sum(d.seconds for d in self.data.speech_docs) / len(self.data.speech_docs)
             budget_s, full = cfg.budget_hours * 3600, docs_per_step * mean_s
@@ -194,12 +204,14 @@ class DistillTrainer:
         cfg = self.config
         # A frozen (or not yet unfrozen) LLM reads text exactly as the teacher: replay would teach it nothing.
         llm_learns = self.config.llm_mode != "frozen" and self.counters.step + 1 >= cfg.llm_unfreeze_step
-        micro = [self.data.next_batch(cfg.batch_size, allow_replay=llm_learns) for _ in range(cfg.grad_accum)]
+        micro = [self.data.next_batch(self.local_batch, allow_replay=llm_learns) for _ in range(cfg.grad_accum)]
         # Every text position of the global batch weighs the same: divide by the count over all processes, times
         # their number, because DDP averages the processes' gradients.
-        local = self.count_positions(micro)
         device = self.accelerator.device  # collectives (NCCL on GPUs) need tensors on the process's device
-        total = max(1, int(self.accelerator.reduce(torch.tensor(local, device=device), reduction="sum")))
+        # speech in whole milliseconds: integers sum exactly, on every backend (MPS has no float64)
+        local = torch.tensor([self.count_positions(micro), round(1000 * sum(b.speech_s for b in micro))], device=device)
+        positions, speech_ms = self.accelerator.reduce(local, reduction="sum").tolist()
+        total, speech_s = max(1, positions), speech_ms / 1000
         scale = self.accelerator.num_processes / total
         sums = torch.zeros(4, device=device)  # loss, kl, nll, ctc summed over this process's text positions
         for i, batch in enumerate(micro):
@@ -221,7 +233,7 @@ class DistillTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.counters.step += 1
         self.counters.tokens += total
-        self.counters.speech_s += sum(b.speech_s for b in micro)
+        self.counters.speech_s += speech_s
         means = (self.accelerator.reduce(sums, reduction="sum") / total).tolist()  # per text position, all processes
         return {"step": self.counters.step, "tokens": self.counters.tokens, "speech_s": self.counters.speech_s,
                 **dict(zip(LOSS_PARTS, means)), "lr_adapter": lrs[0], "lr_llm": lrs[1] if len(lrs) > 1 else 0.0,
