@@ -20,7 +20,7 @@ from salad_core.store import Store
 
 # A learning LLM, so that replay batches are drawn (seed 0's coin: replay at steps 1 and 4, speech at 2 and 3).
 ARGS = ["--preset", "nano", "--max-steps", "4", "--llm-mode", "full", "--llm-unfreeze-step", "0", "--replay-prob", "0.5",
-        "--warmup-steps", "1", "--eval-every", "100", "--eval-items", "1", "--ckpt-every", "100", "--no-final-eval",
+        "--warmup-steps", "3", "--eval-every", "100", "--eval-items", "1", "--ckpt-every", "100", "--no-final-eval",
         "--batch-size", "4", "--json"]
 
 
@@ -45,6 +45,9 @@ def test_two_cpu_processes_match_one(tmp_path):
     assert list(a.index) == list(b.index) == [1, 2, 3, 4]
     assert list(a["replay"]) == list(b["replay"]) == [True, False, False, True]
     assert (a["tokens"] == b["tokens"]).all()  # the same text positions, globally
+    for rate in ("lr_adapter", "lr_llm"):  # one schedule step per optimizer step, however many processes
+        assert b[rate].to_numpy() == pytest.approx(a[rate].to_numpy(), rel=1e-9)
+    assert a["lr_adapter"].nunique() > 1  # the run covers the warmup
     assert b["speech_s"].to_numpy() == pytest.approx(a["speech_s"].to_numpy(), abs=0.01)  # both processes' speech
     assert a["speech_s"].iloc[-1] > 0
     assert b["loss"].to_numpy() == pytest.approx(a["loss"].to_numpy(), rel=1e-4, abs=1e-4)

@@ -67,7 +67,10 @@ class DistillTrainer:
         torch.manual_seed(cfg.seed)
         # The world comes first: the model's LLM is the world's pretrained LM.
         self.world = preset_world(cfg.preset)
-        self.accelerator = Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        # The schedule counts optimizer steps. accelerate's default steps a prepared scheduler once per process at
+        # every optimizer step (it assumes per-process batches), which ran two processes' schedule at twice the speed.
+        self.accelerator = Accelerator(step_scheduler_with_optimizer=False,
+                                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         self.model = SaladModel(model_config(cfg.preset, llm_mode=cfg.llm_mode, **ALIGN_MODEL[cfg.align]))
         self.data = WorldBatches(self.world, cfg.seed, cfg.replay_prob, self.accelerator.process_index,
                                  self.accelerator.num_processes, encoder=self.model.encoder,
