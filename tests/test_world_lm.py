@@ -155,6 +155,21 @@ def test_pack_rows_draws_domains_evenly_whatever_their_corpus_size():
     assert 0.4 < share < 0.6
 
 
+def test_pack_rows_draws_groups_in_proportion_to_their_weights():
+    import numpy as np
+
+    groups = [[[1, 3]], [[2, 3]], [[4, 3]]]
+    rows = lm.pack_rows(groups, 3000, 2, np.random.default_rng(0), weights=[3.0, 1.0, 0.0])
+    firsts = rows[:, 0]
+    assert float((firsts == 1).float().mean()) == pytest.approx(0.75, abs=0.03)
+    assert not (firsts == 4).any()  # weight 0: never drawn
+    # equal weights draw exactly as no weights do, so an LM trained before weights existed is trained again alike
+    same = [lm.pack_rows(groups, 50, 4, np.random.default_rng(1), weights=w) for w in (None, [2.0, 2.0, 2.0])]
+    assert torch.equal(*same)
+    with pytest.raises(ValueError, match="one weight"):
+        lm.pack_rows(groups, 1, 2, np.random.default_rng(0), weights=[1.0])
+
+
 def test_warmup_stable_decay_schedule():
     s = lm.WarmupStableDecay(total=100, warmup=10, decay_steps=20)
     assert s(0) == pytest.approx(0.1) and s(9) == pytest.approx(1.0) and s(50) == 1.0
@@ -244,3 +259,5 @@ def test_bad_training_arguments_are_refused(world, tmp_path):
         lm.pretrain_world_lm(world, tmp_path, steps=0, progress=False)
     with pytest.raises(ValueError, match="until='forever'"):
         lm.pretrain_world_lm(world, tmp_path, until="forever", progress=False)
+    with pytest.raises(ValueError, match=r"\['poetry'\], not domains"):
+        lm.pretrain_world_lm(world, tmp_path, domain_weights={"poetry": 2.0}, progress=False)
