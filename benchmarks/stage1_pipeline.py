@@ -21,18 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from salad_core.jobs import cli_command, cpu_ddp_command
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def timed(label: str, args: list[str], env: dict, processes: int = 1) -> tuple[float, str]:
     start = time.perf_counter()
-    launch = [sys.executable, "-m", "salad_core.cli"]
+    command = cli_command(args)
     if processes > 1:  # the README's CPU data-parallel form: one thread per process
-        launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "salad_core.cli"]
-        env = {**env, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([*launch, *args], env=env, cwd=REPO, text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE)
+        command, extra = cpu_ddp_command(args, processes)
+        env = {**env, **extra}
+    done = subprocess.run(command, env=env, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{label} failed ({' '.join(args)}):\n{done.stderr[-3000:]}")

@@ -46,6 +46,14 @@ def cli_command(args: list[str], db: str | None = None) -> list[str]:
     return [sys.executable, "-m", DEFAULT_MODULE, *args] + (["--db", db] if db else [])
 
 
+def cpu_ddp_command(args: list[str], processes: int) -> tuple[list[str], dict[str, str]]:
+    """`salad <args>` as `processes` CPU processes under `accelerate launch` (DDP over gloo, one thread each), and
+    the environment variables it needs (`accelerate launch --cpu` would start a single process)."""
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", DEFAULT_MODULE]
+    return [*launch, *args], {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+
+
 def jobs_dir() -> Path:
     path = data_dir() / "jobs"
     path.mkdir(parents=True, exist_ok=True)

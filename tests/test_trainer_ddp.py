@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
+from salad_core.jobs import cli_command, cpu_ddp_command
 from salad_core.store import Store
 
 # A learning LLM, so that replay batches are drawn (seed 0's coin: replay at steps 1 and 4, speech at 2 and 3).
@@ -34,12 +34,9 @@ def run(prefix: list[str], tmp_path, name: str, **env_vars: str) -> tuple[str, S
 
 
 def test_two_cpu_processes_match_one(tmp_path):
-    python = [sys.executable, "-m", "salad_core.cli"]
-    # accelerate's --cpu flag runs one process; DDP over gloo on CPU processes is --multi_gpu with ACCELERATE_USE_CPU=1.
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "salad_core.cli"]
-    one_id, one = run(python, tmp_path, "one")
-    two_id, two = run(launch, tmp_path, "two", ACCELERATE_USE_CPU="1")
+    one_id, one = run(cli_command([]), tmp_path, "one")
+    launch, extra = cpu_ddp_command([], 2)
+    two_id, two = run(launch, tmp_path, "two", **extra)
     a = one.train_steps(one_id).set_index("step")
     b = two.train_steps(two_id).set_index("step")
     assert list(a.index) == list(b.index) == [1, 2, 3, 4]
