@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from salad_core.jobs import cli_command, cpu_ddp_command
+from salad_core.jobs import cpu_ddp_command
 from salad_core.paths import data_dir
 from salad_core.store import Store
 
@@ -30,7 +30,7 @@ def seconds_per_step(processes: int, args: argparse.Namespace) -> float:
     train = ["train", "--preset", args.preset, "--max-steps", str(args.steps), "--llm-unfreeze-step", "0",
              "--eval-every", "100000", "--ckpt-every", "100000", "--no-final-eval", "--json",
              "--db", f"{folder}/salad.duckdb"]
-    command, extra = cpu_ddp_command(train, processes) if processes > 1 else (cli_command(train), {})
+    command, extra = cpu_ddp_command(train, processes)
     # the shared cache holds the built world and its LM; only the run and its store go to the temporary folder
     cache = os.environ.get("SALAD_CACHE") or str(data_dir() / "cache")
     env = {**os.environ, **extra, "SALAD_DATA": folder, "SALAD_CACHE": cache}

@@ -21,17 +21,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from salad_core.jobs import cli_command, cpu_ddp_command
+from salad_core.jobs import cpu_ddp_command
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def timed(label: str, args: list[str], env: dict, processes: int = 1) -> tuple[float, str]:
     start = time.perf_counter()
-    command = cli_command(args)
-    if processes > 1:  # the README's CPU data-parallel form: one thread per process
-        command, extra = cpu_ddp_command(args, processes)
-        env = {**env, **extra}
+    command, extra = cpu_ddp_command(args, processes)  # several: the README's CPU data-parallel form
+    env = {**env, **extra}
     done = subprocess.run(command, env=env, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seconds = time.perf_counter() - start
     if done.returncode != 0:

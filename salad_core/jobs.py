@@ -47,8 +47,10 @@ def cli_command(args: list[str], db: str | None = None) -> list[str]:
 
 
 def cpu_ddp_command(args: list[str], processes: int) -> tuple[list[str], dict[str, str]]:
-    """`salad <args>` as `processes` CPU processes under `accelerate launch` (DDP over gloo, one thread each), and
-    the environment variables it needs (`accelerate launch --cpu` would start a single process)."""
+    """`salad <args>` on `processes` CPU processes, and the environment variables it needs: the plain command for one,
+    else `accelerate launch` (DDP over gloo, one thread each; `accelerate launch --cpu` would start a single one)."""
+    if processes == 1:
+        return cli_command(args), {}
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", DEFAULT_MODULE]
     return [*launch, *args], {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}

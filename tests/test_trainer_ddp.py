@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from salad_core.jobs import cli_command, cpu_ddp_command
+from salad_core.jobs import cpu_ddp_command
 from salad_core.store import Store
 
 # A learning LLM, so that replay batches are drawn (seed 0's coin: replay at steps 1 and 4, speech at 2 and 3).
@@ -24,7 +24,7 @@ ARGS = ["--preset", "nano", "--max-steps", "4", "--llm-mode", "full", "--llm-unf
         "--batch-size", "4", "--json"]
 
 
-def run(prefix: list[str], tmp_path, name: str, **env_vars: str) -> tuple[str, Store]:
+def run(prefix: list[str], env_vars: dict[str, str], tmp_path, name: str) -> tuple[str, Store]:
     db = str(tmp_path / f"{name}.duckdb")
     env = {**os.environ, "SALAD_DATA": str(tmp_path / name), **env_vars}
     cmd = [*prefix, "train", *ARGS, "--db", db]
@@ -34,9 +34,8 @@ def run(prefix: list[str], tmp_path, name: str, **env_vars: str) -> tuple[str, S
 
 
 def test_two_cpu_processes_match_one(tmp_path):
-    one_id, one = run(cli_command([]), tmp_path, "one")
-    launch, extra = cpu_ddp_command([], 2)
-    two_id, two = run(launch, tmp_path, "two", **extra)
+    one_id, one = run(*cpu_ddp_command([], 1), tmp_path, "one")
+    two_id, two = run(*cpu_ddp_command([], 2), tmp_path, "two")
     a = one.train_steps(one_id).set_index("step")
     b = two.train_steps(two_id).set_index("step")
     assert list(a.index) == list(b.index) == [1, 2, 3, 4]
