@@ -21,8 +21,12 @@ stamp=.venv/.salad-installed
 want=$(cat requirements.txt requirements-nodeps.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] pip install (first time: several minutes, torch is large)" >&2
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
-  .venv/bin/pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
-  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+  # --no-cache-dir: a cached copy of every wheel would double the disk this needs.
+  PIP=(.venv/bin/pip install -q --disable-pip-version-check --no-cache-dir)
+  "${PIP[@]}" -r requirements.txt
+  "${PIP[@]}" --no-deps -r requirements-nodeps.txt
+  "${PIP[@]}" --no-deps -e .
+  # salad no longer uses torchaudio; a venv made before may hold one built for an older torch.
+  .venv/bin/pip uninstall -y -q torchaudio 2>/dev/null || true
   echo "$want" > "$stamp"
 fi
