@@ -188,7 +188,7 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
 
 def train_and_evaluate(config, store, resume: str | None, evaluate: bool, quiet: bool) -> dict | None:
     """Train (or resume), then `salad eval` the final model unless told not to; the summary `--json` prints."""
-    from salad_core.train.trainer import DistillTrainer
+    from salad_core.train.trainer import DistillTrainer, every_core_while_others_wait
 
     summary = DistillTrainer(config, store, resume=resume).train()
     from accelerate import PartialState
@@ -196,7 +196,8 @@ def train_and_evaluate(config, store, resume: str | None, evaluate: bool, quiet:
     if not PartialState().is_main_process:  # under `accelerate launch`, one process reports
         return None
     if evaluate:
-        summary["eval"] = final_eval(summary, config, store)
+        with every_core_while_others_wait():
+            summary["eval"] = final_eval(summary, config, store)
     if not quiet:
         print(f"run {summary['run_id']}: {summary['steps']} steps, {summary['tokens']} text tokens, "
               f"{summary['speech_hours']:.2f} h of speech, {summary['wall_s']:.0f} s")

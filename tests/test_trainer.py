@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from salad_core.store import Store
+from salad_core.world.lm import LM_FOLDER
 
 STEPS = 40
 COMMON = ["--preset", "nano", "--max-steps", str(STEPS), "--batch-size", "2", "--warmup-steps", "2",
@@ -62,6 +63,8 @@ def test_a_run_records_its_steps_metrics_and_model(runs):
     assert {"text_acc", "speech_acc", "F", "M"} <= set(metrics["metric"]) and (metrics["step"] == STEPS).all()
     run_dir = Path(whole["run_dir"])
     assert (run_dir / "final" / "model.safetensors").exists()
+    saved = json.loads((run_dir / "final" / "config.json").read_text())
+    assert saved["llm_name"] == f"world:nano/{LM_FOLDER}"  # the run keeps its teacher when the LM recipe changes
     marked = [json.loads((p / "meta.json").read_text()) for p in (run_dir / "checkpoints").iterdir()]
     assert any(m["pre_decay"] for m in marked)  # Stage II resumes from the last step before the decay
 

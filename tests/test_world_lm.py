@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -244,6 +245,7 @@ def test_second_call_reuses_the_cached_lm(world, trained, monkeypatch):
     assert lm.ensure_world_lm(world) == folder == lm.world_lm_dir(world)
     monkeypatch.setattr(lm, "load_world", lambda preset: world if preset == "toy" else None)
     assert lm.resolve_world_llm("world:toy") == folder  # the loader's name for a world's LM
+    assert lm.resolve_world_llm(lm.pinned_world_llm("world:toy")) == folder  # ... and the name a model saves
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
     assert not list(folder.parent.glob(".lm-*"))  # no temporary folder left behind
 
@@ -252,6 +254,20 @@ def test_resolve_world_llm_names():
     assert lm.resolve_world_llm("HuggingFaceTB/SmolLM2-135M-Instruct") is None
     with pytest.raises(AssetError, match="world:mini"):
         lm.resolve_world_llm("world:")
+
+
+def test_a_saved_name_pins_the_lm_folder_of_its_recipe(world, trained, monkeypatch):
+    folder, _ = trained
+    assert lm.pinned_world_llm("world:toy") == f"world:toy/{lm.LM_FOLDER}"
+    assert lm.pinned_world_llm(f"world:toy/{lm.LM_FOLDER}") == f"world:toy/{lm.LM_FOLDER}"
+    assert lm.pinned_world_llm("Qwen/Qwen2.5-3B") == "Qwen/Qwen2.5-3B"
+    monkeypatch.setattr(lm, "load_world", lambda preset: world if preset == "toy" else None)
+    earlier = folder.with_name("lm-v0")  # an earlier recipe's LM, kept in the world folder
+    shutil.copytree(folder, earlier)
+    assert lm.resolve_world_llm("world:toy/lm-v0") == earlier
+    for missing in ("world:toy/lm-v9", "world:toy/../../etc"):
+        with pytest.raises(AssetError, match="holds no trained LM"):
+            lm.resolve_world_llm(missing)
 
 
 def test_bad_training_arguments_are_refused(world, tmp_path):

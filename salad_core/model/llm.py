@@ -33,6 +33,16 @@ def resolve_llm_path(name: str) -> Path | str:
     return canonical
 
 
+def pinned_llm_name(name: str) -> str:
+    """The name a model should save for `name`: a mini world's LM gets its recipe's folder (`world:mini/lm-v3`), so
+    a run keeps its teacher when a later salad trains the world's LM differently; other names are unchanged."""
+    if name.startswith("world:"):
+        from salad_core.world.lm import pinned_world_llm
+
+        return pinned_world_llm(name)
+    return name
+
+
 def load_llm(name: str, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The causal LM and its tokenizer, in eval mode."""
     where = resolve_llm_path(name)

@@ -22,7 +22,7 @@ from salad_core.model.adapter import SpeechAdapter
 from salad_core.model.config import SaladConfig
 from salad_core.model.ctc import CTCHead, compress
 from salad_core.model.encoder import SpeechEncoder
-from salad_core.model.llm import load_llm
+from salad_core.model.llm import load_llm, pinned_llm_name
 from salad_core.model.processing import PairedSequence, Segment, pair_segments
 
 WEIGHTS_NAME = "model.safetensors"
@@ -36,6 +36,7 @@ class SaladModel(PreTrainedModel):
 
     def __init__(self, config: SaladConfig, encoder: SpeechEncoder | None = None, llm=None, tokenizer=None):
         super().__init__(config)
+        config.llm_name = pinned_llm_name(config.llm_name)
         self.encoder = encoder or SpeechEncoder.load(config.encoder_name, context=config.encoder_context)
         if llm is None:
             llm, tokenizer = load_llm(config.llm_name)

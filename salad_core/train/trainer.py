@@ -37,6 +37,24 @@ PID_FILE = "trainer.pid"
 LOG_EVERY = 10  # train_steps rows are written to the store in groups (each write opens the file)
 
 
+@contextlib.contextmanager
+def every_core_while_others_wait():
+    """Evaluation runs on the main process alone while the others wait (or have finished). Under `accelerate launch`
+    on the CPU each process was given one thread; for the evaluation the main one takes every core."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.num_processes == 1 or state.device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (NaN loss, full disk, a checkpoint that does not fit); the message says why."""
 
@@ -318,7 +336,8 @@ class DistillTrainer:
             if progress is not None:
                 progress.update(0, message=f"evaluating step {step}: {task}")
 
-        rows = evaluate_world(self.model, self.world, self.config.eval_items, seed=self.config.seed, on_task=show)
+        with every_core_while_others_wait():
+            rows = evaluate_world(self.model, self.world, self.config.eval_items, seed=self.config.seed, on_task=show)
         counters = [{"task": "__all__", "metric": "tokens", "value": self.counters.tokens},
                     {"task": "__all__", "metric": "speech_hours", "value": self.counters.speech_s / 3600}]
         self.store.add_metrics(self.run_id, [{**r, "step": step} for r in rows + counters])

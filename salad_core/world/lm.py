@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -46,7 +47,7 @@ from salad_core.world.build import load_world
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
 WORLD_LLM_PREFIX = "world:"
-LM_FOLDER = "lm-v2"  # bump when the pretraining recipe changes, so a world never mixes two LMs under one name
+LM_FOLDER = "lm-v3"  # bump when the pretraining recipe changes, so a world never mixes two LMs under one name
 REPORT_FILE = "lm_report.json"
 K_SHOT = 5  # `salad eval`'s default
 # A piece is a run of word characters or one other non-space character; whitespace (newlines too) only separates.
@@ -385,12 +386,13 @@ def lm_report(world) -> dict | None:
 
 
 # The nano world exists to run the whole pipeline in tests: its LM gets a short pretraining, not a quality target.
-# The mini LM trains until its skill domains stop improving too (README, Stage I): its facts are learnt by step
-# ~400, arithmetic and calendar order by ~1,200; stories stay near 0.5 for as long as it trains (2,400 steps tried).
-# domain_weights={"arithmetic": 3, "calendar": 3} learnt the same in 950 steps (docs/world.md); not the default yet,
-# because every Stage I and Stage II result in the README was measured on this LM.
+# The mini LM trains until its skill domains stop improving too (README, Stage I). Drawn evenly, its facts were
+# learnt by step ~400 but arithmetic and calendar order only by ~1,200 (1,350 steps in all); drawing those two
+# domains three times as often and checking every 100 steps learnt the same by step 600 (750 steps in all,
+# docs/world.md). Stories stay near 0.5 however long it trains.
 PRESET_PRETRAINING = {"nano": {"steps": 200, "eval_every": 100, "until": "target"},
-                      "mini": {"steps": 1600, "eval_every": 200, "patience": 1, "decay_steps": 150}}
+                      "mini": {"steps": 1600, "eval_every": 100, "patience": 1, "decay_steps": 150,
+                               "domain_weights": {"arithmetic": 3.0, "calendar": 3.0}}}
 
 
 def ensure_world_lm(world, **train_kwargs) -> Path:
@@ -413,14 +415,31 @@ def ensure_world_lm(world, **train_kwargs) -> Path:
     return final
 
 
+def pinned_world_llm(name: str) -> str:
+    """`world:<preset>` -> `world:<preset>/<LM_FOLDER>`, the name a model saves so that it keeps reading the LM it was
+    built on after the pretraining recipe (and LM_FOLDER) changes; a name already pinned, or any other, unchanged."""
+    if not name.startswith(WORLD_LLM_PREFIX) or "/" in name:
+        return name
+    return f"{name.strip()}/{LM_FOLDER}"
+
+
 def resolve_world_llm(name: str) -> Path | None:
-    """`world:<preset>` -> the folder of that world's LM (trained now if needed); None for any other name.
+    """`world:<preset>` -> the folder of that world's LM (trained now if needed); `world:<preset>/<folder>` -> that
+    LM folder of the world (an earlier recipe's must already exist); None for any other name.
 
     The world itself must be built: `load_world` raises an error naming `salad world build --preset <preset>`.
     """
     if not name.startswith(WORLD_LLM_PREFIX):
         return None
-    preset = name[len(WORLD_LLM_PREFIX):].strip()
+    preset, _, folder = name[len(WORLD_LLM_PREFIX):].strip().partition("/")
     if not preset:
         raise AssetError(f"LLM name {name!r} names no world. Fix: use world:<preset>, e.g. world:mini.")
-    return ensure_world_lm(load_world(preset))
+    world = load_world(preset)
+    if not folder or folder == LM_FOLDER:
+        return ensure_world_lm(world)
+    path = Path(world.root) / folder
+    if not re.fullmatch(r"lm[\w.-]*", folder) or not (path / REPORT_FILE).is_file():
+        raise AssetError(f"LLM name {name!r}: world {preset!r} holds no trained LM {folder!r} (today's recipe trains "
+                         f"{LM_FOLDER!r}). Fix: use world:{preset} for today's LM, or the salad version that trained "
+                         f"{folder!r} to read that one.")
+    return path
