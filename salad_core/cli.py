@@ -271,13 +271,15 @@ def add_world_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("build", "info"), help="build the world (cached) or describe it")
     parser.add_argument("--preset", default="mini", choices=("mini", "nano"), help="world size (nano: tests)")
     parser.add_argument("--force", action="store_true", help="rebuild even if this world is already built")
+    parser.add_argument("--no-lm", dest="lm", action="store_false",
+                        help="skip pretraining the world's LM beside the speech (it is then trained on first use)")
 
 
 def cmd_world(args: argparse.Namespace) -> dict:
     from salad_core.world import build_world, load_world
 
     if args.action == "build":
-        world = build_world(args.preset, force=args.force, progress=not args.json)
+        world = build_world(args.preset, force=args.force, progress=not args.json, lm=args.lm)
     else:
         world = load_world(args.preset)
     info = world.info()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 import torch
 
 from salad_core.assets import AssetError
-from salad_core.world import build_world, load_world
+from salad_core.world import build, build_world, load_world
 from salad_core.world.corpus import conversational, in_register, mentions, split_spans, units
 from salad_core.world.domains import normalise, number_words
 from salad_core.world.speech import EVAL_VOICES, add_noise, train_voices, trim_bounds
@@ -184,6 +186,23 @@ def test_build_is_cached(world):
     again = build_world("nano", progress=False)
     assert time.monotonic() - started < 2.0
     assert again.root == world.root
+
+
+def test_the_build_pretrains_the_worlds_lm_beside_the_speech(world):
+    from salad_core.world import lm
+
+    report = lm.lm_report(world)  # present straight after the build: nothing trained it on first use
+    assert report is not None and report["threads"] == 1 and report["world"] == "nano"
+    assert not (world.root / build.LM_LOG).exists()
+    tokenizer = lm.build_tokenizer(lm.tokenizer_texts(world))  # what the LM read is the finished world's text
+    assert len(tokenizer) == report["vocab_size"]
+
+
+def test_a_failed_lm_pretraining_fails_the_build_with_its_log(tmp_path):
+    failing = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit('the LM ran out of words')"],
+                               stderr=open(tmp_path / build.LM_LOG, "w"))
+    with pytest.raises(AssetError, match="(?s)LM failed.*ran out of words.*--no-lm"):
+        build._finish_lm(failing, tmp_path)
 
 
 def test_tasks_registered(world):

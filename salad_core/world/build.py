@@ -16,7 +16,10 @@ rebuilt. The folder is written under a temporary name and renamed when complete 
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -168,29 +171,69 @@ def _plan_eval(plan: dict, cfg: dict) -> list[ClipRequest]:
 # Building
 
 
-def _write_world(out: Path, preset: str, cfg: dict, progress: bool) -> None:
+def _write_world(out: Path, preset: str, cfg: dict, progress: bool, lm: bool) -> None:
     started = time.monotonic()
     plan = _plan_text(preset, cfg)
     plan["item_clips"] = {}
     speech_docs, train_requests = _plan_speech(plan, cfg)
     eval_requests = _plan_eval(plan, cfg)
     planned = time.monotonic()
-    requests = train_requests + eval_requests
-    with Progress(len(requests), f"world {preset}: speech") if progress else NoProgress() as bar:
-        records = speech.encode_clips(requests, out / "features", shard_clips=cfg["shard_clips"], progress=bar)
-    seconds = {r["clip_id"]: r["seconds"] for r in records if "error" not in r}
-    kept_docs = [with_seconds(d, seconds) for d in speech_docs]
-    kept_docs = [d for d in kept_docs if d is not None]  # a failed clip drops its document, the rest go on
+    _write_text(out, preset, cfg, plan, speech_docs)
+    lm_job = _start_lm(out) if lm else None
+    try:
+        requests = train_requests + eval_requests
+        cores = (lambda: 1 if lm_job.poll() is None else None) if lm_job else None
+        with Progress(len(requests), f"world {preset}: speech") if progress else NoProgress() as bar:
+            records = speech.encode_clips(requests, out / "features", shard_clips=cfg["shard_clips"], progress=bar,
+                                          threads=cores)
+        seconds = {r["clip_id"]: r["seconds"] for r in records if "error" not in r}
+        kept_docs = [with_seconds(d, seconds) for d in speech_docs]
+        kept_docs = [d for d in kept_docs if d is not None]  # a failed clip drops its document, the rest go on
+        speech_done = time.monotonic()
+        if lm_job:
+            _finish_lm(lm_job, out)
+    finally:
+        if lm_job and lm_job.poll() is None:
+            lm_job.kill()
+    _write_jsonl(out / "speech_docs.jsonl", kept_docs)
+    _write_jsonl(out / "clips.jsonl", records)
+    timings = {"text_s": planned - started, "speech_s": speech_done - planned,
+               "total_s": time.monotonic() - started}
+    manifest = _manifest(preset, cfg, out.name.split(".tmp")[0], plan, kept_docs, records, timings)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+def _write_text(out: Path, preset: str, cfg: dict, plan: dict, speech_docs: list[dict]) -> None:
+    """Everything the world's LM reads, before any audio: corpus, probes, items, the planned speech documents, and a
+    first manifest (name, config, domains) that the complete one replaces at the end."""
     items = [{**asdict(i), "clip_id": plan["item_clips"].get(i.item_id)} for i in plan["items"]]
     _write_jsonl(out / "corpus.jsonl", plan["corpus"])
     _write_jsonl(out / "probes.jsonl", plan["probes"])
     _write_jsonl(out / "items.jsonl", items)
-    _write_jsonl(out / "speech_docs.jsonl", kept_docs)
-    _write_jsonl(out / "clips.jsonl", records)
-    timings = {"text_s": planned - started, "speech_s": time.monotonic() - planned,
-               "total_s": time.monotonic() - started}
-    manifest = _manifest(preset, cfg, out.name.split(".tmp")[0], plan, kept_docs, records, timings)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    _write_jsonl(out / "speech_docs.jsonl", [{**d, "seconds": None} for d in speech_docs])
+    domains = [asdict(d.domain) for d in domain_defs(preset)]
+    (out / "manifest.json").write_text(json.dumps({"name": preset, "recipe": RECIPE, "config": cfg, "domains": domains}))
+
+
+# The world's LM needs only the text, so it pretrains in a child process while the speech is synthesized and
+# encoded, each on one core (the encoder takes every core once the LM is done); both take about as long alone.
+LM_LOG = "lm-pretraining.log"
+
+
+def _start_lm(out: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(out / LM_LOG, "w") as log:  # the child keeps its own handle
+        return subprocess.Popen([sys.executable, "-m", "salad_core.world.lm", str(out)], stdout=log, stderr=log,
+                                env=env)
+
+
+def _finish_lm(job: subprocess.Popen, out: Path) -> None:
+    if job.wait() != 0:
+        tail = (out / LM_LOG).read_text()[-2000:]
+        raise AssetError(f"Pretraining the world's LM failed (exit {job.returncode}); its log ends:\n{tail}\n"
+                         "Fix: read the error above; `salad world build --no-lm` builds the world without it, and "
+                         "the LM is then trained on first use.")
+    (out / LM_LOG).unlink()
 
 
 def with_seconds(doc: dict, seconds: dict[str, float]) -> dict | None:
@@ -224,15 +267,16 @@ def _manifest(preset: str, cfg: dict, folder: str, plan: dict, docs: list[dict],
             "build_s": timings, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def build_world(preset: str = "mini", *, force: bool = False, progress: bool = True) -> World:
-    """Build the world of `preset` (text, speech, encoder features) unless it is already built; then load it."""
+def build_world(preset: str = "mini", *, force: bool = False, progress: bool = True, lm: bool = True) -> World:
+    """Build the world of `preset` (text, speech, encoder features, and with `lm` its LM, pretrained beside the
+    speech) unless it is already built; then load it. A world built without its LM trains it on first use."""
     cfg = preset_config(preset)
     final = world_dir(preset)
     if force and final.exists():
         import shutil
 
         shutil.rmtree(final)
-    folder = cached_build("worlds", preset, _sources(), lambda out: _write_world(out, preset, cfg, progress),
+    folder = cached_build("worlds", preset, _sources(), lambda out: _write_world(out, preset, cfg, progress, lm),
                           recipe=_recipe(preset))
     return World(folder)
 

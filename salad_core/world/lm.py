@@ -443,3 +443,11 @@ def resolve_world_llm(name: str) -> Path | None:
                          f"{LM_FOLDER!r}). Fix: use world:{preset} for today's LM, or the salad version that trained "
                          f"{folder!r} to read that one.")
     return path
+
+
+if __name__ == "__main__":  # `python -m salad_core.world.lm FOLDER`: the world build pretrains the LM beside the speech
+    import sys
+
+    from salad_core.world.world import World
+
+    ensure_world_lm(World(Path(sys.argv[1])), threads=1, progress=False)

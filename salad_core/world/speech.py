@@ -11,7 +11,7 @@ clip; frames are stored as float16 in safetensors shards keyed by clip id. `clip
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -145,8 +145,9 @@ class ShardWriter:
 
 
 def encode_clips(requests: list[ClipRequest], folder: Path, *, shard_clips: int, chunk: int = 256,
-                 progress=None, label: str = "world speech") -> list[dict]:
-    """Render, encode and store every clip; returns one record per clip (failed ones carry an "error")."""
+                 progress=None, label: str = "world speech", threads: Callable[[], int | None] | None = None) -> list[dict]:
+    """Render, encode and store every clip; returns one record per clip (failed ones carry an "error"). `threads`,
+    asked before each chunk, caps the encoder's CPU threads while other work shares the machine (None: no cap)."""
     import torch
 
     from salad_core.model.encoder import SpeechEncoder
@@ -162,17 +163,22 @@ def encode_clips(requests: list[ClipRequest], folder: Path, *, shard_clips: int,
     torch.set_flush_denormal(True)  # denormals slow CPU matmuls 5-10x
     encoder = SpeechEncoder.load(ENCODER, batch_size=16)
     writer, records = ShardWriter(folder, shard_clips), []
-    for start in range(0, len(requests), chunk):
-        rendered = list(render(requests[start : start + chunk]))
-        good = [(rec, audio) for rec, audio in rendered if audio is not None]
-        frames = encoder.encode([audio for _, audio in good], skip_bad=True)
-        for (rec, _), feats in zip(good, frames):
-            if feats is None:
-                rec["error"] = "the encoder refused the clip (see the log)"
-            else:
-                rec.update(shard=writer.add(rec["clip_id"], feats), frames=int(feats.shape[0]))
-        records += [rec for rec, _ in rendered]
-        if progress is not None:
-            progress.update(len(rendered))
+    all_threads = torch.get_num_threads()
+    try:
+        for start in range(0, len(requests), chunk):
+            torch.set_num_threads((threads() if threads else None) or all_threads)
+            rendered = list(render(requests[start : start + chunk]))
+            good = [(rec, audio) for rec, audio in rendered if audio is not None]
+            frames = encoder.encode([audio for _, audio in good], skip_bad=True)
+            for (rec, _), feats in zip(good, frames):
+                if feats is None:
+                    rec["error"] = "the encoder refused the clip (see the log)"
+                else:
+                    rec.update(shard=writer.add(rec["clip_id"], feats), frames=int(feats.shape[0]))
+            records += [rec for rec, _ in rendered]
+            if progress is not None:
+                progress.update(len(rendered))
+    finally:
+        torch.set_num_threads(all_threads)
     writer.flush()
     return records
