@@ -82,6 +82,26 @@ def test_resume_after_sigkill_matches_the_uninterrupted_run(runs):
     assert store.runs("train").set_index("run_id").loc[resumed["run_id"], "status"] == "done"
 
 
+def test_a_continued_run_keeps_its_own_model_when_the_preset_changes(runs, monkeypatch):
+    from dataclasses import replace
+
+    from salad_core import presets
+    from salad_core.train.config import TrainConfig
+    from salad_core.train.trainer import DistillTrainer
+
+    whole, _, store, data = runs
+    monkeypatch.setenv("SALAD_DATA", str(data))
+    saved = json.loads((Path(whole["run_dir"]) / "final" / "config.json").read_text())
+    wider = replace(presets.PRESETS["nano"], adapter_width=2 * saved["adapter_width"])
+    monkeypatch.setitem(presets.PRESETS, "nano", wider)  # a later salad changed the preset
+    resumed = DistillTrainer(TrainConfig.for_preset("nano"), store, resume=whole["run_id"])
+    stage2 = DistillTrainer(TrainConfig.for_preset("nano", stage=2, from_run=whole["run_id"], round_id="r"), store)
+    for trainer in (resumed, stage2):
+        config = trainer.continued_model_config()
+        assert (config.adapter_width, config.llm_name) == (saved["adapter_width"], saved["llm_name"])
+    assert DistillTrainer(TrainConfig.for_preset("nano"), store).continued_model_config() is None  # a new run: preset
+
+
 def test_nano_recipe_runs_the_whole_pipeline_and_prints_one_json_object(tmp_path):
     """`salad train --preset nano --json` with the preset's recipe: training, then the final evaluation of every
     test item in the world's own voices; stdout is exactly the documented object."""

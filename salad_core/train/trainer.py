@@ -89,7 +89,8 @@ class DistillTrainer:
         # every optimizer step (it assumes per-process batches), which ran two processes' schedule at twice the speed.
         self.accelerator = Accelerator(step_scheduler_with_optimizer=False,
                                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-        self.model = SaladModel(model_config(cfg.preset, llm_mode=cfg.llm_mode, **ALIGN_MODEL[cfg.align]))
+        self.model = SaladModel(self.continued_model_config() or
+                                model_config(cfg.preset, llm_mode=cfg.llm_mode, **ALIGN_MODEL[cfg.align]))
         self.data = WorldBatches(self.world, cfg.seed, cfg.replay_prob, self.accelerator.process_index,
                                  self.accelerator.num_processes, encoder=self.model.encoder,
                                  synthetic=self.selected_speech(), synthetic_prob=cfg.synthetic_prob)
@@ -103,6 +104,16 @@ class DistillTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_lambdas())
         self.step_module, self.optimizer, self.scheduler = self.accelerator.prepare(step_module, self.optimizer, self.scheduler)
         self.run_id, self.run_dir = self.open_run()
+
+    def continued_model_config(self):
+        """The model of the run this one continues (a resumed run, or Stage II's Stage I run), as its checkpoints
+        saved it: a later salad may have changed the preset since (the adapter's size, the world's LM). None for a
+        new Stage I run, which takes the preset's."""
+        from salad_core.model.config import SaladConfig
+
+        source = self.resume_id or (self.config.from_run if self.config.stage == 2 else None)
+        folder = ckpt.latest_checkpoint(data_dir() / "runs" / source) if source else None
+        return SaladConfig.from_pretrained(folder) if folder else None
 
     @staticmethod
     def process_share(batch_size: int, processes: int) -> int:
