@@ -21,6 +21,22 @@ def test_cli_flags_map_onto_the_recipe():
     assert train_config(build_parser().parse_args(["train", "--preset", "nano"])).align == "none"
 
 
+def test_help_shows_each_fields_comment_with_its_default_and_preset_value():
+    from dataclasses import fields
+
+    from salad_core.cli import build_parser, field_comments
+    from salad_core.select.round import SelectConfig
+
+    comments = field_comments(TrainConfig)
+    assert comments["alpha"].startswith("SALAD uses 1.0") and "kl_direction" in comments
+    assert "loss" not in comments  # a comment on a line of its own documents no field
+    for cls in (TrainConfig, SelectConfig):  # every flag says what it does
+        assert {f.name for f in fields(cls)} <= set(field_comments(cls))
+    train = next(a for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions
+                 if a.dest == "align")
+    assert train.help.startswith("none | ctc | ctc-soft") and "(default: none; preset mini: ctc-soft" in train.help
+
+
 def test_a_recipe_cannot_hold_an_invalid_value():
     with pytest.raises(ValueError, match="align"):
         TrainConfig.for_preset("mini", align="asr")

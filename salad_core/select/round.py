@@ -49,16 +49,16 @@ class SelectConfig:
     gamma: float = 5.0  # P_target ∝ P_web · M^gamma; 0 = uniform over the corpus's clusters
     budget: str = "10%"  # hours of synthetic audio ("0.2", "0.2h", "720s") or a share of the natural speech ("1%")
     strategy: str = "active"  # active (clusters by P_target) | random (texts uniformly from the whole corpus)
-    clusters: int = 0  # K; 0 = 128 for corpora of 25,600+ texts, else one cluster per 400 texts (at least 4)
+    clusters: int = 0  # K; 0 = 128 for corpora of 17,920+ texts, else one cluster per 140 texts (at least 4)
     probes: int = 8  # probe documents per cluster
     score: str = "m"  # m | distill: which misalignment drives P_target (both are recorded)
     cer_max: float = 0.4  # clusters whose probe speech the ASR reads back worse than this are dropped
     asr: str = "whisper-base"  # reads the probes back (tiny.en loops on some of the mini world's clusters)
     voice: str = "espeak:en-us"  # TTS voice of the synthetic speech; "a,b,c": selected documents take them in turn
-    speed: float = 1.0
-    embedder: str = DEFAULT_EMBEDDER
+    speed: float = 1.0  # speaking rate of the TTS voice (1.0: its own)
+    embedder: str = DEFAULT_EMBEDDER  # sentence-transformers model (name or folder) that embeds the corpus
     map_points: int = 3000  # corpus texts placed on the UMAP cluster map
-    seed: int = 0
+    seed: int = 0  # seeds the clustering, the probes and the draw: same config and seed, same round
 
     def voices(self) -> tuple[str, ...]:
         return tuple(v.strip() for v in self.voice.split(",") if v.strip())

@@ -50,35 +50,35 @@ class TrainConfig:
     # what learns
     llm_mode: str = "frozen"  # frozen | lora | full
     llm_unfreeze_step: int = 0  # with lora/full: the LLM's group gets lr 0 before this step
-    lr_adapter: float = 1e-3
-    lr_llm: float = 5e-5
-    weight_decay: float = 0.1
-    warmup_steps: int = 50
+    lr_adapter: float = 1e-3  # peak learning rate of the adapter (AdamW)
+    lr_llm: float = 5e-5  # peak learning rate of the LLM's trainable weights (lora/full)
+    weight_decay: float = 0.1  # AdamW weight decay, on every trainable weight
+    warmup_steps: int = 50  # linear warm-up from 0 to the peak learning rates
     decay_fraction: float = 0.2  # linear decay over the last 20 % of the steps
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # clip the global gradient norm to this
     # how much
     batch_size: int = 16  # documents per micro-batch, summed over processes (each takes its share)
-    grad_accum: int = 1
-    max_steps: int = 600
+    grad_accum: int = 1  # micro-batches per optimizer step
+    max_steps: int = 600  # optimizer steps
     budget_tokens: int | None = None  # stop after this many text tokens (whichever budget comes first)
     budget_hours: float | None = None  # the steps that see about this many hours of natural speech (sets max_steps)
     # alignment aid (documented, switchable; not in the paper): CTC on the adapter + compression, model/ctc.py
     align: str = "none"  # none | ctc | ctc-soft (the LLM reads soft tokens; see ALIGN_MODEL)
-    ctc_weight: float = 1.0
+    ctc_weight: float = 1.0  # weight of the CTC loss when align is ctc or ctc-soft
     # bookkeeping
-    eval_every: int = 100
+    eval_every: int = 100  # steps between dev-slice evaluations (accuracy, M, F)
     eval_items: int = 40  # dev items per task in periodic evaluations
-    ckpt_every: int = 100
+    ckpt_every: int = 100  # steps between checkpoints (resume from the last one)
     keep_checkpoints: int = 2  # plus the pre-decay one, which is always kept
-    seed: int = 0
+    seed: int = 0  # seeds the adapter's initialisation and the data order
     tag: str = ""  # free label, e.g. the sweep a run belongs to
     # Stage II (SALAD): continue a Stage I run from its pre-decay checkpoint on natural + selected synthetic speech
-    stage: int = 1
+    stage: int = 1  # 1: Stage I from the preset; 2: Stage II, with --from and --round
     from_run: str | None = None  # stage 2: the Stage I run (its pre-decay checkpoint, model options)
     round_id: str | None = None  # stage 2: the selection round whose speech is trained on (salad select)
     # stage 2: share of speech batches drawn from the selected synthetic speech; None = its share of the pooled
     # speech (hours), i.e. documents drawn uniformly from natural + synthetic; the run records the value used
-    synthetic_prob: float | None = None
+    synthetic_prob: float | None = None  # stage 2: share of speech batches from the selected speech
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
