@@ -1,6 +1,6 @@
 """Stage II on the mini world, from the store: where each round's budget went, and Stage I vs Stage II per domain.
 
-    python benchmarks/stage2_report.py --from train-…          # every round selected from that Stage I run
+    python benchmarks/stage2_report.py --from train-…          # every round of that Stage I run's lineage
 
 Prints, per round (strategy, γ, budget): the share of the selected audio (and of P_target) that went to the domains
 missing from the natural speech, against their share of the corpus, and the round's stage timings; each domain's
@@ -43,7 +43,9 @@ def main() -> None:
     world = load_world(config["preset"])
     covered = world.covered_domains
     rounds = report.rounds_table(store.runs("select"), train)
-    rounds = rounds[(rounds["from_run"] == args.from_run) & (rounds["status"] == "done")].iloc[::-1]
+    rounds = rounds[(rounds["stage1_run"] == args.from_run) & (rounds["status"] == "done")].iloc[::-1]
+    rounds = rounds.assign(label=[f"{label} (round {n})" if n > 1 else label  # later rounds: scored by Stage II
+                                  for label, n in zip(rounds["label"], rounds["round"])])
 
     print(f"Stage I run {args.from_run}; natural speech covers {', '.join(sorted(covered))}\n")
     print("| round | strategy | budget (h) | selected (h) | uncovered: corpus | uncovered: P_target | "

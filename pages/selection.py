@@ -54,8 +54,23 @@ def covered_domains(path: str, run_id: str) -> set[str]:
     return world.covered_domains
 
 
-def round_form(path: str, run_id: str, last_round: str | None) -> None:
-    """γ, budget and strategy; the allocation they give on the latest scores of this model; a button to run it."""
+def scoring_models(stage1: str, rounds: pd.DataFrame) -> dict[str, str]:
+    """The models a new round can be scored with: the Stage I run, and every Stage II run of its lineage (the next
+    round: re-scored by that model, its Stage II continuing the Stage I run on every round behind it)."""
+    models = {stage1: f"Stage I ({stage1}): round 1"}
+    for _, r in rounds[rounds["status"] == "done"].sort_values("created_at").iterrows():
+        for run_id in filter(None, r["stage2_runs"].split(", ")):
+            models[run_id] = f"Stage II on round {r['round']} · {r['label']} ({run_id}): round {r['round'] + 1}"
+    return models
+
+
+def round_form(path: str, stage1: str, rounds: pd.DataFrame) -> None:
+    """The model that scores the round; γ, budget and strategy; the allocation they give on that model's latest
+    scores; a button to run it."""
+    models = scoring_models(stage1, rounds)
+    run_id = st.selectbox("Score the clusters with", list(models), format_func=models.get, key="sel_model")
+    scored_by = rounds[(rounds["from_run"] == run_id) & (rounds["status"] == "done")]
+    last_round = scored_by["round_id"].iloc[0] if not scored_by.empty else None
     defaults = SelectConfig(from_run=run_id)
     left, middle, right = st.columns(3)
     gamma = left.slider("γ: how hard to chase misalignment (0 = uniform over the corpus)", 0.0, 10.0,
@@ -131,7 +146,7 @@ def comparison(path: str, stage1: str, rounds: pd.DataFrame, train_configs: pd.S
     finals = {f"Stage I ({stage1})": final_metrics(path, stage1)}
     for _, r in rounds.iterrows():
         for run_id in filter(None, (r["stage2_runs"] or "").split(", ")):
-            finals[f"Stage II · {r['label']} ({run_id})"] = final_metrics(path, run_id)
+            finals[f"Stage II · round {r['round']} · {r['label']} ({run_id})"] = final_metrics(path, run_id)
     finals = {k: v for k, v in finals.items() if not v.empty}
     if len(finals) < 2:
         widgets.next_step("No Stage II run from this model has a final evaluation yet, so there is nothing to compare. "
@@ -194,18 +209,18 @@ def main() -> None:
               for _, r in stage1.iterrows()}
     run_id = st.selectbox("Stage I model", list(labels), format_func=labels.get, key="sel_run")
     rounds = report.rounds_table(select_runs, train_runs)
-    mine = rounds[rounds["from_run"] == run_id]
+    mine = rounds[rounds["stage1_run"] == run_id]
     done = mine[mine["status"] == "done"]
     st.subheader("New round")
-    round_form(path, run_id, done["round_id"].iloc[0] if not done.empty else None)
+    round_form(path, run_id, mine)
     running_jobs()
     if mine.empty:
         st.info(f"No selection round from this model yet: choose γ and a budget above and press “{START_LABEL}”.")
         return
     st.subheader("Rounds")
     widgets.table(mine, "sel_rounds", name=f"{run_id}-rounds")
-    shown = st.selectbox("Round", mine["round_id"].tolist(), format_func=dict(zip(mine["round_id"], mine["label"])).get,
-                         key="sel_round")
+    names = {r: f"round {n} · {label} ({r})" for r, n, label in zip(mine["round_id"], mine["round"], mine["label"])}
+    shown = st.selectbox("Round", list(names), format_func=names.get, key="sel_round")
     covered = covered_domains(path, run_id)  # reads the world once for both sections
     round_view(path, shown, covered)
     st.subheader("Stage I vs Stage II, active vs uniform")

@@ -62,6 +62,22 @@ def build_store(path, with_round: bool = True) -> Store:
     return store
 
 
+def add_second_round(store: Store) -> tuple[str, str]:
+    """Round 2: scored by the Stage II model of round 1; its Stage II continues the Stage I run. (round, Stage II)"""
+    stage1 = store.runs("train").sort_values("created_at")["run_id"].iloc[0]
+    first_round = store.runs("select")["run_id"].iloc[0]
+    stage2 = store.runs("train").sort_values("created_at")["run_id"].iloc[1]
+    round_id = store.create_run("select", {"from_run": stage2, "gamma": 5.0, "strategy": "active", "budget": "5%",
+                                           "budget_hours": 0.07})
+    store.finish_run(round_id)
+    again = store.create_run("train", {"preset": "mini", "alpha": 1.0, "stage": 2, "from_run": stage1,
+                                       "round_id": round_id}, model={"model_id": "s3"})
+    store.finish_run(again)
+    final_eval(store, again, {"mini-capitals": 0.47, "mini-stories": 0.41})
+    assert first_round != round_id
+    return round_id, again
+
+
 @pytest.fixture
 def store(tmp_path) -> Store:
     return build_store(tmp_path / "salad.duckdb")
@@ -109,6 +125,18 @@ def test_rounds_table_and_gains(store):
                                          "II": report.final_evaluation(store, stage2)})
     gains = report.gains(comparison, "I").set_index("task")["II"]
     assert gains.to_dict() == pytest.approx({"mini-capitals": 0.02, "mini-stories": 0.17})
+
+
+def test_rounds_table_numbers_each_round_in_its_stage1_lineage(store):
+    stage1, stage2 = store.runs("train").sort_values("created_at")["run_id"]
+    second, _ = add_second_round(store)
+    other = store.create_run("train", {"preset": "mini", "stage": 1})  # another Stage I run's round
+    store.create_run("select", {"from_run": other, "gamma": 0.0, "strategy": "active", "budget": "1%"})
+    rounds = report.rounds_table(store.runs("select"), store.runs("train")).set_index("round_id")
+    assert rounds.loc[second, ["round", "stage1_run", "from_run"]].tolist() == [2, stage1, stage2]
+    first = rounds[(rounds["stage1_run"] == stage1) & (rounds["round"] == 1)]
+    assert first["from_run"].tolist() == [stage1]
+    assert rounds[rounds["from_run"] == other][["round", "stage1_run"]].values.tolist() == [[1, other]]
 
 
 def test_paired_speech_difference_pairs_the_items_of_the_chosen_domains(tmp_path):
@@ -264,3 +292,18 @@ def test_page_shows_a_round_its_allocation_and_the_stage_comparison(store):
     assert len(charts_shown) >= 5  # preview, map, bars, allocation, comparison
     assert any("mini-stories" in str(row) for row in at.dataframe[-1].value.to_dict("records"))
     assert any("Active vs uniform at equal budget" in c.value for c in at.caption)  # one active round: no pair yet
+
+
+def test_page_lists_every_round_of_the_lineage_and_starts_the_next_from_a_stage2_model(store, started):
+    stage1, stage2 = store.runs("train").sort_values("created_at")["run_id"]
+    second, again = add_second_round(store)
+    at = open_page(store.path)
+    assert not at.exception
+    assert at.selectbox(key="sel_round").options[0].startswith("round 2 · active γ=5 · 5%")
+    assert [o.split(": ")[-1] for o in at.selectbox(key="sel_model").options] == ["round 1", "round 2", "round 3"]
+    gains = at.dataframe[-1].value.set_index("task")[f"Stage II · round 2 · active γ=5 · 5% ({again})"]
+    assert gains["mini-stories"] == pytest.approx(0.41 - 0.18)  # each round's gain over Stage I, per task
+    at.selectbox(key="sel_model").set_value(stage2).run()
+    at.button(key="sel_start").click().run()
+    args, _ = started[0]
+    assert args[args.index("--from") + 1] == stage2
