@@ -183,20 +183,22 @@ def correctness(correct: list[int], domains: list[str]) -> pd.DataFrame:
                         index=[f"i{k}" for k in range(len(correct))])
 
 
-def test_equal_budget_pairs_match_strategy_on_budget_seed_and_synthetic_share():
+def test_equal_budget_pairs_match_strategy_on_budget_seed_synthetic_share_and_length():
     def round_row(round_id, gamma, budget, seed, runs, strategy="active", status="done"):
         return {"round_id": round_id, "from_run": "s1", "strategy": strategy, "gamma": gamma, "budget_hours": budget,
                 "seed": seed, "status": status, "created_at": round_id, "stage2_runs": ", ".join(runs)}
 
-    rounds = pd.DataFrame([round_row("r1", 5.0, 0.5, 0, ["t1", "t5"]), round_row("r2", 0.0, 0.5, 0, ["t2"]),
+    rounds = pd.DataFrame([round_row("r1", 5.0, 0.5, 0, ["t1", "t5", "t7"]), round_row("r2", 0.0, 0.5, 0, ["t2"]),
                            round_row("r3", 0.0, 0.5, 1, ["t3"]),           # another seed: no active partner
                            round_row("r4", 0.0, 0.1, 0, ["t4"], strategy="random"),
-                           round_row("r5", 0.0, 0.5, 0, ["t6"])])          # a second uniform run for the pair
+                           round_row("r5", 0.0, 0.5, 0, ["t6", "t8"])])    # more uniform runs for the pairs
     configs = pd.Series({"t1": {"synthetic_prob": 0.1668}, "t2": {"synthetic_prob": 0.1667},
                          "t3": {"synthetic_prob": 0.1667}, "t4": {}, "t5": {"synthetic_prob": 0.5},
-                         "t6": {"synthetic_prob": 0.5}})
+                         "t6": {"synthetic_prob": 0.5}, "t7": {"synthetic_prob": 0.5, "max_steps": 480},
+                         "t8": {"synthetic_prob": 0.5, "max_steps": 480}})
     pairs = report.equal_budget_pairs(rounds, configs)
-    assert [(p["active"], p["uniform"], p["synthetic_prob"]) for p in pairs] == [("t1", "t2", 0.17), ("t5", "t6", 0.5)]
+    assert [(p["active"], p["uniform"], p["synthetic_prob"], p["steps"]) for p in pairs] == \
+        [("t1", "t2", 0.17, None), ("t5", "t6", 0.5, None), ("t7", "t8", 0.5, 480)]  # a longer Stage II: its own pair
 
 
 def test_equal_budget_table_has_a_row_per_pair_and_the_pooled_estimate_last():

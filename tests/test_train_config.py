@@ -46,13 +46,18 @@ def test_stage2_keeps_stage1s_model_options_and_replays_its_decay_schedule():
     from salad_core.train.schedule import lr_factor
 
     stage1 = TrainConfig.for_preset("mini", alpha=0.5)
-    stage2 = TrainConfig.stage2(stage1, "train-a", "select-b", synthetic_prob=0.25)
+    stage2 = TrainConfig.stage2(stage1, "train-a", "select-b", synthetic_prob=0.25, max_steps=160)
     assert (stage2.stage, stage2.from_run, stage2.round_id, stage2.synthetic_prob) == (2, "train-a", "select-b", 0.25)
     assert (stage2.alpha, stage2.align, stage2.llm_mode, stage2.lr_adapter) == (0.5, "ctc-soft", "full", stage1.lr_adapter)
     assert stage2.max_steps == 160 and stage2.llm_unfreeze_step == 0 and stage2.warmup_steps == 0
     # step s of Stage II has the learning rate of step 640 + s of Stage I
     for s in (1, 80, 160):
         assert lr_factor(s, 160, 0, 1.0) == pytest.approx(lr_factor(640 + s, 800, stage1.warmup_steps, 0.2))
-    assert TrainConfig.stage2(TrainConfig(synthetic_prob=0.5), "a", "b").synthetic_prob is None  # not inherited
+    # without a recipe: exactly Stage I's decay, the selected speech drawn by its hours (None); nothing inherited
+    assert TrainConfig.stage2(TrainConfig(preset="smol", synthetic_prob=0.9), "a", "b").synthetic_prob is None
+    assert TrainConfig.stage2(TrainConfig(preset="nano", max_steps=40, decay_fraction=0.2), "a", "b").max_steps == 8
+    # mini's recipe: half the speech documents from the selection, over three times Stage I's decay
+    mini = TrainConfig.stage2(stage1, "a", "b")
+    assert (mini.synthetic_prob, mini.max_steps, mini.decay_fraction) == (0.5, 3 * 160, 1.0)
     with pytest.raises(ValueError, match="stage 2 needs from_run and round_id"):
         TrainConfig(stage=2)

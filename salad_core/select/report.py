@@ -109,18 +109,20 @@ def _lineage(round_id: str, rounds: dict[str, dict], train: dict[str, dict]) -> 
 
 def equal_budget_pairs(rounds: pd.DataFrame, train_configs: pd.Series) -> list[dict]:
     """Active (γ > 0) and uniform (γ = 0) Stage II runs that differ only in the strategy: the same budget, selection
-    seed and synthetic share (to two decimals; the default share is the selected hours', which both nearly equal).
-    `rounds` is a `rounds_table`; `train_configs` maps a training run id to its config. Oldest pair first."""
+    seed, synthetic share (to two decimals; the default share is the selected hours', which both nearly equal) and
+    Stage II length. `rounds` is a `rounds_table`; `train_configs` maps a training run id to its config. Oldest pair
+    first."""
     found: dict[tuple, dict[str, str]] = {}
     for _, r in rounds.sort_values("created_at").iterrows():
         if r["strategy"] != "active" or r["status"] != "done":
             continue
         kind = "uniform" if r["gamma"] == 0 else "active"
         for run_id in filter(None, r["stage2_runs"].split(", ")):
-            share = round(float(train_configs[run_id].get("synthetic_prob") or 0.0), 2)
-            key = (r["from_run"], round(float(r["budget_hours"]), 4), r["seed"], share)
+            config = train_configs[run_id]
+            share = round(float(config.get("synthetic_prob") or 0.0), 2)
+            key = (r["from_run"], round(float(r["budget_hours"]), 4), r["seed"], share, config.get("max_steps"))
             found.setdefault(key, {}).setdefault(kind, run_id)
-    return [{"budget_hours": key[1], "seed": key[2], "synthetic_prob": key[3], **runs}
+    return [{"budget_hours": key[1], "seed": key[2], "synthetic_prob": key[3], "steps": key[4], **runs}
             for key, runs in found.items() if len(runs) == 2]
 
 
@@ -134,7 +136,7 @@ def equal_budget_table(pairs: list[dict], correct: dict[str, pd.DataFrame], grou
         a, b = correct[p["active"]], correct[p["uniform"]]
         frames.append((a, b))
         rows.append({"pair": f"{p['active']} − {p['uniform']}", "budget_hours": p["budget_hours"], "seed": p["seed"],
-                     "synthetic_prob": p["synthetic_prob"],
+                     "synthetic_prob": p["synthetic_prob"], "steps": p.get("steps"),
                      **_estimate_columns({g: paired_difference(a, b, d, seed) for g, d in groups.items()})})
     if frames:
         rows.append({"pair": f"pooled over {len(frames)} pairs",
