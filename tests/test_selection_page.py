@@ -309,3 +309,37 @@ def test_page_lists_every_round_of_the_lineage_and_starts_the_next_from_a_stage2
     at.button(key="sel_start").click().run()
     args, _ = started[0]
     assert args[args.index("--from") + 1] == stage2
+
+
+def test_page_pools_active_vs_uniform_only_among_stage2_runs_of_one_length(store, monkeypatch):
+    def no_world(name):
+        raise FileNotFoundError(name)
+
+    monkeypatch.setattr("salad_core.world.load_world", no_world)  # the same domain groups with or without a world
+    stage1 = store.runs("train").sort_values("created_at")["run_id"].iloc[0]
+    active = store.runs("select")["run_id"].iloc[0]
+    uniform = store.create_run("select", {"from_run": stage1, "gamma": 0.0, "strategy": "active", "budget": "20%",
+                                          "budget_hours": 0.27})
+    store.finish_run(uniform)
+    items = [{"item_id": f"i{k}", "task": f"mini-{d}", "task_version": "1", "doc_id": str(k), "split": "test",
+              "question": "q", "choices": ["a", "b"], "answer": 0, "domain": d}
+             for k, d in enumerate(["stories"] * 4 + ["capitals"] * 4)]
+    store.upsert_items(items)
+    right = {(active, 160): 2, (uniform, 160): 2, (active, 480): 4, (uniform, 480): 1}  # stories items right
+    for (round_id, steps), n_right in right.items():
+        run = store.create_run("train", {"preset": "mini", "stage": 2, "from_run": stage1, "round_id": round_id,
+                                         "max_steps": steps, "synthetic_prob": 0.5})
+        store.finish_run(run)
+        evaluation = store.create_run("eval", {"model_path": f"/data/runs/{run}/final"})
+        store.add_metrics(evaluation, [{"task": "mini-stories", "metric": "speech_acc", "value": n_right / 4,
+                                        "ci_low": 0.0, "ci_high": 1.0, "n": 4}])
+        store.add_outputs(evaluation, [{"item_id": i["item_id"], "lane": "speech", "pred": 0, "correct_norm": ok,
+                                        "correct": ok} for k, i in enumerate(items) for ok in [k >= 4 or k < n_right]])
+        store.finish_run(evaluation)
+    at = open_page(store.path)
+    assert not at.exception
+    assert at.selectbox(key="sel_steps").options == ["160", "480"] and at.selectbox(key="sel_steps").value == 480
+    pairs = at.dataframe[-1].value
+    assert len(pairs) == 2 and pairs["steps"].iloc[0] == 480 and pairs["all domains"].iloc[-1] == pytest.approx(3 / 8)
+    at.selectbox(key="sel_steps").set_value(160).run()
+    assert at.dataframe[-1].value["all domains"].iloc[-1] == pytest.approx(0.0)
