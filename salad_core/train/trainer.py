@@ -193,7 +193,8 @@ class DistillTrainer:
 
     def start_from_stage1(self) -> None:
         """Stage II starts from the Stage I run's pre-decay checkpoint: weights, optimizer moments, counters, RNG and
-        data position. With `synthetic_prob` 0 it therefore replays Stage I's own decay phase step for step."""
+        data position. With `synthetic_prob` 0 and as many steps as that decay (no preset Stage II recipe, or
+        `--max-steps` set to it) it therefore replays Stage I's own decay phase step for step."""
         stage1_dir = data_dir() / "runs" / self.config.from_run
         folder = ckpt.pre_decay_checkpoint(stage1_dir)
         if folder is None:
