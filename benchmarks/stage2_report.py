@@ -116,10 +116,10 @@ def main() -> None:
             print(f"| {a} − {b} | " + " | ".join(fmt(e.value, e.ci_low, e.ci_high) for e in cells) + " |")
 
     pairs = report.equal_budget_pairs(rounds, configs)
-    for steps in dict.fromkeys(p["steps"] for p in pairs):  # one table, and one pooled estimate, per Stage II length
+    for steps, same_length in report.pairs_by_length(pairs).items():  # one table and pooled estimate per length
         print(f"\n## Active − uniform at equal budget, selection seed and synthetic share; Stage II of {steps} steps "
               "(paired bootstrap, 95 % CI)\n")
-        table = report.equal_budget_table([p for p in pairs if p["steps"] == steps], correct, groups)
+        table = report.equal_budget_table(same_length, correct, groups)
         print("| active − uniform | budget (h) | seed | synthetic | " + " | ".join(groups) + " |")
         print("|---|---|---|---|" + "---|" * len(groups))
         for _, row in table.iterrows():

@@ -170,10 +170,10 @@ def active_vs_uniform(path: str, stage1: str, rounds: pd.DataFrame, train_config
         st.caption("Active vs uniform at equal budget: run a round at γ = 0 with the budget and seed of an active "
                    "round (and train Stage II on both with the same synthetic share) to compare them item by item.")
         return
-    lengths = sorted({p["steps"] for p in pairs}, key=lambda steps: steps or 0)
-    if len(lengths) > 1:  # pairs are pooled only among Stage II runs of one length
-        steps = st.selectbox("Stage II length (steps)", lengths, index=len(lengths) - 1, key="sel_steps")
-        pairs = [p for p in pairs if p["steps"] == steps]
+    by_length = report.pairs_by_length(pairs)
+    if len(by_length) > 1:
+        steps = st.selectbox("Stage II length (steps)", list(by_length), index=len(by_length) - 1, key="sel_steps")
+        pairs = by_length[steps]
     try:
         correct = {r: speech_correct(path, r) for p in pairs for r in (p["active"], p["uniform"])}
     except ValueError as err:

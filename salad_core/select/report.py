@@ -126,6 +126,14 @@ def equal_budget_pairs(rounds: pd.DataFrame, train_configs: pd.Series) -> list[d
             for key, runs in found.items() if len(runs) == 2]
 
 
+def pairs_by_length(pairs: list[dict]) -> dict[int | None, list[dict]]:
+    """`equal_budget_pairs` grouped by Stage II length, shortest first: pairs are pooled only within one length."""
+    groups: dict[int | None, list[dict]] = {}
+    for p in sorted(pairs, key=lambda p: p["steps"] or 0):
+        groups.setdefault(p["steps"], []).append(p)
+    return groups
+
+
 def equal_budget_table(pairs: list[dict], correct: dict[str, pd.DataFrame], groups: dict[str, set[str]],
                        seed: int = 0) -> pd.DataFrame:
     """Active − uniform speech accuracy per `equal_budget_pairs` pair and pooled over them (the last row), per group

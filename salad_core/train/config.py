@@ -36,9 +36,9 @@ ALIGN_MODEL: dict[str, dict] = {"none": {"ctc_compress": False},
 # Per-preset Stage II recipes (options given always win): the share of speech documents drawn from the selected
 # synthetic speech, and Stage II's length as a multiple of Stage I's decay phase. Without a recipe: documents drawn
 # from the pooled speech by hours, over exactly Stage I's decay. On mini that default heard each selected document
-# about once and lifted the domains missing from the natural speech by 0.00-0.06, whichever the selection; half the
-# speech documents over three decays lifts them by 0.08-0.21, and then active selection beats uniform (README, "What
-# Stage II gives on the mini world today").
+# less than once and lifted the domains missing from the natural speech by 0.00-0.06, whichever the selection; half
+# the speech documents over three decays lifts them by 0.05-0.21 (active), and then active selection beats uniform
+# (README, "What Stage II gives on the mini world today").
 STAGE2_RECIPES: dict[str, dict] = {"mini": {"synthetic_prob": 0.5, "decay_multiple": 3}}
 
 # What Stage II sets afresh rather than inheriting from Stage I (see TrainConfig.stage2).
@@ -84,8 +84,8 @@ class TrainConfig:
     stage: int = 1  # 1: Stage I from the preset; 2: Stage II, with --from and --round
     from_run: str | None = None  # stage 2: the Stage I run (its pre-decay checkpoint, model options)
     round_id: str | None = None  # stage 2: the selection round whose speech is trained on (salad select)
-    # stage 2: share of speech batches drawn from the selected synthetic speech; None = its share of the pooled
-    # speech (hours), i.e. documents drawn uniformly from natural + synthetic; the run records the value used
+    # None: the selection's share of the pooled speech (hours), i.e. documents drawn uniformly from natural +
+    # synthetic; the run records the value used
     synthetic_prob: float | None = None  # stage 2: share of speech documents from the selected speech
 
     def __post_init__(self) -> None:
