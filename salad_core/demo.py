@@ -25,6 +25,17 @@ DEMO_LANES = ("base_text", "speech", "cascade")
 class DemoAnswer:
     options: pd.DataFrame  # one row per (lane, option): lane, label, option, logprob, probability, chosen
     transcript: str  # what the cascade's ASR heard
+    unknown_words: list[str]  # words of the question and options that the model's tokenizer cannot read
+
+
+def unknown_words(tokenizer, text: str) -> list[str]:
+    """The pieces of `text` that the tokenizer maps to its unknown token (a word-level vocabulary's gaps), in order,
+    each once; always empty for byte-level tokenizers, which read anything."""
+    if tokenizer.unk_token_id is None:
+        return []
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    pieces = [text[a:b] for i, (a, b) in zip(encoding.input_ids, encoding.offset_mapping) if i == tokenizer.unk_token_id]
+    return list(dict.fromkeys(pieces))
 
 
 class DemoSession:
@@ -63,4 +74,5 @@ class DemoSession:
                  "probability": float(p), "chosen": j == chosen}
                 for j, (c, lp, p) in enumerate(zip(choices, logprobs, probs))
             ]
-        return DemoAnswer(pd.DataFrame(rows), transcript)
+        unread = unknown_words(self.model.tokenizer, " ".join([question, *choices]))
+        return DemoAnswer(pd.DataFrame(rows), transcript, unread)

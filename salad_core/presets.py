@@ -8,9 +8,12 @@ its own tiny LM, pretrained on the world's text, and the frozen Whisper tiny.en 
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from salad_core.model.config import SaladConfig
+from salad_core.model.names import parse_llm_name
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,14 @@ def model_config(preset: str = "smol", **overrides) -> SaladConfig:
     return SaladConfig(**fields)
 
 
+def run_llm_name(run_config: dict) -> str:
+    """The LLM an evaluation run's model reads with: its saved model's, else the run's `--llm`, else its preset's."""
+    folder = Path(run_config["model_path"]) if run_config.get("model_path") else None
+    if folder is not None and (folder / "config.json").is_file():
+        return json.loads((folder / "config.json").read_text())["llm_name"]
+    return run_config.get("llm") or get_preset(run_config.get("preset") or "smol").llm_name
+
+
 def preset_world(preset: str):
     """The world a preset trains on (its speech and text), built, and its LM pretrained when the preset uses it."""
     world_name = get_preset(preset).world
@@ -83,6 +94,6 @@ def preset_world(preset: str):
     from salad_core.world.lm import ensure_world_lm
 
     world = build_world(world_name)
-    if get_preset(preset).llm_name.startswith("world:"):  # smol brings its own pretrained LLM
+    if parse_llm_name(get_preset(preset).llm_name).is_world:  # smol brings its own pretrained LLM
         ensure_world_lm(world)
     return world

@@ -18,7 +18,8 @@ import torch
 
 from salad_core.assets import AssetError
 from salad_core.eval.lanes import prompt_segments
-from salad_core.model.llm import load_llm
+from salad_core.demo import unknown_words
+from salad_core.model.llm import load_llm, pinned_llm_name
 from salad_core.tasks import Item
 from salad_core.world import lm
 
@@ -109,9 +110,9 @@ def test_tokenizer_ids_are_deterministic_and_unknowns_are_reported(world):
     assert a.get_vocab() == b.get_vocab()
     # by falling frequency after the 4 special tokens, ties alphabetical: "." and "is" 49 times each, "the" 48
     assert a.convert_ids_to_tokens([4, 5, 6]) == [".", "is", "the"]
-    assert lm.unknown_words(a, "the colour of the moon is silver") == ["moon", "silver"]
-    assert lm.unknown_words(a, "The Colour of the SKY") == []
-    assert lm.unknown_words(lm.build_tokenizer(lm.tokenizer_texts(world)), "the ink") == []  # probe words count
+    assert unknown_words(a, "the colour of the moon is silver") == ["moon", "silver"]
+    assert unknown_words(a, "The Colour of the SKY") == []
+    assert unknown_words(lm.build_tokenizer(lm.tokenizer_texts(world)), "the ink") == []  # probe words count
 
 
 def test_every_eval_prompt_round_trips_without_unk(world):
@@ -124,7 +125,7 @@ def test_every_eval_prompt_round_trips_without_unk(world):
             prompt = "".join(s.text for s in prompt_segments(fewshot, item.question))
             for text in [prompt, *(" " + c for c in item.choices)]:
                 ids = tok(text, add_special_tokens=False).input_ids
-                assert tok.unk_token_id not in ids, (text, lm.unknown_words(tok, text))
+                assert tok.unk_token_id not in ids, (text, unknown_words(tok, text))
                 assert tok.decode(ids).split() == text.lower().replace(":", " :").split()
 
 
@@ -245,7 +246,7 @@ def test_second_call_reuses_the_cached_lm(world, trained, monkeypatch):
     assert lm.ensure_world_lm(world) == folder == lm.world_lm_dir(world)
     monkeypatch.setattr(lm, "load_world", lambda preset: world if preset == "toy" else None)
     assert lm.resolve_world_llm("world:toy") == folder  # the loader's name for a world's LM
-    assert lm.resolve_world_llm(lm.pinned_world_llm("world:toy")) == folder  # ... and the name a model saves
+    assert lm.resolve_world_llm(pinned_llm_name("world:toy")) == folder  # ... and the name a model saves
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
     assert not list(folder.parent.glob(".lm-*"))  # no temporary folder left behind
 
@@ -258,16 +259,17 @@ def test_resolve_world_llm_names():
 
 def test_a_saved_name_pins_the_lm_folder_of_its_recipe(world, trained, monkeypatch):
     folder, _ = trained
-    assert lm.pinned_world_llm("world:toy") == f"world:toy/{lm.LM_FOLDER}"
-    assert lm.pinned_world_llm(f"world:toy/{lm.LM_FOLDER}") == f"world:toy/{lm.LM_FOLDER}"
-    assert lm.pinned_world_llm("Qwen/Qwen2.5-3B") == "Qwen/Qwen2.5-3B"
+    assert pinned_llm_name("world:toy") == f"world:toy/{lm.LM_FOLDER}"
+    assert pinned_llm_name(f"world:toy/{lm.LM_FOLDER}") == f"world:toy/{lm.LM_FOLDER}"
+    assert pinned_llm_name("Qwen/Qwen2.5-3B") == "Qwen/Qwen2.5-3B"
     monkeypatch.setattr(lm, "load_world", lambda preset: world if preset == "toy" else None)
     earlier = folder.with_name("lm-v0")  # an earlier recipe's LM, kept in the world folder
     shutil.copytree(folder, earlier)
     assert lm.resolve_world_llm("world:toy/lm-v0") == earlier
-    for missing in ("world:toy/lm-v9", "world:toy/../../etc"):
-        with pytest.raises(AssetError, match="holds no trained LM"):
-            lm.resolve_world_llm(missing)
+    with pytest.raises(AssetError, match="holds no trained LM 'lm-v9'.*world:toy for today's LM"):
+        lm.resolve_world_llm("world:toy/lm-v9")
+    with pytest.raises(AssetError, match="not a world LM name"):
+        lm.resolve_world_llm("world:toy/../../etc")
 
 
 def test_bad_training_arguments_are_refused(world, tmp_path):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from salad_core.model.names import parse_llm_name
 from salad_core.store import Store
 from salad_core.tasks.item import SPLITS, Item
 
@@ -66,10 +67,11 @@ def model_key(ref: ModelRef) -> str:
 
 def _backbone(llm_name: str) -> str:
     """A world's own LM lives in that world's folder: rebuilding the world changes the LLM under the same name."""
-    if llm_name.startswith("world:"):
+    parsed = parse_llm_name(llm_name) if llm_name else None
+    if parsed is not None and parsed.is_world:
         from salad_core.world import world_dir
 
-        return world_dir(llm_name.split(":", 1)[1]).name
+        return f"{world_dir(parsed.world).name}/{parsed.lm_folder or ''}"
     return llm_name
 
 

@@ -15,31 +15,33 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from salad_core.assets import PACKAGED_LLMS, AssetError, cached_build, canonical_name, smollm2_gguf
+from salad_core.model.names import parse_llm_name
 
 
 def resolve_llm_path(name: str) -> Path | str:
-    """Where `from_pretrained` should look for this LLM: a folder (packaged or local) or the hub id itself."""
-    if name.startswith("world:"):  # a mini world's own LM, pretrained on its text (salad_core/world/lm.py)
+    """Where `from_pretrained` should look for this LLM: a folder (a world's, packaged or local) or the hub id."""
+    parsed = parse_llm_name(name)
+    if parsed.is_world:  # a mini world's own LM, pretrained on its text (salad_core/world/lm.py)
         from salad_core.world.lm import resolve_world_llm
 
-        return resolve_world_llm(name)
-    canonical = canonical_name(name)
-    if canonical in PACKAGED_LLMS and not Path(name).is_dir():
-        return _converted_gguf(canonical)
-    if Path(name).expanduser().is_dir():
+        return resolve_world_llm(parsed)
+    if parsed.kind == "packaged":
+        return _converted_gguf(canonical_name(name))
+    if parsed.kind == "folder":
         return Path(name).expanduser()
     if Path(name).suffix in {".gguf", ".bin", ".safetensors"} or name.startswith(("/", "./", "~")):
         raise AssetError(f"LLM path '{name}' does not exist. Fix: pass an existing folder, a hub id or one of {sorted(PACKAGED_LLMS)}.")
-    return canonical
+    return canonical_name(name)
 
 
 def pinned_llm_name(name: str) -> str:
     """The name a model should save for `name`: a mini world's LM gets its recipe's folder (`world:mini/lm-v3`), so
     a run keeps its teacher when a later salad trains the world's LM differently; other names are unchanged."""
-    if name.startswith("world:"):
-        from salad_core.world.lm import pinned_world_llm
+    parsed = parse_llm_name(name)
+    if parsed.is_world:
+        from salad_core.world.lm import LM_FOLDER
 
-        return pinned_world_llm(name)
+        return parsed.pinned(LM_FOLDER)
     return name
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import time
 from collections import Counter
@@ -38,6 +37,7 @@ from salad_core.assets import AssetError
 from salad_core.eval.lanes import FEWSHOT_TEMPLATE, QUESTION_TEMPLATE, prompt_segments
 from salad_core.eval.metrics import choose
 from salad_core.eval.scoring import Prefix, option_token_ids, score_options
+from salad_core.model.names import LLMName, parse_llm_name
 from salad_core.model.processing import pair_segments, tokenize_segment
 from salad_core.progress import Progress
 from salad_core.tasks import Item
@@ -46,7 +46,6 @@ from salad_core.world.build import load_world
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
-WORLD_LLM_PREFIX = "world:"
 LM_FOLDER = "lm-v3"  # bump when the pretraining recipe changes, so a world never mixes two LMs under one name
 REPORT_FILE = "lm_report.json"
 K_SHOT = 5  # `salad eval`'s default
@@ -81,12 +80,6 @@ def build_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     backend.normalizer, backend.pre_tokenizer = normalizer, pre_tokenizer
     return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=PAD, unk_token=UNK, bos_token=BOS, eos_token=EOS)
-
-
-def unknown_words(tokenizer, text: str) -> list[str]:
-    """The pieces of `text` that the tokenizer maps to `<unk>` (empty when it covers the text)."""
-    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    return [text[a:b] for i, (a, b) in zip(encoding.input_ids, encoding.offset_mapping) if i == tokenizer.unk_token_id]
 
 
 # -- the world's items and documents ---------------------------------------------------------------------------
@@ -415,33 +408,24 @@ def ensure_world_lm(world, **train_kwargs) -> Path:
     return final
 
 
-def pinned_world_llm(name: str) -> str:
-    """`world:<preset>` -> `world:<preset>/<LM_FOLDER>`, the name a model saves so that it keeps reading the LM it was
-    built on after the pretraining recipe (and LM_FOLDER) changes; a name already pinned, or any other, unchanged."""
-    if not name.startswith(WORLD_LLM_PREFIX) or "/" in name:
-        return name
-    return f"{name.strip()}/{LM_FOLDER}"
-
-
-def resolve_world_llm(name: str) -> Path | None:
+def resolve_world_llm(name: str | LLMName) -> Path | None:
     """`world:<preset>` -> the folder of that world's LM (trained now if needed); `world:<preset>/<folder>` -> that
     LM folder of the world (an earlier recipe's must already exist); None for any other name.
 
     The world itself must be built: `load_world` raises an error naming `salad world build --preset <preset>`.
     """
-    if not name.startswith(WORLD_LLM_PREFIX):
+    parsed = name if isinstance(name, LLMName) else parse_llm_name(name)
+    if not parsed.is_world:
         return None
-    preset, _, folder = name[len(WORLD_LLM_PREFIX):].strip().partition("/")
-    if not preset:
-        raise AssetError(f"LLM name {name!r} names no world. Fix: use world:<preset>, e.g. world:mini.")
-    world = load_world(preset)
-    if not folder or folder == LM_FOLDER:
+    world = load_world(parsed.world)
+    if parsed.lm_folder in (None, LM_FOLDER):
         return ensure_world_lm(world)
-    path = Path(world.root) / folder
-    if not re.fullmatch(r"lm[\w.-]*", folder) or not (path / REPORT_FILE).is_file():
-        raise AssetError(f"LLM name {name!r}: world {preset!r} holds no trained LM {folder!r} (today's recipe trains "
-                         f"{LM_FOLDER!r}). Fix: use world:{preset} for today's LM, or the salad version that trained "
-                         f"{folder!r} to read that one.")
+    path = Path(world.root) / parsed.lm_folder
+    if not (path / REPORT_FILE).is_file():
+        raise AssetError(f"LLM name {parsed.text!r}: world {parsed.world!r} holds no trained LM {parsed.lm_folder!r} "
+                         f"(today's recipe trains {LM_FOLDER!r}, and the world was built by today's code in "
+                         f"{world.root}). Fix: use world:{parsed.world} for today's LM, or the salad version that "
+                         f"built that world and trained {parsed.lm_folder!r} to read that model.")
     return path
 
 
