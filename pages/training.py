@@ -18,12 +18,16 @@ from dashboard.first_launch import MINI_ARGS, MINI_JOB
 from salad_core import jobs
 from salad_core.analysis import checkpoints, run_alpha
 from salad_core.presets import PRESETS
+from salad_core.flags import FieldSpec, field_specs
 from salad_core.store import Store, StoreError
-from salad_core.train.config import TrainConfig
+from salad_core.train.config import CHOICES, TrainConfig
 
 JOB_NAME = "train"
-LLM_MODES = ("frozen", "lora", "full")
-BUDGETS = ("optimizer steps", "hours of natural speech", "text tokens")
+# Stage II runs start from the Active selection page (they continue a Stage I run on a selection round).
+STAGE2_FIELDS = ("stage", "from_run", "round_id", "synthetic_prob")
+MAIN_FIELDS = ("alpha", "align", "llm_mode", "max_steps", "budget_hours", "budget_tokens", "seed", "lr_adapter",
+               "lr_llm", "replay_prob")
+FRACTIONS = ("alpha", "replay_prob", "decay_fraction")  # fields that hold a fraction in [0, 1]
 CONFIG_COLUMNS = ("preset", "alpha", "llm_mode", "lr_adapter", "lr_llm", "max_steps", "budget_hours", "budget_tokens",
                   "replay_prob", "align", "kl_direction", "kl_temperature", "seed")
 
@@ -37,28 +41,34 @@ def presets() -> list[str]:
     return ["mini", *sorted(set(PRESETS) - {"mini"})]
 
 
-def train_args(values: dict, store_path: str) -> list[str]:
-    """The `salad train` command line for the form's values."""
-    args = ["train", "--preset", values["preset"], "--alpha", f"{values['alpha']:g}", "--llm-mode",
-            values["llm_mode"], "--lr-adapter", f"{values['lr_adapter']:g}", "--lr-llm", f"{values['lr_llm']:g}",
-            "--replay-prob", f"{values['replay_prob']:g}", "--align", values["align"], "--seed", str(values["seed"])]
-    flag = {"optimizer steps": "--max-steps", "hours of natural speech": "--budget-hours",
-            "text tokens": "--budget-tokens"}[values["budget_kind"]]
-    amount = values["budget"]
-    args += [flag, str(int(amount)) if flag != "--budget-hours" else f"{amount:g}", "--db", store_path]
-    return args
+def form_fields() -> list[FieldSpec]:
+    """Every Stage I field of `salad train`, the main ones first."""
+    specs = [s for s in field_specs(TrainConfig, CHOICES) if s.name not in ("preset", *STAGE2_FIELDS)]
+    return sorted(specs, key=lambda s: MAIN_FIELDS.index(s.name) if s.name in MAIN_FIELDS else len(MAIN_FIELDS))
 
 
 def recipe_values(preset: str) -> dict:
     """The form's starting values: the preset's recipe (salad_core.train.config.PRESET_RECIPES) over the defaults."""
-    config = TrainConfig.for_preset(preset)
-    return {"train_alpha": config.alpha, "train_llm_mode": config.llm_mode, "train_budget_kind": BUDGETS[0],
-            "train_budget": float(config.max_steps), "train_seed": config.seed, "train_lr_adapter": config.lr_adapter,
-            "train_lr_llm": config.lr_llm, "train_replay": round(config.replay_prob, 2), "train_align": config.align}
+    recipe = TrainConfig.for_preset(preset).to_dict()
+    return {f"train_{spec.name}": recipe[spec.name] for spec in form_fields()}
 
 
 def apply_recipe() -> None:
     st.session_state.update(recipe_values(st.session_state["train_preset"]))
+
+
+def field_input(spec: FieldSpec, where):
+    """The widget of one config field, labelled with its name (flag, store column and chart label alike)."""
+    key, label, text = f"train_{spec.name}", spec.name, spec.help or None
+    if spec.choices:
+        return where.selectbox(label, spec.choices, key=key, help=text)
+    if spec.kind is str:
+        return where.text_input(label, key=key, help=text)
+    if spec.kind is int:
+        return where.number_input(label, min_value=0, step=1, key=key, help=text)
+    bounds = {"min_value": 0.0, "max_value": 1.0} if spec.name in FRACTIONS else {"min_value": 0.0}
+    return where.number_input(label, format="%g", step=0.01 if spec.name in FRACTIONS else None, key=key, help=text,
+                              **bounds)
 
 
 def start_form(store_path: str) -> None:
@@ -66,27 +76,24 @@ def start_form(store_path: str) -> None:
                           help="choosing a preset fills the form with its tested recipe")
     for key, value in recipe_values(preset).items():
         st.session_state.setdefault(key, value)
+    specs = form_fields()
+    main = [s for s in specs if s.name in MAIN_FIELDS]
     with st.form("train_form"):
-        st.markdown(f"**Start a Stage I run** on `{preset}`")
-        left, middle, right = st.columns(3)
-        values = {
-            "preset": preset,
-            "alpha": left.slider("α: weight of distillation (1 = SALAD, 0 = plain NLL)", 0.0, 1.0, step=0.05,
-                                 key="train_alpha"),
-            "llm_mode": left.selectbox("LLM weights", LLM_MODES, key="train_llm_mode"),
-            "budget_kind": middle.selectbox("Budget in", BUDGETS, key="train_budget_kind"),
-            "budget": middle.number_input("Budget", min_value=0.001, key="train_budget",
-                                          help="steps, hours of natural speech or text tokens, as chosen above"),
-            "seed": middle.number_input("Seed", min_value=0, step=1, key="train_seed"),
-            "lr_adapter": right.number_input("Adapter learning rate", min_value=0.0, format="%.2e",
-                                             key="train_lr_adapter"),
-            "lr_llm": right.number_input("LLM learning rate", min_value=0.0, format="%.2e", key="train_lr_llm"),
-            "replay_prob": right.slider("Text-only replay batches (probability)", 0.0, 1.0, step=0.01,
-                                        key="train_replay"),
-            "align": right.selectbox("Alignment aid (CTC warm-up)", ("ctc", "none"), key="train_align"),
-        }
+        st.markdown(f"**Start a Stage I run** on `{preset}`: the form starts from the preset's recipe, and the job "
+                    "runs `salad train` with the fields that differ from it. α = 1 is SALAD's distillation, α = 0 "
+                    "plain next-token training; a budget in hours or tokens, when set, fixes the steps.")
+        columns = st.columns(3)
+        values = {s.name: field_input(s, columns[n % 3]) for n, s in enumerate(main)}
+        with st.expander("Every other option"):
+            columns = st.columns(3)
+            values |= {s.name: field_input(s, columns[n % 3]) for n, s in enumerate(specs[len(main):])}
         if st.form_submit_button("Start training", type="primary"):
-            start(train_args(values, store_path), JOB_NAME)
+            try:
+                config = TrainConfig.for_preset(preset, **values)
+            except ValueError as err:
+                st.error(str(err))
+                return
+            start(["train", *config.to_argv(), "--db", store_path], JOB_NAME)
 
 
 def start(args: list[str], name: str) -> None:

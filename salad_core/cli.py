@@ -94,46 +94,11 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
-FLAG_ALIASES = {"from_run": ["--from"], "round_id": ["--round"]}  # the names the Stage II docs use
-
-
-def field_comments(cls) -> dict[str, str]:
-    """The comment at the end of each field's line in a dataclass's source (`alpha: float = 1.0  # SALAD uses 1.0`):
-    the config documents its fields once, and `--help` shows the same words."""
-    import inspect
-    import io
-    import tokenize
-
-    comments, line_field = {}, {}
-    for token in tokenize.generate_tokens(io.StringIO(inspect.getsource(cls)).readline):
-        row = token.start[0]
-        if token.type == tokenize.NAME and row not in line_field and token.line.strip().startswith(token.string + ":"):
-            line_field[row] = token.string
-        elif token.type == tokenize.COMMENT and row in line_field:
-            comments[line_field[row]] = token.string.lstrip("#").strip()
-    return comments
-
-
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls, recipes: dict[str, dict] | None = None) -> None:
-    """One flag per dataclass field, named as the field (`kl_temperature` -> `--kl-temperature`), default None:
-    a flag not given leaves the field to the recipe, then to the dataclass default."""
-    from dataclasses import MISSING, fields
-
-    comments = field_comments(cls)
-    for f in fields(cls):
-        default = f.default if f.default is not MISSING else None
-        kind = type(default) if default is not None else \
-            str if "str" in str(f.type) else float if "float" in str(f.type) else int
-        given = ", ".join(f"{p}: {r[f.name]}" for p, r in (recipes or {}).items() if f.name in r)
-        text = f"{comments.get(f.name, '')} (default: {default}{'; preset ' + given if given else ''})".strip()
-        parser.add_argument(*FLAG_ALIASES.get(f.name, []), "--" + f.name.replace("_", "-"), dest=f.name, type=kind,
-                            default=None, help=text.replace("%", "%%"))
-
-
 def add_train_args(parser: argparse.ArgumentParser) -> None:
-    from salad_core.train.config import PRESET_RECIPES, TrainConfig
+    from salad_core.flags import add_dataclass_flags
+    from salad_core.train.config import CHOICES, PRESET_RECIPES, TrainConfig
 
-    add_dataclass_flags(parser, TrainConfig, PRESET_RECIPES)
+    add_dataclass_flags(parser, TrainConfig, PRESET_RECIPES, CHOICES)
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a run from its last checkpoint")
     parser.add_argument("--no-final-eval", dest="final_eval", action="store_false",
                         help="skip the closing `salad eval` of the final model")
@@ -312,6 +277,7 @@ def cmd_world(args: argparse.Namespace) -> dict:
 
 
 def add_select_args(parser: argparse.ArgumentParser) -> None:
+    from salad_core.flags import add_dataclass_flags
     from salad_core.select.round import SelectConfig
 
     add_dataclass_flags(parser, SelectConfig)

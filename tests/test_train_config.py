@@ -24,7 +24,8 @@ def test_cli_flags_map_onto_the_recipe():
 def test_help_shows_each_fields_comment_with_its_default_and_preset_value():
     from dataclasses import fields
 
-    from salad_core.cli import build_parser, field_comments
+    from salad_core.cli import build_parser
+    from salad_core.flags import field_comments
     from salad_core.select.round import SelectConfig
 
     comments = field_comments(TrainConfig)
@@ -35,6 +36,29 @@ def test_help_shows_each_fields_comment_with_its_default_and_preset_value():
     train = next(a for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions
                  if a.dest == "align")
     assert train.help.startswith("none | ctc | ctc-soft") and "(default: none; preset mini: ctc-soft" in train.help
+
+
+@pytest.mark.parametrize("options", [{}, {"alpha": 0.25, "align": "none", "replay_prob": 1 / 3 + 0.01},
+                                     {"budget_hours": 2.5, "kl_direction": "reverse", "tag": "grid a", "seed": 3},
+                                     {"llm_mode": "lora", "lr_llm": 1.234567e-05, "budget_tokens": 10_000}])
+@pytest.mark.parametrize("preset", ["mini", "nano", "smol"])
+def test_a_config_written_as_flags_parses_back_to_itself(preset, options):
+    from salad_core.cli import build_parser, train_config
+
+    config = TrainConfig.for_preset(preset, **options)
+    argv = config.to_argv()
+    recipe = TrainConfig.for_preset(preset).to_dict()
+    changed = [k for k, v in options.items() if recipe[k] != v]
+    assert argv[:2] == ["--preset", preset] and len(argv) == 2 + 2 * len(changed)  # only what differs is written
+    assert train_config(build_parser().parse_args(["train", *argv])) == config
+
+
+def test_unknown_choices_are_refused_on_the_command_line(capsys):
+    from salad_core.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--align", "asr"])
+    assert "invalid choice: 'asr' (choose from 'none', 'ctc', 'ctc-soft')" in capsys.readouterr().err
 
 
 def test_a_recipe_cannot_hold_an_invalid_value():

@@ -138,30 +138,62 @@ def test_a_failed_run_offers_resume(store, started):
     assert started == [(["train", "--resume", failed, "--db", str(store.path)], "train")]
 
 
-def test_the_form_starts_a_train_job(store, started):
-    at = open_page(TRAINING, store.path)
-    at.slider(key="train_alpha").set_value(0.5)
-    at.selectbox(key="train_llm_mode").select("lora")
-    at.selectbox(key="train_budget_kind").select("hours of natural speech")
-    at.number_input(key="train_budget").set_value(2.5)
-    at.selectbox(key="train_align").select("none")
-    at.button[0].click().run()  # the form's submit button
+def submit(at: AppTest) -> AppTest:
+    return next(b for b in at.button if b.label == "Start training").click().run()
+
+
+def cli_config(args: list[str]) -> TrainConfig:
+    """The config `salad <args>` would train."""
+    from salad_core.cli import build_parser, train_config
+
+    return train_config(build_parser().parse_args(args))
+
+
+def test_the_form_left_alone_starts_exactly_the_presets_recipe(store, started):
+    at = submit(open_page(TRAINING, store.path))
     assert not at.exception
-    recipe = TrainConfig.for_preset("mini")  # the fields left alone start at the preset's recipe
-    assert started == [(["train", "--preset", "mini", "--alpha", "0.5", "--llm-mode", "lora", "--lr-adapter",
-                         f"{recipe.lr_adapter:g}", "--lr-llm", f"{recipe.lr_llm:g}", "--replay-prob", "0.33",
-                         "--align", "none", "--seed", "0", "--budget-hours", "2.5", "--db", str(store.path)], "train")]
+    assert started == [(["train", "--preset", "mini", "--db", str(store.path)], "train")]
+    assert cli_config(started[0][0]) == cli_config(["train", "--preset", "mini"]) == TrainConfig.for_preset("mini")
+    assert cli_config(started[0][0]).align == "ctc-soft"
     assert "as job `train-recorded`" in at.success[0].value
+
+
+def test_the_form_starts_the_fields_it_was_given(store, started):
+    at = open_page(TRAINING, store.path)
+    at.number_input(key="train_alpha").set_value(0.5)
+    at.selectbox(key="train_llm_mode").select("lora")
+    at.number_input(key="train_budget_hours").set_value(2.5)
+    at.selectbox(key="train_align").select("none")
+    at.selectbox(key="train_kl_direction").select("reverse")  # one of the options behind the expander
+    at = submit(at)
+    assert not at.exception
+    args = started[0][0]
+    assert args[:3] == ["train", "--preset", "mini"] and args[-2:] == ["--db", str(store.path)]
+    assert cli_config(args) == TrainConfig.for_preset("mini", alpha=0.5, llm_mode="lora", budget_hours=2.5,
+                                                      align="none", kl_direction="reverse")
+
+
+def test_the_form_offers_every_value_the_command_line_accepts(store):
+    from salad_core.train.config import CHOICES
+
+    at = open_page(TRAINING, store.path)
+    assert at.selectbox(key="train_align").options == list(CHOICES["align"]) == ["none", "ctc", "ctc-soft"]
+    assert at.selectbox(key="train_llm_mode").options == ["frozen", "lora", "full"]
+    shown = {w.key.removeprefix("train_") for w in [*at.number_input, *at.selectbox, *at.text_input]}
+    stage1 = set(TrainConfig.__dataclass_fields__) - {"stage", "from_run", "round_id", "synthetic_prob"}
+    assert stage1 <= shown  # every Stage I field of `salad train` has its widget (preset: the picker above the form)
 
 
 def test_choosing_a_preset_fills_the_form_with_its_recipe(store, started):
     at = open_page(TRAINING, store.path)
-    assert at.selectbox(key="train_align").value == "ctc" and at.selectbox(key="train_llm_mode").value == "full"
+    assert at.selectbox(key="train_align").value == "ctc-soft" and at.selectbox(key="train_llm_mode").value == "full"
     at.selectbox(key="train_preset").select("nano").run()
     assert not at.exception
     nano = TrainConfig.for_preset("nano")
     assert at.selectbox(key="train_align").value == nano.align
     assert at.number_input(key="train_lr_llm").value == nano.lr_llm
+    at = submit(at)
+    assert cli_config(started[0][0]) == nano
 
 
 def test_an_empty_store_offers_the_mini_world(tmp_path, started):

@@ -9,6 +9,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 
+from salad_core.flags import to_argv
 from salad_core.losses import KL_DIRECTIONS
 from salad_core.model.config import LLM_MODES
 from salad_core.train.schedule import decay_start
@@ -31,6 +32,10 @@ PRESET_RECIPES: dict[str, dict] = {
 ALIGN_MODEL: dict[str, dict] = {"none": {"ctc_compress": False},
                                 "ctc": {"ctc_compress": True, "ctc_read": "adapter"},
                                 "ctc-soft": {"ctc_compress": True, "ctc_read": "soft"}}
+
+
+# The fields with a fixed set of values: validated here, offered as choices by `salad train` and the Training page.
+CHOICES: dict[str, tuple[str, ...]] = {"kl_direction": KL_DIRECTIONS, "llm_mode": LLM_MODES, "align": tuple(ALIGN_MODEL)}
 
 
 # Per-preset Stage II recipes (options given always win): the share of speech documents drawn from the selected
@@ -91,12 +96,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
-        if self.kl_direction not in KL_DIRECTIONS:
-            raise ValueError(f"kl_direction must be one of {KL_DIRECTIONS}, got {self.kl_direction!r}")
-        if self.llm_mode not in LLM_MODES:
-            raise ValueError(f"llm_mode must be one of {LLM_MODES}, got {self.llm_mode!r}")
-        if self.align not in ALIGN_MODEL:
-            raise ValueError(f"align must be one of {tuple(ALIGN_MODEL)}, got {self.align!r}")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.stage not in (1, 2) or (self.stage == 2 and not (self.from_run and self.round_id)):
             raise ValueError("stage must be 1 or 2, and stage 2 needs from_run and round_id")
         if self.synthetic_prob is not None and not 0.0 <= self.synthetic_prob <= 1.0:
@@ -124,6 +126,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def to_argv(self) -> list[str]:
+        """The `salad train` flags that rebuild this Stage I config: the preset, then each field that differs from
+        the preset's recipe (`salad train <to_argv()>` trains exactly this config)."""
+        if self.stage != 1:
+            raise ValueError("to_argv writes Stage I configs; Stage II is `salad train --stage 2 --from RUN --round ID`")
+        return ["--preset", self.preset, *to_argv(self, TrainConfig.for_preset(self.preset), skip=("preset",))]
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]

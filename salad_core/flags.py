@@ -1,0 +1,99 @@
+"""A config dataclass and its command line, both ways: flags generated from the fields, and a config written back as
+the flags that rebuild it (`to_argv`). One definition serves `salad train|select`, the dashboard's forms and the
+jobs they start, so a page cannot drift from the command line.
+
+Each field is one flag, named as the field (`kl_temperature` -> `--kl-temperature`); its help is the comment at the
+end of the field's line in the dataclass source. Fields with a fixed set of values name them in `choices`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import io
+import tokenize
+from dataclasses import MISSING, dataclass, fields
+
+FLAG_ALIASES = {"from_run": ["--from"], "round_id": ["--round"]}  # the names the Stage II docs use
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What a form or a parser needs to know of one config field."""
+
+    name: str
+    kind: type  # int | float | str | bool
+    optional: bool  # None is a value (e.g. a budget left unset)
+    default: object
+    choices: tuple | None
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def field_comments(cls) -> dict[str, str]:
+    """The comment at the end of each field's line in a dataclass's source (`alpha: float = 1.0  # SALAD uses 1.0`):
+    the config documents its fields once, and `--help` and the forms show the same words."""
+    comments, line_field = {}, {}
+    for token in tokenize.generate_tokens(io.StringIO(inspect.getsource(cls)).readline):
+        row = token.start[0]
+        if token.type == tokenize.NAME and row not in line_field and token.line.strip().startswith(token.string + ":"):
+            line_field[row] = token.string
+        elif token.type == tokenize.COMMENT and row in line_field:
+            comments[line_field[row]] = token.string.lstrip("#").strip()
+    return comments
+
+
+def _kind(annotation: str, default: object) -> type:
+    if default is not None and not isinstance(default, (list, tuple)):
+        return type(default)
+    for name, kind in (("bool", bool), ("float", float), ("int", int)):
+        if name in str(annotation):
+            return kind
+    return str
+
+
+def field_specs(cls, choices: dict[str, tuple] | None = None) -> list[FieldSpec]:
+    comments = field_comments(cls)
+    specs = []
+    for f in fields(cls):
+        default = f.default if f.default is not MISSING else None
+        specs.append(FieldSpec(f.name, _kind(f.type, default), "None" in str(f.type), default,
+                               (choices or {}).get(f.name), comments.get(f.name, "")))
+    return specs
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls, recipes: dict[str, dict] | None = None,
+                        choices: dict[str, tuple] | None = None) -> None:
+    """One flag per field, default None: a flag not given leaves the field to the recipe, then to the default."""
+    for spec in field_specs(cls, choices):
+        given = ", ".join(f"{p}: {r[spec.name]}" for p, r in (recipes or {}).items() if spec.name in r)
+        text = f"{spec.help} (default: {spec.default}{'; preset ' + given if given else ''})".strip()
+        parser.add_argument(*FLAG_ALIASES.get(spec.name, []), spec.flag, dest=spec.name, type=spec.kind, default=None,
+                            choices=spec.choices, help=text.replace("%", "%%"))
+
+
+def flag_value(value: object) -> str:
+    """A value as its flag's text; floats by repr, so that parsing it back gives the same float."""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def to_argv(config, base=None, skip: tuple[str, ...] = ()) -> list[str]:
+    """The flags that turn `base` (default: the dataclass defaults) into `config`: one per field that differs.
+
+    A field that differs by being None cannot be written as a flag (flags left out mean "not given"): ValueError.
+    """
+    base = base if base is not None else type(config)(**{f.name: getattr(config, f.name) for f in fields(config)
+                                                         if f.default is MISSING})
+    argv = []
+    for f in fields(config):
+        value, start = getattr(config, f.name), getattr(base, f.name)
+        if f.name in skip or value == start:
+            continue
+        if value is None:
+            raise ValueError(f"{type(config).__name__}.{f.name} is None where the base has {start!r}: a command "
+                             "line cannot unset a field. Fix: start from a base that leaves it unset.")
+        argv += ["--" + f.name.replace("_", "-"), flag_value(value)]
+    return argv
