@@ -101,7 +101,8 @@ def option_probability_bars(options: pd.DataFrame) -> go.Figure:
         )
     fig.update_layout(barmode="group", title="Each lane's probability of each answer option (✓ = its pick)",
                       yaxis={"title": "probability among the options (fraction)", "range": [0, 1.1]},
-                      xaxis={"title": "answer option"}, legend={"title": "lane"}, showlegend=True, margin={"t": 50})
+                      xaxis={"title": "answer option", "type": "category"},  # "70", "72": options, not numbers
+                      legend={"title": "lane"}, showlegend=True, margin={"t": 50})
     return fig
 
 

@@ -28,12 +28,39 @@ def demo_session(run_config_json: str):
 
 
 @st.cache_data(show_spinner=False)
-def task_items(task: str) -> pd.DataFrame:
-    from salad_core.tasks import get_task
+def task_items(task: str, manifest: str | None = None) -> pd.DataFrame:
+    from salad_core.tasks import get_task, load_manifest
 
-    items = get_task(task).items("test", limit=200)
+    if manifest and task in demo_manifest_tasks(manifest):
+        items = [i for i in load_manifest(manifest).items if i.task == task and i.split == "test"][:200]
+    else:
+        items = get_task(task).items("test", limit=200)
     return pd.DataFrame({"question": [i.question for i in items], "choices": [list(i.choices) for i in items],
                          "answer": [i.answer for i in items]})
+
+
+@st.cache_data(show_spinner=False)
+def demo_manifest_tasks(manifest: str) -> list[str]:
+    from salad_core.tasks import load_manifest
+
+    return load_manifest(manifest).tasks
+
+
+@st.cache_data(ttl=data.TTL_S, show_spinner=False)
+def demo_tasks(config_json: str) -> list[str]:
+    """The tasks whose questions the model can read: a world model's own world's, else the built-in suite and the
+    run's manifest (a world LM's word-level vocabulary knows no digit, no capital letter, no word of the suite)."""
+    from salad_core.model.names import parse_llm_name
+    from salad_core.presets import run_llm_name
+    from salad_core.tasks import available_tasks
+    from salad_core.world import is_world_task
+
+    config = json.loads(config_json)
+    llm = parse_llm_name(run_llm_name(config))
+    if llm.is_world:
+        return [t for t in available_tasks() if is_world_task(t) and t.startswith(f"{llm.world}-")]
+    manifest = demo_manifest_tasks(config["manifest"]) if config.get("manifest") else []
+    return [t for t in available_tasks() if not is_world_task(t)] + manifest
 
 
 @st.cache_data(show_spinner=False)
@@ -53,21 +80,25 @@ def run_config() -> dict:
     return {}
 
 
-def pick_question(preset: str) -> tuple[str, list[str], int, str | None]:
-    from salad_core.tasks import available_tasks
-    from salad_core.world import is_world_task
-
-    if st.radio("Question", SOURCES, horizontal=True, key="demo_source") == SOURCES[0]:
-        # A model trained on a mini world is asked that world's questions; other models the spoken task suite.
-        tasks = [t for t in available_tasks() if is_world_task(t) == t.startswith(f"{preset}-")]
+def pick_question(config: dict) -> tuple[str, list[str], int, str | None]:
+    tasks = demo_tasks(json.dumps(config, sort_keys=True, default=str))
+    if not tasks:
+        st.warning("No task this model can read is available here: a world model is asked its world's questions, and "
+                   "its world is not built on this machine. Fix: `salad world build --preset "
+                   f"{config.get('preset', 'mini')}`, or type a question below.")
+    first = task_items(tasks[0], config.get("manifest")).iloc[0] if tasks else None
+    if tasks and st.radio("Question", SOURCES, horizontal=True, key="demo_source") == SOURCES[0]:
         task = st.selectbox("Task", tasks, key="demo_task")
-        items = task_items(task)
+        items = task_items(task, config.get("manifest"))
         row = st.selectbox("Item", items.index, format_func=lambda i: items.loc[i, "question"], key="demo_item")
         item = items.loc[row]
         st.caption("Options: " + " · ".join(item["choices"]) + f" — correct: **{item['choices'][item['answer']]}**")
         return item["question"], list(item["choices"]), int(item["answer"]), task
-    question = st.text_input("Question", "What is the capital of France?", key="demo_question")
-    lines = st.text_area("Answer options, one per line (the first is taken as correct)", "Paris\nLyon\nMarseille\nNice",
+    # the typed question starts as one of the model's own tasks' (the suite's first: a capital city)
+    question = st.text_input("Question", first["question"] if first is not None else "", key="demo_question")
+    default_choices = [first["choices"][first["answer"]], *[c for j, c in enumerate(first["choices"])
+                                                            if j != first["answer"]]] if first is not None else []
+    lines = st.text_area("Answer options, one per line (the first is taken as correct)", "\n".join(default_choices),
                          key="demo_choices")
     return question, [line for line in lines.splitlines() if line.strip()], 0, None
 
@@ -111,6 +142,11 @@ def synthesized(question: str, default_voice: str) -> tuple[np.ndarray, str]:
 
 
 def show_answer(answer, correct: str) -> None:
+    if answer.unknown_words:
+        st.warning("This model's word-level vocabulary has no entry for " +
+                   ", ".join(f"`{w}`" for w in answer.unknown_words) + ": it reads each of them as the same unknown "
+                   "token, so its lanes cannot tell those words apart. Ask with the words of its world (the task "
+                   "items above show them).")
     widgets.chart(charts.option_probability_bars(answer.options), "demo_chart", name="demo-answer")
     st.markdown(f"Cascade transcript: _{answer.transcript or '(nothing recognised)'}_")
     picks = answer.options[answer.options["chosen"]][["label", "option"]]
@@ -125,11 +161,15 @@ def main() -> None:
                "likelihood as a continuation of the question, renormalised over the options); ✓ marks the lane's pick, "
                "scored as `salad eval` scores (by default the likelihood per character of the option).")
     config = run_config()
-    question, choices, answer, task = pick_question(config.get("preset", "smol"))
+    question, choices, answer, task = pick_question(config)
     from salad_core.eval.runner import DEFAULT_VOICE, WORLD_VOICE
 
     voice = config.get("voice") or DEFAULT_VOICE  # a world run's items were spoken by the world: offer a TTS voice
-    audio, origin = pick_audio(question, DEFAULT_VOICE if voice == WORLD_VOICE else voice)
+    audio, origin = None, ""
+    if question.strip():
+        audio, origin = pick_audio(question, DEFAULT_VOICE if voice == WORLD_VOICE else voice)
+    else:
+        st.info("Type a question (and its answer options) to hear it and ask every lane.")
     if audio is not None:
         st.audio(audio, sample_rate=16000)
         st.caption(origin)

@@ -26,6 +26,8 @@ def test_option_probability_bars_one_trace_per_lane_with_the_pick_outlined():
     assert list(fig.data[1].y) == [0.4, 0.6]
     assert list(fig.data[1].marker.line.width) == [0, 3]
     assert fig.layout.yaxis.title.text == "probability among the options (fraction)" and fig.layout.showlegend
+    numeric = charts.option_probability_bars(options.assign(option=["70", "72"] * 2))
+    assert numeric.layout.xaxis.type == "category"  # numeric options are answers, not positions on an axis
 
 
 @pytest.fixture
@@ -53,7 +55,8 @@ def test_demo_page_renders_and_says_the_adapter_is_untrained(empty_data):
 def test_demo_answers_a_typed_question_on_every_lane(empty_data):
     at = demo_page()
     at.radio(key="demo_source").set_value("My own question").run()
-    at.text_input(key="demo_question").set_value("What is the capital of France?").run()
+    at.text_input(key="demo_question").set_value("What is the capital of France?")
+    at.text_area(key="demo_choices").set_value("Paris\nLyon\nMarseille\nNice").run()
     at.button(key="demo_go").click().run(timeout=300)
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 1
@@ -65,6 +68,7 @@ def test_demo_answers_a_typed_question_on_every_lane(empty_data):
     chosen = options[options["chosen"]].set_index("lane")["option"]
     assert chosen["base_text"] == "Paris"  # SmolLM2 knows this one from text
     assert "capital" in answer.transcript.lower()
+    assert answer.unknown_words == []  # SmolLM2's byte-level tokenizer reads anything
 
 
 def test_a_world_run_is_demoed_in_a_tts_voice(empty_data, tmp_path, monkeypatch):
@@ -77,3 +81,33 @@ def test_a_world_run_is_demoed_in_a_tts_voice(empty_data, tmp_path, monkeypatch)
     at = demo_page()
     assert not at.error, [e.value for e in at.error]
     assert at.session_state["run_id"] == run_id
+
+
+def test_a_world_model_is_asked_only_its_worlds_questions(empty_data, tmp_path, monkeypatch):
+    """A mini-world model reads a word-level vocabulary: the built-in suite ('What is 10 times 8?') is not offered."""
+    from salad_core.store import Store
+    from salad_core.world import build_world
+
+    build_world("nano", progress=False)
+    store = Store(tmp_path / "world.duckdb")
+    run_id = store.create_run("eval", {"preset": "nano", "voice": "world", "model_path": None})
+    store.finish_run(run_id)
+    monkeypatch.setenv("SALAD_STORE", str(store.path))
+    at = demo_page()
+    tasks = at.selectbox(key="demo_task").options
+    assert tasks and all(t.startswith("nano-") for t in tasks)
+    at.radio(key="demo_source").set_value("My own question").run()
+    assert at.text_input(key="demo_question").value.endswith("?")  # a question of the world, in its words
+
+
+def test_words_a_world_model_cannot_read_are_named(empty_data):
+    from salad_core.demo import DemoSession
+    from salad_core.tts import VoiceSpec, synthesize
+    from salad_core.audio import load_audio
+    from salad_core.world import build_world
+
+    build_world("nano", progress=False)
+    session = DemoSession.from_run_config({"preset": "nano", "asr": "whisper-tiny.en"})
+    question = "what is 8 ?"
+    answer = session.answer(question, ["70", "72", "what", "88"], load_audio(synthesize(question, VoiceSpec("espeak", "en-us"))))
+    assert answer.unknown_words == ["8", "70", "72", "88"]
