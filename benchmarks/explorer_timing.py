@@ -28,7 +28,7 @@ def synthetic_pairs(n_points: int, dim: int, seed: int = 0) -> np.ndarray:
 
 
 def time_umap(n_points: int, dim: int) -> float:
-    from salad_core.explore.projection import project
+    from salad_core.maps import project
 
     points = synthetic_pairs(n_points, dim)
     start = time.perf_counter()

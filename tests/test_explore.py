@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from salad_core import maps
 from salad_core.explore import cache, projection, sources
 from salad_core.explore import metrics as m
 from salad_core.store import Store
@@ -25,7 +26,7 @@ def explore_cache(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cache, "cache_dir", cache_dir)
-        patch.setattr(projection, "cache_dir", cache_dir)
+        patch.setattr(maps, "cache_dir", cache_dir)
         yield root
 
 
@@ -220,7 +221,7 @@ def test_a_cached_entry_is_read_back_without_loading_the_model(tiny_entry, nano_
 def test_cosine_knn_matches_brute_force_and_puts_each_point_first():
     rng = np.random.default_rng(1)
     points = rng.normal(size=(50, 8))
-    indices, distances = projection.cosine_knn(points, 5, chunk=7)
+    indices, distances = maps.cosine_knn(points, 5, chunk=7)
     unit = points / np.linalg.norm(points, axis=1, keepdims=True)
     brute = np.argsort(1 - unit @ unit.T, axis=1)[:, :5]
     assert (indices[:, 0] == np.arange(50)).all() and (indices == brute).all()
@@ -242,4 +243,4 @@ def test_map_points_projects_every_view_of_both_checkpoints_together(tiny_entry,
     again = projection.map_points({"A": entry, "B": entry}, layer=1)
     assert np.array_equal(again[["x", "y"]].to_numpy(), points[["x", "y"]].to_numpy())
     with pytest.raises(ValueError, match="Fix"):
-        projection.project(np.ones((3, 4)))
+        maps.project(np.ones((3, 4)))

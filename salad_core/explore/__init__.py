@@ -4,7 +4,7 @@
     representations  hidden states of every layer for paired items, the aligned KL and both lanes' answers
     cache            the on-disk cache of those, one file per layer, keyed by (model weights, item set)
     metrics          per-layer pair cosine, norm ratio, modality gap, linear CKA; per-item KL
-    projection       one seeded UMAP over every view shown, cached
+    projection       one seeded UMAP over every view shown (salad_core.maps), cached
 
 Only `representations` imports torch; the dashboard page uses the rest.
 """

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from salad_core.maps import MIN_POINTS, project
 from salad_core.paths import data_dir
 from salad_core.progress import NoProgress, Progress
 from salad_core.select.allocation import STRATEGIES, draw_texts, target_distribution
@@ -188,13 +189,6 @@ def _pick_probes(labels: np.ndarray, k: int, per_cluster: int, seed: int) -> np.
     return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_cluster] for c in range(k)]))
 
 
-def _umap_xy(embeddings: np.ndarray, idx: np.ndarray, seed: int) -> np.ndarray:
-    import umap
-
-    reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1)
-    return reducer.fit_transform(np.asarray(embeddings[idx], dtype=np.float32))
-
-
 def run_round(config: SelectConfig, store: Store | None = None, *, progress: bool = True) -> dict:
     """Run one selection round; returns what `salad select --json` prints."""
     store = store or Store()
@@ -289,7 +283,7 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
     bar.set_stage("cluster map (UMAP)", None)
     rng = np.random.default_rng([config.seed, 9])
     shown = np.sort(rng.permutation(n)[: min(config.map_points, n)])
-    xy = _umap_xy(embeddings, shown, config.seed) if len(shown) > 2 else np.zeros((len(shown), 2))
+    xy = project(embeddings[shown], config.seed) if len(shown) >= MIN_POINTS else np.zeros((len(shown), 2))
     lap("map_s")
 
     clusters = _cluster_rows(k, sizes, p_web, scores, filtered, p_target, selected, labels, domains)
