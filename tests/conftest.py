@@ -148,6 +148,14 @@ def fixture_store(tmp_path: Path, fixture_store_template: Store) -> Store:
     return Store(path)
 
 
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory):
+    """The store and data folder the real commands make on the nano world (tests/pipeline.py), once per session."""
+    from tests.pipeline import build_pipeline
+
+    return build_pipeline(tmp_path_factory.mktemp("pipeline"))
+
+
 @pytest.fixture
 def isolated_app(tmp_path, monkeypatch):
     """For dashboard tests: own data folder, no automatic evaluation job, fresh Streamlit caches."""

@@ -1,11 +1,12 @@
-"""End to end in a real browser: `streamlit run dashboard/app.py` serves the full hand-built store of
-tests/dashboard_store.py on a free localhost port, and headless Chromium (Debian's `chromium`, driven by Playwright;
-no browser download) opens every page, uses its main control, checks that no exception or error is shown, and saves
-a screenshot per page.
+"""End to end in a real browser, on what the real commands make: `streamlit run dashboard/app.py` serves the store
+of tests/pipeline.py (the nano world built, Stage I at α = 1 and 0, a selection round with its Stage II, an
+evaluation with the cascade) on a free localhost port, and headless Chromium (Debian's `chromium`, driven by
+Playwright; no browser download) opens every page, uses its main control, checks that no exception or error is
+shown, and saves a screenshot per page. The main controls do the real work: the explorer computes and maps one model,
+then the comparison of two; the demo answers a question; the Training page's form starts a job (stopped at once).
 
-Screenshots go to this test's temporary folder and, when SALAD_SCREENSHOTS=1, also to data/screenshots/. Nothing
-heavy runs: the first launch's automatic evaluation is off (SALAD_NO_AUTOSTART=1) and no control that starts a job,
-loads a model or computes representations is used.
+Screenshots go to this test's temporary folder and, when SALAD_SCREENSHOTS=1, also to data/screenshots/. The first
+launch's automatic evaluation is off (SALAD_NO_AUTOSTART=1).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from salad_core import jobs
 from salad_core.paths import REPO_ROOT
-from salad_core.store import Store
-from tests.dashboard_store import PAGES, build_full_store, fixture_run, round_model
+from salad_core.train.config import TrainConfig
+from tests.dashboard_store import PAGES
+from tests.pipeline import Pipeline
 
 CHROMIUM = shutil.which("chromium")
 if CHROMIUM is None:
@@ -35,6 +38,7 @@ sync_api.expect.set_options(timeout=30_000)  # what a control changes shows with
 
 START_S = 90  # the server's first health answer (imports, first script compile) on a busy 2-core machine
 PAGE_MS = 60_000  # one script run, or one rerun after a control is used
+JOB_MS = 180_000  # a background job the page started (loading a model, computing representations), then its redraw
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 DRAWN = "() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')].every(c => c.querySelector('.main-svg'))"
@@ -61,15 +65,12 @@ def wait_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[tuple[str, Store]]:
-    """(base URL, store) of a dashboard serving the full store, with its own data folder."""
-    root = tmp_path_factory.mktemp("browser")
-    store = build_full_store(root)
-    port = free_port()
-    env = {**os.environ, "SALAD_DATA": str(root / "data"), "SALAD_STORE": str(store.path), "SALAD_NO_AUTOSTART": "1",
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+def served(pipeline: Pipeline, tmp_path_factory) -> Iterator[tuple[str, Pipeline]]:
+    """(base URL, pipeline) of a dashboard serving the pipeline's store and data folder."""
+    env = {**pipeline.env(), "SALAD_NO_AUTOSTART": "1"}
     env.pop("SALAD_FIRST_LIMIT", None)
-    log = root / "streamlit.log"
+    log = tmp_path_factory.mktemp("browser") / "streamlit.log"
+    port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none"]
@@ -78,7 +79,7 @@ def served(tmp_path_factory) -> Iterator[tuple[str, Store]]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, server, log)
-        yield url, store
+        yield url, pipeline
     finally:
         server.terminate()
         try:
@@ -147,44 +148,67 @@ def shown_errors(page: sync_api.Page) -> list[str]:
     return [e.inner_text()[:500] for e in page.locator(ERRORS).all()]
 
 
-def use_gap(page: sync_api.Page, store: Store) -> None:
-    select(page, "Evaluation run", fixture_run(store))
-    select(page, "Task", "capitals")
-    sync_api.expect(page.get_by_text("6 of 12 items")).to_be_visible()
-
-
-def use_dynamics(page: sync_api.Page, store: Store) -> None:
-    select(page, "Task", "mini-capitals")
-    sync_api.expect(page.get_by_test_id("stPlotlyChart")).to_have_count(7)
-
-
-def use_explorer(page: sync_api.Page, store: Store) -> None:
-    enter(page, "Items per task (0 = all)", "6")
-    sync_api.expect(page.locator("code").filter(has_text=re.compile(r"^run:eval-.*@6$"))).to_be_visible()
-    sync_api.expect(page.get_by_role("button", name="Compute representations")).to_be_visible()  # not pressed
-
-
-def use_training(page: sync_api.Page, store: Store) -> None:
-    runs = store.runs("train")
-    select(page, "Training run", runs.loc[runs["status"] == "failed", "run_id"].iloc[0])
-    sync_api.expect(page.get_by_text("Resume from its last checkpoint")).to_be_visible()
-
-
-def use_selection(page: sync_api.Page, store: Store) -> None:
-    select(page, "Stage I model", round_model(store))
-    sync_api.expect(page.get_by_text("Stage I vs Stage II, active vs uniform")).to_be_visible()
-    sync_api.expect(page.get_by_test_id("stPlotlyChart")).to_have_count(5)
-
-
-def use_demo(page: sync_api.Page, store: Store) -> None:
-    page.get_by_role("radiogroup", name="Question").get_by_text("My own question").click()
+def charts_drawn(page: sync_api.Page, count: int, timeout: float = PAGE_MS) -> None:
+    sync_api.expect(page.get_by_test_id("stPlotlyChart")).to_have_count(count, timeout=timeout)
     settle(page)
-    sync_api.expect(page.get_by_role("textbox", name="Question", exact=True)).to_have_value(
-        "What is the capital of France?")
 
 
-MAIN_CONTROLS: dict[str, Callable[[sync_api.Page, Store], None]] = {"": use_gap, "dynamics": use_dynamics, "explorer": use_explorer,
-                                      "training": use_training, "selection": use_selection, "demo": use_demo}
+def use_gap(page: sync_api.Page, pipeline: Pipeline) -> None:
+    select(page, "Evaluation run", pipeline.eval_run)
+    select(page, "Task", "nano-capitals")
+    sync_api.expect(page.get_by_text("4 of 8 items")).to_be_visible()
+
+
+def use_dynamics(page: sync_api.Page, pipeline: Pipeline) -> None:
+    select(page, "Task", "nano-capitals")
+    sync_api.expect(page.get_by_role("heading", name="What the gap follows")).to_be_visible()
+
+
+def use_explorer(page: sync_api.Page, pipeline: Pipeline) -> None:
+    """One model computed and mapped, then the comparison of two: the background jobs run for real."""
+    select(page, "Model", pipeline.alpha1)
+    page.get_by_role("button", name="Compute representations").click()
+    charts_drawn(page, 3, JOB_MS)  # the map, the per-layer metrics, the opened item's token KL
+    select(page, "Compare with (same item set, same map)", pipeline.alpha0)
+    page.get_by_role("button", name="Compute representations").click()
+    charts_drawn(page, 4, JOB_MS)  # a map per model, on one projection
+
+
+def use_training(page: sync_api.Page, pipeline: Pipeline) -> None:
+    """The form, left as it opens on the mini preset, starts exactly `salad train --preset mini` (the job is stopped
+    at once: only its command line is checked)."""
+    select(page, "Training run", pipeline.alpha0)
+    page.get_by_role("button", name="Start training").click()
+    started = page.get_by_text(re.compile(r"^Started salad train .* as job train-"))
+    sync_api.expect(started).to_be_visible()
+    command, job_id = re.match(r"Started salad (.*) as job (\S+?)\.$", started.inner_text()).groups()
+    os.environ["SALAD_DATA"] = str(pipeline.data)  # the jobs folder of the server's data
+    try:
+        jobs.stop_job(job_id)
+    finally:
+        os.environ.pop("SALAD_DATA")
+    from salad_core.cli import build_parser, train_config
+
+    assert train_config(build_parser().parse_args(command.split())) == TrainConfig.for_preset("mini")
+
+
+def use_selection(page: sync_api.Page, pipeline: Pipeline) -> None:
+    select(page, "Stage I model", pipeline.alpha1)
+    sync_api.expect(page.get_by_text(pipeline.round_id).first).to_be_visible()
+    sync_api.expect(page.get_by_text("Stage I vs Stage II, active vs uniform")).to_be_visible()
+
+
+def use_demo(page: sync_api.Page, pipeline: Pipeline) -> None:
+    """The sidebar's run is the evaluation of the α = 1 nano model: the demo asks it its own world's questions."""
+    sync_api.expect(page.get_by_role("combobox", name="Task", exact=True)).to_have_value(re.compile("^nano-"))
+    page.get_by_role("button", name="Answer").click()
+    charts_drawn(page, 1, JOB_MS)  # the models load on the first answer
+    assert not page.get_by_text("word-level vocabulary has no entry").count()
+
+
+MAIN_CONTROLS: dict[str, Callable[[sync_api.Page, Pipeline], None]] = {
+    "": use_gap, "dynamics": use_dynamics, "explorer": use_explorer, "training": use_training,
+    "selection": use_selection, "demo": use_demo}
 
 
 def visit(browser: sync_api.Browser, url: str) -> sync_api.Page:
@@ -207,12 +231,12 @@ def screenshot(page: sync_api.Page, shots: list[Path], name: str) -> None:
 
 @pytest.mark.parametrize("path, title", [(p, t) for _, p, t in PAGES], ids=[p or "gap" for _, p, _ in PAGES])
 def test_every_page_works_in_the_browser(served, browser, shots, path, title):
-    url, store = served
+    url, pipeline = served
     page = visit(browser, f"{url}/{path}")
     try:
         sync_api.expect(page.locator("h1").filter(has_text=title)).to_be_visible()
         assert not shown_errors(page), shown_errors(page)
-        MAIN_CONTROLS[path](page, store)
+        MAIN_CONTROLS[path](page, pipeline)
         assert not shown_errors(page), shown_errors(page)
         screenshot(page, shots, path or "gap")
     except Exception:
