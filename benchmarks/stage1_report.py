@@ -114,7 +114,7 @@ def dynamics(store: Store, runs: pd.DataFrame) -> str:
     lines.append(analysis.power_law_table(analysis.fit_power_laws(points, "tokens", "M")).to_string(index=False))
     try:
         eff = analysis.data_efficiency(points, alpha=1.0, reference=0.0)
-        line = (f"data efficiency: α = 0's best speech accuracy {eff.target:.3f} first reached after "
+        line = (f"data efficiency: α = 0's final speech accuracy {eff.target:.3f} (smoothed) first reached after "
                 f"{eff.reference_hours:.3f} h of natural speech; ")
         if math.isfinite(eff.hours):
             line += f"α = 1 reaches it after {eff.hours:.3f} h (ratio {eff.ratio:.2f}×)"

@@ -143,11 +143,15 @@ def fit_scatter(points: pd.DataFrame, x: str, y: str, fit: LinearFit | None, log
 
 
 def efficiency_curves(points: pd.DataFrame, efficiency: Efficiency | None = None) -> go.Figure:
-    """Speech accuracy against hours of natural speech, one line per run coloured by α; the target marked."""
+    """Speech accuracy against hours of natural speech, one line per run coloured by α; each compared α's smoothed
+    (monotone) curve dashed, the target marked."""
     fig = go.Figure(_run_traces(points, "speech_hours", "speech_acc"))
     if efficiency is not None:
+        for alpha, (hours, smooth) in efficiency.curves.items():
+            fig.add_trace(go.Scatter(name=f"{alpha_text(alpha)}, smoothed", x=list(hours), y=list(smooth),
+                                     mode="lines", line={"dash": "dash", "color": alpha_color(alpha)}))
         fig.add_hline(y=efficiency.target, line_dash="dot", line_color="#444",
-                      annotation_text=f"best of {alpha_text(efficiency.reference)}: {efficiency.target:.3f}")
+                      annotation_text=f"final of {alpha_text(efficiency.reference)}: {efficiency.target:.3f}")
         reached = [(efficiency.reference, efficiency.reference_hours), (efficiency.alpha, efficiency.hours)]
         reached = [(a, h) for a, h in reached if math.isfinite(h)]
         fig.add_trace(go.Scatter(name="first reaches the target", x=[h for _, h in reached],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -321,47 +321,60 @@ def hours_to_reach(hours: object, accuracy: object, target: float) -> float:
     return float(h[i - 1] + (target - a[i - 1]) * (h[i] - h[i - 1]) / (a[i] - a[i - 1]))
 
 
+def monotone_curve(hours: object, accuracy: object) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy against hours smoothed to never fall (isotonic regression): one (hours, accuracy) point per distinct
+    hours value, in order. Points of several runs (seeds) pool into one curve; a noisy dip or peak of one checkpoint
+    moves it only as much as its neighbours allow."""
+    from sklearn.isotonic import IsotonicRegression
+
+    h, a = _finite(*_arrays(hours, accuracy, names=("hours", "accuracy")))
+    if len(h) == 0:
+        return h, a
+    fitted = IsotonicRegression(increasing=True).fit(h, a)
+    knots = np.unique(h)
+    return knots, fitted.predict(knots)
+
+
 @dataclass(frozen=True)
 class Efficiency:
-    """How much natural speech α=`alpha` needs to match the best speech accuracy that α=`reference` ever reached."""
+    """How much natural speech α=`alpha` needs to reach the final speech accuracy of α=`reference`, both read from
+    their runs' monotone (smoothed) accuracy-vs-hours curves."""
 
     alpha: float
     reference: float
-    target: float  # the reference α's best speech accuracy
-    reference_hours: float  # when the reference first reached it
-    hours: float  # when `alpha` first reached it (NaN: never)
+    target: float  # the reference α's final accuracy on its smoothed curve
+    reference_hours: float  # where the reference's smoothed curve first reaches it
+    hours: float  # where `alpha`'s smoothed curve first reaches it (NaN: never)
     ratio: float  # reference_hours / hours: > 1 means `alpha` needs that many times less speech
+    curves: dict = field(default_factory=dict, compare=False)  # α -> (hours, smoothed accuracy)
 
     def sentence(self) -> str:
         if not math.isfinite(self.hours):
-            return (f"α = {self.alpha:g} never reached α = {self.reference:g}'s best speech accuracy "
-                    f"({self.target:.3f}, at {self.reference_hours:.3g} h).")
-        return (f"α = {self.alpha:g} reaches α = {self.reference:g}'s best speech accuracy ({self.target:.3f}) after "
-                f"{self.hours:.3g} h of natural speech; α = {self.reference:g} needed {self.reference_hours:.3g} h: "
-                f"{self.ratio:.2g}× {'less' if self.ratio >= 1 else 'more'} speech for α = {self.alpha:g}"
-                + ("." if self.ratio >= 1 else f" ({1 / self.ratio:.2g}× more)."))
-
-
-def _first_hours(group: pd.DataFrame, target: float) -> float:
-    """The fewest hours any run of the group needed to reach `target`."""
-    hours = [hours_to_reach(run["speech_hours"], run["speech_acc"], target) for _, run in group.groupby("run_id")]
-    hours = [h for h in hours if math.isfinite(h)]
-    return min(hours) if hours else math.nan
+            return (f"α = {self.alpha:g} never reached α = {self.reference:g}'s final speech accuracy "
+                    f"({self.target:.3f} on its smoothed curve, reached at {self.reference_hours:.3g} h).")
+        return (f"α = {self.alpha:g} reaches α = {self.reference:g}'s final speech accuracy ({self.target:.3f}, "
+                f"smoothed) after {self.hours:.3g} h of natural speech; α = {self.reference:g} needed "
+                f"{self.reference_hours:.3g} h: {self.ratio:.2g}× {'less' if self.ratio >= 1 else 'more'} speech for "
+                f"α = {self.alpha:g}" + ("." if self.ratio >= 1 else f" ({1 / self.ratio:.2g}× more)."))
 
 
 def data_efficiency(points: pd.DataFrame, alpha: float = 1.0, reference: float = 0.0) -> Efficiency:
-    """Hours of natural speech α needs to reach the reference α's best speech accuracy (runs of one α pooled)."""
+    """Hours of natural speech α needs to reach the reference α's final speech accuracy. Each α's runs pool into one
+    monotone accuracy-vs-hours curve (`monotone_curve`), so neither a single lucky checkpoint (a maximum) nor one run
+    decides the target or the hours."""
     usable = points.dropna(subset=["speech_hours", "speech_acc"])
-    ref, own = usable[usable["alpha"] == reference], usable[usable["alpha"] == alpha]
-    for value, group in ((reference, ref), (alpha, own)):
+    curves = {}
+    for value in (reference, alpha):
+        group = usable[usable["alpha"] == value]
         if group.empty:
             have = ", ".join(f"{a:g}" for a in sorted(usable["alpha"].dropna().unique())) or "none"
             raise AnalysisError(f"No checkpoint of a run with α = {value:g} has speech accuracy and speech hours "
                                 f"(α values with both: {have}). Fix: train that α, or pick one of those.")
-    target = float(ref["speech_acc"].max())
-    ref_hours, hours = _first_hours(ref, target), _first_hours(own, target)
+        curves[value] = monotone_curve(group["speech_hours"], group["speech_acc"])
+    target = float(curves[reference][1][-1])
+    ref_hours, hours = hours_to_reach(*curves[reference], target), hours_to_reach(*curves[alpha], target)
     ratio = ref_hours / hours if math.isfinite(hours) and hours > 0 else math.nan
-    return Efficiency(alpha, reference, target, ref_hours, hours, ratio)
+    return Efficiency(alpha, reference, target, ref_hours, hours, ratio, curves)
 
 
 def compare_runs(finals: dict[str, pd.DataFrame], metrics: tuple[str, ...] = ("text_acc_base", "text_acc",

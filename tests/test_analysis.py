@@ -215,14 +215,24 @@ def efficiency_frame() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run_id", "alpha", "speech_hours", "speech_acc"])
 
 
-def test_data_efficiency_takes_the_best_reference_and_the_fastest_run():
+def test_monotone_curve_pools_runs_and_never_falls():
+    hours, smooth = analysis.monotone_curve([1, 2, 5, 10, 20, 1, 2], [0.3, 0.4, 0.5, 0.6, 0.58, 0.5, 0.6])
+    assert list(hours) == [1, 2, 5, 10, 20]
+    assert list(smooth) == pytest.approx([0.4, 0.5, 0.5, 0.59, 0.59])  # equal hours averaged, the dip pooled away
+    assert all(np.diff(smooth) >= 0)
+
+
+def test_data_efficiency_reads_smoothed_curves_not_a_single_maximum():
     eff = analysis.data_efficiency(efficiency_frame(), alpha=1.0, reference=0.0)
-    assert eff.target == pytest.approx(0.60) and eff.reference_hours == pytest.approx(10.0)
-    assert eff.hours == pytest.approx(1.5)  # kd-short crosses 0.60 half-way between 1 h and 2 h
-    assert eff.ratio == pytest.approx(10 / 1.5)
-    assert "after 1.5 h of natural speech; α = 0 needed 10 h: 6.7× less speech for α = 1." in eff.sentence()
+    # α = 0's curve .30 .40 .50 .60 .58 smooths to ... .59 .59: its final accuracy, reached at 10 h
+    assert eff.target == pytest.approx(0.59) and eff.reference_hours == pytest.approx(10.0)
+    # α = 1's two runs pool into (1, .475) (2, .575) (5, .70) ...: .59 is crossed between 2 h and 5 h
+    assert eff.hours == pytest.approx(2 + 3 * (0.59 - 0.575) / (0.70 - 0.575))
+    assert eff.ratio == pytest.approx(10 / eff.hours)
+    assert set(eff.curves) == {0.0, 1.0} and list(eff.curves[0.0][1])[-1] == pytest.approx(0.59)
+    assert "reaches α = 0's final speech accuracy (0.590, smoothed) after 2.36 h" in eff.sentence()
     backwards = analysis.data_efficiency(efficiency_frame(), alpha=0.0, reference=1.0)
-    assert math.isnan(backwards.hours) and "never reached α = 1's best speech accuracy (0.800" in backwards.sentence()
+    assert math.isnan(backwards.hours) and "never reached α = 1's final speech accuracy (0.800" in backwards.sentence()
     with pytest.raises(analysis.AnalysisError, match=r"α = 0.5 .*\(α values with both: 0, 1\)"):
         analysis.data_efficiency(efficiency_frame(), alpha=0.5)
 

@@ -143,3 +143,12 @@ def test_pad_rows_pads_with_zeros_and_passes_gradients_to_every_row():
         assert torch.equal(padded[b, : len(row)], row) and not padded[b, len(row):].any()
     (padded * torch.arange(1.0, 6.0)[None, :, None]).sum().backward()
     assert torch.equal(rows[1].grad, torch.arange(1.0, 6.0)[:, None].expand(5, 3))
+
+
+def test_train_mode_leaves_the_encoder_and_the_teacher_copy_in_eval_mode():
+    model = tiny_salad("frozen")
+    model.teacher_copy = tiny_llm(seed=1).requires_grad_(False)  # as a fully fine-tuned model holds one
+    model.train()
+    assert model.adapter.training and model.llm.training
+    assert not model.encoder.training and not model.teacher_copy.training
+    assert not any(m.training for m in model.teacher_copy.modules())

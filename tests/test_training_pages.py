@@ -274,7 +274,7 @@ def test_dynamics_page_on_the_sweep(store):
     assert at.selectbox(key="dyn_group").value == "every training run"  # the fixture's runs carry no tag
     fits = frame_with(at, "beta se")
     assert fits["alpha"].tolist() == [0.0, 0.5, 1.0] and fits["status"].iloc[1] == "ok"
-    assert "α = 1 reaches α = 0's best speech accuracy" in " ".join(m.value for m in at.markdown)
+    assert "α = 1 reaches α = 0's final speech accuracy" in " ".join(m.value for m in at.markdown)
     compare = frame_with(at, "task")
     assert compare["task"].tolist() == ["mini-capitals", "mini-elements", "__all__"] and compare.shape[1] == 13
     at.radio(key="dyn_x").set_value("hours of natural speech").run()

@@ -86,6 +86,15 @@ class SaladModel(PreTrainedModel):
             with torch.no_grad():
                 yield self.llm
 
+    def train(self, mode: bool = True) -> SaladModel:
+        """Train mode for what learns; the frozen encoder and the teacher copy stay in eval mode (no dropout in a
+        model that must not change)."""
+        super().train(mode)
+        self.encoder.eval()
+        if self.teacher_copy is not None:
+            self.teacher_copy.eval()
+        return self
+
     @property
     def student_llm_is_teacher(self) -> bool:
         """True when the adapted model reads text exactly as the original LLM does (frozen LLM)."""

@@ -1,8 +1,10 @@
 """Warmup-stable-decay learning rate (SALAD, "Training": 500 warmup steps, linear decay over the last 20 %).
 
 `lr_factor(step)` multiplies each parameter group's peak rate: a linear warmup from 0, a flat stable phase, then a
-linear decay to 0 over the last `decay_fraction` of the steps. The checkpoint taken at `decay_start` (the last step
-before decay) is the one Stage II resumes from.
+linear decay over the last `decay_fraction` of the steps, on the line that reaches 0 one step after the last: over
+n decay steps the factors are n/(n+1), ..., 1/(n+1). A schedule that reached 0 *at* the last step would spend that
+step changing nothing. The checkpoint taken at `decay_start` - 1 (the last step before decay) is the one Stage II
+resumes from.
 """
 
 from __future__ import annotations

@@ -259,8 +259,10 @@ class DistillTrainer:
                 self.accelerator.backward(loss)
             sums += torch.stack([out[k].detach().float().to(device) if k in out else sums.new_zeros(())
                                  for k in LOSS_PARTS])
-        grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         lrs = [group["lr"] for group in self.optimizer.param_groups]  # the rates this step uses
+        # Clip over what this step changes: an LLM whose rate is still 0 would shrink the adapter's step by its norm.
+        learning = [p for group, lr in zip(self.optimizer.param_groups, lrs) if lr > 0 for p in group["params"]]
+        grad_norm = self.accelerator.clip_grad_norm_(learning, cfg.grad_clip) if learning else torch.zeros(())
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -353,8 +355,7 @@ class DistillTrainer:
         counters = [{"task": "__all__", "metric": "tokens", "value": self.counters.tokens},
                     {"task": "__all__", "metric": "speech_hours", "value": self.counters.speech_s / 3600}]
         self.store.add_metrics(self.run_id, [{**r, "step": step} for r in rows + counters])
-        self.model.train()
-        self.model.encoder.eval()
+        self.model.train()  # the encoder and the teacher copy stay in eval mode (SaladModel.train)
 
     def save(self, step: int) -> None:
         if not self.accelerator.is_main_process:
