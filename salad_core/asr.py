@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from salad_core.assets import PACKAGED_WHISPER, AssetError, canonical_name, whisper_ct2_dir
 from salad_core.audio import SAMPLE_RATE, load_audio
+from salad_core.text import spell_numbers as spelled
 
 # Beam search of width 5 (faster-whisper's default and OpenAI's beam setting) rather than greedy: on 2 CPU cores it
 # costs ~1.2-1.3x the time of greedy decoding on short TTS clips and halved tiny.en's WER on them (0.22 -> 0.11).
@@ -88,15 +89,8 @@ def normalize_text(text: str, spell_numbers: bool = False) -> str:
     text = unicodedata.normalize("NFKC", text).lower().replace("'", "").replace("\u2019", "")
     text = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
     if spell_numbers:
-        text = re.sub(r"\d+", lambda m: f" {_spelled(m.group())} ", text)
+        text = spelled(text)
     return re.sub(r"\s+", " ", text).strip()
-
-
-def _spelled(digits: str) -> str:
-    from salad_core.world.domains import number_words
-
-    n = int(digits)
-    return number_words(n) if n < 1000 else " ".join(number_words(int(d)) for d in digits)
 
 
 def _normalized_pairs(refs: str | Sequence[str], hyps: str | Sequence[str],

@@ -108,3 +108,26 @@ def test_world_voice_uses_the_worlds_own_spoken_questions(tmp_path):
     spoken = world_speech([item])[item.item_id]
     assert spoken[1]["frames"].shape[0] == world.clip(world.eval_clip(item.item_id))["frames"]
     np.testing.assert_allclose(spoken[0], world.audio(world.eval_clip(item.item_id)))
+
+
+def test_the_cascade_reads_a_world_question_in_the_worlds_form():
+    """Whisper writes "3" and capitals; the world's word-level LM reads "three": the cascade hands it the world's form,
+    and WER counts the words the world wrote, not digits against number words."""
+    from salad_core.eval.lanes import LaneScorer, PreparedItem, lane_rows
+    from salad_core.tasks import Item
+    from tests.tiny_models import tiny_salad
+
+    class Whisper:
+        def transcribe(self, audio):
+            return "What is 3 plus 14?"
+
+    item = Item("nano-arithmetic", "plus/3/14", "test", "what is three plus fourteen ?",
+                ("seventeen", "eighteen", "sixteen", "seven"), 0, "arithmetic")
+    prepared = PreparedItem(item, "nano-arithmetic@1/plus/3/14", np.zeros(16000, np.float32), "a")
+    scores, transcript = LaneScorer(tiny_salad(), Whisper(), ["cascade"]).score(prepared, [])["cascade"]
+    assert transcript == "what is three plus fourteen ?"
+    assert lane_rows(prepared, "cascade", scores, transcript)[1]["wer"] == 0.0
+    manifest = Item("my-task", "1", "test", "What is 3 plus 14?", ("17", "18"), 0, "math")
+    _, kept = LaneScorer(tiny_salad(), Whisper(), ["cascade"]).score(
+        PreparedItem(manifest, "my-task/1", np.zeros(16000, np.float32), "b"), [])["cascade"]
+    assert kept == "What is 3 plus 14?"  # other tasks read the transcript as Whisper wrote it

@@ -19,6 +19,7 @@ from salad_core.eval.metrics import choose
 from salad_core.eval.scoring import OptionScore, Prefix, option_token_ids, score_options
 from salad_core.model.processing import Segment, pair_segments, tokenize_segment
 from salad_core.tasks import Item, get_task
+from salad_core.tasks.registry import transcript_form
 
 FEWSHOT_TEMPLATE = "Question: {question}\nAnswer: {answer}\n\n"
 QUESTION_TEMPLATE = "Question: {question}\nAnswer:"  # the question span is the part that is spoken
@@ -96,7 +97,7 @@ class LaneScorer:
             if "base_text" in lanes:
                 out["base_text"] = (self._score("teacher", teacher, text_segments, options), None)
             if "cascade" in lanes:
-                transcript = self.transcriber.transcribe(prepared.audio)
+                transcript = transcript_form(item.task)(self.transcriber.transcribe(prepared.audio))
                 heard = prompt_segments(fewshot, transcript)
                 out["cascade"] = (self._score("teacher", teacher, heard, options), transcript)
         if "text" in lanes:

@@ -32,7 +32,7 @@ from salad_core.eval.metrics import ACCURACY_LANES, DIFFERENCES
 from salad_core.paths import cache_dir
 from salad_core.store import ALL_TASKS, LANES, NO_CONDITION
 from salad_core.tasks import Item
-from salad_core.tasks.choices import stable_hash
+from salad_core.text import stable_hash
 from salad_core.tts import TTSError, VoiceSpec, get_engine, synthesize_many
 from salad_core.tts.base import check_speed
 

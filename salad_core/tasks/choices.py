@@ -7,10 +7,10 @@ distractors or its answer position (the property lm-evaluation-harness gets from
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 
 from salad_core.tasks.item import Item
+from salad_core.text import stable_hash, unit_interval
 
 N_CHOICES = 4
 FEWSHOT_FRACTION = 0.05
@@ -18,16 +18,6 @@ DEV_FRACTION = 0.25
 
 # Characters that text-to-speech engines read badly or not at all; questions must avoid them.
 UNSPEAKABLE = frozenset("+×*/=%&#@$<>^_~|\\{}[]")
-
-
-def stable_hash(*parts: str) -> int:
-    """A 64-bit integer from sha256 of the parts; identical on every machine and Python version."""
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-def unit_interval(*parts: str) -> float:
-    return stable_hash(*parts) / 2**64
 
 
 def assign_split(task: str, doc_id: str, fewshot: float = FEWSHOT_FRACTION, dev: float = DEV_FRACTION) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from salad_core.assets import AssetError
-from salad_core.tasks.choices import stable_hash
+from salad_core.text import stable_hash
 from salad_core.tasks.item import SPLITS, Item
 
 
@@ -24,6 +24,9 @@ class TaskSpec:
     build: Callable[[], list[Item]]  # all items, split assigned
     # Raises an AssetError (usually MissingPackageError) when the data source is not installed; cheap.
     check: Callable[[], None] | None = None
+    # How a transcript of a spoken question is written before a model reads it and before WER counts it: the task's
+    # own text form (a mini world writes "three", lower case, where Whisper writes "3."). None: as transcribed.
+    transcript_form: Callable[[str], str] | None = None
 
 
 class UnknownTaskError(KeyError):
@@ -62,6 +65,12 @@ def available_tasks() -> list[str]:
             continue
         names.append(name)
     return names
+
+
+def transcript_form(task: str) -> Callable[[str], str]:
+    """The registered task's transcript form; unchanged text for other tasks (manifests, the demo's questions)."""
+    spec = _REGISTRY.get(task)
+    return spec.transcript_form if spec is not None and spec.transcript_form is not None else str
 
 
 def get_task(name: str) -> Task:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from salad_core.assets import AssetError
 from salad_core.tasks.registry import TaskSpec, register
+from salad_core.text import world_form
 from salad_core.world.build import PRESETS, build_world, is_built, load_world, world_dir
 from salad_core.world.domains import DOMAIN_NAMES, Fact, domain_defs
 from salad_core.world.world import Domain, Span, SpeechDoc, World
@@ -41,6 +42,7 @@ def _register_tasks() -> None:
                 source=f"salad mini world ({'real facts' if dom.kind == 'fact' else 'generated'})",
                 build=lambda p=preset, d=dom.name: load_world(p).all_items(d),
                 check=lambda p=preset: _check(p),
+                transcript_form=world_form,  # Whisper's "3" is the world's "three"
             ))
 
 

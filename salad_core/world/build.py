@@ -27,7 +27,7 @@ from pathlib import Path
 from salad_core.assets import AssetError, cached_build, sources_digest
 from salad_core.paths import cache_dir
 from salad_core.progress import NoProgress, Progress
-from salad_core.tasks.choices import stable_hash
+from salad_core.text import stable_hash
 from salad_core.tasks.item import Item
 from salad_core.world import corpus, speech
 from salad_core.world.domains import domain_defs

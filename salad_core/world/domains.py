@@ -9,13 +9,10 @@ speech against broad web text, docs/salad-method.md).
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
 QA_TEMPLATE = "question : {question} answer : {answer} ."  # the eval prompt "Question: q\nAnswer: a", normalised
-_TOKEN = re.compile(r"[a-z]+|[.,?:]")
 
 
 @dataclass(frozen=True)
@@ -50,32 +47,8 @@ class DomainDef:
     fresh_corpus: bool = False
 
 
-def normalise(text: str) -> str:
-    """Lower case ASCII letters, punctuation as separate tokens: the world's one text form ("Bogotá" -> "bogota")."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return " ".join(_TOKEN.findall(ascii_text.lower().replace("'", "").replace("-", " ")))
-
-
 def words(text: str) -> list[str]:
     return text.split()
-
-
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-         "seventeen eighteen nineteen").split()
-_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
-
-
-def number_words(n: int) -> str:
-    """0 <= n < 1000 in words without 'and': 26 -> "twenty six", 118 -> "one hundred eighteen"."""
-    if not 0 <= n < 1000:
-        raise ValueError(f"number_words covers 0..999, got {n}")
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        tens, ones = divmod(n, 10)
-        return _TENS[tens - 2] + ("" if ones == 0 else " " + _ONES[ones])
-    hundreds, rest = divmod(n, 100)
-    return f"{_ONES[hundreds]} hundred" + ("" if rest == 0 else " " + number_words(rest))
 
 
 def _table() -> dict[str, DomainDef]:

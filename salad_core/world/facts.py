@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from salad_core.tasks.choices import stable_hash
-from salad_core.world.domains import Fact, normalise, number_words
+from salad_core.text import stable_hash
+from salad_core.text import number_words, world_form
+from salad_core.world.domains import Fact
 
 MAX_NAME_WORDS = 3  # longer names ("saint vincent and the grenadines") inflate the vocabulary for one fact
 
@@ -36,7 +37,7 @@ def _countries(size: int = 0) -> list[tuple[str, str, str, str]]:
     for c in load_countries():
         if not c.capital or any(sep in c.capital for sep in "/,;("):
             continue
-        name, capital = normalise(spoken_name(c.name).replace(".", "")), normalise(c.capital.replace(".", ""))
+        name, capital = world_form(spoken_name(c.name).replace(".", "")), world_form(c.capital.replace(".", ""))
         bare = name.removeprefix("the ")
         if not name or not capital or bare in capital or capital in bare:
             continue

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 
-from salad_core.tasks.choices import stable_hash
-from salad_core.world.domains import Fact, number_words
+from salad_core.text import stable_hash
+from salad_core.text import number_words
+from salad_core.world.domains import Fact
 
 SUM_MAX = 12  # a + b with 0 <= a, b <= SUM_MAX
 PRODUCT_RANGE = range(2, 11)  # a * b with a, b in 2..10

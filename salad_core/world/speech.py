@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from salad_core.audio import add_noise
-from salad_core.tasks.choices import stable_hash
+from salad_core.text import stable_hash
 from salad_core.tts import VoiceSpec, synthesize, synthesize_many
 
 log = logging.getLogger(__name__)
