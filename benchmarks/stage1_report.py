@@ -21,7 +21,7 @@ from salad_core import analysis
 from salad_core.select import report
 from salad_core.store import ALL_TASKS, Store
 
-TABLE_METRICS = ("text_acc", "speech_acc", "gap", "F", "M")
+TABLE_METRICS = ("text_acc", "speech_acc", "gap", "F", "M", "item_M")
 
 
 def selected_runs(store: Store, tag: str | None) -> pd.DataFrame:
@@ -54,7 +54,7 @@ def cell(rows: pd.DataFrame, task: str, metric: str) -> str:
     if row.empty or pd.isna(row["value"].iloc[0]):
         return "-"
     value, low, high = (float(row[c].iloc[0]) for c in ("value", "ci_low", "ci_high"))
-    digits = 3 if metric in ("F", "M") else 2  # nats per token; F is small
+    digits = 3 if metric in ("F", "M", "item_F", "item_M") else 2  # nats per token; F is small
     ci = f" [{low:.{digits}f}, {high:.{digits}f}]" if not (math.isnan(low) or math.isnan(high)) else ""
     return f"{value:.{digits}f}{ci}"
 
@@ -103,12 +103,9 @@ def dynamics(store: Store, runs: pd.DataFrame) -> str:
     points = analysis.checkpoints(runs, metrics, steps)
     lines = [f"{len(points)} checkpoints from {points['run_id'].nunique()} runs, α in "
              f"{sorted(points['alpha'].dropna().unique().tolist())}"]
-    for key, fit in analysis.scatter_fits(points).items():
-        if isinstance(fit, str):
-            lines.append(f"{key}: no fit ({fit})")
-        else:
-            lines.append(f"{key}: slope {fit.slope:.3f}, R² {fit.r2:.3f}, leave-one-out R² {fit.loo_r2:.3f} "
-                         f"(n = {fit.n})")
+    lines.append("the paper's scatters over checkpoints, on corpus F and M (held-out documents) and on item_F and "
+                 "item_M (answer tokens of dev questions):")
+    lines.append(analysis.scatter_table(analysis.scatter_fits(points)).to_string(index=False, float_format="%.3f"))
     lines.append(analysis.partial_r2_table(points).to_string(index=False))
     lines.append("power law M(tokens) = E + B·tokens^(−β) per α:")
     lines.append(analysis.power_law_table(analysis.fit_power_laws(points, "tokens", "M")).to_string(index=False))

@@ -74,6 +74,10 @@ def show_scatters(points: pd.DataFrame) -> None:
         widgets.chart(figure, f"dyn_{key}", name=key.replace("_", "-"), where=column)
         if isinstance(fit, str):
             column.caption(f"No fit: {fit}")
+    st.caption("The same fits on both measures of the divergences: **corpus** (held-out documents, every text position) "
+               "and **items** (the answer tokens of dev questions heard, which is close to asking whether the answer "
+               "wins). The corpus fit is the finding; the item fit is shown beside it.")
+    widgets.table(analysis.scatter_table(fits), "dyn_scatter_table", name="scatter-fits")
     partial = analysis.partial_r2_table(points)
     st.caption("Partial R²: the share of what the other cause leaves unexplained that this cause explains.")
     widgets.table(partial, "dyn_partial", name="partial-r2")

@@ -25,19 +25,23 @@ HEADLINE = (  # label, metric, unit
     ("misalignment", "misalignment", "points"),
     ("F (KL, text)", "F", "kl"),
     ("M (KL, speech vs text)", "M", "kl"),
+    ("item_M", "item_M", "kl"),
 )
 INTRO = ("How much worse the adapted model answers from speech than the original LLM from the same text, per "
          "task. **Gap** = accuracy of the original LLM on text − accuracy of the adapted model on speech, in points "
          "(1 point = 0.01 accuracy); it splits exactly into **forgetting** (original LLM on text − adapted model "
          "on text) and **misalignment** (adapted model on text − on speech). **F** and **M** measure the same two "
-         "causes token by token, as KL divergences of next-token distributions in nats per token. Error bars are "
-         "95 % bootstrap confidence intervals over items.")
+         "causes token by token, as KL divergences of next-token distributions in nats per token, on held-out "
+         "documents half read, half heard (the model's world's probe documents, or broad English text); **item_M** "
+         "is M on the tasks' dev questions heard with their answer read. Error bars are 95 % bootstrap confidence "
+         "intervals over items.")
 HELP = {
     "gap": "accuracy of the original LLM on text minus the adapted model's on speech",
     "forgetting": "original LLM on text minus adapted model on text",
     "misalignment": "adapted model on text minus adapted model on speech",
-    "F": "KL(original || adapted) on text next-token distributions",
-    "M": "KL(adapted on text || adapted on speech) next-token distributions",
+    "F": "KL(original || adapted) of next-token distributions on the text of held-out documents",
+    "M": "KL(adapted on text || adapted on speech) of next-token distributions on held-out documents",
+    "item_M": "M at the answer tokens of the tasks' dev questions (question heard, answer read)",
 }
 
 

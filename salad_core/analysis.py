@@ -20,7 +20,12 @@ from scipy.optimize import OptimizeWarning, curve_fit
 
 from salad_core.store import ALL_TASKS
 
-CURVE_METRICS = ("F", "M", "text_acc", "speech_acc", "text_acc_base", "gap", "forgetting", "misalignment")
+CURVE_METRICS = ("F", "M", "item_F", "item_M", "text_acc", "speech_acc", "text_acc_base", "gap", "forgetting",
+                 "misalignment")
+# The paper's two scatters, each on the corpus measure (held-out documents) and on the item-level one (answer tokens
+# of dev questions): key -> (accuracy, divergence, whether the divergence is taken on a log scale).
+SCATTERS = {"speech_vs_log_M": ("speech_acc", "M", True), "text_vs_F": ("text_acc", "F", False),
+            "speech_vs_log_item_M": ("speech_acc", "item_M", True), "text_vs_item_F": ("text_acc", "item_F", False)}
 X_METRICS = ("tokens", "speech_hours")  # what curves are drawn against
 BETA_STARTS = (0.05, 0.15, 0.3, 0.6, 1.0, 2.0)
 BETA_BOUNDS = (1e-3, 5.0)
@@ -270,19 +275,35 @@ def checkpoints(runs: pd.DataFrame, metrics: pd.DataFrame, steps: pd.DataFrame |
 
 
 def scatter_fits(points: pd.DataFrame) -> dict[str, LinearFit | str]:
-    """The paper's two scatters over checkpoints: speech accuracy ~ ln M and text accuracy ~ F.
-
-    Values are `LinearFit`s, or a string saying why a fit is missing (too few checkpoints, M ≤ 0).
-    """
+    """The paper's two scatters over checkpoints, speech accuracy ~ ln M and text accuracy ~ F, on the corpus
+    measure and on the item-level one (`SCATTERS`). Values are `LinearFit`s, or a string saying why a fit is missing
+    (too few checkpoints, M <= 0, a metric the store does not hold)."""
     found: dict[str, LinearFit | str] = {}
-    log_m = np.log(points["M"].where(points["M"] > 0)) if len(points) else pd.Series(dtype=float)
-    for key, x, y in (("speech_vs_log_M", log_m, points.get("speech_acc")),
-                      ("text_vs_F", points.get("F"), points.get("text_acc"))):
+    for key, (accuracy, divergence, log_x) in SCATTERS.items():
+        if accuracy not in points or divergence not in points:
+            found[key] = "no such metric in the store"
+            continue
+        x = points[divergence]
         try:
-            found[key] = linear_fit(x, y) if y is not None and x is not None else "no such metric in the store"
+            found[key] = linear_fit(np.log(x.where(x > 0)) if log_x else x, points[accuracy])
         except AnalysisError as err:
             found[key] = str(err)
     return found
+
+
+def scatter_table(fits: dict[str, LinearFit | str]) -> pd.DataFrame:
+    """The fits side by side: one row per scatter and measure (corpus / items) with slope, R², LOO R², n."""
+    rows = []
+    for key, (accuracy, divergence, log_x) in SCATTERS.items():
+        fit = fits.get(key)
+        x = f"ln {divergence}" if log_x else divergence
+        row = {"fit": f"{accuracy} ~ {x.replace('item_', '')}", "measure": "items" if "item_" in key else "corpus"}
+        if isinstance(fit, LinearFit):
+            row |= {"slope": fit.slope, "R2": fit.r2, "LOO R2": fit.loo_r2, "n": fit.n, "note": ""}
+        else:
+            row |= {"slope": math.nan, "R2": math.nan, "LOO R2": math.nan, "n": 0, "note": fit or "not fitted"}
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["fit", "measure"], kind="stable").reset_index(drop=True)
 
 
 def partial_r2_table(points: pd.DataFrame) -> pd.DataFrame:

@@ -53,7 +53,10 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
     scoring.add_argument("--scoring", default="acc_norm", choices=SCORINGS)
     scoring.add_argument("--asr", default="whisper-base", help="the cascade's ASR model")
     scoring.add_argument("--asr-beam", dest="asr_beam", type=int, default=1, help="ASR beam size (1 = greedy)")
-    scoring.add_argument("--probe-limit", dest="probe_limit", type=int, default=10, help="dev items per task for F and M")
+    scoring.add_argument("--probe-limit", dest="probe_limit", type=int, default=10,
+                         help="dev items per task for item_F and item_M (the question heard, the answer read)")
+    scoring.add_argument("--no-corpus", dest="corpus", action="store_false", default=None,
+                         help="skip corpus F and M (on the model's held-out probe documents: the world's, or broad text)")
     scoring.add_argument("--seed", type=int, default=0)
     scoring.add_argument("--lanes", type=_csv, default=list(LANES),
                          help=f"comma-separated lanes to score (default: {','.join(LANES)})")
@@ -79,7 +82,11 @@ def format_eval(result: dict) -> str:
     for task, row in result["tasks"].items():
         cells = "".join(f"{'-' if row[c] is None else format(row[c], '.3f') if c != 'n' else row[c]:>14}" for c in cols)
         lines.append(f"{task:<14}{cells}")
-    lines.append(f"token-level F = {_fmt(result['F'])} nats/token, M = {_fmt(result['M'])} nats/token")
+    lines.append(f"corpus F = {_fmt(result['F'])}, M = {_fmt(result['M'])} nats/token (held-out documents); "
+                 f"item_F = {_fmt(result['item_F'])}, item_M = {_fmt(result['item_M'])} (the tasks' dev items)")
+    for domain, row in result.get("corpus", {}).items():
+        if domain != "__all__":
+            lines.append(f"  {domain:<14} F {_fmt(row['F'])}  M {_fmt(row['M'])}  ({row['m_tokens']} text positions)")
     if result.get("conditions"):
         lines.append(f"{'voice condition':<28}{'task':<14}{'n':>5}{'speech_acc':>12}{'gap':>9}  gap 95 % CI")
         for entry in result["conditions"]:
@@ -172,7 +179,7 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
 
 def train_and_evaluate(config, store, resume: str | None, evaluate: bool, quiet: bool) -> dict | None:
     """Train (or resume), then `salad eval` the final model unless told not to; the summary `--json` prints."""
-    from salad_core.train.trainer import DistillTrainer, every_core_while_others_wait
+    from salad_core.train.trainer import DIVERGENCE_KEYS, DistillTrainer, every_core_while_others_wait
 
     summary = DistillTrainer(config, store, resume=resume).train()
     from accelerate import PartialState
@@ -182,6 +189,7 @@ def train_and_evaluate(config, store, resume: str | None, evaluate: bool, quiet:
     if evaluate:
         with every_core_while_others_wait():
             summary["eval"] = final_eval(summary, config, store)
+        summary.update({k: summary["eval"][k] for k in DIVERGENCE_KEYS})  # the final model's, on every test item
     if not quiet:
         print(f"run {summary['run_id']}: {summary['steps']} steps, {summary['tokens']} text tokens, "
               f"{summary['speech_hours']:.2f} h of speech, {summary['wall_s']:.0f} s")

@@ -60,7 +60,9 @@ def metric_rows(alpha: float, step: int | None, tokens: float, rng: np.random.Ge
     rows = []
     for task, scale in {ALL_TASKS: 1.0, **TASK_SCALE}.items():
         m, f = m_all * scale * math.exp(rng.normal(0, 0.01)), f_all * scale
-        values = {"M": m, "F": f, "speech_acc": 0.5 - 0.15 * math.log(m) + rng.normal(0, 0.01),
+        # the item-level measure: the same causes, seen through fewer positions (noisier)
+        noise = np.random.default_rng([int(10 * alpha), step or 0, len(task)]).normal(0, 0.3)  # not from `rng`
+        values = {"M": m, "F": f, "item_M": 2 * m * math.exp(noise), "item_F": 1.5 * f, "speech_acc": 0.5 - 0.15 * math.log(m) + rng.normal(0, 0.01),
                   "text_acc": 0.95 - 2 * f + rng.normal(0, 0.005), "text_acc_base": 0.95}
         values.update(gap=values["text_acc_base"] - values["speech_acc"],
                       forgetting=values["text_acc_base"] - values["text_acc"],
@@ -275,6 +277,14 @@ def test_the_papers_scatters_on_the_sweep(points):
     partial = analysis.partial_r2_table(points).set_index("accuracy")["partial R2"]
     assert partial["speech_acc"] > 0.9 and partial["text_acc"] > 0.5
     assert "at least 3 finite" in analysis.scatter_fits(points.head(2))["text_vs_F"]
+    item = fits["speech_vs_log_item_M"]
+    assert item.n == 32 and item.r2 < speech.r2  # the noisier item-level measure explains less
+    table = analysis.scatter_table(fits)
+    assert table[["fit", "measure"]].values.tolist() == [["speech_acc ~ ln M", "corpus"], ["speech_acc ~ ln M", "items"],
+                                                         ["text_acc ~ F", "corpus"], ["text_acc ~ F", "items"]]
+    assert table.loc[0, "R2"] == pytest.approx(speech.r2) and table.loc[1, "LOO R2"] == pytest.approx(item.loo_r2)
+    missing = analysis.scatter_fits(points.drop(columns=["item_M", "item_F"]))
+    assert missing["text_vs_item_F"] == "no such metric in the store"
 
 
 def test_power_law_per_alpha_orders_the_floors(points):

@@ -40,7 +40,7 @@ def run(tmp_path_factory):
 def test_stdout_is_exactly_one_json_object(run):
     done, _ = run
     result = json.loads(done.stdout)  # fails on any extra output
-    assert set(result) >= {"run_id", "tasks", "F", "M"}
+    assert set(result) >= {"run_id", "tasks", "F", "M", "item_F", "item_M", "corpus"}
     assert set(result["tasks"]) == {"arithmetic", "mine"}
     for row in result["tasks"].values():
         assert row["n"] == 2
@@ -51,7 +51,12 @@ def test_stdout_is_exactly_one_json_object(run):
         assert row["forgetting"] == 0.0  # the smol preset's LLM is frozen: it reads text as the original does
         assert row["ci"]["gap"][0] <= row["gap"] <= row["ci"]["gap"][1]
     assert result["F"] == pytest.approx(0.0, abs=1e-6)  # frozen LLM: no forgetting at the token level either
-    assert result["M"] > 0.1  # an untrained adapter is far from the text
+    assert result["item_F"] == pytest.approx(0.0, abs=1e-6)
+    assert result["M"] > 0.1 and result["item_M"] > 0.1  # an untrained adapter is far from the text
+    # corpus F and M: on the broad held-out probe set (WordNet glosses in a held-out voice), with intervals
+    broad = result["corpus"]["broad text"]
+    assert broad["M"] == pytest.approx(result["M"]) and broad["ci"]["M"][0] <= broad["M"] <= broad["ci"]["M"][1]
+    assert broad["m_tokens"] >= 500
 
 
 def test_the_broken_manifest_line_is_reported_with_its_number(run):
@@ -131,3 +136,28 @@ def test_the_cascade_reads_a_world_question_in_the_worlds_form():
     _, kept = LaneScorer(tiny_salad(), Whisper(), ["cascade"]).score(
         PreparedItem(manifest, "my-task/1", np.zeros(16000, np.float32), "b"), [])["cascade"]
     assert kept == "What is 3 plus 14?"  # other tasks read the transcript as Whisper wrote it
+
+
+def test_the_broad_probe_set_is_held_out_spoken_and_cached(tmp_path, monkeypatch):
+    from salad_core.eval import probes
+
+    texts = probes.broad_probe_texts(4)
+    assert len(texts) == 4 and all(len(t.split(". ")) >= 2 for t in texts)
+    assert all(probes.is_broad_probe_text(sentence + ".") for t in texts for sentence in t.split(". ")[:1])
+    first = probes.broad_probe_set("whisper-tiny.en", n_docs=4)
+    assert len(first.docs) == 4 and all(any(s.clip_id for s in d.spans) for d in first.docs)
+    assert {first.bank.clip(s.clip_id)["voice"] for d in first.docs for s in d.spans if s.clip_id} == {"flite:slt"}
+    assert " ".join(s.text for s in first.docs[0].spans) == texts[0]  # the teacher's view is the text itself
+    again = probes.broad_probe_set("whisper-tiny.en", n_docs=4)
+    assert again.bank.root == first.bank.root  # built once, then read back
+
+
+def test_a_world_llm_gets_its_worlds_probe_documents():
+    from salad_core.eval import probes
+    from salad_core.world import build_world
+
+    world = build_world("nano", progress=False)
+    probe_set = probes.probe_set_for("world:nano/lm-v3", "whisper-tiny.en")
+    assert probe_set.name == "world:nano" and probe_set.tasks == {d.name: d.task for d in world.domains}
+    assert {d.domain for d in probe_set.docs} == {d.name for d in world.domains}
+    assert probes.probe_set_for("HuggingFaceTB/SmolLM2-135M-Instruct", "whisper-tiny.en").name.startswith("broad")

@@ -153,13 +153,13 @@ def test_stage2_on_a_chained_round_trains_on_every_round_of_the_lineage_from_the
 
 def test_selected_documents_take_the_voices_in_turn(tmp_path):
     from salad_core.select.round import SelectConfig
-    from salad_core.select.speech import speak_documents
+    from salad_core.documents import speak_documents
 
     texts = ["paris is the capital of france .", "lima is the capital of peru .", "a cat has four legs ."]
     voices = SelectConfig(from_run="x", voice="espeak:en-us, espeak:en-gb").voices()
     assert voices == ("espeak:en-us", "espeak:en-gb")
     docs = speak_documents(texts, tmp_path, prefix="sel0", voices=voices, speed=1.0, seed=0, speech_words=(2, 4),
-                           text_words=(2, 4), role="selected")
+                           text_words=(2, 4), role="selected", encoder="whisper-tiny.en")
     assert all(doc is not None and doc["seconds"] > 0 for doc in docs)
     clips = [json.loads(line) for line in (tmp_path / "clips.jsonl").read_text().splitlines()]
     heard: dict[str, set] = {}

@@ -119,5 +119,13 @@ def test_periodic_evaluation_names_each_task_in_the_progress_message(tmp_path, m
             messages.append((n, message))
 
     trainer.evaluate(7, Recorder())
-    assert messages == [(0, f"evaluating step 7: {d.task}") for d in trainer.world.domains]
-    assert set(Store(tmp_path / "store.duckdb").metrics(trainer.run_id)["step"]) == {7}
+    assert messages == [(0, f"evaluating step 7: {d.task}") for d in trainer.world.domains] + [
+        (0, "evaluating step 7: corpus F and M")]
+    metrics = Store(tmp_path / "store.duckdb").metrics(trainer.run_id)
+    assert set(metrics["step"]) == {7}
+    # corpus F and M per domain (each domain's task) and pooled, item_F and item_M beside them
+    for task in [d.task for d in trainer.world.domains] + ["__all__"]:
+        assert {"F", "M", "item_F", "item_M"} <= set(metrics.loc[metrics["task"] == task, "metric"])
+    pooled = metrics[(metrics["task"] == "__all__") & (metrics["metric"] == "M")].iloc[0]
+    probes = trainer.world.probe_set().docs
+    assert pooled["value"] > 0 and pooled["n"] > len(probes)  # token-weighted over every probe document

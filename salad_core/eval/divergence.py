@@ -40,7 +40,9 @@ def probe_divergence(model: SaladModel, segments: list[Segment], speech_embeds: 
     all_positions = torch.arange(paired.teacher_ids.numel() - 1, device=device)
     with model.teacher() as teacher:
         q_text = teacher(input_ids=text_ids, logits_to_keep=all_positions).logits[0]
-    p_text = model.llm(input_ids=text_ids, logits_to_keep=all_positions).logits[0]
+    # a frozen LLM reads text exactly as the original: F is 0 and P(. | text) is Q(. | text), no second pass
+    p_text = q_text if model.student_llm_is_teacher else model.llm(input_ids=text_ids,
+                                                                    logits_to_keep=all_positions).logits[0]
     p_speech = model.llm(inputs_embeds=student_embeds[None], logits_to_keep=paired.student_pred.to(device)).logits[0]
     f = kl_per_position(q_text, p_text)
     shared = paired.teacher_pred.to(device)
@@ -60,11 +62,13 @@ def aggregate(parts: list[ProbeDivergence]) -> dict[str, float]:
     }
 
 
-def divergence_estimates(parts: list[ProbeDivergence], seed: int = 0, level: float = 0.95) -> dict[str, Estimate]:
-    """F and M (token-weighted, as `aggregate`) with bootstrap intervals that resample whole probes (items)."""
+def divergence_estimates(parts: list[ProbeDivergence], seed: int = 0, level: float = 0.95,
+                         prefix: str = "") -> dict[str, Estimate]:
+    """F and M (token-weighted, as `aggregate`) with bootstrap intervals that resample whole probes (documents or
+    items), named `<prefix>F` and `<prefix>M` ("item_" for the item-level measure)."""
     out = {}
-    for name, sums, counts in (("F", [p.f_sum for p in parts], [p.f_tokens for p in parts]),
-                               ("M", [p.m_sum for p in parts], [p.m_tokens for p in parts])):
+    for name, sums, counts in ((prefix + "F", [p.f_sum for p in parts], [p.f_tokens for p in parts]),
+                               (prefix + "M", [p.m_sum for p in parts], [p.m_tokens for p in parts])):
         sums_a, counts_a = np.asarray(sums, dtype=float), np.asarray(counts, dtype=float)
         if not parts or counts_a.sum() == 0:
             out[name] = Estimate(float("nan"), float("nan"), float("nan"), int(counts_a.sum()))

@@ -23,6 +23,7 @@ import torch
 from salad_core.eval.divergence import divergence_estimates, probe_divergence
 from salad_core.eval.lanes import PROMPT_TEMPLATE, LaneScorer, PreparedItem, fewshot_for, lane_rows, prompt_segments
 from salad_core.eval.metrics import Estimate, lane_estimates, mean_with_ci
+from salad_core.eval.probes import POOLED, measure
 from salad_core.eval.voices import AUDIO_LANES, CONDITION_METRICS, RECORDING, Condition, check_conditions, load_clip, \
     parse_conditions, render
 from salad_core.model.processing import Segment
@@ -51,7 +52,8 @@ class EvalConfig:
     asr: str = "whisper-base"
     asr_beam: int = 1  # greedy decoding: on clean TTS speech it matches beam 5 closely at a third of the time
     scoring: str = "acc_norm"  # which of acc / acc_norm the headline accuracies use (both are stored)
-    probe_limit: int = 10  # dev items per task for F and M
+    probe_limit: int = 10  # dev items per task for item_F and item_M (the question heard, the answer read)
+    corpus: bool = True  # corpus F and M on the model's held-out probe documents (eval/probes.py)
     seed: int = 0
     lanes: list[str] = field(default_factory=lambda: list(LANES))
     voices: list[str] | None = None  # a voice sweep: conditions (eval/voices.py); the first is the reference `voice`
@@ -126,15 +128,20 @@ def _summary_entry(estimates: dict[str, Estimate], names: tuple[str, ...]) -> di
 
 
 def summary(run_id: str, per_task: dict[str, dict[str, dict]], divergence: dict[str, float],
-            config: EvalConfig) -> dict:
+            config: EvalConfig, corpus: dict[str, dict] | None = None) -> dict:
     """The object `salad eval --json` prints; `per_task` holds each task's estimates by condition. `tasks` is the
-    headline (the reference voice in a sweep), `conditions` one entry per condition of a sweep."""
+    headline (the reference voice in a sweep), `conditions` one entry per condition of a sweep; `F` and `M` are the
+    corpus measure (pooled; by domain under `corpus`), `item_F` and `item_M` the measure on the tasks' dev items."""
     tasks = {task: _summary_entry({**by_condition.get(NO_CONDITION, {}), **by_condition.get(config.reference, {})},
                                   SUMMARY_METRICS) for task, by_condition in per_task.items()}
     conditions = [{"condition": c, "tasks": {task: _summary_entry(by_condition.get(c, {}), CONDITION_METRICS)
                                              for task, by_condition in per_task.items()}} for c in config.voices or []]
-    return {"run_id": run_id, "tasks": tasks, "F": _num(divergence.get("F")), "M": _num(divergence.get("M")),
-            "scoring": config.scoring, "k_shot": config.k_shot, "voice": config.voice, "conditions": conditions}
+    by_domain = {domain: {**{k: _num(e.value) for k, e in est.items()},
+                          "ci": {k: [_num(e.ci_low), _num(e.ci_high)] for k, e in est.items()},
+                          "m_tokens": est["M"].n} for domain, est in (corpus or {}).items()}
+    return {"run_id": run_id, "tasks": tasks, **{k: _num(divergence.get(k)) for k in ("F", "M", "item_F", "item_M")},
+            "corpus": by_domain, "scoring": config.scoring, "k_shot": config.k_shot, "voice": config.voice,
+            "conditions": conditions}
 
 
 def _num(x) -> float | None:
@@ -256,14 +263,27 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
                               prompt_template=PROMPT_TEMPLATE, seed=config.seed)
     try:
         per_task, probes = _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, meta, manifest_fewshot)
-        pooled = divergence_estimates(probes, config.seed)
+        pooled = divergence_estimates(probes, config.seed, prefix="item_")
+        corpus = corpus_metrics(model, config, store, run_id, set(items_by_task)) if config.corpus else {}
         store.add_metrics(run_id, metric_rows(ALL_TASKS, pooled, config.reference))
-        divergence = {k: e.value for k, e in pooled.items()}
+        divergence = {**{k: e.value for k, e in pooled.items()}, **{k: e.value for k, e in corpus.get(POOLED, {}).items()}}
     except BaseException as err:
         store.finish_run(run_id, "failed", f"{type(err).__name__}: {err}")
         raise
     store.finish_run(run_id, "done")
-    return summary(run_id, per_task, divergence, config)
+    return summary(run_id, per_task, divergence, config, corpus)
+
+
+def corpus_metrics(model, config: EvalConfig, store: Store, run_id: str, tasks: set[str]) -> dict[str, dict]:
+    """Corpus F and M on the model's held-out probe documents (eval/probes.py), stored pooled (task `__all__`) and,
+    for a domain that stands for an evaluated task, as that task's F and M; returns the estimates by domain."""
+    probe_set, corpus = measure(model, config.seed, progress=True)
+    rows = metric_rows(ALL_TASKS, corpus[POOLED], config.reference)
+    for domain, estimates in corpus.items():
+        if probe_set.tasks.get(domain) in tasks:
+            rows += metric_rows(probe_set.tasks[domain], estimates, config.reference)
+    store.add_metrics(run_id, rows)
+    return corpus
 
 
 def _hear(items: list[Item], config: EvalConfig, condition: Condition | None) -> dict:
@@ -301,9 +321,9 @@ def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, me
             task_probes = [probe_divergence(model, prompt_segments([], i.question, probe_audio[i.item_id][0])
                                             + [Segment(" " + i.target)])
                            for i in probe_items.get(task, []) if isinstance(probe_audio.get(i.item_id), tuple)]
-            progress.update(len(probe_items.get(task, [])), message=f"{task}: F and M probes")
+            progress.update(len(probe_items.get(task, [])), message=f"{task}: item F and M")
             probes += task_probes
-            task_div = {k: e for k, e in divergence_estimates(task_probes, config.seed).items() if e.n}
+            task_div = {k: e for k, e in divergence_estimates(task_probes, config.seed, prefix="item_").items() if e.n}
             store.add_predictions(run_id, predictions)
             store.add_outputs(run_id, text_out + [o for outputs in heard.values() for o in outputs])
             store.add_metrics(run_id, [r for c, est in estimates.items() for r in metric_rows(task, est, c)]

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from salad_core.eval.divergence import probe_divergence
-from salad_core.model.processing import Segment
+from salad_core.audio import SAMPLE_RATE
+from salad_core.documents import SpeechDoc
+from salad_core.eval.probes import document_divergences
 from salad_core.progress import Progress
-from salad_core.world.speech import SAMPLE_RATE
 
 SCORES = ("m", "distill")
 
@@ -35,24 +35,16 @@ class ClusterScore:
     n_probes: int
 
 
-def doc_segments(doc: dict) -> list[Segment]:
-    return [Segment((" " if i else "") + text, clip_id=clip) for i, (text, clip) in enumerate(doc["spans"])]
-
-
 @torch.no_grad()
 def misalignment(model, bank, docs: list[dict], clusters: list[int], progress: Progress | None = None) -> dict[int, dict]:
     """Per cluster: summed M and distillation KL, and their token count, over its probe documents."""
-    model.eval()
+    probes = [SpeechDoc.from_record({**doc, "domain": str(cluster)}) for doc, cluster in zip(docs, clusters)]
+    frames = lambda ds: bank.features([s.clip_id for d in ds for s in d.spans if s.clip_id], model.encoder)  # noqa: E731
     sums: dict[int, dict] = defaultdict(lambda: {"m": 0.0, "distill": 0.0, "tokens": 0})
-    for doc, cluster in zip(docs, clusters):
-        segments = doc_segments(doc)
-        clips = [s.clip_id for s in segments if s.clip_id]
-        part = probe_divergence(model, segments, model.adapt_frames(bank.features(clips, model.encoder)))
+    for part, cluster in zip(document_divergences(model, probes, frames, progress), clusters):
         sums[cluster]["m"] += part.m_sum
         sums[cluster]["distill"] += part.d_sum
         sums[cluster]["tokens"] += part.m_tokens
-        if progress is not None:
-            progress.update(1)
     return sums
 
 

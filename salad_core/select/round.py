@@ -26,17 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
+from salad_core.clips import ClipBank, read_jsonl
+from salad_core.documents import SpeechDoc, speak_documents
 from salad_core.maps import MIN_POINTS, project
 from salad_core.paths import data_dir
 from salad_core.progress import NoProgress, Progress
 from salad_core.select.allocation import STRATEGIES, draw_texts, target_distribution
 from salad_core.select.embed import DEFAULT_EMBEDDER
 from salad_core.select.probing import SCORES
-from salad_core.select.speech import speak_documents
 from salad_core.store import Store, new_run_id
-from salad_core.world.clips import ClipBank, read_jsonl
 from salad_core.world.speech import ENCODER
-from salad_core.world.world import SpeechDoc
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +241,7 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
     probe_idx = _pick_probes(labels, k, config.probes, config.seed)
     spans = {"speech_words": tuple(world.config["speech_words"]), "text_words": tuple(world.config["text_words"])}
     voices = config.voices()
-    speak = {"voices": voices, "speed": config.speed, "seed": config.seed, **spans}
+    speak = {"voices": voices, "speed": config.speed, "seed": config.seed, "encoder": ENCODER, **spans}
     # probes in the first voice alone, so that every cluster's M(c) and CER are measured alike
     probe_docs = speak_documents([texts[i] for i in probe_idx], folder, prefix="probe", role="probe",
                                  progress=bar, **{**speak, "voices": voices[:1]})

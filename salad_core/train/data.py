@@ -85,14 +85,10 @@ class WorldBatches:
         n_synthetic = int((self.coin.random(batch_size) < self.synthetic_prob).sum()) if self.synthetic_prob > 0 else 0
         natural = self._take("speech", self.speech_docs, batch_size - n_synthetic)
         synthetic = self._take("synthetic", self.synthetic_docs, n_synthetic)
-        segments = [_segments(doc) for doc in natural + synthetic]
+        segments = [doc.segments() for doc in natural + synthetic]
         frames = _frames(self.world, natural, self.encoder) + _frames(self.synthetic, synthetic, self.encoder)
         return Batch(docs=segments, frames=frames, speech_s=float(sum(d.seconds for d in natural)),
                      synthetic=n_synthetic)
-
-
-def _segments(doc) -> list[Segment]:
-    return [Segment((" " if i else "") + span.text, clip_id=span.clip_id) for i, span in enumerate(doc.spans)]
 
 
 def _frames(source, docs: list, encoder) -> list:

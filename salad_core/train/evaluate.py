@@ -2,7 +2,8 @@
 
 Per task: text accuracy of the original LLM and of the student, speech accuracy of the student (questions in the
 world's evaluation voices, never heard in training, from cached encoder frames), gap / forgetting / misalignment,
-and the token-level F and M on the same dev items (question heard, answer read). The lanes, prompts and metrics are
+the corpus F and M on the task's domain of the world's held-out probe documents (eval/probes.py), and item_F /
+item_M on the same dev items (question heard, answer read). The lanes, prompts and metrics are
 those of `salad eval` (salad_core.eval), so a curve point and an evaluation run mean the same thing.
 """
 
@@ -14,6 +15,7 @@ import torch
 
 from salad_core.eval.divergence import divergence_estimates, probe_divergence
 from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for, lane_rows, prompt_segments
+from salad_core.eval.probes import POOLED, corpus_divergence
 from salad_core.eval.runner import metric_rows, task_metrics
 from salad_core.model.processing import Segment
 from salad_core.store import ALL_TASKS
@@ -43,8 +45,15 @@ def evaluate_world(model, world, n_items: int, seed: int = 0, k_shot: int = 5, s
                 outputs.append(lane_rows(prepared, lane, scores, transcript)[1])
             segments = prompt_segments([], item.question, clip_id=clip) + [Segment(" " + item.target)]
             probes.append(probe_divergence(model, segments, model.adapt_frames([item_frames])))
-        rows += metric_rows(domain.task, {**task_metrics(outputs, scoring, seed), **divergence_estimates(probes, seed)})
+        rows += metric_rows(domain.task, {**task_metrics(outputs, scoring, seed),
+                                          **divergence_estimates(probes, seed, prefix="item_")})
         all_outputs += outputs
         all_probes += probes
-    return rows + metric_rows(ALL_TASKS, {**task_metrics(all_outputs, scoring, seed),
-                                          **divergence_estimates(all_probes, seed)})
+    if on_task is not None:
+        on_task("corpus F and M")
+    probe_set = world.probe_set()
+    corpus = corpus_divergence(model, probe_set, seed)
+    rows += [r for domain, est in corpus.items() if domain in probe_set.tasks
+             for r in metric_rows(probe_set.tasks[domain], est)]
+    return rows + metric_rows(ALL_TASKS, {**task_metrics(all_outputs, scoring, seed), **corpus[POOLED],
+                                          **divergence_estimates(all_probes, seed, prefix="item_")})

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 LOSS_PARTS = ("loss", "kl", "nll", "ctc")
 PID_FILE = "trainer.pid"
 LOG_EVERY = 10  # train_steps rows are written to the store in groups (each write opens the file)
+DIVERGENCE_KEYS = ("F", "M", "item_F", "item_M")  # corpus and item-level, as `salad eval --json` carries them
 
 
 @contextlib.contextmanager
@@ -70,6 +71,7 @@ class DistillTrainer:
     def __init__(self, config: TrainConfig, store: Store | None = None, resume: str | None = None):
         self.config, self.store, self.resume_id = config, store or Store(), resume
         self.counters = Counters()
+        self.last_evaluation: dict[str, float] = {}  # pooled metrics of the latest periodic evaluation
 
     # -- setup -----------------------------------------------------------------------------------------------
 
@@ -327,9 +329,10 @@ class DistillTrainer:
             pid_file.unlink(missing_ok=True)
         if main:
             self.store.finish_run(self.run_id, "done")
+        divergence = {k: self.last_evaluation.get(k) for k in DIVERGENCE_KEYS}
         return {"run_id": self.run_id, "wall_s": time.perf_counter() - start, "steps": self.counters.step,
                 "tokens": self.counters.tokens, "speech_hours": self.counters.speech_s / 3600,
-                "run_dir": str(self.run_dir)}
+                "run_dir": str(self.run_dir), **divergence}
 
     def budget_spent(self) -> bool:
         """A token budget ends the run when reached; an hours budget was turned into steps by `plan_steps`."""
@@ -352,6 +355,7 @@ class DistillTrainer:
 
         with every_core_while_others_wait():
             rows = evaluate_world(self.model, self.world, self.config.eval_items, seed=self.config.seed, on_task=show)
+        self.last_evaluation = {r["metric"]: r["value"] for r in rows if r["task"] == "__all__"}
         counters = [{"task": "__all__", "metric": "tokens", "value": self.counters.tokens},
                     {"task": "__all__", "metric": "speech_hours", "value": self.counters.speech_s / 3600}]
         self.store.add_metrics(self.run_id, [{**r, "step": step} for r in rows + counters])

@@ -12,6 +12,7 @@ one task per preset and domain (`mini-capitals`, `nano-stories`, ...), available
 from __future__ import annotations
 
 from salad_core.assets import AssetError
+from salad_core.eval.probes import register_probe_source
 from salad_core.tasks.registry import TaskSpec, register
 from salad_core.text import world_form
 from salad_core.world.build import PRESETS, build_world, is_built, load_world, world_dir
@@ -47,3 +48,4 @@ def _register_tasks() -> None:
 
 
 _register_tasks()
+register_probe_source("world", lambda name: load_world(name.world).probe_set())

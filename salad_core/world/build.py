@@ -25,13 +25,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from salad_core.assets import AssetError, cached_build, sources_digest
+from salad_core.clips import ClipRequest, encode_clips
+from salad_core.documents import speakable_text, spans_to_clips, split_spans, with_seconds
 from salad_core.paths import cache_dir
 from salad_core.progress import NoProgress, Progress
 from salad_core.text import stable_hash
 from salad_core.tasks.item import Item
 from salad_core.world import corpus, speech
 from salad_core.world.domains import domain_defs
-from salad_core.world.speech import ClipRequest
 from salad_core.world.world import World
 
 RECIPE = "world-v1"  # bump when the folder layout changes
@@ -114,21 +115,6 @@ def _plan_text(preset: str, cfg: dict) -> dict:
     return plan
 
 
-def spans_to_clips(spans: list[corpus.SpanPlan], prefix: str, voice: str, speed: float, role: str,
-                    noise: tuple[float, float, float] | None, rng: random.Random) -> tuple[list, list[ClipRequest]]:
-    """Span rows [text, clip_id|None] and the clip requests of the spoken spans."""
-    rows, requests = [], []
-    for k, span in enumerate(spans):
-        if not span.spoken or not corpus.speakable_text(span.text):
-            rows.append([span.text, None])
-            continue
-        snr = rng.uniform(noise[1], noise[2]) if noise and rng.random() < noise[0] else None
-        clip_id = f"{prefix}-{k:02d}"
-        requests.append(ClipRequest(clip_id, corpus.speakable_text(span.text), voice, speed, role, snr))
-        rows.append([span.text, clip_id])
-    return rows, requests
-
-
 def _plan_speech(plan: dict, cfg: dict) -> tuple[list[dict], list[ClipRequest]]:
     """Natural-speech documents of the covered domains, split into spans, with one clip per spoken span."""
     seed, docs, requests = cfg["seed"], [], []
@@ -139,7 +125,7 @@ def _plan_speech(plan: dict, cfg: dict) -> tuple[list[dict], list[ClipRequest]]:
         for written in corpus.documents(facts, rng, cfg["speech_repeats"], tuple(cfg["per_doc"])):
             text = corpus.in_register(written, cfg["speech_register"], rng)
             doc_id = f"s{len(docs):05d}"
-            spans = corpus.split_spans(text, rng, tuple(cfg["speech_words"]), tuple(cfg["text_words"]),
+            spans = split_spans(text, rng, tuple(cfg["speech_words"]), tuple(cfg["text_words"]),
                                        all_spoken=rng.random() < cfg["full_spoken"])
             rows, reqs = spans_to_clips(spans, doc_id, rng.choice(voices), rng.choice(speech.TRAIN_SPEEDS),
                                          "train", noise, rng)
@@ -157,10 +143,10 @@ def _plan_eval(plan: dict, cfg: dict) -> list[ClipRequest]:
         voice = speech.EVAL_VOICES[stable_hash("eval-voice", item.item_id) % len(speech.EVAL_VOICES)]
         clip_id = f"q{n:05d}"
         plan["item_clips"][item.item_id] = clip_id
-        requests.append(ClipRequest(clip_id, corpus.speakable_text(item.question), voice, 1.0, "eval"))
+        requests.append(ClipRequest(clip_id, speakable_text(item.question), voice, 1.0, "eval"))
     for n, probe in enumerate(plan["probes"]):
         rng = corpus._rng("probe-speech", str(n), cfg["seed"])
-        spans = corpus.split_spans(probe["text"], rng, tuple(cfg["speech_words"]), tuple(cfg["text_words"]))
+        spans = split_spans(probe["text"], rng, tuple(cfg["speech_words"]), tuple(cfg["text_words"]))
         voice = speech.EVAL_VOICES[n % len(speech.EVAL_VOICES)]
         probe["spans"], reqs = spans_to_clips(spans, f"p{n:05d}", voice, 1.0, "probe", None, rng)
         requests += reqs
@@ -184,8 +170,8 @@ def _write_world(out: Path, preset: str, cfg: dict, progress: bool, lm: bool) ->
         requests = train_requests + eval_requests
         cores = (lambda: 1 if lm_job.poll() is None else None) if lm_job else None
         with Progress(len(requests), f"world {preset}: speech") if progress else NoProgress() as bar:
-            records = speech.encode_clips(requests, out / "features", shard_clips=cfg["shard_clips"], progress=bar,
-                                          threads=cores)
+            records = encode_clips(requests, out / "features", encoder=speech.ENCODER, shard_clips=cfg["shard_clips"],
+                                   progress=bar, label="world speech", threads=cores)
         seconds = {r["clip_id"]: r["seconds"] for r in records if "error" not in r}
         kept_docs = [with_seconds(d, seconds) for d in speech_docs]
         kept_docs = [d for d in kept_docs if d is not None]  # a failed clip drops its document, the rest go on
@@ -234,13 +220,6 @@ def _finish_lm(job: subprocess.Popen, out: Path) -> None:
                          "Fix: read the error above; `salad world build --no-lm` builds the world without it, and "
                          "the LM is then trained on first use.")
     (out / LM_LOG).unlink()
-
-
-def with_seconds(doc: dict, seconds: dict[str, float]) -> dict | None:
-    clips = [clip for _, clip in doc["spans"] if clip is not None]
-    if any(clip not in seconds for clip in clips):
-        return None
-    return {**doc, "seconds": sum(seconds[c] for c in clips)}
 
 
 def _manifest(preset: str, cfg: dict, folder: str, plan: dict, docs: list[dict], records: list[dict],

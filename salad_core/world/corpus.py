@@ -11,14 +11,10 @@ world.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 from salad_core.tasks.choices import assign_split, make_item, pick_distractors
 from salad_core.tasks.item import Item
 from salad_core.world.domains import DomainDef, Fact
-
-PUNCT = {".", ",", "?", ":"}
-
 
 def _rng(purpose: str, domain: str, seed: int) -> random.Random:
     return random.Random(f"{purpose}/{domain}/{seed}")
@@ -128,44 +124,3 @@ def in_register(doc: str, register: str, rng: random.Random) -> str:
     if register not in REGISTERS:
         raise ValueError(f"Unknown speech register {register!r}. Fix: use one of {', '.join(REGISTERS)}.")
     return conversational(doc, rng) if register == "conversational" else doc
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Speech/text span plans
-
-
-@dataclass(frozen=True)
-class SpanPlan:
-    text: str
-    spoken: bool
-
-
-def units(doc: str) -> list[str]:
-    """A document's words, each with the punctuation tokens that follow it ("peru ?", "question :")."""
-    out: list[str] = []
-    for token in doc.split():
-        if token in PUNCT and out:
-            out[-1] += " " + token
-        else:
-            out.append(token)
-    return out
-
-
-def split_spans(doc: str, rng: random.Random, speech_words: tuple[int, int], text_words: tuple[int, int],
-                all_spoken: bool = False) -> list[SpanPlan]:
-    """Alternating text and speech spans of random word lengths (the first one's modality random too)."""
-    parts = units(doc)
-    if all_spoken:
-        return [SpanPlan(" ".join(parts), True)]
-    spans, start, spoken = [], 0, rng.random() < 0.5
-    while start < len(parts):
-        size = rng.randint(*(speech_words if spoken else text_words))
-        spans.append(SpanPlan(" ".join(parts[start : start + size]), spoken))
-        start += size
-        spoken = not spoken
-    return spans
-
-
-def speakable_text(span: str) -> str:
-    """What the TTS engine reads for a span: the colons of "question :" / "answer :" are not spoken."""
-    return " ".join(t for t in span.split() if t != ":")

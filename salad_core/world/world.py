@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from salad_core.assets import AssetError
+from salad_core.clips import ClipBank, read_jsonl
+from salad_core.documents import Span, SpeechDoc
 from salad_core.tasks.item import SPLITS, Item
-from salad_core.world.clips import ClipBank, read_jsonl
 
 
 @dataclass(frozen=True)
@@ -25,31 +26,6 @@ class Domain:
     kind: str
     in_natural_speech: bool
     description: str
-
-
-@dataclass(frozen=True)
-class Span:
-    text: str
-    clip_id: str | None  # set -> this span is spoken
-
-
-@dataclass(frozen=True)
-class SpeechDoc:
-    doc_id: str
-    domain: str
-    spans: tuple[Span, ...]
-    seconds: float  # seconds of speech in the document (the trainer budgets in hours of speech)
-
-    @property
-    def text(self) -> str:
-        """The all-text version the teacher reads."""
-        return " ".join(s.text for s in self.spans)
-
-    @classmethod
-    def from_record(cls, record: dict, prefix: str = "") -> SpeechDoc:
-        """From a `speech_docs.jsonl` row; `prefix` goes in front of the document and clip ids."""
-        spans = tuple(Span(text, prefix + clip if clip else None) for text, clip in record["spans"])
-        return cls(prefix + record["doc_id"], record["domain"], spans, record["seconds"])
 
 
 class World:
@@ -106,6 +82,14 @@ class World:
         return [SpeechDoc(f"p{n:05d}", d["domain"], spans := tuple(Span(t, c) for t, c in d["spans"]),
                           sum(seconds[s.clip_id] for s in spans if s.clip_id))
                 for n, d in enumerate(self._probes) if domain is None or d["domain"] == domain]
+
+    def probe_set(self):
+        """The probe documents as a `ProbeSet`: what corpus F and M are measured on, each domain standing for its
+        task."""
+        from salad_core.eval.probes import ProbeSet
+
+        return ProbeSet(f"world:{self.name}", self.probe_speech_docs(), self.bank,
+                        {d.name: d.task for d in self.domains})
 
     def vocabulary(self) -> list[str]:
         """Every word token of the world's text (corpus, probes, items, speech documents), sorted."""
