@@ -39,3 +39,23 @@ def test_bootstrap_is_seeded():
 def test_empty_input_is_nan_not_an_error():
     e = mean_with_ci(np.array([]))
     assert e.n == 0 and np.isnan(e.value)
+
+
+def test_seeds_and_items_puts_seed_variation_inside_the_interval():
+    from salad_core.eval.metrics import mean_with_ci, seeds_and_items
+
+    rng = np.random.default_rng(0)
+    items = rng.random(300) < 0.6  # one item set; three seeds that agree item by item ...
+    agree = np.stack([items] * 3).astype(float)
+    spread = np.stack([items, rng.random(300) < 0.4, rng.random(300) < 0.8]).astype(float)  # ... or do not
+    same = seeds_and_items({"a": agree}, {"a": 1.0})
+    assert same.value == pytest.approx(items.mean())
+    single = mean_with_ci(items.astype(float))
+    assert same.ci_high - same.ci_low == pytest.approx(single.ci_high - single.ci_low, rel=0.25)
+    wide = seeds_and_items({"a": spread}, {"a": 1.0})
+    assert wide.ci_high - wide.ci_low > 2 * (same.ci_high - same.ci_low)  # the seeds' disagreement widens it
+    diff = seeds_and_items({"a": spread, "b": agree}, {"a": 1.0, "b": -1.0})
+    assert diff.value == pytest.approx(spread.mean() - agree.mean()) and diff.ci_low < diff.value < diff.ci_high
+    assert seeds_and_items({"a": agree, "b": agree}, {"a": 1.0, "b": -1.0}).ci_high == pytest.approx(0.0)  # paired
+    with pytest.raises(ValueError, match="same items"):
+        seeds_and_items({"a": agree, "b": agree[:, :10]}, {"a": 1.0, "b": -1.0})

@@ -9,9 +9,13 @@ from salad_core.store import Store
 from salad_core.train.sweep import GridPoint, grid, thread_env, train_command
 
 
-def test_the_grid_is_budget_major_and_every_pair_once():
+def test_the_grid_is_seed_then_budget_major_and_every_point_once():
     assert grid([0.0, 1.0], [10.0, 20.0]) == [GridPoint(0.0, 10.0), GridPoint(1.0, 10.0), GridPoint(0.0, 20.0),
                                               GridPoint(1.0, 20.0)]
+    assert grid([0.0, 1.0], [None], [0, 1]) == [GridPoint(0.0, None, 0), GridPoint(1.0, None, 0),
+                                                GridPoint(0.0, None, 1), GridPoint(1.0, None, 1)]
+    cmd = train_command(GridPoint(1.0, None, 2), "mini", "t", [], None)
+    assert "--budget-hours" not in cmd and cmd[cmd.index("--seed") + 1] == "2"  # the recipe's steps
 
 
 def test_the_grid_tag_overrides_a_tag_among_the_train_flags():
@@ -38,7 +42,7 @@ def test_sweep_runs_the_grid(tmp_path):
                           env={**os.environ, "SALAD_DATA": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
-    assert [(r["alpha"], r["budget_hours"]) for r in result["runs"]] == [(0.0, 0.002), (1.0, 0.002)]
+    assert [(r["alpha"], r["budget_hours"], r["seed"]) for r in result["runs"]] == [(0.0, 0.002, 0), (1.0, 0.002, 0)]
     runs = Store(db).runs("train")
     assert len(runs) == 2 and (runs["status"] == "done").all()
     configs = runs["config"].tolist()

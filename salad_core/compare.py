@@ -1,0 +1,61 @@
+"""Comparing training recipes over seeds, on their final models' answers to the same items.
+
+A recipe's *arm* is its runs, one per seed (the Stage I seed; for Stage II the selection seed as well), and every
+run's final evaluation scored the same items. `item_correctness` reads one run's per-item answers; `arm_values`
+aligns an arm's runs into (seeds, items) over the items every run of every compared arm has; `contrast` gives an
+arm's accuracy, or a difference of arms, with a 95 % interval that resamples seeds, then items
+(`eval.metrics.seeds_and_items`), so that seed-to-seed variation is inside it; `per_seed` lists the seeds' values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from salad_core.eval.metrics import Estimate, seeds_and_items
+from salad_core.store import Store
+
+
+def final_eval_run(store: Store, run_id: str) -> str | None:
+    """The `salad eval` run that training made of its final model, if there is one: the earliest evaluation of that
+    model, since a user may evaluate it again later on other items or voices."""
+    evals = store.runs("eval").sort_values("created_at")
+    suffix = f"{run_id}/final"
+    mine = [r for r, c in zip(evals["run_id"], evals["config"])
+            if isinstance(c, dict) and str(c.get("model_path") or "").rstrip("/").endswith(suffix)]
+    return mine[0] if mine else None
+
+
+def final_evaluation(store: Store, run_id: str) -> pd.DataFrame:
+    """The metrics of the final evaluation of a training run (`final_eval_run`); empty if there is none."""
+    eval_run = final_eval_run(store, run_id)
+    return store.metrics(eval_run) if eval_run else pd.DataFrame(columns=["task", "metric", "value", "ci_low", "ci_high"])
+
+
+def item_correctness(store: Store, run_id: str, lane: str = "speech") -> pd.DataFrame:
+    """Per item (index item_id) of a training run's final evaluation: its domain and the lane's correctness (0/1)."""
+    eval_run = final_eval_run(store, run_id)
+    if eval_run is None:
+        raise ValueError(f"run {run_id} has no final evaluation. Fix: salad eval --model data/runs/{run_id}/final")
+    items = store.paired_items(eval_run).set_index("item_id")
+    return pd.DataFrame({"domain": items["domain"], "correct": items[f"{lane}_correct_norm"].astype(float)})
+
+
+def arm_values(arms: dict[str, list[pd.DataFrame]], domains: set[str] | None = None) -> dict[str, np.ndarray]:
+    """Each arm's (seeds, items) correctness over the items of `domains` (None: all) that every frame has."""
+    frames = [f if domains is None else f[f["domain"].isin(domains)] for runs in arms.values() for f in runs]
+    common = sorted(set.intersection(*(set(f.index) for f in frames))) if frames else []
+    return {arm: np.stack([f.loc[common, "correct"].to_numpy(float) if domains is None else
+                           f[f["domain"].isin(domains)].loc[common, "correct"].to_numpy(float) for f in runs])
+            for arm, runs in arms.items()}
+
+
+def contrast(arms: dict[str, list[pd.DataFrame]], weights: dict[str, float], domains: set[str] | None = None,
+             seed: int = 0) -> Estimate:
+    """sum of weight x arm accuracy (e.g. {"a": 1} or {"a": 1, "b": -1}) over `domains`, seeds and items resampled."""
+    return seeds_and_items(arm_values({a: arms[a] for a in weights}, domains), weights, seed=seed)
+
+
+def per_seed(runs: list[pd.DataFrame], domains: set[str] | None = None) -> list[float]:
+    """Each run's accuracy over the items of `domains`."""
+    return [float(f.loc[f["domain"].isin(domains) if domains else slice(None), "correct"].mean()) for f in runs]
