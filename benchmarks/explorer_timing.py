@@ -67,7 +67,7 @@ def main() -> None:
     if args.model:
         ref = sources.find_model(store, args.model)
     else:
-        from salad_core.presets import preset_world
+        from salad_core.world import preset_world
 
         preset_world("nano")  # the world and its LM, built once (not timed)
         ref = sources.ModelRef("eval:bench-nano", "nano preset (untrained adapter)", "bench-nano", None,

@@ -20,6 +20,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
+import salad_core.world  # noqa: E402, F401  (registers the mini worlds' tasks, LLM names and probe documents)
 from dashboard import data, first_launch, views  # noqa: E402
 from salad_core.store import StoreError  # noqa: E402
 

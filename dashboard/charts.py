@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from salad_core.store import ALL_TASKS, LANE_ACC_METRIC, LANE_LABELS, LANES
+from salad_core.eval.vocabulary import ALL_TASKS, LANE_ACC_METRIC, LANE_LABELS, LANES
 
 LANE_COLORS = {"base_text": "#4C78A8", "text": "#72B7B2", "speech": "#F58518", "cascade": "#9D755D"}
 PART_COLORS = {"forgetting": "#B279A2", "misalignment": "#E45756"}

@@ -10,7 +10,7 @@ import math
 
 import pandas as pd
 
-from salad_core.store import ALL_TASKS, LANES
+from salad_core.eval.vocabulary import ALL_TASKS, LANES
 
 OUTCOMES = ("all", "correct", "wrong", "text right, speech wrong")
 
@@ -141,3 +141,17 @@ def progress_label(progress: dict | None) -> str:
     eta = f" · ETA {format_seconds(progress.get('eta_s'))}" if total else ""
     message = f" · {progress['message']}" if progress.get("message") else ""
     return f"{progress.get('stage') or 'working'}: {count}{share}{eta}{message}"
+
+
+def world_tables(info: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A built world's summary (`World.info()`): one row per domain (coverage, facts by purpose, items, documents),
+    and the leak audit: per task, eval facts stated in each training source (0 everywhere: nothing leaks)."""
+    domains = pd.DataFrame([{
+        "task": d["task"], "kind": d["kind"], "natural speech": "yes" if d["in_natural_speech"] else "no",
+        "eval facts": d.get("n_eval_facts"), "train facts": d.get("n_train_facts"), "test items": d["n_test"],
+        "dev items": d["n_dev"], "speech documents": d["n_speech_docs"], "selection pool documents": d.get("n_pool_docs"),
+    } for d in info.get("domains", [])])
+    rows = info.get("audit") or []
+    audit = (pd.DataFrame(rows).pivot_table(index="task", columns="source", values="leaked", aggfunc="first",
+                                            sort=False).reset_index() if rows else pd.DataFrame())
+    return domains, audit

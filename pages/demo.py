@@ -53,14 +53,15 @@ def demo_tasks(config_json: str) -> list[str]:
     from salad_core.model.names import parse_llm_name
     from salad_core.presets import run_llm_name
     from salad_core.tasks import available_tasks
-    from salad_core.world import is_world_task
+    from salad_core.tasks.registry import task_spec
+    from salad_core.world import world_tasks
 
     config = json.loads(config_json)
     llm = parse_llm_name(run_llm_name(config))
     if llm.is_world:
-        return [t for t in available_tasks() if is_world_task(t) and t.startswith(f"{llm.world}-")]
+        return [t for t in available_tasks() if t in world_tasks(llm.world)]
     manifest = demo_manifest_tasks(config["manifest"]) if config.get("manifest") else []
-    return [t for t in available_tasks() if not is_world_task(t)] + manifest
+    return [t for t in available_tasks() if task_spec(t).in_suite] + manifest
 
 
 @st.cache_data(show_spinner=False)
@@ -162,7 +163,7 @@ def main() -> None:
                "scored as `salad eval` scores (by default the likelihood per character of the option).")
     config = run_config()
     question, choices, answer, task = pick_question(config)
-    from salad_core.eval.runner import DEFAULT_VOICE, WORLD_VOICE
+    from salad_core.eval.vocabulary import DEFAULT_VOICE, WORLD_VOICE
 
     voice = config.get("voice") or DEFAULT_VOICE  # a world run's items were spoken by the world: offer a TTS voice
     audio, origin = None, ""

@@ -15,7 +15,8 @@ import streamlit as st
 
 from dashboard import data, training_charts, views, widgets
 from salad_core import analysis
-from salad_core.store import ALL_TASKS, StoreError
+from salad_core.eval.vocabulary import ALL_TASKS
+from salad_core.store import StoreError
 
 X_CHOICES = {"training tokens": "tokens", "hours of natural speech": "speech_hours"}
 CURVES = (("M", True), ("F", True), ("speech_acc", False), ("text_acc", False))  # metric, power-law overlay

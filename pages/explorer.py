@@ -13,11 +13,11 @@ import streamlit as st
 
 from dashboard import data, explorer_charts, job_panel, widgets
 from salad_core import jobs
+from salad_core.eval.vocabulary import K_SHOT
 from salad_core.explore import cache, projection, sources
 from salad_core.store import Store, StoreError
 
 JOB_NAME = "explore"
-K_SHOT = 5  # text examples before each question when the lanes answer, as `salad eval` does
 DEFAULT_LIMIT = 50
 INTRO = (
     "Each item is one question given to the adapted model twice: read as text and heard as speech. For every layer "
@@ -187,7 +187,7 @@ def explore(path: str, refs: list[dict], spec: str) -> None:
     layer = left.slider("Layer (0 = input embeddings)", 0, n_layers - 1, n_layers - 1, key="exp_layer")
     color = right.selectbox("Colour by", list(explorer_charts.COLOR_OPTIONS), key="exp_color",
                             format_func=explorer_charts.COLOR_OPTIONS.get)
-    points = show_maps(entries, layer, color)
+    show_maps(entries, layer, color)
     metrics = pd.concat([m.assign(checkpoint=label) for label, (_, m, _) in frames.items()], ignore_index=True)
     widgets.chart(explorer_charts.metric_lines(metrics, layer), "exp_metrics", name="explorer-metrics", data=metrics)
     items = {label: f[0] for label, f in frames.items()}

@@ -15,7 +15,8 @@ import streamlit as st
 
 from dashboard import charts, data, first_launch, views, widgets
 from salad_core.eval import voices
-from salad_core.store import ALL_TASKS, StoreError
+from salad_core.eval.vocabulary import ALL_TASKS
+from salad_core.store import StoreError
 
 HEADLINE = (  # label, metric, unit
     ("text · original LLM", "text_acc_base", "acc"),

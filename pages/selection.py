@@ -11,9 +11,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, job_panel, selection_charts, training_charts, views, widgets
-from salad_core import jobs
+from salad_core import compare, jobs
 from salad_core.select import report
-from salad_core.select.round import SelectConfig
+from salad_core.select.config import SelectConfig
 from salad_core.store import Store, StoreError
 
 JOB_NAME = "select"
@@ -28,7 +28,7 @@ def selection(path: str, round_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @st.cache_data(ttl=5, show_spinner=False)
 def final_metrics(path: str, run_id: str) -> pd.DataFrame:
-    return report.final_evaluation(Store(path), run_id)
+    return compare.final_evaluation(Store(path), run_id)
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -13,12 +13,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, job_panel, training_charts, widgets
+from dashboard import data, job_panel, training_charts, views, widgets
 from dashboard.first_launch import MINI_ARGS, MINI_JOB
 from salad_core import jobs
 from salad_core.analysis import checkpoints, run_alpha
-from salad_core.presets import PRESETS
 from salad_core.flags import FieldSpec, field_specs
+from salad_core.presets import PRESETS
 from salad_core.store import Store, StoreError
 from salad_core.train.config import CHOICES, TrainConfig
 
@@ -71,9 +71,37 @@ def field_input(spec: FieldSpec, where):
                               **bounds)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def world_info(preset: str) -> dict | None:
+    """The summary of the world a preset trains on, when it is built here (None otherwise)."""
+    from salad_core.presets import get_preset
+    from salad_core.world import is_built, load_world
+
+    name = get_preset(preset).world
+    return load_world(name).info() if name and is_built(name) else None
+
+
+def world_summary(preset: str) -> None:
+    info = world_info(preset)
+    with st.expander(f"The world `{preset}` trains on: its domains, what its speech covers, and the leak audit"):
+        if info is None:
+            st.caption("Not built on this machine yet: the first run builds it (or `salad world build --preset "
+                       f"{preset}`).")
+            return
+        domains, audit = views.world_tables(info)
+        st.caption(f"{info['speech_hours']:.2f} h of natural speech in {info['n_speech_docs']} documents; "
+                   "eval facts are the dev, test and few-shot items and are never stated in anything the speech "
+                   "model trains on; train facts and each entity's other relations may be spoken.")
+        widgets.table(domains, "train_world_domains", name=f"world-{info['name']}-domains")
+        st.markdown("**Leak audit**: eval facts of each task stated in each training source (world/audit.py; "
+                    "`salad world audit` prints it, `salad world export` writes the texts for your own check).")
+        widgets.table(audit, "train_world_audit", name=f"world-{info['name']}-audit")
+
+
 def start_form(store_path: str) -> None:
     preset = st.selectbox("Preset", presets(), key="train_preset", on_change=apply_recipe,
                           help="choosing a preset fills the form with its tested recipe")
+    world_summary(preset)
     for key, value in recipe_values(preset).items():
         st.session_state.setdefault(key, value)
     specs = form_fields()
@@ -88,6 +116,7 @@ def start_form(store_path: str) -> None:
             columns = st.columns(3)
             values |= {s.name: field_input(s, columns[n % 3]) for n, s in enumerate(specs[len(main):])}
         if st.form_submit_button("Start training", type="primary"):
+            values = {k: None if v == "" else v for k, v in values.items()}  # an empty text box leaves it unset
             try:
                 config = TrainConfig.for_preset(preset, **values)
             except ValueError as err:

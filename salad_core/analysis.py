@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from salad_core.store import ALL_TASKS
+from salad_core.eval.vocabulary import ALL_TASKS
 
 CURVE_METRICS = ("F", "M", "item_F", "item_M", "text_acc", "speech_acc", "text_acc_base", "gap", "forgetting",
                  "misalignment")

@@ -4,7 +4,7 @@
     salad eval --voices flite:slt,espeak:en-us@1.2,flite:slt+noise10,recorded   the gap per voice condition
     salad world build|info --preset mini|nano      the mini world: text, tasks, speech, cached encoder frames
     salad train --preset mini --alpha 1.0 [...]    Stage I distillation (see `salad train --help`)
-    salad sweep --alphas 0,0.5,1 --budgets-hours 10,20 --jobs 2 [-- train flags]
+    salad sweep --alphas 0,1 --seeds 0,1,2 --jobs 2 [--budgets-hours 10,20] [-- train flags]
     salad select --from RUN --gamma 5 --budget 10%  Stage II active selection of synthetic speech
     salad train --stage 2 --from RUN [--round ID]  Stage II: continue RUN on natural + selected speech
     salad tasks [--json]          the spoken task suite buildable here
@@ -29,8 +29,7 @@ def _csv(value: str) -> list[str]:
 
 
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
-    from salad_core.eval.runner import SCORINGS
-    from salad_core.store import LANES
+    from salad_core.eval.vocabulary import K_SHOT, LANES, SCORINGS
     from salad_core.presets import PRESETS
 
     model = parser.add_argument_group("model (default: the offline preset 'smol')")
@@ -40,7 +39,8 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--encoder", help="Whisper-family encoder hub id, alias or local folder")
     data = parser.add_argument_group("data")
     data.add_argument("--tasks", type=_csv, help="comma-separated task names (default: all available)")
-    data.add_argument("--limit", type=int, help="test items per task")
+    data.add_argument("--limit", type=int, help="items per task")
+    data.add_argument("--split", choices=("dev", "test"), help="the split scored (default test; dev while choosing)")
     data.add_argument("--manifest", help="JSONL file of your own spoken items (see docs/manifest.md)")
     data.add_argument("--voice", help="TTS voice for questions: engine:voice[@speed] (default flite:slt@1); "
                       "'world': mini-world tasks as the world spoke them (held-out voices, cached frames)")
@@ -49,7 +49,7 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
                       "'recorded' (the manifest's recordings); text lanes are scored once, the gap per condition. "
                       "The first condition is the run's reference voice.")
     scoring = parser.add_argument_group("scoring")
-    scoring.add_argument("--k-shot", dest="k_shot", type=int, default=5)
+    scoring.add_argument("--k-shot", dest="k_shot", type=int, default=K_SHOT)
     scoring.add_argument("--scoring", default="acc_norm", choices=SCORINGS)
     scoring.add_argument("--asr", default="whisper-base", help="the cascade's ASR model")
     scoring.add_argument("--asr-beam", dest="asr_beam", type=int, default=1, help="ASR beam size (1 = greedy)")
@@ -202,8 +202,10 @@ def add_sweep_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="mini")
     parser.add_argument("--alphas", type=lambda v: [float(x) for x in _csv(v)], default=[0.0, 0.25, 0.5, 0.75, 1.0])
     parser.add_argument("--budgets-hours", dest="budgets_hours", type=lambda v: [float(x) for x in _csv(v)],
-                        default=[10.0, 20.0], help="hours of natural speech each run hears, repeats counted; one run "
-                        "per α and budget (default 10,20: the mini recipe's 800 steps hear about 20 h)")
+                        default=[None], help="hours of natural speech each run hears, repeats counted; one run per α "
+                        "and budget (default: the preset recipe's steps)")
+    parser.add_argument("--seeds", type=lambda v: [int(x) for x in _csv(v)], default=[0],
+                        help="seeds: one run per α, budget and seed (default 0)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, the CPU cores split between them")
     parser.add_argument("--tag", default=None, help="the grid's name in the store (default: sweep-<time>)")
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="further `salad train` flags, after --")
@@ -214,23 +216,27 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     from salad_core.train.sweep import run_sweep
 
     extra = [a for a in args.train_args if a != "--"]
-    result = run_sweep(args.preset, args.alphas, args.budgets_hours, extra, args.db, args.jobs, args.tag)
+    result = run_sweep(args.preset, args.alphas, args.budgets_hours, extra, args.db, args.jobs, args.tag, args.seeds)
     if not args.json:
         for r in result["runs"]:
-            print(f"alpha={r['alpha']:<5g} {r['budget_hours']:>5g} h  {r.get('run_id') or r['error']}")
+            budget = "recipe" if r["budget_hours"] is None else f"{r['budget_hours']:g} h"
+            print(f"alpha={r['alpha']:<5g} {budget:>8} seed {r['seed']}  {r.get('run_id') or r['error']}")
     return result
 
 
 def final_eval(summary: dict, config, store) -> dict:
-    """`salad eval` of the final model on every test item of the world's tasks, each question as the world spoke it
-    (held-out voices, cached frames). The ASR cascade is left out here: `salad eval --voice world` adds it."""
-    from salad_core.eval.runner import WORLD_VOICE, EvalConfig, run_eval
-    from salad_core.presets import preset_world
+    """`salad eval` of the final model on every item of the run's `final_split` (test, or dev while a recipe is
+    chosen) of the world's tasks, each question as the world spoke it (held-out voices, cached frames). The ASR
+    cascade is left out here: `salad eval --voice world` adds it."""
+    from salad_core.eval.runner import EvalConfig, run_eval
+    from salad_core.eval.vocabulary import WORLD_VOICE
+    from salad_core.world import preset_world
 
     world = preset_world(config.preset)
     tasks = [d.task for d in world.domains]
     eval_config = EvalConfig(preset=config.preset, model_path=str(summary["run_dir"]) + "/final", tasks=tasks,
-                             voice=WORLD_VOICE, seed=config.seed, lanes=["base_text", "text", "speech"])
+                             voice=WORLD_VOICE, seed=config.seed, lanes=["base_text", "text", "speech"],
+                             split=config.final_split)
     return run_eval(eval_config, store)
 
 
@@ -260,11 +266,15 @@ def cmd_voices(args: argparse.Namespace) -> dict:
 
 
 def add_world_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("build", "info"), help="build the world (cached) or describe it")
+    parser.add_argument("action", choices=("build", "info", "audit", "export"),
+                        help="build the world (cached), describe it, audit its training speech for eval facts, or "
+                        "export its eval items, training speech and selection pool as JSONL")
     parser.add_argument("--preset", default="mini", choices=("mini", "nano"), help="world size (nano: tests)")
     parser.add_argument("--force", action="store_true", help="rebuild even if this world is already built")
     parser.add_argument("--no-lm", dest="lm", action="store_false",
                         help="skip pretraining the world's LM beside the speech (it is then trained on first use)")
+    parser.add_argument("--out", help="export: the folder to write eval_items.jsonl, speech_train.jsonl and "
+                        "selection_pool.jsonl into")
 
 
 def cmd_world(args: argparse.Namespace) -> dict:
@@ -274,6 +284,21 @@ def cmd_world(args: argparse.Namespace) -> dict:
         world = build_world(args.preset, force=args.force, progress=not args.json, lm=args.lm)
     else:
         world = load_world(args.preset)
+    if args.action == "audit":
+        from salad_core.world.audit import format_table
+
+        rows = world.audit()
+        if not args.json:
+            print(f"eval facts of world {world.name} stated in each training source (0 everywhere: no leak)")
+            print(format_table(rows))
+        return {"world": world.name, "audit": rows}
+    if args.action == "export":
+        if not args.out:
+            raise ValueError("salad world export needs --out DIR, the folder to write the JSONL files into.")
+        written = world.export(args.out)
+        if not args.json:
+            print("\n".join(f"{args.out}/{name}: {n} lines" for name, n in written.items()))
+        return {"world": world.name, "out": args.out, "files": written}
     info = world.info()
     if not args.json:
         print(f"world {info['name']} at {info['root']}: {info['speech_hours']:.2f} h of natural speech, "
@@ -286,7 +311,7 @@ def cmd_world(args: argparse.Namespace) -> dict:
 
 def add_select_args(parser: argparse.ArgumentParser) -> None:
     from salad_core.flags import add_dataclass_flags
-    from salad_core.select.round import SelectConfig
+    from salad_core.select.config import SelectConfig
 
     add_dataclass_flags(parser, SelectConfig)
     parser.add_argument("--train", action="store_true", help="then train Stage II on the round (salad train "
@@ -296,7 +321,8 @@ def add_select_args(parser: argparse.ArgumentParser) -> None:
 def cmd_select(args: argparse.Namespace) -> dict:
     from dataclasses import fields
 
-    from salad_core.select.round import SelectConfig, run_round
+    from salad_core.select.config import SelectConfig
+    from salad_core.select.round import run_round
     from salad_core.store import Store
 
     if not args.from_run:
@@ -368,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import salad_core.world  # noqa: F401  (registers the mini worlds' tasks, LLM names and probe documents)
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)

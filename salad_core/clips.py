@@ -177,6 +177,11 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def same_encoder(encoder, name: str | None) -> bool:
+    """Whether `encoder` (a SpeechEncoder; None: any) is the encoder called `name` (a hub id or its last part)."""
+    return encoder is None or str(encoder.name).rstrip("/").split("/")[-1] == str(name).rstrip("/").split("/")[-1]
+
+
 class ClipBank:
     def __init__(self, root: Path, encoder_name: str, owner: str, fix: str):
         """`encoder_name`: the encoder whose frames are cached; `owner` and `fix` word the errors."""
@@ -203,7 +208,7 @@ class ClipBank:
 
     def uses_encoder(self, encoder) -> bool:
         """True when `encoder` (a SpeechEncoder) is the one whose frames this folder cached."""
-        return encoder is None or str(encoder.name).rstrip("/").split("/")[-1] == self.encoder_name
+        return same_encoder(encoder, self.encoder_name)
 
     def features(self, clip_ids: list[str], encoder=None):
         """Encoder frames per clip, (frames, C) float32 tensors, in input order.

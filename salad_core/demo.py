@@ -15,7 +15,7 @@ import pandas as pd
 from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for
 from salad_core.eval.metrics import choose
 from salad_core.eval.runner import EvalConfig, build_model
-from salad_core.store import LANE_LABELS
+from salad_core.eval.vocabulary import LANE_LABELS
 from salad_core.tasks import Item
 
 DEMO_LANES = ("base_text", "speech", "cascade")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-KL_DIRECTIONS = ("forward", "reverse")
+from salad_core.options import KL_DIRECTIONS  # noqa: F401  (validated here)
 
 
 def kl_per_position(

@@ -12,9 +12,6 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from salad_core.model.config import SaladConfig
-from salad_core.model.names import parse_llm_name
-
 
 @dataclass(frozen=True)
 class Preset:
@@ -70,8 +67,10 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
-def model_config(preset: str = "smol", **overrides) -> SaladConfig:
+def model_config(preset: str = "smol", **overrides):
     """A SaladConfig from a preset; `overrides` (e.g. llm_name=..., llm_mode="lora") set only what differs."""
+    from salad_core.model.config import SaladConfig  # transformers: only once a model is built, not when a page opens
+
     fields = {k: v for k, v in asdict(get_preset(preset)).items() if k not in ("name", "description", "world")}
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return SaladConfig(**fields)
@@ -83,17 +82,3 @@ def run_llm_name(run_config: dict) -> str:
     if folder is not None and (folder / "config.json").is_file():
         return json.loads((folder / "config.json").read_text())["llm_name"]
     return run_config.get("llm") or get_preset(run_config.get("preset") or "smol").llm_name
-
-
-def preset_world(preset: str):
-    """The world a preset trains on (its speech and text), built, and its LM pretrained when the preset uses it."""
-    world_name = get_preset(preset).world
-    if world_name is None:
-        raise ValueError(f"preset {preset!r} has no training world yet; train with --preset mini or nano")
-    from salad_core.world import build_world
-    from salad_core.world.lm import ensure_world_lm
-
-    world = build_world(world_name)
-    if parse_llm_name(get_preset(preset).llm_name).is_world:  # smol brings its own pretrained LLM
-        ensure_world_lm(world)
-    return world

@@ -1,8 +1,7 @@
 """The DuckDB results store: runs, models, tasks, items and their audio, option scores, lane outputs, metrics.
 
 Everything the dashboard shows is a projection of the *paired item*: one question with its text, its audio and the
-outputs of every lane on it. Lanes: `base_text` (original LLM on text), `text` (adapted model on text), `speech`
-(adapted model on speech), `cascade` (Whisper ASR -> original LLM). Full schema and conventions: docs/store.md.
+outputs of every lane on it (the lanes: salad_core/eval/vocabulary.py). Full schema and conventions: docs/store.md.
 
 Tables (one `TableSpec` each in `TABLES`, the single source of the DDL):
     runs        one row per eval/train/select run: config, prompt template, code version, package versions, seed
@@ -42,24 +41,14 @@ import duckdb
 import pandas as pd
 
 from salad_core import __version__
+from salad_core.eval.vocabulary import LANES, NO_CONDITION
 from salad_core.paths import REPO_ROOT, default_store_path
 
 log = logging.getLogger(__name__)
 
-LANES = ("base_text", "text", "speech", "cascade")
-LANE_LABELS = {  # how every page and chart names the lanes
-    "base_text": "text · original LLM",
-    "text": "text · adapted model",
-    "speech": "speech · adapted model",
-    "cascade": "cascade · ASR → original LLM",
-}
-LANE_ACC_METRIC = {"base_text": "text_acc_base", "text": "text_acc", "speech": "speech_acc", "cascade": "cascade_acc"}
 RUN_KINDS = ("eval", "train", "select")
 RUN_STATUSES = ("running", "done", "failed")
-ALL_TASKS = "__all__"
 SCHEMA_VERSION = 4  # 2 added train_steps, 3 the selection tables, 4 the voice condition of a sweep
-# The condition a row belongs to in a voice sweep (`salad eval --voices`); '' = none: text lanes, single-voice runs.
-NO_CONDITION = ""
 COLUMN_DEFAULTS = {"condition": NO_CONDITION}  # filled in when a row leaves the column out; the DDL's DEFAULT too
 PACKAGES_RECORDED = ("torch", "transformers", "accelerate", "peft", "faster-whisper", "ctranslate2", "numpy",
                      "duckdb", "kokoro-onnx", "piper-tts", "salad")

@@ -20,8 +20,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import salad_core.world  # noqa: F401  (registers the mini worlds' tasks, LLM names and probe documents)
+from salad_core.eval.vocabulary import ALL_TASKS, LANE_ACC_METRIC, LANES
 from salad_core.paths import cache_dir
-from salad_core.store import ALL_TASKS, LANE_ACC_METRIC, LANES, Store, audio_key, item_key
+from salad_core.store import Store, audio_key, item_key
 
 # Tests move SALAD_DATA to temporary folders; converted models and synthesized speech stay in the one shared cache.
 os.environ.setdefault("SALAD_CACHE", str(cache_dir("").resolve()))

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from salad_core import analysis
-from salad_core.store import ALL_TASKS, Store
-from salad_core.train.schedule import lr_factor
+from salad_core.eval.vocabulary import ALL_TASKS
+from salad_core.schedule import lr_factor
+from salad_core.store import Store
 
 TOKENS_PER_STEP = 8192
 HOURS_PER_STEP = 0.02

@@ -9,11 +9,11 @@ import time
 
 import pytest
 import streamlit as st
-from salad_core.paths import REPO_ROOT
 from streamlit.testing.v1 import AppTest
 
 from salad_core import jobs
-from salad_core.store import ALL_TASKS
+from salad_core.eval.vocabulary import ALL_TASKS
+from salad_core.paths import REPO_ROOT
 
 APP = str(REPO_ROOT / "dashboard" / "app.py")
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from dashboard import charts, views
-from salad_core.store import ALL_TASKS
+from salad_core.eval.vocabulary import ALL_TASKS
 
 
 @pytest.fixture

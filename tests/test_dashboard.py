@@ -13,8 +13,14 @@ from streamlit.testing.v1 import AppTest
 
 from salad_core.paths import REPO_ROOT
 from salad_core.store import Store
-from tests.dashboard_store import (PAGES, build_full_store, build_round_without_stage2, build_runs_without_results,
-                                   fixture_run, round_model)
+from tests.dashboard_store import (
+    PAGES,
+    build_full_store,
+    build_round_without_stage2,
+    build_runs_without_results,
+    fixture_run,
+    round_model,
+)
 
 APP = str(REPO_ROOT / "dashboard" / "app.py")
 # a word of each page's definitions, which its opening caption must carry

@@ -101,9 +101,9 @@ def test_a_world_model_is_asked_only_its_worlds_questions(empty_data, tmp_path, 
 
 
 def test_words_a_world_model_cannot_read_are_named(empty_data):
+    from salad_core.audio import load_audio
     from salad_core.demo import DemoSession
     from salad_core.tts import VoiceSpec, synthesize
-    from salad_core.audio import load_audio
     from salad_core.world import build_world
 
     build_world("nano", progress=False)

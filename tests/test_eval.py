@@ -97,8 +97,9 @@ def test_divergence_estimates_weight_tokens_and_bracket_the_value():
 
 def test_world_voice_uses_the_worlds_own_spoken_questions(tmp_path):
     """`--voice world`: each nano-world item heard in its held-out evaluation voice, with the world's cached frames."""
-    from salad_core.eval.runner import EvalConfig, run_eval, world_speech
-    from salad_core.presets import preset_world
+    from salad_core.eval.runner import EvalConfig, run_eval
+    from salad_core.tasks.registry import task_spec
+    from salad_core.world import preset_world
 
     world = preset_world("nano")
     store = Store(tmp_path / "store.duckdb")
@@ -110,7 +111,7 @@ def test_world_voice_uses_the_worlds_own_spoken_questions(tmp_path):
     assert len(audio) == n_test and audio["path"].str.startswith(f"world:{world.root.name}/").all()
     assert {f"{e}:{v}" for e, v in zip(audio["engine"], audio["voice"])} <= set(world.info()["eval_voices"])
     item = world.task_items("animals", "test")[0]
-    spoken = world_speech([item])[item.item_id]
+    spoken = task_spec(item.task).spoken(item)
     assert spoken[1]["frames"].shape[0] == world.clip(world.eval_clip(item.item_id))["frames"]
     np.testing.assert_allclose(spoken[0], world.audio(world.eval_clip(item.item_id)))
 

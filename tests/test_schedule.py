@@ -2,7 +2,7 @@
 
 import pytest
 
-from salad_core.train.schedule import decay_start, lr_factor
+from salad_core.schedule import decay_start, lr_factor
 
 
 def test_warmup_stable_decay_shape():

@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import selection_charts as charts
+from salad_core import compare
 from salad_core.paths import REPO_ROOT
 from salad_core.select import report
 from salad_core.store import Store
@@ -121,8 +122,8 @@ def test_rounds_table_and_gains(store):
     rounds = report.rounds_table(store.runs("select"), store.runs("train"))
     assert rounds["label"].tolist() == ["active γ=5 · 20%"] and rounds["stage2_runs"].iloc[0].startswith("train-")
     stage1, stage2 = store.runs("train").sort_values("created_at")["run_id"]
-    comparison = report.task_comparison({"I": report.final_evaluation(store, stage1),
-                                         "II": report.final_evaluation(store, stage2)})
+    comparison = report.task_comparison({"I": compare.final_evaluation(store, stage1),
+                                         "II": compare.final_evaluation(store, stage2)})
     gains = report.gains(comparison, "I").set_index("task")["II"]
     assert gains.to_dict() == pytest.approx({"mini-capitals": 0.02, "mini-stories": 0.17})
 
@@ -239,8 +240,8 @@ def test_misalignment_bars_sort_by_m_and_show_both_distributions(store):
 
 def test_task_comparison_bars_carry_confidence_intervals(store):
     stage1, stage2 = store.runs("train").sort_values("created_at")["run_id"]
-    comparison = report.task_comparison({"I": report.final_evaluation(store, stage1),
-                                         "II": report.final_evaluation(store, stage2)})
+    comparison = report.task_comparison({"I": compare.final_evaluation(store, stage1),
+                                         "II": compare.final_evaluation(store, stage2)})
     fig = charts.task_comparison_bars(comparison, "t")
     assert [t.name for t in fig.data] == ["I", "II"] and list(fig.data[1].y) == [0.46, 0.35]
     assert list(fig.data[0].error_y.array) == pytest.approx([0.05, 0.05])

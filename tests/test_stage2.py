@@ -152,8 +152,8 @@ def test_stage2_on_a_chained_round_trains_on_every_round_of_the_lineage_from_the
 
 
 def test_selected_documents_take_the_voices_in_turn(tmp_path):
-    from salad_core.select.round import SelectConfig
     from salad_core.documents import speak_documents
+    from salad_core.select.config import SelectConfig
 
     texts = ["paris is the capital of france .", "lima is the capital of peru .", "a cat has four legs ."]
     voices = SelectConfig(from_run="x", voice="espeak:en-us, espeak:en-gb").voices()

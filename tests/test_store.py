@@ -15,10 +15,17 @@ import duckdb
 import pytest
 from conftest import FIXTURE_F, fixture_items
 
+from salad_core.eval.vocabulary import ALL_TASKS, LANES
 from salad_core.paths import REPO_ROOT
-
 from salad_core.store import (
-    ALL_TASKS, LANES, Store, StoreBusyError, StoreError, audio_key, code_version, item_key, new_run_id, store_path,
+    Store,
+    StoreBusyError,
+    StoreError,
+    audio_key,
+    code_version,
+    item_key,
+    new_run_id,
+    store_path,
 )
 
 

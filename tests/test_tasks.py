@@ -9,11 +9,10 @@ from collections import Counter
 import pytest
 
 from salad_core.assets import MissingPackageError
-from salad_core.tasks import SPLITS, UnknownTaskError, available_tasks, get_task, registered_tasks
-from salad_core.tasks import arithmetic, quiz
+from salad_core.tasks import SPLITS, UnknownTaskError, arithmetic, available_tasks, get_task, quiz, registered_tasks
 from salad_core.tasks.choices import UNSPEAKABLE, assign_split
-from salad_core.tasks.geography import load_countries
 from salad_core.tasks.elements import load_elements
+from salad_core.tasks.geography import load_countries
 
 # Minimum items per split that each task promises (docs: salad_core/tasks/__init__.py).
 MIN_SIZES = {

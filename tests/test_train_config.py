@@ -26,7 +26,7 @@ def test_help_shows_each_fields_comment_with_its_default_and_preset_value():
 
     from salad_core.cli import build_parser
     from salad_core.flags import field_comments
-    from salad_core.select.round import SelectConfig
+    from salad_core.select.config import SelectConfig
 
     comments = field_comments(TrainConfig)
     assert comments["alpha"].startswith("SALAD uses 1.0") and "kl_direction" in comments
@@ -67,7 +67,7 @@ def test_a_recipe_cannot_hold_an_invalid_value():
 
 
 def test_stage2_keeps_stage1s_model_options_and_replays_its_decay_schedule():
-    from salad_core.train.schedule import lr_factor
+    from salad_core.schedule import lr_factor
 
     stage1 = TrainConfig.for_preset("mini", alpha=0.5)
     stage2 = TrainConfig.stage2(stage1, "train-a", "select-b", synthetic_prob=0.25, max_steps=160)

@@ -16,8 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import training_charts as charts
 from salad_core import analysis, jobs
-from salad_core.train.config import TrainConfig
 from salad_core.paths import REPO_ROOT
+from salad_core.train.config import TrainConfig
 from tests.test_analysis import TOKENS_PER_STEP, build_training_store
 
 APP = str(REPO_ROOT / "dashboard" / "app.py")
@@ -280,3 +280,18 @@ def test_dynamics_page_on_the_sweep(store):
     at.radio(key="dyn_x").set_value("hours of natural speech").run()
     at.selectbox(key="dyn_task").select("mini-capitals").run()
     assert not at.exception and len(at.get("plotly_chart")) == 7
+
+
+def test_the_form_shows_the_worlds_summary_and_its_leak_audit(store):
+    from salad_core.world import build_world
+
+    build_world("nano", progress=False)
+    at = open_page(TRAINING, store.path)
+    at.selectbox(key="train_preset").select("nano").run()
+    assert not at.exception
+    audit = frame_with(at, "selection pool")
+    assert set(audit["task"]) == {f"nano-{d}" for d in ("capitals", "elements", "animals", "arithmetic", "calendar",
+                                                         "stories")}
+    assert (audit[["natural speech", "alignment transcripts", "selection pool"]] == 0).all().all()
+    domains = frame_with(at, "eval facts")
+    assert (domains["eval facts"] > 0).all() and set(domains["natural speech"]) == {"yes", "no"}

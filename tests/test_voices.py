@@ -17,9 +17,10 @@ from dashboard import charts
 from salad_core.audio import load_audio
 from salad_core.eval import runner
 from salad_core.eval.runner import EvalConfig, run_eval
+from salad_core.eval.vocabulary import ALL_TASKS
 from salad_core.eval.voices import Condition, check_conditions, gap_table, parse_conditions, render, sweep_command
 from salad_core.paths import REPO_ROOT
-from salad_core.store import ALL_TASKS, TABLES, Store, TableSpec, _paired_items_view
+from salad_core.store import TABLES, Store, TableSpec, _paired_items_view
 from salad_core.tasks import Item
 from salad_core.tts import TTSError, VoiceSpec
 

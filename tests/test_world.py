@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from salad_core.assets import AssetError
-from salad_core.world import build, build_world, load_world
-from salad_core.documents import split_spans, units
-from salad_core.world.corpus import conversational, in_register, mentions
-from salad_core.text import number_words, world_form
 from salad_core.audio import add_noise
 from salad_core.clips import trim_bounds
+from salad_core.documents import split_spans, units
+from salad_core.text import number_words, world_form
+from salad_core.world import build, build_world, load_world
+from salad_core.world.corpus import conversational, in_register, mentions
 from salad_core.world.speech import EVAL_VOICES, train_voices
 
 

@@ -17,11 +17,12 @@ import pytest
 import torch
 
 from salad_core.assets import AssetError
-from salad_core.eval.lanes import prompt_segments
 from salad_core.demo import unknown_words
+from salad_core.eval.lanes import prompt_segments
 from salad_core.model.llm import load_llm, pinned_llm_name
 from salad_core.tasks import Item
 from salad_core.world import lm
+from salad_core.world.tokenizer import SPECIAL_TOKENS, build_tokenizer
 
 THINGS = ["sky", "grass", "snow", "coal", "sun", "sea", "leaf", "blood", "milk", "night", "lemon", "rose"]
 COLOURS = ["blue", "green", "white", "black", "yellow", "blue", "green", "red", "white", "black", "yellow", "red"]
@@ -94,7 +95,7 @@ def trained(world):
 
 
 def test_tokenizer_words_punctuation_and_newlines(world):
-    tok = lm.build_tokenizer(lm.tokenizer_texts(world))
+    tok = build_tokenizer(lm.tokenizer_texts(world))
     ids = tok("Question: what is the colour of the sky ?\nAnswer: blue", add_special_tokens=False).input_ids
     assert tok.convert_ids_to_tokens(ids) == ["question", ":", "what", "is", "the", "colour", "of", "the", "sky", "?",
                                               "answer", ":", "blue"]  # the newline only separates
@@ -102,21 +103,21 @@ def test_tokenizer_words_punctuation_and_newlines(world):
     # a continuation " word" is exactly the word's id, as the scorer needs
     assert tok(" blue", add_special_tokens=False).input_ids == [tok.convert_tokens_to_ids("blue")]
     assert tok("blue").input_ids == tok("blue", add_special_tokens=False).input_ids  # nothing added either way
-    assert [tok.pad_token, tok.unk_token, tok.bos_token, tok.eos_token] == list(lm.SPECIAL_TOKENS)
+    assert [tok.pad_token, tok.unk_token, tok.bos_token, tok.eos_token] == list(SPECIAL_TOKENS)
 
 
 def test_tokenizer_ids_are_deterministic_and_unknowns_are_reported(world):
-    a, b = lm.build_tokenizer(world.text_corpus()), lm.build_tokenizer(list(reversed(world.text_corpus())))
+    a, b = build_tokenizer(world.text_corpus()), build_tokenizer(list(reversed(world.text_corpus())))
     assert a.get_vocab() == b.get_vocab()
     # by falling frequency after the 4 special tokens, ties alphabetical: "." and "is" 49 times each, "the" 48
     assert a.convert_ids_to_tokens([4, 5, 6]) == [".", "is", "the"]
     assert unknown_words(a, "the colour of the moon is silver") == ["moon", "silver"]
     assert unknown_words(a, "The Colour of the SKY") == []
-    assert unknown_words(lm.build_tokenizer(lm.tokenizer_texts(world)), "the ink") == []  # probe words count
+    assert unknown_words(build_tokenizer(lm.tokenizer_texts(world)), "the ink") == []  # probe words count
 
 
 def test_every_eval_prompt_round_trips_without_unk(world):
-    tok = lm.build_tokenizer(lm.tokenizer_texts(world))
+    tok = build_tokenizer(lm.tokenizer_texts(world))
     for domain in world.domains:
         task = lm.world_task(world, domain.name)
         fewshot = lm.fewshot_examples(task)
@@ -172,12 +173,20 @@ def test_pack_rows_draws_groups_in_proportion_to_their_weights():
         lm.pack_rows(groups, 1, 2, np.random.default_rng(0), weights=[1.0])
 
 
-def test_warmup_stable_decay_schedule():
-    s = lm.WarmupStableDecay(total=100, warmup=10, decay_steps=20)
-    assert s(0) == pytest.approx(0.1) and s(9) == pytest.approx(1.0) and s(50) == 1.0
-    assert s(80) == pytest.approx(1.0) and s(90) == pytest.approx(0.55) and s(100) == pytest.approx(0.1)
-    s.start_decay(40)
-    assert s.end == 60 and s(50) == pytest.approx(0.55) and s(39) == 1.0
+def test_a_subword_tokenizer_spells_unheard_words_with_heard_pieces(world):
+    texts = lm.tokenizer_texts(world)
+    bpe, word = build_tokenizer(texts, "bpe", vocab_size=120), build_tokenizer(texts, "word")
+    assert len(bpe) == 120  # the alphabet, word-initial and continuing, then merges
+    unheard = "the colour of the moon is silver"
+    assert unknown_words(word, unheard) == ["moon", "silver"] and unknown_words(bpe, unheard) == []
+    pieces = bpe.tokenize("moon")
+    assert len(pieces) > 1 and all(p.startswith("##") for p in pieces[1:])
+    assert bpe.decode(bpe("the colour of the sky", add_special_tokens=False).input_ids) == "the colour of the sky"
+    # a continuation " word" tokenizes as the word does inside a text, as the scorer needs
+    assert bpe(" silver", add_special_tokens=False).input_ids == bpe("silver", add_special_tokens=False).input_ids
+    assert build_tokenizer(list(reversed(texts)), "bpe", vocab_size=120).get_vocab() == bpe.get_vocab()
+    with pytest.raises(ValueError, match="vocab_size"):
+        build_tokenizer(texts, "bpe")
 
 
 def _history(*rows: tuple[float, float]) -> list[dict]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from salad_core.eval.vocabulary import NO_CONDITION
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -88,3 +90,58 @@ def lane_estimates(correct: dict[str, np.ndarray], seed: int = 0) -> dict[str, E
         if a in correct and b in correct:
             out[metric] = mean_with_ci(np.asarray(correct[a], float) - np.asarray(correct[b], float), resamples)
     return out
+
+
+def seeds_and_items(arms: dict[str, np.ndarray], weights: dict[str, float], n_resamples: int = 1000, seed: int = 0,
+                    level: float = 0.95) -> Estimate:
+    """A contrast over training recipes run with several seeds: sum over arms of weight x the arm's mean (over its
+    seeds and the items), e.g. {"a": 1} for an accuracy, {"a": 1, "b": -1} for a difference.
+
+    `arms[arm]` is (seeds, items): each seed's per-item values, the same items in the same order in every arm. The
+    interval is a two-level bootstrap: each replicate draws every arm's seeds with replacement, then the items (one
+    draw for all arms, so a difference is paired), so seed-to-seed variation is inside it, not only the items'."""
+    values = {arm: np.atleast_2d(np.asarray(v, dtype=float)) for arm, v in arms.items()}
+    n_items = {v.shape[1] for v in values.values()}
+    if len(n_items) != 1:
+        raise ValueError(f"every arm needs the same items, got {sorted(n_items)} items. Fix: align them first.")
+    n = n_items.pop()
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    rng = np.random.default_rng(seed)
+    item_share = np.stack([np.bincount(row, minlength=n) for row in rng.integers(0, n, (n_resamples, n))]) / n
+    replicates = np.zeros(n_resamples)
+    point = 0.0
+    for arm, weight in weights.items():
+        per_seed = values[arm] @ item_share.T  # (seeds, replicates): each seed's mean over the drawn items
+        drawn = rng.integers(0, per_seed.shape[0], (n_resamples, per_seed.shape[0]))
+        replicates += weight * np.take_along_axis(per_seed.T, drawn, axis=1).mean(axis=1)
+        point += weight * values[arm].mean()
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(replicates, [tail, 100 - tail])
+    return Estimate(float(point), float(low), float(high), n)
+
+
+# -- a task's metrics, as every evaluation (salad eval, training's periodic one) computes and stores them ---------
+
+
+def task_metrics(outputs: list[dict], scoring: str, seed: int) -> dict[str, object]:
+    """Accuracies, differences and WER with 95 % intervals from one task's output rows."""
+    key = "correct_norm" if scoring == "acc_norm" else "correct"
+    by_lane: dict[str, dict[str, bool]] = {}
+    for row in outputs:
+        by_lane.setdefault(row["lane"], {})[row["item_id"]] = row[key]
+    common = sorted(set.intersection(*(set(v) for v in by_lane.values()))) if by_lane else []
+    correct = {lane: np.array([rows[i] for i in common], dtype=float) for lane, rows in by_lane.items()}
+    estimates = lane_estimates(correct, seed=seed) if common else {}
+    wers = [r["wer"] for r in outputs if r["lane"] == "cascade" and r["wer"] is not None]
+    if wers:
+        estimates["cascade_wer"] = mean_with_ci(np.array(wers))
+    return estimates
+
+
+def metric_rows(task: str, estimates: dict, condition: str = NO_CONDITION) -> list[dict]:
+    return [
+        {"task": task, "metric": name, "value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n,
+         "step": None, "condition": condition}
+        for name, e in estimates.items()
+    ]

@@ -20,22 +20,30 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from salad_core.clips import same_encoder
 from salad_core.eval.divergence import divergence_estimates, probe_divergence
 from salad_core.eval.lanes import PROMPT_TEMPLATE, LaneScorer, PreparedItem, fewshot_for, lane_rows, prompt_segments
-from salad_core.eval.metrics import Estimate, lane_estimates, mean_with_ci
+from salad_core.eval.metrics import Estimate, metric_rows, task_metrics
 from salad_core.eval.probes import POOLED, measure
-from salad_core.eval.voices import AUDIO_LANES, CONDITION_METRICS, RECORDING, Condition, check_conditions, load_clip, \
-    parse_conditions, render
+from salad_core.eval.vocabulary import ALL_TASKS, DEFAULT_VOICE, K_SHOT, LANES, NO_CONDITION, SCORINGS, WORLD_VOICE
+from salad_core.eval.voices import (
+    AUDIO_LANES,
+    CONDITION_METRICS,
+    RECORDING,
+    Condition,
+    check_conditions,
+    load_clip,
+    parse_conditions,
+    render,
+)
 from salad_core.model.processing import Segment
 from salad_core.progress import Progress
-from salad_core.store import ALL_TASKS, LANES, NO_CONDITION, Store, audio_key, item_key
+from salad_core.store import Store, audio_key, item_key
 from salad_core.tasks import Item, get_task
+from salad_core.tasks.registry import task_spec
 
 log = logging.getLogger(__name__)
 
-SCORINGS = ("acc", "acc_norm")
-DEFAULT_VOICE = "flite:slt@1"
-WORLD_VOICE = "world"  # mini-world items as the world spoke them: held-out voices, cached encoder frames
 
 
 @dataclass
@@ -45,9 +53,10 @@ class EvalConfig:
     llm: str | None = None  # override the preset's LLM (hub id, alias or folder)
     encoder: str | None = None  # override the preset's speech encoder
     tasks: list[str] | None = None  # default: every task buildable here
-    limit: int | None = None  # test items per task
+    limit: int | None = None  # items per task
+    split: str = "test"  # the split scored: "dev" while a recipe is chosen, "test" once for the chosen one
     manifest: str | None = None  # JSONL of the user's own items (evaluated in addition to --tasks if given)
-    k_shot: int = 5
+    k_shot: int = K_SHOT
     voice: str = DEFAULT_VOICE  # engine:voice@speed for items without a recording; "world": see WORLD_VOICE
     asr: str = "whisper-base"
     asr_beam: int = 1  # greedy decoding: on clean TTS speech it matches beam 5 closely at a third of the time
@@ -59,6 +68,8 @@ class EvalConfig:
     voices: list[str] | None = None  # a voice sweep: conditions (eval/voices.py); the first is the reference `voice`
 
     def __post_init__(self) -> None:
+        if self.split not in ("dev", "test"):
+            raise ValueError(f"split must be 'dev' or 'test', got {self.split!r}")
         unknown = [lane for lane in self.lanes if lane not in LANES]
         if unknown or not self.lanes:
             raise ValueError(f"unknown or no lanes {unknown or self.lanes}. Fix: choose from {', '.join(LANES)}.")
@@ -82,21 +93,6 @@ class EvalConfig:
 # -- aggregation -----------------------------------------------------------------------------------------------
 
 
-def task_metrics(outputs: list[dict], scoring: str, seed: int) -> dict[str, object]:
-    """Accuracies, differences and WER with 95 % intervals from one task's output rows."""
-    key = "correct_norm" if scoring == "acc_norm" else "correct"
-    by_lane: dict[str, dict[str, bool]] = {}
-    for row in outputs:
-        by_lane.setdefault(row["lane"], {})[row["item_id"]] = row[key]
-    common = sorted(set.intersection(*(set(v) for v in by_lane.values()))) if by_lane else []
-    correct = {lane: np.array([rows[i] for i in common], dtype=float) for lane, rows in by_lane.items()}
-    estimates = lane_estimates(correct, seed=seed) if common else {}
-    wers = [r["wer"] for r in outputs if r["lane"] == "cascade" and r["wer"] is not None]
-    if wers:
-        estimates["cascade_wer"] = mean_with_ci(np.array(wers))
-    return estimates
-
-
 def condition_estimates(text_outputs: list[dict], heard: dict[str, list[dict]], scoring: str,
                         seed: int) -> dict[str, dict[str, Estimate]]:
     """Estimates by condition: the text lanes' once (under NO_CONDITION), and per condition those that depend on
@@ -106,14 +102,6 @@ def condition_estimates(text_outputs: list[dict], heard: dict[str, list[dict]], 
         estimates = task_metrics(text_outputs + outputs, scoring, seed)
         out.setdefault(condition, {}).update({k: e for k, e in estimates.items() if k in CONDITION_METRICS})
     return out
-
-
-def metric_rows(task: str, estimates: dict, condition: str = NO_CONDITION) -> list[dict]:
-    return [
-        {"task": task, "metric": name, "value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n,
-         "step": None, "condition": condition}
-        for name, e in estimates.items()
-    ]
 
 
 SUMMARY_METRICS = ("text_acc_base", "text_acc", "speech_acc", "cascade_acc", "cascade_wer", "gap", "forgetting",
@@ -157,16 +145,15 @@ def load_items(config: EvalConfig) -> tuple[dict[str, list[Item]], dict[str, dic
     Manifest lines that fail are logged with their line numbers and skipped; the rest is evaluated.
     """
     from salad_core.tasks import available_tasks, load_manifest
-    from salad_core.world import is_world_task
 
     items: dict[str, list[Item]] = {}
     meta: dict[str, dict] = {}
     manifest_fewshot: list[Item] = []
-    suite = [t for t in available_tasks() if not is_world_task(t)]
+    suite = [t for t in available_tasks() if task_spec(t).in_suite]
     names = config.tasks if config.tasks is not None else ([] if config.manifest else suite)
     for name in names:
         task = get_task(name)
-        items[name] = task.items("test", limit=config.limit)
+        items[name] = task.items(config.split, limit=config.limit)
         meta[name] = {"task": name, "version": task.version, "domain": task.spec.domain,
                       "description": task.spec.description, "source": task.spec.source}
     if config.manifest:
@@ -185,39 +172,21 @@ def load_items(config: EvalConfig) -> tuple[dict[str, list[Item]], dict[str, dic
     return {t: v for t, v in items.items() if v}, meta, manifest_fewshot
 
 
-def world_speech(items: list[Item]) -> dict[str, tuple[np.ndarray, dict]]:
-    """Audio of mini-world items as the world spoke them (each in one of its held-out evaluation voices), with the
-    clip's cached encoder frames under "frames" (used when the model's encoder is the world's)."""
-    from salad_core.world import load_world
-
-    out, worlds = {}, {}
-    for item in items:
-        preset = item.task.split("-", 1)[0]
-        world = worlds[preset] = worlds.get(preset) or load_world(preset)
-        clip_id = world.eval_clip(item.item_id)
-        record = world.clip(clip_id)
-        engine, _, name = record["voice"].partition(":")
-        audio = world.audio(clip_id)
-        out[item.item_id] = (audio, {"engine": engine, "voice": name, "speed": record["speed"],
-                                     "path": f"world:{world.root.name}/{clip_id}", "text": item.question,
-                                     "duration_s": len(audio) / 16000, "sample_rate": 16000,
-                                     "frames": world.features([clip_id])[0], "world": world})
-    return out
-
-
 def speak(items: list[Item], voice: str) -> dict[str, tuple[np.ndarray, dict] | Exception]:
     """Audio for each item (by item_id): its own recording when it has one, else the TTS voice.
 
-    With `voice="world"`, mini-world items take the world's own spoken question (`world_speech`). All items go to
-    the TTS in one call, so synthesis runs on every core at once; failures stay in their slot.
+    With `voice="world"` (TASK_VOICE), an item of a task that speaks its own questions (`TaskSpec.spoken`: a mini
+    world's, in held-out voices with cached encoder frames) takes that speech. All items go to the TTS in one call,
+    so synthesis runs on every core at once; failures stay in their slot.
     """
     from salad_core.tts import VoiceSpec, synthesize_many
-    from salad_core.world import is_world_task
 
     if voice == WORLD_VOICE:
-        from_world = [i for i in items if is_world_task(i.task) and not i.audio]
-        rest = [i for i in items if not (is_world_task(i.task) and not i.audio)]
-        return {**world_speech(from_world), **(speak(rest, DEFAULT_VOICE) if rest else {})}
+        own = {i.item_id: task_spec(i.task).spoken for i in items if not i.audio and task_spec(i.task)
+               and task_spec(i.task).spoken}
+        rest = [i for i in items if i.item_id not in own]
+        return {**{i.item_id: own[i.item_id](i) for i in items if i.item_id in own},
+                **(speak(rest, DEFAULT_VOICE) if rest else {})}
     spec = VoiceSpec.parse(voice)
     to_speak = [i for i in items if not i.audio]
     paths = dict(zip((i.item_id for i in to_speak), synthesize_many([i.question for i in to_speak], spec)))
@@ -385,9 +354,9 @@ def _prepare(items: list[Item], keys: dict[str, str], spoken: dict, condition: s
             continue
         audio, info = outcome
         info = dict(info)
-        world, frames = info.pop("world", None), info.pop("frames", None)
-        if world is not None and not world.uses_encoder(encoder):
-            frames = None  # cached frames are the world's encoder's; another encoder hears the audio
+        frames, made_by = info.pop("frames", None), info.pop("encoder", None)
+        if frames is not None and not same_encoder(encoder, made_by):
+            frames = None  # cached frames are another encoder's: this one hears the audio
         audio_id = audio_key(keys[item.item_id], info["engine"], info["voice"], info["speed"], info.get("snr_db"))
         audio_rows.append({"audio_id": audio_id, "item_id": keys[item.item_id], **info})
         prepared.append(PreparedItem(item, keys[item.item_id], audio, audio_id, frames))

@@ -29,8 +29,8 @@ import pandas as pd
 
 from salad_core.audio import add_noise, load_audio, save_audio
 from salad_core.eval.metrics import ACCURACY_LANES, DIFFERENCES
+from salad_core.eval.vocabulary import ALL_TASKS, LANES, NO_CONDITION
 from salad_core.paths import cache_dir
-from salad_core.store import ALL_TASKS, LANES, NO_CONDITION
 from salad_core.tasks import Item
 from salad_core.text import stable_hash
 from salad_core.tts import TTSError, VoiceSpec, get_engine, synthesize_many

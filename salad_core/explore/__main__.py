@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+import salad_core.world  # noqa: F401  (registers the worlds' LLM names: models of a world read its LM)
+from salad_core.eval.vocabulary import K_SHOT
 from salad_core.explore.representations import ensure_representations
 from salad_core.explore.sources import find_model, load_item_set
 from salad_core.store import Store
@@ -20,7 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m salad_core.explore", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a model folder, or eval:<model id>")
     parser.add_argument("--items", required=True, help="world:<preset>/<split>@<limit> or run:<eval run id>@<limit>")
-    parser.add_argument("--k-shot", type=int, default=5, help="text examples before each question when scoring")
+    parser.add_argument("--k-shot", type=int, default=K_SHOT, help="text examples before each question when scoring")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--db", default=None, help="results store (default: $SALAD_STORE or data/salad.duckdb)")
     parser.add_argument("--force", action="store_true", help="recompute even when the entry exists")

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for, lane_rows, prompt_segments
+from salad_core.eval.vocabulary import K_SHOT
 from salad_core.explore import cache
 from salad_core.explore.metrics import item_kl, layer_metrics, metrics_frame
 from salad_core.explore.sources import ItemSet, ModelRef, load_model, model_key
@@ -94,7 +95,7 @@ def _item_row(p, views: ItemViews, answers: dict[str, int], tokenizer) -> dict:
             "tokens": [tokenizer.decode([int(t)]) for t in views.targets], "token_kl": [float(x) for x in kl]}
 
 
-def extract(model, item_set: ItemSet, *, k_shot: int = 5, seed: int = 0, progress: bool = True) -> cache.Extracted:
+def extract(model, item_set: ItemSet, *, k_shot: int = K_SHOT, seed: int = 0, progress: bool = True) -> cache.Extracted:
     """Every layer's paired states, the aligned KL and both lanes' answers for every item of `item_set`."""
     model.eval()
     scorer = LaneScorer(model, None, ["text", "speech"])
@@ -141,7 +142,7 @@ def metrics_table(extracted: cache.Extracted) -> pd.DataFrame:
                           for view, (text, speech) in views.items() if text.shape[1]])
 
 
-def ensure_representations(ref: ModelRef, item_set: ItemSet, *, model=None, k_shot: int = 5, seed: int = 0,
+def ensure_representations(ref: ModelRef, item_set: ItemSet, *, model=None, k_shot: int = K_SHOT, seed: int = 0,
                            force: bool = False, progress: bool = True) -> cache.Representations:
     """The cached entry for (ref's weights, item set); computed first when missing (`model` skips loading it)."""
     folder = cache.entry_folder(model_key(ref), item_set.digest, k_shot)

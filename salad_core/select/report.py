@@ -8,34 +8,16 @@ from __future__ import annotations
 
 import pandas as pd
 
+from salad_core.compare import item_correctness
 from salad_core.eval.metrics import Estimate, bootstrap_indices, mean_with_ci
+from salad_core.eval.vocabulary import ALL_TASKS
 from salad_core.select.allocation import target_distribution
-from salad_core.store import ALL_TASKS, Store
-
-
-def final_eval_run(store: Store, run_id: str) -> str | None:
-    """The `salad eval` run that training made of its final model (all test items), if there is one: the earliest
-    evaluation of that model, since a user may evaluate it again later on other items or voices."""
-    evals = store.runs("eval").sort_values("created_at")
-    suffix = f"{run_id}/final"
-    mine = [r for r, c in zip(evals["run_id"], evals["config"])
-            if isinstance(c, dict) and str(c.get("model_path") or "").rstrip("/").endswith(suffix)]
-    return mine[0] if mine else None
-
-
-def final_evaluation(store: Store, run_id: str) -> pd.DataFrame:
-    """The metrics of the final evaluation of a training run (`final_eval_run`); empty if there is none."""
-    eval_run = final_eval_run(store, run_id)
-    return store.metrics(eval_run) if eval_run else pd.DataFrame(columns=["task", "metric", "value", "ci_low", "ci_high"])
+from salad_core.store import Store
 
 
 def final_speech_correct(store: Store, run_id: str) -> pd.DataFrame:
     """Per test item (index item_id) of a training run's final evaluation: its domain and speech correctness (0/1)."""
-    eval_run = final_eval_run(store, run_id)
-    if eval_run is None:
-        raise ValueError(f"run {run_id} has no final evaluation. Fix: salad eval --model data/runs/{run_id}/final")
-    items = store.paired_items(eval_run).set_index("item_id")
-    return pd.DataFrame({"domain": items["domain"], "correct": items["speech_correct_norm"].astype(float)})
+    return item_correctness(store, run_id, "speech")
 
 
 def paired_difference(a: pd.DataFrame, b: pd.DataFrame, domains: set[str], seed: int = 0) -> Estimate:

@@ -21,7 +21,7 @@ import math
 import re
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +31,8 @@ from salad_core.documents import SpeechDoc, speak_documents
 from salad_core.maps import MIN_POINTS, project
 from salad_core.paths import data_dir
 from salad_core.progress import NoProgress, Progress
-from salad_core.select.allocation import STRATEGIES, draw_texts, target_distribution
-from salad_core.select.embed import DEFAULT_EMBEDDER
-from salad_core.select.probing import SCORES
+from salad_core.select.allocation import draw_texts, target_distribution
+from salad_core.select.config import SelectConfig
 from salad_core.store import Store, new_run_id
 from salad_core.world.speech import ENCODER
 
@@ -41,37 +40,6 @@ log = logging.getLogger(__name__)
 
 ROUNDS_FOLDER = "rounds"
 SELECTED_DOCS = "speech_docs.jsonl"
-
-
-@dataclass
-class SelectConfig:
-    from_run: str  # the Stage I (or Stage II) training run whose final model scores the clusters
-    gamma: float = 5.0  # P_target ∝ P_web · M^gamma; 0 = uniform over the corpus's clusters
-    budget: str = "10%"  # hours of synthetic audio ("0.2", "0.2h", "720s") or a share of the natural speech ("1%")
-    strategy: str = "active"  # active (clusters by P_target) | random (texts uniformly from the whole corpus)
-    clusters: int = 0  # K; 0 = 128 for corpora of 17,920+ texts, else one cluster per 140 texts (at least 4)
-    probes: int = 8  # probe documents per cluster
-    score: str = "m"  # m | distill: which misalignment drives P_target (both are recorded)
-    cer_max: float = 0.4  # clusters whose probe speech the ASR reads back worse than this are dropped
-    asr: str = "whisper-base"  # reads the probes back (tiny.en loops on some of the mini world's clusters)
-    voice: str = "espeak:en-us"  # TTS voice of the synthetic speech; "a,b,c": selected documents take them in turn
-    speed: float = 1.0  # speaking rate of the TTS voice (1.0: its own)
-    embedder: str = DEFAULT_EMBEDDER  # sentence-transformers model (name or folder) that embeds the corpus
-    map_points: int = 3000  # corpus texts placed on the UMAP cluster map
-    seed: int = 0  # seeds the clustering, the probes and the draw: same config and seed, same round
-
-    def voices(self) -> tuple[str, ...]:
-        return tuple(v.strip() for v in self.voice.split(",") if v.strip())
-
-    def __post_init__(self) -> None:
-        if not self.voices():
-            raise ValueError(f"voice names no TTS voice: {self.voice!r}. Fix: e.g. --voice espeak:en-us")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        if self.score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
-        if self.gamma < 0 or self.probes < 1 or self.clusters < 0:
-            raise ValueError("gamma must be >= 0, probes >= 1 and clusters >= 0 (0 = automatic)")
 
 
 def budget_hours(budget: str | float, natural_hours: float) -> float:
@@ -193,7 +161,7 @@ def run_round(config: SelectConfig, store: Store | None = None, *, progress: boo
     store = store or Store()
     source = _source_run(store, config.from_run)
     preset = source["config"]["preset"]
-    from salad_core.presets import preset_world
+    from salad_core.world import preset_world
 
     world = preset_world(preset)
     hours = budget_hours(config.budget, world.manifest["speech_hours"])
@@ -223,7 +191,7 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
     started, timings = time.monotonic(), {}
     folder = round_dir(round_id)
     folder.mkdir(parents=True, exist_ok=True)
-    texts, domains = world.text_corpus(), world.corpus_domains()
+    texts, domains = world.selection_pool()  # no eval fact in what Stage II may speak (world/audit.py)
     n = len(texts)
     k = config.clusters or default_clusters(n)
 

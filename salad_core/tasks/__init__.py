@@ -13,6 +13,8 @@ items. Builtin tasks, registered on import:
 Use `available_tasks()` for the ones whose data is installed here, `get_task(name).items("test")` for items.
 """
 
+# Importing a builtin task module registers it.
+from salad_core.tasks import arithmetic, definitions, elements, freshqa, geography, quiz  # noqa: E402, F401
 from salad_core.tasks.item import SPLITS, Item
 from salad_core.tasks.manifest import ManifestError, ManifestResult, load_manifest
 from salad_core.tasks.registry import (
@@ -24,9 +26,6 @@ from salad_core.tasks.registry import (
     register,
     registered_tasks,
 )
-
-# Importing a builtin task module registers it.
-from salad_core.tasks import arithmetic, definitions, elements, freshqa, geography, quiz  # noqa: E402, F401
 
 __all__ = [
     "SPLITS",
@@ -42,6 +41,3 @@ __all__ = [
     "register",
     "registered_tasks",
 ]
-
-# The mini worlds register their tasks (`mini-capitals`, ...) too; each is available once its world is built.
-from salad_core import world  # noqa: E402, F401  isort: skip

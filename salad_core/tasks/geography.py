@@ -32,6 +32,7 @@ class Country:
     region: str  # a key of REGION_NAMES
     subregion: str
     population: int = 0  # countryinfo's figure; 0 where it has none
+    place: str = ""  # the part of the world it lies in, as narrowly as countryinfo says ("south america")
 
 
 def load_countries() -> list[Country]:
@@ -49,7 +50,9 @@ def load_countries() -> list[Country]:
         capital = _single_capital(data.get("capital"))
         subregion = (data.get("subregion") or "").strip().casefold()
         population = data.get("population")
-        countries.append(Country(name, capital, region, subregion, population if isinstance(population, int) else 0))
+        place = (data.get("intermediateregion") or data.get("subregion") or "").strip().casefold()
+        countries.append(Country(name, capital, region, subregion, population if isinstance(population, int) else 0,
+                                 place))
     return sorted(countries, key=lambda c: c.name)
 
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from salad_core.assets import AssetError
-from salad_core.text import stable_hash
 from salad_core.tasks.item import SPLITS, Item
+from salad_core.text import stable_hash
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,10 @@ class TaskSpec:
     # How a transcript of a spoken question is written before a model reads it and before WER counts it: the task's
     # own text form (a mini world writes "three", lower case, where Whisper writes "3."). None: as transcribed.
     transcript_form: Callable[[str], str] | None = None
+    # The task's own spoken question of an item: (16 kHz audio, its store record, plus "frames" when the encoder
+    # frames are cached and "encoder" naming the encoder that made them). None: a TTS voice speaks it.
+    spoken: Callable[[Item], tuple] | None = None
+    in_suite: bool = True  # part of the default suite of `salad eval` (a mini world's tasks are not)
 
 
 class UnknownTaskError(KeyError):
@@ -65,6 +69,11 @@ def available_tasks() -> list[str]:
             continue
         names.append(name)
     return names
+
+
+def task_spec(name: str) -> TaskSpec | None:
+    """The registered spec of `name`, or None (a manifest's task)."""
+    return _REGISTRY.get(name)
 
 
 def transcript_form(task: str) -> Callable[[str], str]:

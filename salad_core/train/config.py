@@ -10,10 +10,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 
 from salad_core.flags import to_argv
-from salad_core.losses import KL_DIRECTIONS
-from salad_core.model.config import LLM_MODES
-from salad_core.train.schedule import decay_start
-
+from salad_core.options import KL_DIRECTIONS, LLM_MODES
+from salad_core.schedule import decay_start
 
 # Per-preset recipes: the options in which a preset's tested set-up differs from the defaults below. A flag given on
 # the command line (or a field passed to `for_preset`) always wins. The mini recipe is what reaches the spoken
@@ -35,7 +33,8 @@ ALIGN_MODEL: dict[str, dict] = {"none": {"ctc_compress": False},
 
 
 # The fields with a fixed set of values: validated here, offered as choices by `salad train` and the Training page.
-CHOICES: dict[str, tuple[str, ...]] = {"kl_direction": KL_DIRECTIONS, "llm_mode": LLM_MODES, "align": tuple(ALIGN_MODEL)}
+CHOICES: dict[str, tuple[str, ...]] = {"kl_direction": KL_DIRECTIONS, "llm_mode": LLM_MODES, "align": tuple(ALIGN_MODEL),
+                                       "final_split": ("dev", "test")}
 
 
 # Per-preset Stage II recipes (options given always win): the share of speech documents drawn from the selected
@@ -54,6 +53,7 @@ STAGE2_RESETS = {"warmup_steps": 0, "decay_fraction": 1.0, "llm_unfreeze_step": 
 @dataclass
 class TrainConfig:
     preset: str = "mini"  # model + data preset (see salad_core.presets)
+    llm: str | None = None  # the LLM instead of the preset's: a hub id, a folder, or world:<preset>/<lm recipe>
     # loss: alpha * KL(teacher(all text) || student(interleaved)) + (1 - alpha) * NLL, at next-is-text positions
     alpha: float = 1.0  # SALAD uses 1.0 (pure distillation); 0.0 is plain next-token training
     kl_direction: str = "forward"  # forward = KL(teacher || student) (assumed by the paper; unsure)
@@ -85,6 +85,7 @@ class TrainConfig:
     keep_checkpoints: int = 2  # plus the pre-decay one, which is always kept
     seed: int = 0  # seeds the adapter's initialisation and the data order
     tag: str = ""  # free label, e.g. the sweep a run belongs to
+    final_split: str = "test"  # the split the final model is scored on: dev while choosing a recipe, test once
     # Stage II (SALAD): continue a Stage I run from its pre-decay checkpoint on natural + selected synthetic speech
     stage: int = 1  # 1: Stage I from the preset; 2: Stage II, with --from and --round
     from_run: str | None = None  # stage 2: the Stage I run (its pre-decay checkpoint, model options)

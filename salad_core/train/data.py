@@ -21,7 +21,6 @@ import numpy as np
 from salad_core.model.processing import Segment
 from salad_core.train.step import Batch
 
-
 STREAMS = ("speech", "text", "synthetic")  # the order seeds each stream's permutation
 
 

@@ -15,16 +15,16 @@ import torch
 
 from salad_core.eval.divergence import divergence_estimates, probe_divergence
 from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for, lane_rows, prompt_segments
+from salad_core.eval.metrics import metric_rows, task_metrics
 from salad_core.eval.probes import POOLED, corpus_divergence
-from salad_core.eval.runner import metric_rows, task_metrics
+from salad_core.eval.vocabulary import ALL_TASKS, K_SHOT
 from salad_core.model.processing import Segment
-from salad_core.store import ALL_TASKS
 
 TRAIN_EVAL_LANES = ["base_text", "text", "speech"]
 
 
 @torch.no_grad()
-def evaluate_world(model, world, n_items: int, seed: int = 0, k_shot: int = 5, scoring: str = "acc_norm",
+def evaluate_world(model, world, n_items: int, seed: int = 0, k_shot: int = K_SHOT, scoring: str = "acc_norm",
                    on_task: Callable[[str], None] | None = None) -> list[dict]:
     """Metric rows (task, metric, value, ci_low, ci_high, n) for every world task and for all tasks pooled.
 

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from salad_core.losses import chunked_distillation_terms
-from salad_core.model.modeling import SaladModel
 from salad_core.model.ctc import ctc_loss
+from salad_core.model.modeling import SaladModel
 from salad_core.model.processing import PairedSequence, Segment, pad_rows, pair_segments, tokenize_segment
 
 

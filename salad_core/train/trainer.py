@@ -24,11 +24,11 @@ import torch
 
 from salad_core.paths import data_dir
 from salad_core.progress import Progress
+from salad_core.schedule import decay_start, lr_factor
 from salad_core.store import Store, new_run_id
 from salad_core.train import checkpoint as ckpt
 from salad_core.train.config import ALIGN_MODEL, TrainConfig
 from salad_core.train.data import WorldBatches
-from salad_core.train.schedule import decay_start, lr_factor
 from salad_core.train.step import Batch, DistillationStep
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,8 @@ class DistillTrainer:
         from accelerate.utils import DistributedDataParallelKwargs
 
         from salad_core.model.modeling import SaladModel
-        from salad_core.presets import model_config, preset_world
+        from salad_core.presets import model_config
+        from salad_core.world import preset_world
 
         torch.set_flush_denormal(True)
         cfg = self.config
@@ -92,7 +93,8 @@ class DistillTrainer:
         self.accelerator = Accelerator(step_scheduler_with_optimizer=False,
                                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         self.model = SaladModel(self.continued_model_config() or
-                                model_config(cfg.preset, llm_mode=cfg.llm_mode, **ALIGN_MODEL[cfg.align]))
+                                model_config(cfg.preset, llm_name=cfg.llm, llm_mode=cfg.llm_mode,
+                                             **ALIGN_MODEL[cfg.align]))
         self.data = WorldBatches(self.world, cfg.seed, cfg.replay_prob, self.accelerator.process_index,
                                  self.accelerator.num_processes, encoder=self.model.encoder,
                                  synthetic=self.selected_speech(), synthetic_prob=cfg.synthetic_prob)

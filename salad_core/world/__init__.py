@@ -5,32 +5,67 @@
     world.text_corpus(); world.speech_docs(); world.task_items("capitals", "test"); world.features([...])
 
 Six domains (capitals, elements, animals, arithmetic, calendar, stories); the natural-speech corpus covers only
-capitals, animals and arithmetic, the text corpus all of them (docs/world.md). Importing this package registers
-one task per preset and domain (`mini-capitals`, `nano-stories`, ...), available once that world is built.
+capitals, animals and arithmetic, the text corpus all of them (docs/world.md). The world sits above the model, task
+and evaluation layers and plugs into their registries, so none of them imports it. Importing this package registers:
+one task per preset and domain (`mini-capitals`, `nano-stories`, ...: spoken in the world's held-out voices,
+numbers read as the world writes them, not in the default suite), available once that world is built; the LLM
+names `world:<preset>[/<lm folder>]`; and the worlds' probe documents for corpus F and M.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from salad_core.assets import AssetError
 from salad_core.eval.probes import register_probe_source
+from salad_core.model.names import LLMName, LLMSource, parse_llm_name, register_llm_source
+from salad_core.tasks.item import Item
 from salad_core.tasks.registry import TaskSpec, register
 from salad_core.text import world_form
 from salad_core.world.build import PRESETS, build_world, is_built, load_world, world_dir
 from salad_core.world.domains import DOMAIN_NAMES, Fact, domain_defs
-from salad_core.world.world import Domain, Span, SpeechDoc, World
+from salad_core.world.lm_recipes import LM_FOLDER
+from salad_core.world.world import Domain, World
 
-__all__ = ["is_world_task", "DOMAIN_NAMES", "PRESETS", "Domain", "Fact", "Span", "SpeechDoc", "World", "build_world", "is_built",
-           "load_world", "world_dir"]
+__all__ = ["DOMAIN_NAMES", "PRESETS", "Domain", "Fact", "World", "build_world", "is_built", "load_world", "preset_world",
+           "world_dir", "world_tasks"]
 
 
-def is_world_task(name: str) -> bool:
-    """Tasks of a mini world (`mini-capitals`) are for models trained on that world, not for the default suite."""
-    return name.split("-", 1)[0] in PRESETS
+def world_tasks(preset: str) -> list[str]:
+    """The task names of a world preset, one per domain (`mini-capitals`, ...)."""
+    return [d.domain.task for d in domain_defs(preset)]
+
+
+def preset_world(preset: str) -> World:
+    """The world a model preset trains on (its speech and text), built, and its LM pretrained when the preset reads
+    with it (the `smol` preset brings its own LLM)."""
+    from salad_core.presets import get_preset
+
+    world_name = get_preset(preset).world
+    if world_name is None:
+        raise ValueError(f"preset {preset!r} has no training world yet; train with --preset mini or nano")
+    world = build_world(world_name)
+    if parse_llm_name(get_preset(preset).llm_name).is_world:
+        from salad_core.world.lm import ensure_world_lm
+
+        ensure_world_lm(world)
+    return world
 
 
 def _check(preset: str) -> None:
     if not is_built(preset):
         raise AssetError(f"The '{preset}' world is not built. Fix: run `salad world build --preset {preset}`.")
+
+
+def _spoken(item: Item) -> tuple[np.ndarray, dict]:
+    """An item's question as the world spoke it (one of its held-out evaluation voices), with its cached frames."""
+    world = load_world(item.task.split("-", 1)[0])
+    clip_id = world.eval_clip(item.item_id)
+    record, audio = world.clip(clip_id), world.audio(clip_id)
+    engine, _, voice = record["voice"].partition(":")
+    return audio, {"engine": engine, "voice": voice, "speed": record["speed"],
+                   "path": f"world:{world.root.name}/{clip_id}", "text": item.question, "duration_s": len(audio) / 16000,
+                   "sample_rate": 16000, "frames": world.features([clip_id])[0], "encoder": world.bank.encoder_name}
 
 
 def _register_tasks() -> None:
@@ -44,8 +79,16 @@ def _register_tasks() -> None:
                 build=lambda p=preset, d=dom.name: load_world(p).all_items(d),
                 check=lambda p=preset: _check(p),
                 transcript_form=world_form,  # Whisper's "3" is the world's "three"
+                spoken=_spoken, in_suite=False,
             ))
 
 
+def _resolve(name: LLMName):
+    from salad_core.world.lm import resolve_world_llm  # torch: only once a model is loaded
+
+    return resolve_world_llm(name)
+
+
 _register_tasks()
+register_llm_source("world", LLMSource(resolve=_resolve, pin=lambda name: name.pinned(LM_FOLDER)))
 register_probe_source("world", lambda name: load_world(name.world).probe_set())

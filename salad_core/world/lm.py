@@ -24,62 +24,33 @@ import math
 import os
 import shutil
 import time
-from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
-from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from salad_core.assets import AssetError
 from salad_core.eval.lanes import FEWSHOT_TEMPLATE, QUESTION_TEMPLATE, prompt_segments
 from salad_core.eval.metrics import choose
 from salad_core.eval.scoring import Prefix, option_token_ids, score_options
+from salad_core.eval.vocabulary import K_SHOT
 from salad_core.model.names import LLMName, parse_llm_name
 from salad_core.model.processing import pair_segments, tokenize_segment
 from salad_core.progress import Progress
+from salad_core.schedule import wsd_factor
 from salad_core.tasks import Item
 from salad_core.tasks.registry import Task, TaskSpec
 from salad_core.world.build import load_world
+from salad_core.world.lm_recipes import LM_FOLDER, LM_RECIPES, PRESET_PRETRAINING
+from salad_core.world.tokenizer import build_tokenizer
 
-PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
-SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
-LM_FOLDER = "lm-v3"  # bump when the pretraining recipe changes, so a world never mixes two LMs under one name
 REPORT_FILE = "lm_report.json"
-K_SHOT = 5  # `salad eval`'s default
-# A piece is a run of word characters or one other non-space character; whitespace (newlines too) only separates.
-_PIECE = Regex(r"\w+|[^\w\s]")
-
-
-# -- tokenizer -------------------------------------------------------------------------------------------------
-
-
-def _pipeline() -> tuple[normalizers.Normalizer, pre_tokenizers.PreTokenizer]:
-    return normalizers.Lowercase(), pre_tokenizers.Split(_PIECE, behavior="removed", invert=True)
 
 
 def _template_texts() -> list[str]:
     """The words of the evaluation template itself ("question", ":", "answer")."""
     return [FEWSHOT_TEMPLATE.format(question="", answer=""), QUESTION_TEMPLATE.format(question="")]
-
-
-def build_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer whose vocabulary is every piece of `texts` and of the evaluation template.
-
-    Ids: the special tokens first, then pieces by falling frequency (ties alphabetical), so the same texts always
-    give the same ids.
-    """
-    normalizer, pre_tokenizer = _pipeline()
-    counts: Counter[str] = Counter()
-    for text in [*texts, *_template_texts()]:
-        counts.update(piece for piece, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
-    pieces = sorted((p for p in counts if p not in SPECIAL_TOKENS), key=lambda p: (-counts[p], p))
-    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *pieces])}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    backend.normalizer, backend.pre_tokenizer = normalizer, pre_tokenizer
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=PAD, unk_token=UNK, bos_token=BOS, eos_token=EOS)
 
 
 # -- the world's items and documents ---------------------------------------------------------------------------
@@ -111,8 +82,9 @@ def format_documents(world) -> list[str]:
 
 
 def tokenizer_texts(world) -> list[str]:
-    """Everything the LM must read: corpus, probe and speech documents, every item's question and choices."""
-    texts = [*world.text_corpus(), *world.probe_docs(), *(doc.text for doc in world.speech_docs())]
+    """Everything the LM must read: corpus, probe and speech documents, every item's question and choices, and the
+    evaluation template's words."""
+    texts = [*world.text_corpus(), *world.probe_docs(), *(doc.text for doc in world.speech_docs()), *_template_texts()]
     for domain in world.domains:
         for split in ("dev", "test", "fewshot"):
             for item in world.task_items(domain.name, split):
@@ -225,32 +197,6 @@ def pack_rows(groups: list[list[list[int]]], n_rows: int, length: int, rng: np.r
     return torch.from_numpy(rows)
 
 
-class WarmupStableDecay:
-    """LR factor: linear warmup, constant, then cosine decay over `decay_steps` from `decay_start`.
-
-    The decay starts at `total - decay_steps` unless `start_decay(step)` moves it earlier (the target was reached).
-    """
-
-    def __init__(self, total: int, warmup: int, decay_steps: int):
-        self.warmup, self.decay_steps = warmup, decay_steps
-        self.decay_start = max(total - decay_steps, warmup)
-
-    def start_decay(self, step: int) -> None:
-        self.decay_start = min(self.decay_start, step)
-
-    @property
-    def end(self) -> int:
-        return self.decay_start + self.decay_steps
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        if step < self.decay_start:
-            return 1.0
-        done = min((step - self.decay_start) / self.decay_steps, 1.0)
-        return 0.5 * (1 + math.cos(math.pi * done)) * 0.9 + 0.1  # floor at 10% of the peak
-
-
 def _longest_prompt(tokenizer, world, k_shot: int) -> int:
     longest = 0
     for domain in world.domains:
@@ -267,12 +213,14 @@ def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_si
                       until: str = "plateau", patience: int = 2, min_gain: float = 0.02, k_shot: int = K_SHOT,
                       row_length: int | None = None, hidden: int = 192, layers: int = 3, heads: int = 4,
                       domain_weights: dict[str, float] | None = None, threads: int | None = None,
-                      progress: bool = True) -> dict:
+                      tokenizer: str = "word", vocab_size: int | None = None, progress: bool = True) -> dict:
     """Train the world's LM from scratch and save model + tokenizer (`save_pretrained`) into `out_dir`.
 
-    Warmup-stable-decay: once `ready_to_decay` says so (`until`: the fact domains reach `target`, or that and the
-    mean dev accuracy stops rising; checked every `eval_every` steps), the LR decays over `decay_steps` (default 10%
-    of `steps`, at least 50) and training ends; otherwise it decays over the last `decay_steps` of `steps`. Training
+    The training package's warmup-stable-decay schedule (salad_core/schedule.py): once `ready_to_decay` says so
+    (`until`: the fact domains reach `target`, or that and the mean dev accuracy stops rising; checked every
+    `eval_every` steps), the LR decays linearly over `decay_steps` (default 10% of `steps`, at least 50) and training
+    ends; otherwise it decays over the last `decay_steps` of `steps`. `tokenizer` is "word" or "bpe" (with
+    `vocab_size`; world/tokenizer.py). Training
     rows hold `row_length` tokens (default: the longest k-shot eval prompt, at least 128). `domain_weights` draws the
     named domains' documents that many times as often as the others' (weight 1; unnamed: 1). `threads` sets torch's CPU
     threads for the run (1 is much faster on a machine whose cores are busy with other work: OpenMP threads then wait
@@ -294,18 +242,19 @@ def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_si
     try:
         with torch.random.fork_rng():
             return _pretrain(world, Path(out_dir), steps, batch_size, lr, seed, target, stop, eval_every,
-                             decay_steps, k_shot, row_length, (hidden, layers, heads), domain_weights or {}, progress)
+                             decay_steps, k_shot, row_length, (hidden, layers, heads), domain_weights or {},
+                             (tokenizer, vocab_size), progress)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, eval_every, decay_steps, k_shot,
-              row_length, shape, domain_weights, progress) -> dict:
+              row_length, shape, domain_weights, tokenizer_kind, progress) -> dict:
     torch.set_flush_denormal(True)  # denormals slow CPU training 5-10x after a few dozen updates
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
-    tokenizer = build_tokenizer(tokenizer_texts(world))
+    tokenizer = build_tokenizer(tokenizer_texts(world), *tokenizer_kind)
     groups = [encode_documents(tokenizer, world.text_corpus(d.name)) for d in world.domains]
     groups.append(encode_documents(tokenizer, format_documents(world)))
     weights = [float(domain_weights.get(d.name, 1.0)) for d in world.domains] + [1.0]  # the format documents: 1
@@ -315,13 +264,14 @@ def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, e
     hidden, layers, heads = shape
     llm = LlamaForCausalLM(model_config(tokenizer, 2 * row_length, hidden=hidden, layers=layers, heads=heads))
     optimizer = torch.optim.AdamW(llm.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
-    schedule = WarmupStableDecay(steps, warmup=min(50, steps // 10 + 1), decay_steps=decay_steps or max(50, steps // 10))
+    warmup, decay_steps = min(50, steps // 10 + 1), decay_steps or max(50, steps // 10)
+    decay_begin = max(steps - decay_steps + 1, warmup + 1)  # moved earlier once the LM is ready to decay
     history, losses, step, accuracy = [], [], 0, {}
     bar = Progress(steps, f"pretraining {world.name} LM") if progress else None
     llm.train()
-    while step < min(schedule.end, steps):
+    while step < min(decay_begin + decay_steps - 1, steps):
         for group in optimizer.param_groups:
-            group["lr"] = lr * schedule(step)
+            group["lr"] = lr * wsd_factor(step + 1, warmup, decay_begin, decay_begin + decay_steps - 1)
         batch = pack_rows(groups, batch_size, row_length, rng, weights)
         loss = llm(input_ids=batch, labels=batch).loss
         loss.backward()
@@ -332,11 +282,11 @@ def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, e
         step += 1
         if bar is not None:
             bar.update()
-        if step % eval_every == 0 and step < schedule.decay_start:
+        if step % eval_every == 0 and step < decay_begin:
             accuracy = text_accuracy(llm, tokenizer, world, "dev", k_shot)
             history.append({"step": step, "loss": float(np.mean(losses[-eval_every:])), "dev_accuracy": accuracy})
             if ready_to_decay(history, world, target, **stop):
-                schedule.start_decay(step)
+                decay_begin = min(decay_begin, step + 1)
     if bar is not None:
         bar.close()
     train_s = time.perf_counter() - started
@@ -344,7 +294,7 @@ def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, e
     report = {
         "world": world.name, "steps": step, "batch_size": batch_size, "row_length": row_length, "lr": lr, "seed": seed,
         "k_shot": k_shot, "target": target, **stop, "domain_weights": domain_weights,
-        "decay_start": schedule.decay_start, "vocab_size": len(tokenizer),
+        "decay_start": decay_begin, "tokenizer": tokenizer_kind[0], "vocab_size": len(tokenizer),
         "hidden": hidden, "layers": layers, "threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in llm.parameters()), "train_s": round(train_s, 2),
         "final_loss": float(np.mean(losses[-min(20, len(losses)):])), "history": history,
@@ -368,33 +318,26 @@ def _save(llm, tokenizer, report: dict, out_dir: Path) -> None:
 # -- the world's LM folder -------------------------------------------------------------------------------------
 
 
-def world_lm_dir(world) -> Path:
-    return Path(world.root) / LM_FOLDER
+def world_lm_dir(world, recipe: str = LM_FOLDER) -> Path:
+    return Path(world.root) / recipe
 
 
-def lm_report(world) -> dict | None:
-    """The training report of the world's LM, or None when it is not trained yet."""
-    path = world_lm_dir(world) / REPORT_FILE
+def lm_report(world, recipe: str = LM_FOLDER) -> dict | None:
+    """The training report of the world's LM of one recipe, or None when it is not trained yet."""
+    path = world_lm_dir(world, recipe) / REPORT_FILE
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-# The nano world exists to run the whole pipeline in tests: its LM gets a short pretraining, not a quality target.
-# The mini LM trains until its skill domains stop improving too (README, Stage I). Drawn evenly, its facts were
-# learnt by step ~400 but arithmetic and calendar order only by ~1,200 (1,350 steps in all); drawing those two
-# domains three times as often and checking every 100 steps learnt the same by step 600 (750 steps in all,
-# docs/world.md). Stories stay near 0.5 however long it trains.
-PRESET_PRETRAINING = {"nano": {"steps": 200, "eval_every": 100, "until": "target"},
-                      "mini": {"steps": 1600, "eval_every": 100, "patience": 1, "decay_steps": 150,
-                               "domain_weights": {"arithmetic": 3.0, "calendar": 3.0}}}
-
-
-def ensure_world_lm(world, **train_kwargs) -> Path:
-    """The folder of the world's LM, trained on first use (into a temporary folder, renamed when complete)."""
-    train_kwargs = {**PRESET_PRETRAINING.get(world.name, {}), **train_kwargs}
-    final = world_lm_dir(world)
+def ensure_world_lm(world, recipe: str = LM_FOLDER, **train_kwargs) -> Path:
+    """The folder of the world's LM of `recipe` (LM_RECIPES), trained on first use (into a temporary folder, renamed
+    when complete)."""
+    if recipe not in LM_RECIPES:
+        raise AssetError(f"Unknown LM recipe {recipe!r}. Fix: use one of {', '.join(LM_RECIPES)}.")
+    train_kwargs = {**PRESET_PRETRAINING.get(world.name, {}), **LM_RECIPES[recipe], **train_kwargs}
+    final = world_lm_dir(world, recipe)
     if (final / REPORT_FILE).is_file():
         return final
-    tmp = final.with_name(f".{LM_FOLDER}-{os.getpid()}.tmp")
+    tmp = final.with_name(f".{recipe}-{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         pretrain_world_lm(world, tmp, **train_kwargs)
@@ -409,8 +352,9 @@ def ensure_world_lm(world, **train_kwargs) -> Path:
 
 
 def resolve_world_llm(name: str | LLMName) -> Path | None:
-    """`world:<preset>` -> the folder of that world's LM (trained now if needed); `world:<preset>/<folder>` -> that
-    LM folder of the world (an earlier recipe's must already exist); None for any other name.
+    """`world:<preset>` -> the folder of that world's LM of today's recipe (trained now if needed);
+    `world:<preset>/<folder>` -> that recipe's LM (trained now if it is a recipe of LM_RECIPES; an earlier version's
+    folder must already exist); None for any other name.
 
     The world itself must be built: `load_world` raises an error naming `salad world build --preset <preset>`.
     """
@@ -418,14 +362,15 @@ def resolve_world_llm(name: str | LLMName) -> Path | None:
     if not parsed.is_world:
         return None
     world = load_world(parsed.world)
-    if parsed.lm_folder in (None, LM_FOLDER):
-        return ensure_world_lm(world)
-    path = Path(world.root) / parsed.lm_folder
+    recipe = parsed.lm_folder or LM_FOLDER
+    if recipe in LM_RECIPES:
+        return ensure_world_lm(world, recipe)
+    path = Path(world.root) / recipe
     if not (path / REPORT_FILE).is_file():
-        raise AssetError(f"LLM name {parsed.text!r}: world {parsed.world!r} holds no trained LM {parsed.lm_folder!r} "
-                         f"(today's recipe trains {LM_FOLDER!r}, and the world was built by today's code in "
+        raise AssetError(f"LLM name {parsed.text!r}: world {parsed.world!r} holds no trained LM {recipe!r} (today's "
+                         f"recipes are {', '.join(LM_RECIPES)}, and the world was built by today's code in "
                          f"{world.root}). Fix: use world:{parsed.world} for today's LM, or the salad version that "
-                         f"built that world and trained {parsed.lm_folder!r} to read that model.")
+                         f"built that world and trained {recipe!r} to read that model.")
     return path
 
 

@@ -1,28 +1,30 @@
 """The mini world's generated domains: arithmetic in number words, calendar order, and bAbI-style stories.
 
-Arithmetic and calendar facts are finite tables (every sum of two small numbers, every day n days after another),
-so the corpus can state them all; stories are drawn fresh from a seeded generator, so a test story is never in the
-corpus and answering it is a skill (tracking who went where), not a memorised fact.
+Arithmetic and calendar facts are finite tables (every sum of two small numbers, every day n days after another);
+their eval/train split runs over operand combinations, with the forms that state the same fact in one group (a sum
+and its commuted sum; "two days after monday is wednesday" and every other shift between monday and wednesday).
+Stories are drawn fresh from a seeded generator, so a test story is never in the corpus and answering it is a skill
+(tracking who went where), not a memorised fact.
 """
 
 from __future__ import annotations
 
 import random
 
-from salad_core.text import stable_hash
-from salad_core.text import number_words
+from salad_core.text import number_words, stable_hash
 from salad_core.world.domains import Fact
 
-SUM_MAX = 12  # a + b with 0 <= a, b <= SUM_MAX
-PRODUCT_RANGE = range(2, 11)  # a * b with a, b in 2..10
+SUM_MAX = 15  # a + b with 0 <= a, b <= SUM_MAX
+PRODUCT_RANGE = range(2, 13)  # a * b with a, b in 2..12
 
 
 def _cap(facts: list[Fact], size: int, seed: int) -> list[Fact]:
-    """A fixed, hash-chosen subset of `size` facts (all when size is 0), in the original order."""
-    if size <= 0 or size >= len(facts):
+    """A fixed, hash-chosen subset of the facts of `size` groups (all when size is 0), in the original order."""
+    groups = sorted({f.group for f in facts})
+    if size <= 0 or size >= len(groups):
         return facts
-    keep = set(sorted((f.key for f in facts), key=lambda k: stable_hash(str(seed), "subset", k))[:size])
-    return [f for f in facts if f.key in keep]
+    keep = set(sorted(groups, key=lambda g: stable_hash(str(seed), "subset", g))[:size])
+    return [f for f in facts if f.group in keep]
 
 
 def _near_words(value: int, offsets: tuple[int, ...]) -> tuple[str, ...]:
@@ -31,12 +33,13 @@ def _near_words(value: int, offsets: tuple[int, ...]) -> tuple[str, ...]:
 
 def _operation(a: int, op: str, b: int, result: int, near: tuple[int, ...]) -> Fact:
     aw, bw, rw = number_words(a), number_words(b), number_words(result)
+    group = f"{op}/{min(a, b)}/{max(a, b)}"  # a + b and b + a state one fact
     return Fact(f"{op}/{a}/{b}", (f"{aw} {op} {bw} is {rw} .",), f"what is {aw} {op} {bw} ?", rw,
-                (_near_words(result, near), _near_words(result, (3, -3, 4, -4, 5))))
+                (_near_words(result, near), _near_words(result, (3, -3, 4, -4, 5))), group, (f"{aw} {op} {bw}",))
 
 
 def arithmetic_facts(size: int, seed: int) -> list[Fact]:
-    """Every sum of two numbers up to SUM_MAX and every product in PRODUCT_RANGE; `size` caps the count."""
+    """Every sum of two numbers up to SUM_MAX and every product in PRODUCT_RANGE; `size` caps the groups."""
     facts = [_operation(a, "plus", b, a + b, (1, -1, 2, -2, 10))
              for a in range(SUM_MAX + 1) for b in range(SUM_MAX + 1)]
     facts += [_operation(a, "times", b, a * b, (a, -a, b, -b, 1, -1))
@@ -47,31 +50,33 @@ def arithmetic_facts(size: int, seed: int) -> list[Fact]:
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
           "november", "december")
-DAY_STEPS = (1, 2, 3)
-MONTH_STEPS = (1, 2, 3, 4, 5)
 
 
 def _shift_phrase(unit: str, steps: int, direction: str) -> str:
-    """ "the day after", "two months before" """
-    return f"the {unit} {direction}" if steps == 1 else f"{number_words(steps)} {unit}s {direction}"
+    """ "day after", "two months before" (what follows "the" for one step) """
+    return f"{unit} {direction}" if steps == 1 else f"{number_words(steps)} {unit}s {direction}"
 
 
-def _cycle_facts(unit: str, names: tuple[str, ...], steps: tuple[int, ...]) -> list[Fact]:
+def _cycle_facts(unit: str, names: tuple[str, ...]) -> list[Fact]:
+    """Every shift of 1 .. len(names) - 1 steps after and before each name: one group per pair of names, since any
+    shift between two names (and its inverse) states how far apart they are."""
     facts = []
     for i, name in enumerate(names):
-        for n in steps:
+        for n in range(1, len(names)):
             for direction, sign in (("after", 1), ("before", -1)):
                 target = names[(i + sign * n) % len(names)]
                 near = tuple(names[(i + sign * k) % len(names)] for k in range(1, len(names)) if k != n)
                 phrase = _shift_phrase(unit, n, direction)
-                facts.append(Fact(f"{unit}/{name}/{direction}/{n}", (f"{phrase} {name} is {target} .",),
-                                  f"what is {phrase} {name} ?", target, (near,)))
+                said = f"the {phrase}" if n == 1 else phrase
+                facts.append(Fact(f"{unit}/{name}/{direction}/{n}", (f"{said} {name} is {target} .",),
+                                  f"what is {said} {name} ?", target, (near,),
+                                  f"{unit}/{'/'.join(sorted((name, target)))}", (phrase, name)))
     return facts
 
 
 def calendar_facts(size: int, seed: int) -> list[Fact]:
-    """Days 1-3 and months 1-5 after and before each other."""
-    return _cap(_cycle_facts("day", DAYS, DAY_STEPS) + _cycle_facts("month", MONTHS, MONTH_STEPS), size, seed)
+    """Days 1-6 and months 1-11 after and before each other; `size` caps the groups (pairs of names)."""
+    return _cap(_cycle_facts("day", DAYS) + _cycle_facts("month", MONTHS), size, seed)
 
 
 PEOPLE = ("mary", "john", "sandra", "daniel", "anna", "peter", "lucy", "tom")
@@ -93,7 +98,8 @@ def _story(rng: random.Random) -> tuple[str, str, str, tuple[str, ...]]:
 
 
 def story_facts(size: int, seed: int) -> list[Fact]:
-    """`size` distinct stories (DEFAULT_STORIES when 0) from a generator seeded by `seed`."""
+    """`size` distinct stories (DEFAULT_STORIES when 0) from a generator seeded by `seed`. A story is its own group;
+    it is stated where its moves are told in order, anywhere in a document."""
     rng = random.Random(f"stories/{seed}")
     count = size or DEFAULT_STORIES
     facts: dict[str, Fact] = {}
@@ -105,5 +111,6 @@ def story_facts(size: int, seed: int) -> list[Fact]:
         statement = f"{story} {asked} is in the {answer} ."
         others = tuple(p for p in PLACES if p != answer and p not in mentioned)
         key = f"story/{stable_hash(question) % 10**12:012d}"
-        facts[question] = Fact(key, (statement,), question, answer, (mentioned, others))
+        facts[question] = Fact(key, (statement,), question, answer, (mentioned, others), key, (story,),
+                               scope="document")
     return list(facts.values())

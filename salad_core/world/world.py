@@ -57,18 +57,19 @@ class World:
         return read_jsonl(self.root / "probes.jsonl")
 
     def text_corpus(self, domain: str | None = None) -> list[str]:
-        """The broad text corpus (all domains, shuffled): LM pretraining and replay."""
+        """The broad text corpus (all domains, shuffled; every fact, the eval facts too): LM pretraining and replay."""
         self._check_domain(domain)
         return [d["text"] for d in self._corpus if domain is None or d["domain"] == domain]
+
+    def selection_pool(self) -> tuple[list[str], list[str]]:
+        """(texts, their domains): the corpus documents Stage II may select and speak, none stating an eval fact."""
+        pool = [d for d in self._corpus if d["pool"]]
+        return [d["text"] for d in pool], [d["domain"] for d in pool]
 
     @property
     def covered_domains(self) -> set[str]:
         """Names of the domains the natural speech covers."""
         return {d.name for d in self.domains if d.in_natural_speech}
-
-    def corpus_domains(self) -> list[str]:
-        """The domain of each `text_corpus()` document, in the same order."""
-        return [d["domain"] for d in self._corpus]
 
     def probe_docs(self, domain: str | None = None) -> list[str]:
         """Held-out text documents (never in the corpus) for F and M."""
@@ -90,6 +91,49 @@ class World:
 
         return ProbeSet(f"world:{self.name}", self.probe_speech_docs(), self.bank,
                         {d.name: d.task for d in self.domains})
+
+    # -- the split of facts and the leak audit ---------------------------------------------------------------------
+
+    @functools.cached_property
+    def _facts(self) -> list[dict]:
+        return read_jsonl(self.root / "facts.jsonl")
+
+    def eval_facts(self) -> dict[str, list[dict]]:
+        """Task -> the records of its eval facts (key, question, answer, subject, ...): never in training speech."""
+        task = {d.name: d.task for d in self.domains}
+        out: dict[str, list[dict]] = {d.task: [] for d in self.domains}
+        for fact in self._facts:
+            if fact["split"] == "eval":
+                out[task[fact["domain"]]].append(fact)
+        return out
+
+    def training_texts(self) -> dict[str, list[str]]:
+        """What a speech model trains on from this world, by source (natural speech, alignment transcripts, the
+        selection pool), as world/build.py's `training_sources` lays them out."""
+        from salad_core.world.build import training_sources
+
+        return training_sources(self._speech, self.selection_pool()[0])
+
+    def audit(self) -> list[dict]:
+        """The leak audit (world/audit.py) of this world's files: per task and source, eval facts stated."""
+        from salad_core.world.audit import audit
+
+        return audit(self.eval_facts(), self.training_texts())
+
+    def export(self, out: Path) -> dict[str, int]:
+        """Write eval_items.jsonl, speech_train.jsonl and selection_pool.jsonl into `out`, so that anyone can check
+        the world with their own tools; returns the number of lines of each."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        items = [{"task": it["task"], "split": it["split"], "question": it["question"], "choices": it["choices"],
+                  "answer": it["answer"]} for it in self._items]
+        files = {"eval_items.jsonl": items,
+                 "speech_train.jsonl": [{"text": t} for t in self.training_texts()["natural speech"]],
+                 "selection_pool.jsonl": [{"text": t} for t in self.selection_pool()[0]]}
+        for name, rows in files.items():
+            with open(out / name, "w") as f:
+                f.writelines(json.dumps(row) + "\n" for row in rows)
+        return {name: len(rows) for name, rows in files.items()}
 
     def vocabulary(self) -> list[str]:
         """Every word token of the world's text (corpus, probes, items, speech documents), sorted."""
@@ -173,8 +217,8 @@ class World:
     def info(self) -> dict:
         """What `salad world info --json` prints."""
         keys = ("name", "folder", "domains", "natural_speech_domains", "speech_hours", "n_speech_docs", "n_clips",
-                "n_train_clips", "n_failed_clips", "eval_speech_hours", "n_corpus_docs", "n_probe_docs",
-                "train_voices", "eval_voices", "train_speeds", "encoder", "feature_dtype", "build_s", "built_at")
+                "n_train_clips", "n_failed_clips", "eval_speech_hours", "n_corpus_docs", "n_pool_docs", "n_probe_docs",
+                "train_voices", "eval_voices", "train_speeds", "encoder", "feature_dtype", "audit", "build_s", "built_at")
         return {**{k: self.manifest.get(k) for k in keys}, "root": str(self.root),
                 "speech_register": self.manifest["config"].get("speech_register", "written"),
                 "vocabulary_size": len(self.vocabulary())}

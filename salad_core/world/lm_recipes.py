@@ -1,0 +1,21 @@
+"""How a mini world's LM is pretrained, as plain data (no torch: the LLM-name registry pins names with it).
+
+A recipe is a folder name in the world (`world:<preset>/<recipe>` names its LM) and the options `pretrain_world_lm`
+takes; a world preset adds its own (`PRESET_PRETRAINING`). LM_FOLDER is the recipe a plain `world:<preset>` means.
+"""
+
+from __future__ import annotations
+
+LM_RECIPES: dict[str, dict] = {
+    "lm-v4": {"tokenizer": "word"},
+    "lm-v4-bpe": {"tokenizer": "bpe", "vocab_size": 400},  # subwords: an unheard word is made of heard pieces
+}
+LM_FOLDER = "lm-v4"
+
+# The nano world exists to run the whole pipeline in tests: its LM gets a short pretraining, not a quality target.
+# The mini LM trains until its skill domains stop improving too: a teacher stopped while they still climb leaves
+# plain NLL something to teach that distillation cannot. Arithmetic and calendar are drawn three times as often
+# (they are learnt last; docs/world.md). Stories stay near 0.5 however long it trains.
+PRESET_PRETRAINING = {"nano": {"steps": 200, "eval_every": 100, "until": "target"},
+                      "mini": {"steps": 2400, "eval_every": 100, "patience": 1, "decay_steps": 150,
+                               "domain_weights": {"arithmetic": 3.0, "calendar": 3.0}}}
