@@ -56,7 +56,7 @@ def main() -> None:
     built = json.loads(out)
     print(f"{'  of which speech':<28} {built['build_s']['speech_s']:8.1f} s ({built['n_clips']} clips)")
     lm = json.loads((Path(built["root"]) / LM_FOLDER / "lm_report.json").read_text())
-    print(f"{'  beside it, LM pretraining':<28} {lm['wall_s']:8.1f} s ({lm['steps']} steps, {lm['threads']} thread)")
+    print(f"{'  beside it, LM pretraining':<28} {lm['wall_s']:8.1f} s ({lm['steps']} steps, threads {lm['threads']})")
     train = ["train", "--preset", args.preset, "--json", "--tag", args.tag] + (["--max-steps", str(args.max_steps)] if args.max_steps else [])
     times["Stage I + final eval"], out = timed("Stage I + final eval", train, env, args.processes)
     summary = json.loads(out)

@@ -210,6 +210,7 @@ def _write_world(out: Path, preset: str, cfg: dict, progress: bool, lm: bool) ->
         kept_docs = [d for d in kept_docs if d is not None]  # a failed clip drops its document, the rest go on
         speech_done = time.monotonic()
         if lm_job:
+            (out / SPEECH_DONE).touch()  # the LM child takes every core from here on
             _finish_lm(lm_job, out)
     finally:
         if lm_job and lm_job.poll() is None:
@@ -236,8 +237,10 @@ def _write_text(out: Path, preset: str, cfg: dict, plan: dict, speech_docs: list
 
 
 # The world's LM needs only the text, so it pretrains in a child process while the speech is synthesized and
-# encoded, each on one core (the encoder takes every core once the LM is done); both take about as long alone.
+# encoded, each on one core; whichever finishes first hands its core to the other (the encoder takes every core
+# once the LM is done, the LM once the file SPEECH_DONE appears).
 LM_LOG = "lm-pretraining.log"
+SPEECH_DONE = "speech.done"
 
 
 def _start_lm(out: Path) -> subprocess.Popen:
@@ -254,6 +257,7 @@ def _finish_lm(job: subprocess.Popen, out: Path) -> None:
                          "Fix: read the error above; `salad world build --no-lm` builds the world without it, and "
                          "the LM is then trained on first use.")
     (out / LM_LOG).unlink()
+    (out / SPEECH_DONE).unlink()
 
 
 def _manifest(preset: str, cfg: dict, folder: str, plan: dict, docs: list[dict], records: list[dict],

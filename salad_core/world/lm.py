@@ -24,6 +24,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -212,7 +213,7 @@ def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_si
                       seed: int = 0, target: float = 0.9, eval_every: int = 100, decay_steps: int | None = None,
                       until: str = "plateau", patience: int = 2, min_gain: float = 0.02, k_shot: int = K_SHOT,
                       row_length: int | None = None, hidden: int = 192, layers: int = 3, heads: int = 4,
-                      domain_weights: dict[str, float] | None = None, threads: int | None = None,
+                      domain_weights: dict[str, float] | None = None, threads: int | Callable[[], int] | None = None,
                       tokenizer: str = "word", vocab_size: int | None = None, progress: bool = True) -> dict:
     """Train the world's LM from scratch and save model + tokenizer (`save_pretrained`) into `out_dir`.
 
@@ -224,7 +225,7 @@ def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_si
     rows hold `row_length` tokens (default: the longest k-shot eval prompt, at least 128). `domain_weights` draws the
     named domains' documents that many times as often as the others' (weight 1; unnamed: 1). `threads` sets torch's CPU
     threads for the run (1 is much faster on a machine whose cores are busy with other work: OpenMP threads then wait
-    on each other). Returns the report also written to
+    on each other); a callable is asked again at every step, so the count can grow when the other work ends. Returns the report also written to
     `out_dir/lm_report.json`.
     """
     if steps < 1 or batch_size < 1 or eval_every < 1:
@@ -236,20 +237,20 @@ def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_si
                          f"({', '.join(d.name for d in world.domains)})")
     stop = {"until": until, "patience": patience, "min_gain": min_gain}
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or previous_threads)
+    thread_count = threads if callable(threads) else lambda: threads or previous_threads
     # Its own RNG stream: a caller that seeded torch before the LM was first needed (an untrained adapter built on
     # the world's LM) gets the same weights whether or not the LM had to be trained first.
     try:
         with torch.random.fork_rng():
             return _pretrain(world, Path(out_dir), steps, batch_size, lr, seed, target, stop, eval_every,
                              decay_steps, k_shot, row_length, (hidden, layers, heads), domain_weights or {},
-                             (tokenizer, vocab_size), progress)
+                             (tokenizer, vocab_size), thread_count, progress)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, eval_every, decay_steps, k_shot,
-              row_length, shape, domain_weights, tokenizer_kind, progress) -> dict:
+              row_length, shape, domain_weights, tokenizer_kind, thread_count, progress) -> dict:
     torch.set_flush_denormal(True)  # denormals slow CPU training 5-10x after a few dozen updates
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -269,7 +270,11 @@ def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, e
     history, losses, step, accuracy = [], [], 0, {}
     bar = Progress(steps, f"pretraining {world.name} LM") if progress else None
     llm.train()
+    used = []  # the thread counts the run used, in order
     while step < min(decay_begin + decay_steps - 1, steps):
+        if thread_count() != torch.get_num_threads() or not used:
+            torch.set_num_threads(thread_count())
+            used.append(thread_count())
         for group in optimizer.param_groups:
             group["lr"] = lr * wsd_factor(step + 1, warmup, decay_begin, decay_begin + decay_steps - 1)
         batch = pack_rows(groups, batch_size, row_length, rng, weights)
@@ -295,7 +300,7 @@ def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, e
         "world": world.name, "steps": step, "batch_size": batch_size, "row_length": row_length, "lr": lr, "seed": seed,
         "k_shot": k_shot, "target": target, **stop, "domain_weights": domain_weights,
         "decay_start": decay_begin, "tokenizer": tokenizer_kind[0], "vocab_size": len(tokenizer),
-        "hidden": hidden, "layers": layers, "threads": torch.get_num_threads(),
+        "hidden": hidden, "layers": layers, "threads": used,
         "parameters": sum(p.numel() for p in llm.parameters()), "train_s": round(train_s, 2),
         "final_loss": float(np.mean(losses[-min(20, len(losses)):])), "history": history,
         "dev_accuracy": text_accuracy(llm, tokenizer, world, "dev", k_shot),
@@ -379,4 +384,8 @@ if __name__ == "__main__":  # `python -m salad_core.world.lm FOLDER`: the world 
 
     from salad_core.world.world import World
 
-    ensure_world_lm(World(Path(sys.argv[1])), threads=1, progress=False)
+    from salad_core.world.build import SPEECH_DONE
+
+    folder = Path(sys.argv[1])
+    cores = len(os.sched_getaffinity(0))
+    ensure_world_lm(World(folder), threads=lambda: cores if (folder / SPEECH_DONE).exists() else 1, progress=False)
