@@ -17,8 +17,9 @@ import time
 
 import torch
 
+from salad_core.eval.config import EvalConfig
 from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for, prompt_segments
-from salad_core.eval.runner import EvalConfig, build_model, speak
+from salad_core.eval.runner import build_model, speak
 from salad_core.eval.scoring import option_token_ids, score_options_loop
 from salad_core.tasks import get_task
 

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def timed(label: str, args: list[str], env: dict, processes: int = 1) -> tuple[float, str]:
     start = time.perf_counter()
-    command, extra = cpu_ddp_command(args, processes)  # several: the README's CPU data-parallel form
+    command, extra = cpu_ddp_command(args, processes)  # several: the CPU data-parallel form of docs/training.md
     env = {**env, **extra}
     done = subprocess.run(command, env=env, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seconds = time.perf_counter() - start

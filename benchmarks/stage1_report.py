@@ -19,7 +19,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from salad_core import analysis, compare
+from salad_core import analysis, compare, fitting
 from salad_core.eval.vocabulary import ALL_TASKS
 from salad_core.store import Store
 
@@ -125,7 +125,7 @@ def dynamics(store: Store, runs: pd.DataFrame) -> str:
              analysis.scatter_table(analysis.scatter_fits(points)).to_string(index=False, float_format="%.3f"),
              analysis.partial_r2_table(points).to_string(index=False),
              "power law M(tokens) = E + B·tokens^(−β) per α:",
-             analysis.power_law_table(analysis.fit_power_laws(points, "tokens", "M")).to_string(index=False)]
+             fitting.power_law_table(fitting.fit_power_laws(points, "tokens", "M")).to_string(index=False)]
     try:
         lines.append("data efficiency (each α's seeds pooled into one monotone dev curve): "
                      + analysis.data_efficiency(points, alpha=1.0, reference=0.0).sentence())

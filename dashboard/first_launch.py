@@ -15,6 +15,7 @@ import streamlit as st
 
 from dashboard import data, job_panel
 from salad_core import jobs
+from salad_core.eval.config import EvalConfig
 
 JOB_NAME = "first-eval"
 MINI_JOB = "train-mini"
@@ -42,7 +43,7 @@ def render(store_path: str) -> None:
             "The default evaluation scores every task on text and speech with the original LLM, the adapted model "
             "and the ASR cascade, and writes the results here.")
     try:
-        args = ["eval", "--limit", str(first_limit()), "--probe-limit", str(PROBE_LIMIT)]
+        args = ["eval", *EvalConfig(limit=first_limit(), probe_limit=PROBE_LIMIT).to_argv()]
     except ValueError as err:
         st.error(str(err))
         return

@@ -15,7 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
-from salad_core.analysis import Efficiency, LinearFit, PowerLawFit
+from salad_core.analysis import Efficiency
+from salad_core.fitting import LinearFit, PowerLawFit
 
 ALPHA_SCALE = "Viridis"
 NO_ALPHA_COLOR = "#888888"

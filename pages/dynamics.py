@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, training_charts, views, widgets
-from salad_core import analysis
+from salad_core import analysis, fitting
 from salad_core.eval.vocabulary import ALL_TASKS
 from salad_core.store import StoreError
 
@@ -54,12 +54,12 @@ def show_curves(points: pd.DataFrame) -> None:
                    "curves stay empty; try the other axis.")
     columns = st.columns(2)
     for i, (metric, overlay) in enumerate(CURVES):
-        fits = analysis.fit_power_laws(points, x, metric) if overlay and points[x].notna().any() else None
+        fits = fitting.fit_power_laws(points, x, metric) if overlay and points[x].notna().any() else None
         widgets.chart(training_charts.dynamics_curves(points, metric, x, fits), f"dyn_{metric}",
                       name=f"dynamics-{metric}-vs-{x}", where=columns[i % 2])
     if points[x].notna().any():
         st.markdown(f"**Power-law fits M(D) = E + B·D^(−β) per α** (D in {x.replace('_', ' ')})")
-        widgets.table(analysis.power_law_table(analysis.fit_power_laws(points, x, "M")), "dyn_fits",
+        widgets.table(fitting.power_law_table(fitting.fit_power_laws(points, x, "M")), "dyn_fits",
                       name=f"power-law-fits-M-vs-{x}")
 
 
@@ -70,7 +70,7 @@ def show_scatters(points: pd.DataFrame) -> None:
     for column, key, x, y, log_x in ((left, "speech_vs_log_M", "M", "speech_acc", True),
                                      (right, "text_vs_F", "F", "text_acc", False)):
         fit = fits[key]
-        figure = training_charts.fit_scatter(points, x, y, fit if isinstance(fit, analysis.LinearFit) else None,
+        figure = training_charts.fit_scatter(points, x, y, fit if isinstance(fit, fitting.LinearFit) else None,
                                              log_x)
         widgets.chart(figure, f"dyn_{key}", name=key.replace("_", "-"), where=column)
         if isinstance(fit, str):

@@ -97,13 +97,13 @@ def round_form(path: str, stage1: str, rounds: pd.DataFrame) -> None:
     else:
         st.caption("No round has scored this model yet: the first round's scores will drive the preview here.")
     if st.button(START_LABEL, type="primary", key="sel_start"):
-        args = ["select", "--train", "--from", run_id, "--gamma", f"{gamma:g}", "--strategy", strategy,
-                "--budget", budget, "--score", score, "--cer-max", f"{cer_max:g}", "--clusters", str(int(clusters_k)),
-                "--db", path]
         try:
+            config = SelectConfig(from_run=run_id, gamma=gamma, strategy=strategy, budget=budget, score=score,
+                                  cer_max=cer_max, clusters=int(clusters_k))
+            args = ["select", "--train", *config.to_argv(), "--db", path]
             job_id = jobs.start_job(args, JOB_NAME)
             st.success(f"Started `salad {' '.join(args)}` as job `{job_id}`.")
-        except jobs.JobError as err:
+        except (jobs.JobError, ValueError) as err:
             st.error(str(err))
 
 

@@ -2,13 +2,11 @@
 progress and ETA), stop or resume it, and list every training run with its config.
 
 The work is `salad train …` run by `salad_core.jobs` (never inside the page), writing to the store this dashboard
-shows (`--db`). A job is matched to its run by `--resume RUN_ID` in its args, else by start time (the run a fresh job
-creates is the first one created after the job started). Widget keys start with `train_`.
+shows (`--db`). A job is matched to its run by the run id its command notes when it creates the run
+(`jobs.note_run`), or by `--resume RUN_ID` in its args. Widget keys start with `train_`.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -19,6 +17,7 @@ from salad_core import jobs
 from salad_core.analysis import checkpoints, run_alpha
 from salad_core.flags import FieldSpec, field_specs
 from salad_core.presets import PRESETS
+from salad_core.runs import RunDir
 from salad_core.store import Store, StoreError
 from salad_core.train.config import CHOICES, TrainConfig
 
@@ -139,31 +138,15 @@ def train_jobs() -> list[dict]:
     return [j for j in jobs.list_jobs() if j["name"] in (JOB_NAME, MINI_JOB)]
 
 
-def _utc(stamp: object) -> pd.Timestamp | None:
-    if stamp is None or pd.isna(stamp):
-        return None
-    stamp = pd.Timestamp(stamp)
-    return stamp.tz_convert(None) if stamp.tzinfo else stamp  # the store keeps naive UTC
-
-
 def resumed_run(job: dict) -> str | None:
     args = job["args"] or []
     return args[args.index("--resume") + 1] if "--resume" in args[:-1] else None
 
 
-def job_for_run(run_id: str, runs: pd.DataFrame, found: list[dict]) -> dict | None:
-    """The newest job that trains `run_id`: one resuming it, else the fresh job that created it."""
-    resuming = [j for j in found if resumed_run(j) == run_id]
-    if resuming:
-        return resuming[0]
-    created = sorted((_utc(c), r) for r, c in zip(runs["run_id"], runs["created_at"]) if _utc(c) is not None)
-    for job in found:  # newest first; a fresh job's run is the first one created after the job started
-        started = _utc(job["started_at"])
-        if resumed_run(job) is None and started is not None:
-            after = [r for c, r in created if c >= started]
-            if after[:1] == [run_id]:
-                return job
-    return None
+def job_for_run(run_id: str, found: list[dict]) -> dict | None:
+    """The newest job that trains `run_id`: the job that created it (it notes its run, `jobs.note_run`), or one
+    resuming it."""
+    return next((j for j in found if run_id in (j.get("run_id"), resumed_run(j))), None)
 
 
 def run_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -215,12 +198,11 @@ def run_charts(store_path: str, run_id: str, status: str) -> None:
 
 def run_view(store_path: str, run_id: str) -> None:
     runs = data.runs(store_path, "train")
-    job = job_for_run(run_id, runs, train_jobs())
+    job = job_for_run(run_id, train_jobs())
     run = runs.set_index("run_id").loc[run_id]
     if job is not None and job["state"] == "running":
         job_panel.show_job(job, "train")
-    elif run["status"] == "running" and isinstance(run["model_path"], str) and jobs.pid_file_alive(
-            Path(run["model_path"]).parent / "trainer.pid"):
+    elif run["status"] == "running" and RunDir(run_id).is_training():
         st.info(f"Run `{run_id}` is training in a process started outside the dashboard; its curves update below.")
     else:
         status = run["status"]
@@ -238,7 +220,7 @@ def watch_new_job(store_path: str, job_id: str) -> None:
     """A job with no run in the store yet (e.g. building the mini world); the page reruns once its run appears."""
     job = jobs.job_status(job_id)
     runs = data.runs(store_path, "train")
-    if job["state"] != "running" or any(job_for_run(r, runs, [job]) for r in runs["run_id"]):
+    if job["state"] != "running" or any(job_for_run(r, [job]) for r in runs["run_id"]):
         data.clear()
         st.rerun(scope="app")
     job_panel.show_job(job, "train")
@@ -247,7 +229,7 @@ def watch_new_job(store_path: str, job_id: str) -> None:
 @st.fragment(run_every=2)
 def live_view(store_path: str, run_id: str) -> None:
     """The run's view, refreshed every 2 s while its job runs; the whole page reruns once the job ends."""
-    job = job_for_run(run_id, data.runs(store_path, "train"), train_jobs())
+    job = job_for_run(run_id, train_jobs())
     if job is None or job["state"] != "running":
         data.clear()
         st.rerun(scope="app")
@@ -282,14 +264,14 @@ def main() -> None:
     if "train_started" in st.session_state:
         st.success(st.session_state.pop("train_started"))
     for job in train_jobs():
-        if job["state"] == "running" and not any(job_for_run(r, runs, [job]) for r in runs["run_id"]):
+        if job["state"] == "running" and not any(job_for_run(r, [job]) for r in runs["run_id"]):
             watch_new_job(store_path, job["job_id"])
     if runs.empty:
         no_runs(store_path)
         start_form(store_path)
         return
     run_id = pick_run(runs)
-    job = job_for_run(run_id, runs, train_jobs())
+    job = job_for_run(run_id, train_jobs())
     (live_view if job is not None and job["state"] == "running" else run_view)(store_path, run_id)
     start_form(store_path)
     st.subheader("Training runs")

@@ -1,7 +1,7 @@
 """salad: measure, explain and close the text-speech understanding gap of speech-adapted LLMs.
 
 Implements SALAD (Cuervo et al., arXiv 2510.13632): cross-modal distillation from the original text LLM plus
-active selection of synthetic speech. See the README for the map of modules.
+active selection of synthetic speech. README.md's layout table maps the modules.
 """
 
 __version__ = "0.1.0"

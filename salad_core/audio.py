@@ -160,10 +160,3 @@ def save_audio(path: str | Path, audio: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), _checked_16k(audio), SAMPLE_RATE, format=fmt, subtype="PCM_16")
     return path
-
-
-def audio_to_wav_bytes(audio: np.ndarray) -> bytes:
-    """16 kHz mono 16-bit WAV bytes, e.g. for `st.audio`."""
-    buffer = io.BytesIO()
-    sf.write(buffer, _checked_16k(audio), SAMPLE_RATE, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()

@@ -7,6 +7,7 @@
     salad sweep --alphas 0,1 --seeds 0,1,2 --jobs 2 [--budgets-hours 10,20] [-- train flags]
     salad select --from RUN --gamma 5 --budget 10%  Stage II active selection of synthetic speech
     salad train --stage 2 --from RUN [--round ID]  Stage II: continue RUN on natural + selected speech
+    salad runs [--kind train] [show RUN]   the store's runs; one with its config, lineage and headline metrics
     salad tasks [--json]          the spoken task suite buildable here
     salad voices [--json]         TTS engines and their voices
 
@@ -23,47 +24,23 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 
+from salad_core.console import HEADLINE, format_eval, format_round, run_summary
+
 
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
-    from salad_core.eval.vocabulary import K_SHOT, LANES, SCORINGS
-    from salad_core.presets import PRESETS
+    from salad_core.eval.config import CHOICES, EvalConfig
+    from salad_core.flags import add_dataclass_flags
 
-    model = parser.add_argument_group("model (default: the offline preset 'smol')")
-    model.add_argument("--preset", default="smol", choices=sorted(PRESETS))
-    model.add_argument("--model", dest="model_path", help="a saved SaladModel folder (overrides --preset)")
-    model.add_argument("--llm", help="LLM hub id, alias or local folder (overrides the preset's)")
-    model.add_argument("--encoder", help="Whisper-family encoder hub id, alias or local folder")
-    data = parser.add_argument_group("data")
-    data.add_argument("--tasks", type=_csv, help="comma-separated task names (default: all available)")
-    data.add_argument("--limit", type=int, help="items per task")
-    data.add_argument("--split", choices=("dev", "test"), help="the split scored (default test; dev while choosing)")
-    data.add_argument("--manifest", help="JSONL file of your own spoken items (see docs/manifest.md)")
-    data.add_argument("--voice", help="TTS voice for questions: engine:voice[@speed] (default flite:slt@1); "
-                      "'world': mini-world tasks as the world spoke them (held-out voices, cached frames)")
-    data.add_argument("--voices", type=_csv, metavar="CONDITION[,CONDITION...]",
-                      help="a sweep: hear every question in each condition, engine:voice[@speed][+noise<SNR dB>] or "
-                      "'recorded' (the manifest's recordings); text lanes are scored once, the gap per condition. "
-                      "The first condition is the run's reference voice.")
-    scoring = parser.add_argument_group("scoring")
-    scoring.add_argument("--k-shot", dest="k_shot", type=int, default=K_SHOT)
-    scoring.add_argument("--scoring", default="acc_norm", choices=SCORINGS)
-    scoring.add_argument("--asr", default="whisper-base", help="the cascade's ASR model")
-    scoring.add_argument("--asr-beam", dest="asr_beam", type=int, default=1, help="ASR beam size (1 = greedy)")
-    scoring.add_argument("--probe-limit", dest="probe_limit", type=int, default=10,
-                         help="dev items per task for item_F and item_M (the question heard, the answer read)")
-    scoring.add_argument("--no-corpus", dest="corpus", action="store_false", default=None,
-                         help="skip corpus F and M (on the model's held-out probe documents: the world's, or broad text)")
-    scoring.add_argument("--seed", type=int, default=0)
-    scoring.add_argument("--lanes", type=_csv, default=list(LANES),
-                         help=f"comma-separated lanes to score (default: {','.join(LANES)})")
+    add_dataclass_flags(parser, EvalConfig, choices=CHOICES)
 
 
 def cmd_eval(args: argparse.Namespace) -> dict:
-    from salad_core.eval.runner import EvalConfig, run_eval
+    from salad_core.eval.config import EvalConfig
+    from salad_core.eval.runner import run_eval
     from salad_core.store import Store
 
     fields = {k: getattr(args, k) for k in EvalConfig.__dataclass_fields__ if getattr(args, k, None) is not None}
@@ -73,32 +50,6 @@ def cmd_eval(args: argparse.Namespace) -> dict:
     if not args.json:
         print(format_eval(result))
     return result
-
-
-def format_eval(result: dict) -> str:
-    cols = ("n", "text_acc_base", "text_acc", "speech_acc", "cascade_acc", "cascade_wer", "gap", "forgetting", "misalignment")
-    lines = [f"run {result['run_id']}  (scoring: {result['scoring']}, {result['k_shot']}-shot, voice {result['voice']})",
-             f"{'task':<14}" + "".join(f"{c:>14}" for c in cols)]
-    for task, row in result["tasks"].items():
-        cells = "".join(f"{'-' if row[c] is None else format(row[c], '.3f') if c != 'n' else row[c]:>14}" for c in cols)
-        lines.append(f"{task:<14}{cells}")
-    lines.append(f"corpus F = {_fmt(result['F'])}, M = {_fmt(result['M'])} nats/token (held-out documents); "
-                 f"item_F = {_fmt(result['item_F'])}, item_M = {_fmt(result['item_M'])} (the tasks' dev items)")
-    for domain, row in result.get("corpus", {}).items():
-        if domain != "__all__":
-            lines.append(f"  {domain:<14} F {_fmt(row['F'])}  M {_fmt(row['M'])}  ({row['m_tokens']} text positions)")
-    if result.get("conditions"):
-        lines.append(f"{'voice condition':<28}{'task':<14}{'n':>5}{'speech_acc':>12}{'gap':>9}  gap 95 % CI")
-        for entry in result["conditions"]:
-            for task, row in entry["tasks"].items():
-                low, high = row["ci"].get("gap", [None, None])
-                lines.append(f"{entry['condition']:<28}{task:<14}{row['n']:>5}{_fmt(row['speech_acc']):>12}"
-                             f"{_fmt(row['gap']):>9}  [{_fmt(low)}, {_fmt(high)}]")
-    return "\n".join(lines)
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4f}"
 
 
 def add_train_args(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +78,7 @@ def stage2_config(args: argparse.Namespace, store):
     from dataclasses import fields
 
     from salad_core.train.config import TrainConfig
+    from salad_core.train.stage2 import latest_round, stage2_of
 
     if not args.from_run:
         raise ValueError("--stage 2 needs --from RUN, the Stage I run to continue. Fix: add --from train-….")
@@ -137,27 +89,6 @@ def stage2_config(args: argparse.Namespace, store):
     skip = {"preset", "stage", "from_run", "round_id"}
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name not in skip}
     return stage2_of(store, args.from_run, round_id, **given)
-
-
-def stage2_of(store, from_run: str, round_id: str, **options):
-    """Stage II always continues the lineage's Stage I run from its pre-decay checkpoint (a later round adds its
-    speech to the earlier rounds'), so `from_run` may be a Stage I or a Stage II run."""
-    from salad_core.select.round import stage1_root
-    from salad_core.train.config import TrainConfig
-
-    root = stage1_root(store, from_run)
-    stage1 = TrainConfig.from_dict(store.runs("train").set_index("run_id").loc[root, "config"])
-    return TrainConfig.stage2(stage1, root, round_id, **options)
-
-
-def latest_round(store, from_run: str) -> str:
-    rounds = store.runs("select")
-    mine = [r for r, status, c in zip(rounds["run_id"], rounds["status"], rounds["config"])
-            if status == "done" and isinstance(c, dict) and c.get("from_run") == from_run]
-    if not mine:
-        raise ValueError(f"no finished selection round was made from {from_run}. Fix: run "
-                         f"`salad select --from {from_run}` first, or name one with --round.")
-    return mine[0]  # runs() lists newest first
 
 
 def cmd_train(args: argparse.Namespace) -> dict | None:
@@ -179,6 +110,7 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
 
 def train_and_evaluate(config, store, resume: str | None, evaluate: bool, quiet: bool) -> dict | None:
     """Train (or resume), then `salad eval` the final model unless told not to; the summary `--json` prints."""
+    from salad_core.train.evaluate import final_evaluation
     from salad_core.train.trainer import DIVERGENCE_KEYS, DistillTrainer, every_core_while_others_wait
 
     summary = DistillTrainer(config, store, resume=resume).train()
@@ -188,7 +120,7 @@ def train_and_evaluate(config, store, resume: str | None, evaluate: bool, quiet:
         return None
     if evaluate:
         with every_core_while_others_wait():
-            summary["eval"] = final_eval(summary, config, store)
+            summary["eval"] = final_evaluation(summary["run_dir"], config, store)
         summary.update({k: summary["eval"][k] for k in DIVERGENCE_KEYS})  # the final model's, on every test item
     if not quiet:
         print(f"run {summary['run_id']}: {summary['steps']} steps, {summary['tokens']} text tokens, "
@@ -224,22 +156,6 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     return result
 
 
-def final_eval(summary: dict, config, store) -> dict:
-    """`salad eval` of the final model on every item of the run's `final_split` (test, or dev while a recipe is
-    chosen) of the world's tasks, each question as the world spoke it (held-out voices, cached frames). The ASR
-    cascade is left out here: `salad eval --voice world` adds it."""
-    from salad_core.eval.runner import EvalConfig, run_eval
-    from salad_core.eval.vocabulary import WORLD_VOICE
-    from salad_core.world import preset_world
-
-    world = preset_world(config.preset)
-    tasks = [d.task for d in world.domains]
-    eval_config = EvalConfig(preset=config.preset, model_path=str(summary["run_dir"]) + "/final", tasks=tasks,
-                             voice=WORLD_VOICE, seed=config.seed, lanes=["base_text", "text", "speech"],
-                             split=config.final_split)
-    return run_eval(eval_config, store)
-
-
 def cmd_tasks(args: argparse.Namespace) -> list[dict]:
     from salad_core.tasks import available_tasks, get_task
 
@@ -263,6 +179,49 @@ def cmd_voices(args: argparse.Namespace) -> dict:
         for engine, names in voices.items():
             print(f"{engine:<8} {len(names):>4} voices: {', '.join(names[:12])}{' ...' if len(names) > 12 else ''}")
     return voices
+
+
+def add_runs_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=("list", "show"), default="list",
+                        help="list the runs (default), or show one with its config, lineage and headline metrics")
+    parser.add_argument("run_id", nargs="?", help="show: the run")
+    parser.add_argument("--kind", choices=("train", "eval", "select"), help="list: only runs of this kind")
+
+
+def cmd_runs(args: argparse.Namespace) -> dict | list:
+    from salad_core.compare import final_eval_run
+    from salad_core.eval.vocabulary import ALL_TASKS
+    from salad_core.runs import Lineage
+    from salad_core.store import Store
+
+    store = Store(args.db)
+    runs = store.runs(args.kind)
+    if args.action == "list":
+        rows = [{"run_id": r["run_id"], "kind": r["kind"], "status": r["status"], "created_at": str(r["created_at"]),
+                 "summary": run_summary(r["kind"], r["config"] or {}), "parent_run": r["parent_run"]}
+                for _, r in runs.iterrows()]
+        if not args.json:
+            for r in rows:
+                print(f"{r['run_id']:<28} {r['status']:<8} {r['summary']}")
+        return rows
+    if not args.run_id or args.run_id not in set(store.runs()["run_id"]):
+        raise ValueError(f"no run {args.run_id!r} in {store.path}. Fix: pick one from `salad runs`.")
+    run = store.runs().set_index("run_id").loc[args.run_id]
+    scored = final_eval_run(store, args.run_id) if run["kind"] == "train" else args.run_id
+    metrics = store.metrics(scored) if scored and run["kind"] != "select" else None
+    headline = {} if metrics is None else {
+        m: float(v) for m, v in metrics[(metrics["task"] == ALL_TASKS) & metrics["step"].isna()].set_index("metric")
+        ["value"].items() if m in HEADLINE}
+    shown = {"run_id": args.run_id, "kind": run["kind"], "status": run["status"], "error": run["error"],
+             "created_at": str(run["created_at"]), "lineage": Lineage.of(store).chain(args.run_id),
+             "final_eval": scored if run["kind"] == "train" else None, "metrics": headline, "config": run["config"]}
+    if not args.json:
+        print(f"{args.run_id}: {run['kind']} run, {run['status']}; {run_summary(run['kind'], run['config'] or {})}")
+        print("lineage: " + " <- ".join(shown["lineage"]))
+        for name, value in headline.items():
+            print(f"  {name:<14} {value:.3f}")
+        print(json.dumps(run["config"], indent=1, default=str))
+    return shown
 
 
 def add_world_args(parser: argparse.ArgumentParser) -> None:
@@ -342,7 +301,7 @@ def train_stage2_process(from_run: str, round_id: str, db: str | None) -> dict:
     """Stage II on a round in a process of its own (`salad train --stage 2 … --json`; its progress on stderr).
 
     Trained inside the selection's process, every step ran about 8 times slower (160 mini steps in 1,000 s against
-    123 s under the same load; README, Stage II): whatever the selection's models leave behind in a process stays
+    123 s under the same load; docs/results/engineering.md): whatever the selection's models leave behind in a process stays
     out of training.
     """
     import subprocess
@@ -357,24 +316,13 @@ def train_stage2_process(from_run: str, round_id: str, db: str | None) -> dict:
     return json.loads(done.stdout)
 
 
-def format_round(result: dict) -> str:
-    lines = [f"round {result['round_id']} from {result['from_run']}: {result['strategy']}, γ = {result['gamma']:g}, "
-             f"{result['selected_hours'] * 60:.1f} of {result['budget_hours'] * 60:.1f} min selected "
-             f"({result['n_selected']} documents)",
-             f"{'cluster':>7} {'domain':<12} {'size':>6} {'P_web':>7} {'M':>7} {'CER':>6} {'P_target':>9} {'picked':>7}"]
-    for c in sorted(result["clusters"], key=lambda c: -(c["m"] or 0)):
-        flag = " filtered" if c["filtered"] else ""
-        lines.append(f"{c['id']:>7} {str(c['domain']):<12} {c['size']:>6} {c['p_web']:>7.3f} {_fmt(c['m']):>7} "
-                     f"{_fmt(c['cer']):>6} {c['p_target']:>9.3f} {c['n_selected']:>7}{flag}")
-    return "\n".join(lines)
-
-
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], object], str, Callable | None]] = {
     "eval": (cmd_eval, "text-speech gap per task: every lane on every item, with confidence intervals", add_eval_args),
     "train": (cmd_train, "Stage I: cross-modal distillation from the original LLM (SALAD)", add_train_args),
     "sweep": (cmd_sweep, "a grid of Stage I runs over alpha and speech budget", add_sweep_args),
     "select": (cmd_select, "Stage II: score clusters of the text corpus and select synthetic speech where the "
                "model is most misaligned", add_select_args),
+    "runs": (cmd_runs, "list the store's runs, or show one (config, lineage, headline metrics)", add_runs_args),
     "tasks": (cmd_tasks, "list the spoken task suite", None),
     "voices": (cmd_voices, "list TTS engines and voices", None),
     "world": (cmd_world, "build or describe the mini world (text, MC tasks, synthetic speech)", add_world_args),

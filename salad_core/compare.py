@@ -17,13 +17,11 @@ from salad_core.store import Store
 
 
 def final_eval_run(store: Store, run_id: str) -> str | None:
-    """The `salad eval` run that training made of its final model, if there is one: the earliest evaluation of that
-    model, since a user may evaluate it again later on other items or voices."""
-    evals = store.runs("eval").sort_values("created_at")
-    suffix = f"{run_id}/final"
-    mine = [r for r, c in zip(evals["run_id"], evals["config"])
-            if isinstance(c, dict) and str(c.get("model_path") or "").rstrip("/").endswith(suffix)]
-    return mine[0] if mine else None
+    """The `salad eval` run of a training run's final model (the store's `final_eval`: the first evaluation of that
+    model, since a user may evaluate it again later on other items or voices), if there is one."""
+    runs = store.runs("train").set_index("run_id")
+    value = runs["final_eval"].get(run_id) if "final_eval" in runs else None
+    return value if isinstance(value, str) and value else None
 
 
 def final_evaluation(store: Store, run_id: str) -> pd.DataFrame:

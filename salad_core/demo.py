@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from salad_core.eval.config import EvalConfig
 from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for
 from salad_core.eval.metrics import choose
-from salad_core.eval.runner import EvalConfig, build_model
+from salad_core.eval.runner import build_model
 from salad_core.eval.vocabulary import LANE_LABELS
 from salad_core.tasks import Item
 

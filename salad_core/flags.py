@@ -14,7 +14,7 @@ import io
 import tokenize
 from dataclasses import MISSING, dataclass, fields
 
-FLAG_ALIASES = {"from_run": ["--from"], "round_id": ["--round"]}  # the names the Stage II docs use
+FLAG_ALIASES = {"from_run": ["--from"], "round_id": ["--round"], "model_path": ["--model"]}  # the names docs use
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,9 @@ class FieldSpec:
     """What a form or a parser needs to know of one config field."""
 
     name: str
-    kind: type  # int | float | str | bool
+    kind: type  # int | float | str | bool (of each element, for a list)
     optional: bool  # None is a value (e.g. a budget left unset)
+    is_list: bool  # comma-separated on the command line
     default: object
     choices: tuple | None
     help: str
@@ -49,6 +50,8 @@ def field_comments(cls) -> dict[str, str]:
 def _kind(annotation: str, default: object) -> type:
     if default is not None and not isinstance(default, (list, tuple)):
         return type(default)
+    if "list[str]" in str(annotation):
+        return str
     for name, kind in (("bool", bool), ("float", float), ("int", int)):
         if name in str(annotation):
             return kind
@@ -59,10 +62,15 @@ def field_specs(cls, choices: dict[str, tuple] | None = None) -> list[FieldSpec]
     comments = field_comments(cls)
     specs = []
     for f in fields(cls):
-        default = f.default if f.default is not MISSING else None
-        specs.append(FieldSpec(f.name, _kind(f.type, default), "None" in str(f.type), default,
+        default = f.default if f.default is not MISSING else (f.default_factory() if f.default_factory is not MISSING
+                                                               else None)
+        specs.append(FieldSpec(f.name, _kind(f.type, default), "None" in str(f.type), "list[" in str(f.type), default,
                                (choices or {}).get(f.name), comments.get(f.name, "")))
     return specs
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls, recipes: dict[str, dict] | None = None,
@@ -70,13 +78,21 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, recipes: dict[str,
     """One flag per field, default None: a flag not given leaves the field to the recipe, then to the default."""
     for spec in field_specs(cls, choices):
         given = ", ".join(f"{p}: {r[spec.name]}" for p, r in (recipes or {}).items() if spec.name in r)
-        text = f"{spec.help} (default: {spec.default}{'; preset ' + given if given else ''})".strip()
-        parser.add_argument(*FLAG_ALIASES.get(spec.name, []), spec.flag, dest=spec.name, type=spec.kind, default=None,
-                            choices=spec.choices, help=text.replace("%", "%%"))
+        shown = ",".join(spec.default) if spec.is_list and spec.default else spec.default
+        text = f"{spec.help} (default: {shown}{'; preset ' + given if given else ''})".strip().replace("%", "%%")
+        if spec.kind is bool:  # on by default: a --no- flag turns it off
+            parser.add_argument("--no-" + spec.name.replace("_", "-"), dest=spec.name, action="store_false",
+                                default=None, help=f"leave out: {spec.help}")
+        else:
+            parser.add_argument(*FLAG_ALIASES.get(spec.name, []), spec.flag, dest=spec.name, default=None,
+                                type=_csv if spec.is_list else spec.kind, help=text,
+                                choices=None if spec.is_list else spec.choices)
 
 
 def flag_value(value: object) -> str:
-    """A value as its flag's text; floats by repr, so that parsing it back gives the same float."""
+    """A value as its flag's text; floats by repr, so that parsing it back gives the same float; lists joined."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
     return repr(value) if isinstance(value, float) else str(value)
 
 
@@ -95,5 +111,10 @@ def to_argv(config, base=None, skip: tuple[str, ...] = ()) -> list[str]:
         if value is None:
             raise ValueError(f"{type(config).__name__}.{f.name} is None where the base has {start!r}: a command "
                              "line cannot unset a field. Fix: start from a base that leaves it unset.")
-        argv += ["--" + f.name.replace("_", "-"), flag_value(value)]
+        if isinstance(value, bool):
+            if value:
+                raise ValueError(f"{type(config).__name__}.{f.name}: only an on-by-default switch has a flag.")
+            argv.append("--no-" + f.name.replace("_", "-"))
+        else:
+            argv += ["--" + f.name.replace("_", "-"), flag_value(value)]
     return argv

@@ -33,6 +33,8 @@ from salad_core.paths import REPO_ROOT, data_dir
 from salad_core.progress import PROGRESS_ENV, read_progress
 
 DEFAULT_MODULE = "salad_core.cli"
+JOB_ENV = "SALAD_JOB_FOLDER"  # set in a job's command: the folder where it notes the run it created
+RUN_FILE = "run_id"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CHILDREN: dict[str, subprocess.Popen] = {}  # supervisors this process started: polled so they never linger as zombies
 
@@ -162,14 +164,11 @@ def _alive(job_id: str, pid: int | None) -> bool:
     return True
 
 
-def pid_file_alive(path: str | Path) -> bool:
-    """Whether the process whose id a pid file holds is still running (a run started outside the dashboard)."""
-    try:
-        pid = int(Path(path).read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return False
-    return True
+def note_run(run_id: str) -> None:
+    """Inside a job's command: record the run it created (`job_status(...)["run_id"]`); nothing outside a job."""
+    folder = os.environ.get(JOB_ENV)
+    if folder and Path(folder).is_dir():
+        (Path(folder) / RUN_FILE).write_text(run_id)
 
 
 def job_log(job_id: str, stream: str = "stderr", lines: int = 30) -> str:
@@ -191,14 +190,16 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 def job_status(job_id: str) -> dict:
-    """{job_id, name, args, pid, started_at, state, exit_code, finished_at, progress, error}."""
+    """{job_id, name, args, pid, started_at, state, exit_code, finished_at, progress, error, run_id} (run_id: the run
+    the job's command created, once it has noted it)."""
     folder = _folder(job_id)
     meta = _read_json(folder / "job.json") or {}
     ended = _read_json(folder / "exit.json")
     stopped = (folder / "stopped").exists()
     status = {**{k: meta.get(k) for k in ("job_id", "name", "args", "pid", "started_at")},
               "exit_code": ended and ended["exit_code"], "finished_at": ended and ended["finished_at"],
-              "progress": read_progress(folder / "progress.json"), "error": None}
+              "progress": read_progress(folder / "progress.json"), "error": None,
+              "run_id": (folder / RUN_FILE).read_text().strip() if (folder / RUN_FILE).is_file() else None}
     if ended is None and _alive(job_id, meta.get("pid")):
         status["state"] = "running"
     elif stopped:
@@ -252,7 +253,7 @@ def _supervise(folder: Path) -> int:
     if meta is None:
         print(f"job.json missing or unreadable in {folder}", file=sys.stderr)
         return 2
-    env = {**os.environ, **meta.get("env", {}), PROGRESS_ENV: str(folder / "progress.json")}
+    env = {**os.environ, **meta.get("env", {}), PROGRESS_ENV: str(folder / "progress.json"), JOB_ENV: str(folder)}
     # stop_job signals the whole group, so the command gets SIGTERM too; stay alive to record how it ended.
     # (A Python-level handler is not inherited across exec: the command keeps the default action.)
     signal.signal(signal.SIGTERM, lambda *_: None)

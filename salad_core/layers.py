@@ -11,13 +11,13 @@ from __future__ import annotations
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("utilities", ("salad_core", "paths", "text", "progress", "flags", "schedule", "maps", "assets", "jobs", "store",
-                   "losses", "analysis", "layers", "options", "eval.vocabulary")),
+                   "schema", "losses", "fitting", "analysis", "layers", "options", "runs", "eval.vocabulary")),
     ("speech", ("audio", "tts", "asr")),
     ("models and tasks", ("model", "tasks", "clips", "documents", "presets")),
     ("evaluation", ("eval",)),
     ("the mini world", ("world",)),
     ("recipes", ("train", "select", "explore", "compare")),
-    ("entry points", ("cli", "demo")),
+    ("entry points", ("cli", "console", "demo")),
     ("dashboard", ("dashboard", "pages")),
 )
 

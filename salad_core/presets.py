@@ -41,7 +41,7 @@ PRESETS = {
             "the mini world: its pretrained tiny LM + frozen Whisper tiny.en encoder + 1-layer adapter (CPU training)",
             llm_name="world:mini",
             encoder_name="openai/whisper-tiny.en",
-            # one layer: 20 % less time per Stage I step than two, and as accurate (README, Stage I)
+            # one layer: 20 % less time per Stage I step than two, and as accurate (docs/results/engineering.md)
             adapter_layers=1,
             adapter_width=256,
             adapter_heads=4,

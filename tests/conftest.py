@@ -132,6 +132,11 @@ def build_fixture_store(path: Path, audio_dir: Path) -> Store:
     return store
 
 
+def fixture_run(store: Store) -> str:
+    """The newest evaluation run of a store (the fixture store's one run)."""
+    return str(store.runs("eval")["run_id"].iloc[0])
+
+
 @pytest.fixture(scope="session")
 def fixture_store_template(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """Built once per test session; tests get copies (`fixture_store`), so they may write to them."""
@@ -143,7 +148,7 @@ def fixture_store_template(tmp_path_factory: pytest.TempPathFactory) -> Store:
 def fixture_store(tmp_path: Path, fixture_store_template: Store) -> Store:
     """A finished eval run over 12 items in all four lanes, in a store file of this test's own.
 
-    `fixture_store.latest_run()` gives the run id; the audio files are shared (read them, do not change them).
+    `fixture_run(fixture_store)` gives the run id; the audio files are shared (read them, do not change them).
     """
     path = tmp_path / "salad.duckdb"
     shutil.copyfile(fixture_store_template.path, path)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from salad_core import analysis
+from salad_core import analysis, fitting
 from salad_core.eval.vocabulary import ALL_TASKS
 from salad_core.schedule import lr_factor
 from salad_core.store import Store
@@ -108,7 +108,7 @@ def points(sweep_store) -> pd.DataFrame:
 
 
 def test_linear_fit_of_an_exact_line():
-    fit = analysis.linear_fit([1, 2, 3, 4, 5], [3, 5, 7, 9, 11])
+    fit = fitting.linear_fit([1, 2, 3, 4, 5], [3, 5, 7, 9, 11])
     assert (fit.slope, fit.intercept, fit.n) == (pytest.approx(2), pytest.approx(1), 5)
     assert fit.r2 == pytest.approx(1) and fit.loo_r2 == pytest.approx(1)
     assert fit.predict(10) == pytest.approx(21)
@@ -124,19 +124,19 @@ def test_loo_r2_matches_refitting_without_each_point():
         slope, intercept = np.polyfit(x[keep], y[keep], 1)
         press += (y[i] - intercept - slope * x[i]) ** 2
     expected = 1 - press / np.sum((y - y.mean()) ** 2)
-    assert analysis.loo_r2(x, y) == pytest.approx(expected, rel=1e-9)
-    assert analysis.linear_fit(x, y).loo_r2 < analysis.linear_fit(x, y).r2
+    assert fitting.loo_r2(x, y) == pytest.approx(expected, rel=1e-9)
+    assert fitting.linear_fit(x, y).loo_r2 < fitting.linear_fit(x, y).r2
 
 
 def test_linear_fit_drops_non_finite_pairs_and_rejects_bad_input():
-    fit = analysis.linear_fit([1, 2, np.nan, 3, 4], [2, 4, 100, 6, 8])
+    fit = fitting.linear_fit([1, 2, np.nan, 3, 4], [2, 4, 100, 6, 8])
     assert fit.n == 4 and fit.slope == pytest.approx(2)
     with pytest.raises(analysis.AnalysisError, match=r"differ in length \(x=3, y=2\)"):
-        analysis.linear_fit([1, 2, 3], [1, 2])
+        fitting.linear_fit([1, 2, 3], [1, 2])
     with pytest.raises(analysis.AnalysisError, match="at least 3 finite points"):
-        analysis.linear_fit([1, 2], [1, 2])
+        fitting.linear_fit([1, 2], [1, 2])
     with pytest.raises(analysis.AnalysisError, match="all x equal"):
-        analysis.linear_fit([1, 1, 1], [1, 2, 3])
+        fitting.linear_fit([1, 1, 1], [1, 2, 3])
 
 
 def test_partial_r2_is_the_squared_partial_correlation():
@@ -150,12 +150,12 @@ def test_partial_r2_is_the_squared_partial_correlation():
         return a - intercept - slope * b
 
     expected = np.corrcoef(resid(y, c), resid(x, c))[0, 1] ** 2
-    assert analysis.partial_r2(y, x, c) == pytest.approx(expected, rel=1e-9)
-    assert analysis.partial_r2(y, x, [c]) == pytest.approx(expected, rel=1e-9)
+    assert fitting.partial_r2(y, x, c) == pytest.approx(expected, rel=1e-9)
+    assert fitting.partial_r2(y, x, [c]) == pytest.approx(expected, rel=1e-9)
     noise = rng.normal(size=40)
-    assert analysis.partial_r2(3 * c + 0.01 * rng.normal(size=40), noise, c) < 0.1  # x adds nothing beyond c
+    assert fitting.partial_r2(3 * c + 0.01 * rng.normal(size=40), noise, c) < 0.1  # x adds nothing beyond c
     with pytest.raises(analysis.AnalysisError, match="controls have 3 rows but y has 40"):
-        analysis.partial_r2(y, x, np.ones((3, 1)))
+        fitting.partial_r2(y, x, np.ones((3, 1)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def test_partial_r2_is_the_squared_partial_correlation():
 
 def test_power_law_recovers_known_parameters_on_token_scale():
     d = np.geomspace(1e5, 1e9, 12)
-    fit = analysis.fit_power_law(d, analysis.power_law(d, 0.2, 50.0, 0.4))
+    fit = fitting.fit_power_law(d, fitting.power_law(d, 0.2, 50.0, 0.4))
     assert fit.ok and fit.n == 12
     assert (fit.e, fit.b, fit.beta) == (pytest.approx(0.2, rel=1e-4), pytest.approx(50, rel=1e-3),
                                         pytest.approx(0.4, rel=1e-4))
@@ -174,8 +174,8 @@ def test_power_law_recovers_known_parameters_on_token_scale():
 def test_power_law_with_noise_lies_within_its_standard_errors():
     rng = np.random.default_rng(3)
     d = np.geomspace(1e4, 1e7, 20)
-    m = analysis.power_law(d, 0.3, 20.0, 0.5) + rng.normal(0, 0.005, d.size)
-    fit = analysis.fit_power_law(d, m)
+    m = fitting.power_law(d, 0.3, 20.0, 0.5) + rng.normal(0, 0.005, d.size)
+    fit = fitting.fit_power_law(d, m)
     assert fit.ok and fit.message == "ok"
     assert 0 < fit.e_se < 0.05 and 0 < fit.beta_se < 0.2
     assert abs(fit.e - 0.3) < 3 * fit.e_se and abs(fit.beta - 0.5) < 3 * fit.beta_se
@@ -183,7 +183,7 @@ def test_power_law_with_noise_lies_within_its_standard_errors():
 
 def test_a_growing_curve_fits_with_negative_b():
     d = np.geomspace(1e3, 1e6, 10)
-    fit = analysis.fit_power_law(d, analysis.power_law(d, 1.0, -3.0, 0.3))
+    fit = fitting.fit_power_law(d, fitting.power_law(d, 1.0, -3.0, 0.3))
     assert fit.ok and fit.b == pytest.approx(-3, rel=1e-3) and fit.e == pytest.approx(1.0, rel=1e-3)
 
 
@@ -193,7 +193,7 @@ def test_a_growing_curve_fits_with_negative_b():
     ([5, 5, 5, 6], [4, 3, 2, 1], "at least 3 different values"),
 ])
 def test_power_law_failures_are_flagged(d, m, why):
-    fit = analysis.fit_power_law(d, m)
+    fit = fitting.fit_power_law(d, m)
     assert not fit.ok and why in fit.message and math.isnan(fit.e)
     assert np.isnan(fit.predict(10.0))
 
@@ -289,17 +289,17 @@ def test_the_papers_scatters_on_the_sweep(points):
 
 
 def test_power_law_per_alpha_orders_the_floors(points):
-    fits = analysis.fit_power_laws(points, "tokens", "M")
+    fits = fitting.fit_power_laws(points, "tokens", "M")
     assert set(fits) == {0.0, 0.5, 1.0}
     for alpha, (e, _, beta) in POWER.items():
         fit = fits[alpha]
         assert fit.ok and abs(fit.e - e) < 3 * fit.e_se and abs(fit.beta - beta) < 3 * fit.beta_se
     assert fits[1.0].n == 16 and fits[1.0].e < fits[0.5].e
     assert not fits[0.0].ok and "does not level off" in fits[0.0].message  # plain NLL: M keeps growing
-    table = analysis.power_law_table(fits)
+    table = fitting.power_law_table(fits)
     assert table["alpha"].tolist() == [0.0, 0.5, 1.0] and table["points"].tolist() == [10, 6, 16]
     with pytest.raises(analysis.AnalysisError, match="no column 'hours'"):
-        analysis.fit_power_laws(points, "hours")
+        fitting.fit_power_laws(points, "hours")
 
 
 def test_compare_runs_puts_final_values_side_by_side(sweep_store):

@@ -3,17 +3,16 @@ store (automatic job start switched off with SALAD_NO_AUTOSTART=1; a real job is
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 import time
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from salad_core import jobs
 from salad_core.eval.vocabulary import ALL_TASKS
 from salad_core.paths import REPO_ROOT
+from tests.conftest import fixture_run
 
 APP = str(REPO_ROOT / "dashboard" / "app.py")
 
@@ -36,7 +35,7 @@ def test_gap_page_on_the_fixture_store(fixture_store, monkeypatch):
     monkeypatch.setenv("SALAD_STORE", str(fixture_store.path))
     at = run_app()
     assert not at.exception
-    run_id = fixture_store.latest_run()
+    run_id = fixture_run(fixture_store)
     assert at.sidebar.selectbox(key="sidebar_run").value == run_id and at.session_state["run_id"] == run_id
     assert texts(at.title) == ["Gap per task"]
     banner = " ".join(w.value for w in at.warning)
@@ -73,7 +72,7 @@ def test_a_missing_audio_file_is_named(fixture_store):
 
 
 def test_no_chance_banner_when_speech_beats_chance(fixture_store):
-    run_id = fixture_store.latest_run()
+    run_id = fixture_run(fixture_store)
     fixture_store.add_metrics(run_id, [{"task": t, "metric": "speech_acc", "value": 0.8, "ci_low": 0.7,
                                         "ci_high": 0.9, "n": 6} for t in ("capitals", "symbols", ALL_TASKS)])
     at = run_app(store_path=str(fixture_store.path))

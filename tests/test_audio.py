@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from salad_core.audio import SAMPLE_RATE, AudioError, audio_to_wav_bytes, load_audio, resample, save_audio
+from salad_core.audio import SAMPLE_RATE, AudioError, load_audio, resample, save_audio
 
 
 def sine(seconds: float, rate: int, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
@@ -121,12 +121,3 @@ def test_save_round_trips_flac_and_wav(tmp_path):
         np.testing.assert_allclose(load_audio(path), x, atol=1e-4)
     with pytest.raises(AudioError, match=r"unsupported suffix '.mp3'.*\.flac or \.wav"):
         save_audio(tmp_path / "x.mp3", x)
-
-
-def test_wav_bytes_for_players():
-    x = sine(0.25, SAMPLE_RATE)
-    data = audio_to_wav_bytes(x)
-    assert data[:4] == b"RIFF"
-    np.testing.assert_allclose(load_audio(data), x, atol=1e-4)
-    with pytest.raises(AudioError, match="1-D mono"):
-        audio_to_wav_bytes(np.zeros((2, 10), np.float32))

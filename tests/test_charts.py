@@ -7,11 +7,12 @@ import pytest
 
 from dashboard import charts, views
 from salad_core.eval.vocabulary import ALL_TASKS
+from tests.conftest import fixture_run
 
 
 @pytest.fixture
 def frames(fixture_store):
-    run_id = fixture_store.latest_run()
+    run_id = fixture_run(fixture_store)
     return views.final_metrics(fixture_store.metrics(run_id)), fixture_store.paired_items(run_id)
 
 
@@ -103,7 +104,7 @@ def test_item_filters_and_tables(frames):
 def test_option_table_marks_answer_and_picks(fixture_store, frames):
     _, paired = frames
     item = paired.set_index("item_id").loc["symbols@1/5"]
-    scores = fixture_store.option_scores(fixture_store.latest_run(), "symbols@1/5")
+    scores = fixture_store.option_scores(fixture_run(fixture_store), "symbols@1/5")
     table = views.option_table(item, scores)
     assert table["option"].tolist() == item["choices"]
     assert table.loc[item["answer"], "answer"] == "✓"

@@ -97,7 +97,8 @@ def test_divergence_estimates_weight_tokens_and_bracket_the_value():
 
 def test_world_voice_uses_the_worlds_own_spoken_questions(tmp_path):
     """`--voice world`: each nano-world item heard in its held-out evaluation voice, with the world's cached frames."""
-    from salad_core.eval.runner import EvalConfig, run_eval
+    from salad_core.eval.config import EvalConfig
+    from salad_core.eval.runner import run_eval
     from salad_core.tasks.registry import task_spec
     from salad_core.world import preset_world
 

@@ -21,6 +21,9 @@ COUNTER = """
             time.sleep(0.03)
             progress.update(message=f"item {i}")
     print("counted", n)
+    if "--note" in sys.argv:
+        from salad_core.jobs import note_run
+        note_run("train-counted")
     if "--fail" in sys.argv:
         print("RuntimeError: the counter was told to fail", file=sys.stderr)
         sys.exit(3)
@@ -161,3 +164,12 @@ def test_bad_job_requests_raise_clear_errors(job_env):
     with pytest.raises(jobs.JobError, match="No job"):
         jobs.stop_job("../../etc")
     assert jobs.list_jobs() == []
+
+
+def test_a_jobs_command_notes_the_run_it_created(job_env, monkeypatch):
+    job_id = jobs.start_job(["2", "--note"], "count", module="salad_counter")
+    assert wait_until_ended(job_id)["run_id"] == "train-counted"
+    plain = jobs.start_job(["2"], "count", module="salad_counter")
+    assert wait_until_ended(plain)["run_id"] is None
+    monkeypatch.delenv(jobs.JOB_ENV, raising=False)
+    jobs.note_run("train-outside")  # outside a job: nothing to note, nothing written

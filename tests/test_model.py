@@ -106,7 +106,6 @@ def test_presets_fix_the_parts_and_flags_override_only_what_differs():
 
     smol = model_config("smol")
     assert smol.llm_name == "HuggingFaceTB/SmolLM2-135M-Instruct" and smol.encoder_name == "openai/whisper-base"
-    assert smol.adapter_rate_hz() == 12.5
     other = model_config("smol", llm_name="Qwen/Qwen2.5-3B", encoder_name=None)
     assert other.llm_name == "Qwen/Qwen2.5-3B" and other.encoder_name == "openai/whisper-base"
     with pytest.raises(KeyError, match="presets: mini, nano, smol"):

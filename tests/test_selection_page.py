@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import selection_charts as charts
 from salad_core import compare
 from salad_core.paths import REPO_ROOT
 from salad_core.select import report
+from salad_core.select.config import SelectConfig
 from salad_core.store import Store
 
 APP = str(REPO_ROOT / "dashboard" / "app.py")
@@ -283,7 +283,11 @@ def test_page_with_a_stage1_model_and_no_round_offers_the_form(tmp_path, started
     at.button(key="sel_start").click().run()
     args, name = started[0]
     assert name == "select" and args[:2] == ["select", "--train"]
-    assert args[args.index("--gamma") + 1] == "3" and args[args.index("--budget") + 1] == "5%"
+    from salad_core.cli import build_parser
+
+    parsed = build_parser().parse_args(args)  # the page's command line is the config it shows
+    given = {f: getattr(parsed, f) for f in SelectConfig.__dataclass_fields__ if getattr(parsed, f) is not None}
+    assert SelectConfig(**given) == SelectConfig(from_run=given["from_run"], gamma=3.0, budget="5%")
 
 
 def test_page_shows_a_round_its_allocation_and_the_stage_comparison(store):

@@ -140,11 +140,11 @@ def test_select_train_names_the_round_and_the_command_when_stage2_fails(monkeypa
 
 
 def test_stage2_on_a_chained_round_trains_on_every_round_of_the_lineage_from_the_stage1_checkpoint(rounds):
-    from salad_core.cli import stage2_of
-    from salad_core.select.round import training_rounds
+    from salad_core.runs import Lineage
+    from salad_core.train.stage2 import stage2_of
 
     store, chained = rounds["store"], rounds["chained"]["round_id"]
-    assert training_rounds(store, chained) == [chained, rounds["first"]["round_id"]]
+    assert Lineage.of(store).training_rounds(chained) == [chained, rounds["first"]["round_id"]]
     config = stage2_of(store, rounds["stage2"]["run_id"], chained)
     assert config.stage == 2 and config.from_run == rounds["stage1"]["run_id"] and config.round_id == chained
     assert config.max_steps == 8 and config.decay_fraction == 1.0 and config.warmup_steps == 0

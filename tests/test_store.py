@@ -13,7 +13,7 @@ import time
 
 import duckdb
 import pytest
-from conftest import FIXTURE_F, fixture_items
+from conftest import FIXTURE_F, fixture_items, fixture_run
 
 from salad_core.eval.vocabulary import ALL_TASKS, LANES
 from salad_core.paths import REPO_ROOT
@@ -30,7 +30,7 @@ from salad_core.store import (
 
 
 def test_paired_items_put_every_lane_side_by_side(fixture_store):
-    run_id = fixture_store.latest_run()
+    run_id = fixture_run(fixture_store)
     paired = fixture_store.paired_items(run_id)
     assert len(paired) == 12 and set(paired["task"]) == {"capitals", "symbols"}
     row = paired.set_index("item_id").loc["capitals@1/2"]
@@ -46,7 +46,7 @@ def test_paired_items_put_every_lane_side_by_side(fixture_store):
 
 
 def test_option_scores_name_each_option(fixture_store):
-    scores = fixture_store.option_scores(fixture_store.latest_run(), "symbols@1/0")
+    scores = fixture_store.option_scores(fixture_run(fixture_store), "symbols@1/0")
     assert len(scores) == 4 * len(LANES)
     speech = scores[scores["lane"] == "speech"].set_index("choice_idx")
     assert speech.loc[0, "choice"] == "Au" and bool(speech.loc[0, "is_answer"])
@@ -78,7 +78,7 @@ def test_run_ids_are_short_sortable_and_unique():
 
 
 def test_upserts_replace_rather_than_duplicate(fixture_store):
-    run_id = fixture_store.latest_run()
+    run_id = fixture_run(fixture_store)
     item = fixture_items()[0]
     fixture_store.upsert_items([{**item, "question": "What is the capital of France?"}])
     paired = fixture_store.paired_items(run_id)
@@ -108,14 +108,10 @@ def test_finish_run_records_failure(fixture_store):
     assert run["finished_at"] is not None
 
 
-def test_done_items_lets_a_run_resume(fixture_store):
-    run_id = fixture_store.latest_run()
-    assert fixture_store.done_items(run_id, "cascade") == {it["item_id"] for it in fixture_items()}
-    assert fixture_store.done_items(run_id, "nonexistent-lane") == set()
 
 
 def test_bad_rows_are_skipped_and_named(fixture_store, caplog):
-    run_id = fixture_store.latest_run()
+    run_id = fixture_run(fixture_store)
     rows = [{"item_id": "capitals@1/0", "lane": "speach", "pred": 0, "correct": True},
             {"item_id": "capitals@1/0", "lane": "speech", "correct": True},
             {"item_id": "nowhere@1/0", "lane": "speech", "pred": 0, "correct": True},
@@ -129,7 +125,7 @@ def test_bad_rows_are_skipped_and_named(fixture_store, caplog):
 
 
 def test_bad_calls_raise_clear_errors(fixture_store, tmp_path):
-    run_id = fixture_store.latest_run()
+    run_id = fixture_run(fixture_store)
     with pytest.raises(StoreError, match="no column.*colour.*Fix"):
         fixture_store.add_outputs(run_id, [{"item_id": "capitals@1/0", "lane": "text", "colour": "red"}])
     with pytest.raises(StoreError, match="'eval-nope' is not in the store.*create_run"):
@@ -151,7 +147,7 @@ def test_a_missing_store_reads_as_empty_and_is_not_created(tmp_path):
     assert store.runs().empty and "model_name" in store.runs().columns
     paired = store.paired_items("eval-x")
     assert paired.empty and "speech_correct" in paired.columns
-    assert store.latest_run() is None and not store.path.exists()
+    assert store.runs().empty and not store.path.exists()
 
 
 def test_store_path_honours_salad_store(monkeypatch, tmp_path):
@@ -173,7 +169,7 @@ def _spawn(code: str) -> subprocess.Popen:
 
 
 def test_a_reader_process_never_fails_while_a_writer_loops(fixture_store):
-    run_id, writes = fixture_store.latest_run(), 20
+    run_id, writes = fixture_run(fixture_store), 20
     before = len(fixture_store.metrics(run_id))
     reader = _spawn(f"""
         import json, sys, time

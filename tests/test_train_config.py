@@ -85,3 +85,28 @@ def test_stage2_keeps_stage1s_model_options_and_replays_its_decay_schedule():
     assert (mini.synthetic_prob, mini.max_steps, mini.decay_fraction) == (0.5, 3 * 160, 1.0)
     with pytest.raises(ValueError, match="stage 2 needs from_run and round_id"):
         TrainConfig(stage=2)
+
+
+def test_a_selection_config_written_as_flags_parses_back_to_itself():
+    from salad_core.cli import build_parser
+    from salad_core.select.config import SelectConfig
+
+    for config in (SelectConfig("train-a"), SelectConfig("train-b", gamma=0.0, budget="5%", seed=2, cer_max=0.35,
+                                                          voice="espeak:en-us,flite:kal16", clusters=12)):
+        parsed = build_parser().parse_args(["select", *config.to_argv()])
+        given = {f: getattr(parsed, f) for f in SelectConfig.__dataclass_fields__ if getattr(parsed, f) is not None}
+        assert SelectConfig(**given) == config
+
+
+def test_an_evaluation_config_written_as_flags_parses_back_to_itself():
+    from salad_core.cli import build_parser
+    from salad_core.eval.config import EvalConfig
+
+    for config in (EvalConfig(), EvalConfig(limit=15, probe_limit=5),
+                   EvalConfig(preset="nano", model_path="data/runs/x/final", tasks=["nano-capitals", "nano-animals"],
+                              voice="world", lanes=["base_text", "speech"], corpus=False, split="dev", k_shot=3),
+                   EvalConfig(voices=["flite:slt", "espeak:en-us@1.2", "flite:slt+noise10"], scoring="acc")):
+        parsed = build_parser().parse_args(["eval", *config.to_argv()])
+        given = {f: getattr(parsed, f) for f in EvalConfig.__dataclass_fields__ if getattr(parsed, f) is not None}
+        assert EvalConfig(**given) == config
+    assert EvalConfig(limit=15, probe_limit=5).to_argv() == ["--limit", "15", "--probe-limit", "5"]

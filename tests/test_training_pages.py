@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import training_charts as charts
-from salad_core import analysis, jobs
+from salad_core import analysis, fitting, jobs
 from salad_core.paths import REPO_ROOT
 from salad_core.train.config import TrainConfig
 from tests.test_analysis import TOKENS_PER_STEP, build_training_store
@@ -76,7 +76,7 @@ def test_loss_and_lr_curves(sweep_template):
 
 
 def test_dynamics_curves_colour_runs_by_alpha_with_fits(points):
-    fits = analysis.fit_power_laws(points, "tokens", "M")
+    fits = fitting.fit_power_laws(points, "tokens", "M")
     fig = charts.dynamics_curves(points, "M", "tokens", fits)
     runs = [t for t in fig.data if t.mode == "lines+markers"]
     overlays = [t for t in fig.data if t.mode == "lines"]
@@ -258,6 +258,7 @@ def test_a_fresh_job_is_matched_to_the_run_it_creates(store, fake_train):
     newest = store.runs("train")["run_id"].iloc[0]
     assert not at.warning and at.selectbox(key="train_run").value == newest  # a finished run, not this job's
     run_id = store.create_run("train", {"alpha": 0.25, "preset": "mini"})
+    (jobs.jobs_dir() / job_id / jobs.RUN_FILE).write_text(run_id)  # as the trainer notes it (jobs.note_run)
     st.cache_data.clear()
     at.run()
     assert not at.exception and at.selectbox(key="train_run").value == run_id

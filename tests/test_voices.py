@@ -16,13 +16,16 @@ from streamlit.testing.v1 import AppTest
 from dashboard import charts
 from salad_core.audio import load_audio
 from salad_core.eval import runner
-from salad_core.eval.runner import EvalConfig, run_eval
+from salad_core.eval.config import EvalConfig
+from salad_core.eval.runner import run_eval
 from salad_core.eval.vocabulary import ALL_TASKS
 from salad_core.eval.voices import Condition, check_conditions, gap_table, parse_conditions, render, sweep_command
 from salad_core.paths import REPO_ROOT
-from salad_core.store import TABLES, Store, TableSpec, _paired_items_view
+from salad_core.schema import SCHEMA_VERSION, TABLES, TableSpec, paired_items_view
+from salad_core.store import Store
 from salad_core.tasks import Item
 from salad_core.tts import TTSError, VoiceSpec
+from tests.conftest import fixture_run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "speech"
 NOISY = "espeak:en-us@1.2+noise10"
@@ -235,7 +238,7 @@ def test_the_headline_is_the_reference_voice(sweep):
 
 
 def test_the_text_report_lists_the_conditions(sweep):
-    from salad_core.cli import format_eval
+    from salad_core.console import format_eval
 
     text = format_eval(sweep[1])
     assert "voice condition" in text and NOISY in text and "flite:slt@1" in text
@@ -245,8 +248,8 @@ def test_the_text_report_lists_the_conditions(sweep):
 
 
 def schema3(spec: TableSpec) -> TableSpec:
-    """The table as schema 3 had it: without the columns that version 4 added."""
-    added = {"condition", "snr_db"}
+    """The table as schema 3 had it: without the columns that versions 4 (the voice condition) and 5 (lineage) added."""
+    added = {"condition", "snr_db", "parent_run", "final_eval"}
     return TableSpec(spec.name, {c: t for c, t in spec.columns.items() if c not in added},
                      tuple(k for k in spec.key if k not in added), tuple(c for c in spec.required if c not in added),
                      spec.primary_key)
@@ -254,7 +257,7 @@ def schema3(spec: TableSpec) -> TableSpec:
 
 def test_a_schema_3_store_reads_as_before_and_upgrades_at_its_next_write(fixture_store, tmp_path):
     old = tmp_path / "old.duckdb"
-    run_id = fixture_store.latest_run()
+    run_id = fixture_run(fixture_store)
     with duckdb.connect(str(old)) as con:
         con.execute(f"ATTACH '{fixture_store.path}' AS src (READ_ONLY)")
         con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
@@ -263,14 +266,14 @@ def test_a_schema_3_store_reads_as_before_and_upgrades_at_its_next_write(fixture
             v3 = schema3(spec)
             con.execute(v3.ddl())
             con.execute(f"INSERT INTO {spec.name} SELECT {', '.join(v3.columns)} FROM src.{spec.name}")
-        con.execute(re.sub(r" JOIN runs r USING \(run_id\) WHERE .*\n", "\n", _paired_items_view()))  # schema 3's
+        con.execute(re.sub(r" JOIN runs r USING \(run_id\) WHERE .*\n", "\n", paired_items_view()))  # schema 3's
     store = Store(old)
     before = fixture_store.metrics(run_id)
     pd.testing.assert_frame_equal(store.metrics(run_id), before)  # read-only: no condition column stored yet
     assert len(store.paired_items(run_id)) == 12 and len(store.option_scores(run_id, "capitals@1/0")) == 16
     store.add_metrics(run_id, [{"task": "capitals", "metric": "speech_acc", "value": 0.5, "condition": NOISY}])
     with duckdb.connect(str(old), read_only=True) as con:
-        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
         assert con.execute("SELECT count(*) FROM outputs WHERE condition = ''").fetchone()[0] == 48
     pd.testing.assert_frame_equal(store.metrics(run_id), before)
     assert list(store.condition_metrics(run_id)["condition"]) == [NOISY]
@@ -331,7 +334,7 @@ def test_page_says_how_to_sweep_a_single_voice_run(isolated_app, fixture_store):
 
 
 def test_page_draws_the_gap_per_condition(isolated_app, fixture_store):
-    run_id = fixture_store.latest_run()
+    run_id = fixture_run(fixture_store)
     fixture_store.add_metrics(run_id, condition_rows())
     at = gap_page(fixture_store)
     assert not at.exception

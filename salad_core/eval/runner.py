@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
 from salad_core.clips import same_encoder
+from salad_core.eval.config import EvalConfig
 from salad_core.eval.divergence import divergence_estimates, probe_divergence
 from salad_core.eval.lanes import PROMPT_TEMPLATE, LaneScorer, PreparedItem, fewshot_for, lane_rows, prompt_segments
 from salad_core.eval.metrics import Estimate, metric_rows, task_metrics
 from salad_core.eval.probes import POOLED, measure
-from salad_core.eval.vocabulary import ALL_TASKS, DEFAULT_VOICE, K_SHOT, LANES, NO_CONDITION, SCORINGS, WORLD_VOICE
+from salad_core.eval.vocabulary import ALL_TASKS, DEFAULT_VOICE, NO_CONDITION, SCORINGS, WORLD_VOICE
 from salad_core.eval.voices import (
     AUDIO_LANES,
     CONDITION_METRICS,
@@ -33,7 +34,6 @@ from salad_core.eval.voices import (
     Condition,
     check_conditions,
     load_clip,
-    parse_conditions,
     render,
 )
 from salad_core.model.processing import Segment
@@ -43,51 +43,6 @@ from salad_core.tasks import Item, get_task
 from salad_core.tasks.registry import task_spec
 
 log = logging.getLogger(__name__)
-
-
-
-@dataclass
-class EvalConfig:
-    preset: str = "smol"
-    model_path: str | None = None  # a saved SaladModel folder; overrides the preset
-    llm: str | None = None  # override the preset's LLM (hub id, alias or folder)
-    encoder: str | None = None  # override the preset's speech encoder
-    tasks: list[str] | None = None  # default: every task buildable here
-    limit: int | None = None  # items per task
-    split: str = "test"  # the split scored: "dev" while a recipe is chosen, "test" once for the chosen one
-    manifest: str | None = None  # JSONL of the user's own items (evaluated in addition to --tasks if given)
-    k_shot: int = K_SHOT
-    voice: str = DEFAULT_VOICE  # engine:voice@speed for items without a recording; "world": see WORLD_VOICE
-    asr: str = "whisper-base"
-    asr_beam: int = 1  # greedy decoding: on clean TTS speech it matches beam 5 closely at a third of the time
-    scoring: str = "acc_norm"  # which of acc / acc_norm the headline accuracies use (both are stored)
-    probe_limit: int = 10  # dev items per task for item_F and item_M (the question heard, the answer read)
-    corpus: bool = True  # corpus F and M on the model's held-out probe documents (eval/probes.py)
-    seed: int = 0
-    lanes: list[str] = field(default_factory=lambda: list(LANES))
-    voices: list[str] | None = None  # a voice sweep: conditions (eval/voices.py); the first is the reference `voice`
-
-    def __post_init__(self) -> None:
-        if self.split not in ("dev", "test"):
-            raise ValueError(f"split must be 'dev' or 'test', got {self.split!r}")
-        unknown = [lane for lane in self.lanes if lane not in LANES]
-        if unknown or not self.lanes:
-            raise ValueError(f"unknown or no lanes {unknown or self.lanes}. Fix: choose from {', '.join(LANES)}.")
-        if self.voices is not None:
-            keys = [c.key for c in parse_conditions(self.voices)]
-            if self.voice not in (DEFAULT_VOICE, keys[0]):
-                raise ValueError(f"--voice {self.voice} and --voices {','.join(self.voices)} were both given. "
-                                 "Fix: drop --voice and list the reference voice first in --voices.")
-            self.voices, self.voice = keys, keys[0]
-
-    @property
-    def conditions(self) -> list[Condition]:
-        return parse_conditions(self.voices) if self.voices else []
-
-    @property
-    def reference(self) -> str:
-        """The condition whose rows the run's headline reads besides the text lanes' (none for a single voice)."""
-        return self.voices[0] if self.voices else NO_CONDITION
 
 
 # -- aggregation -----------------------------------------------------------------------------------------------

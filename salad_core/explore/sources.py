@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from salad_core.model.names import parse_llm_name
+from salad_core.runs import RunDir
 from salad_core.store import Store
 from salad_core.tasks.item import SPLITS, Item
 
@@ -82,12 +83,6 @@ def _run_preset(run_dir: Path) -> str | None:
         return None
 
 
-def _checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    found = [(int(p.name.split("-")[1]), p) for p in (run_dir / "checkpoints").glob("step-[0-9]*")
-             if (p / WEIGHTS_NAME).is_file() and p.name.split("-")[1].isdigit()]
-    return sorted(found)
-
-
 def store_models(store: Store) -> list[ModelRef]:
     """Every model of the store whose weights can be loaded here, newest first; checkpoints after their run's final.
 
@@ -112,7 +107,7 @@ def store_models(store: Store) -> list[ModelRef]:
         out.append(ref)
         if ref.path and Path(ref.path).name == "final":
             out += [ModelRef(str(p), f"{ref.label} · step {step}", ref.model_id, str(p), preset=ref.preset, step=step)
-                    for step, p in reversed(_checkpoints(Path(ref.path).parent))]
+                    for step, p in reversed(RunDir.of_model(ref.path).checkpoints())]
     return out
 
 
@@ -129,7 +124,8 @@ def find_model(store: Store, ref_id: str) -> ModelRef:
 
 def load_model(ref: ModelRef):
     """The SaladModel of `ref`, in eval mode (loads torch and the weights: seconds to minutes)."""
-    from salad_core.eval.runner import EvalConfig, build_model
+    from salad_core.eval.config import EvalConfig
+    from salad_core.eval.runner import build_model
     from salad_core.model.modeling import SaladModel
 
     if ref.path:

@@ -62,6 +62,3 @@ class SaladConfig(PretrainedConfig):
         self.encoder_hidden_size = encoder_hidden_size
         self.llm_hidden_size = llm_hidden_size
         super().__init__(**kwargs)
-
-    def adapter_rate_hz(self, encoder_frame_rate: float = 50.0) -> float:
-        return encoder_frame_rate / self.adapter_stack

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from salad_core.flags import to_argv
+
 STRATEGIES = ("active", "random")  # active: clusters by P_target; random: texts uniformly from the whole corpus
 SCORES = ("m", "distill")  # which misalignment drives P_target (select/probing.py)
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
@@ -26,6 +28,10 @@ class SelectConfig:
     embedder: str = DEFAULT_EMBEDDER  # sentence-transformers model (name or folder) that embeds the corpus
     map_points: int = 3000  # corpus texts placed on the UMAP cluster map
     seed: int = 0  # seeds the clustering, the probes and the draw: same config and seed, same round
+
+    def to_argv(self) -> list[str]:
+        """The `salad select` flags that rebuild this config: --from, then each field that differs from its default."""
+        return ["--from", self.from_run, *to_argv(self, SelectConfig(self.from_run), skip=("from_run",))]
 
     def voices(self) -> tuple[str, ...]:
         return tuple(v.strip() for v in self.voice.split(",") if v.strip())

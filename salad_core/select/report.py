@@ -11,6 +11,7 @@ import pandas as pd
 from salad_core.compare import item_correctness
 from salad_core.eval.metrics import Estimate, bootstrap_indices, mean_with_ci
 from salad_core.eval.vocabulary import ALL_TASKS
+from salad_core.runs import Lineage
 from salad_core.select.allocation import target_distribution
 from salad_core.store import Store
 
@@ -55,38 +56,23 @@ def round_label(config: dict) -> str:
 def rounds_table(select_runs: pd.DataFrame, train_runs: pd.DataFrame) -> pd.DataFrame:
     """One row per selection round: its scoring model, the Stage I run its lineage starts from and its number in
     that lineage (1: scored by the Stage I model, 2: by a Stage II model trained on a round 1, ...), strategy, γ,
-    budget, status, and the Stage II runs on it."""
-    train = dict(zip(train_runs["run_id"], train_runs["config"]))
-    stage2 = {}
-    for run_id, status in zip(train_runs["run_id"], train_runs["status"]):
-        config = train[run_id]
-        if isinstance(config, dict) and config.get("stage") == 2 and status == "done":
-            stage2.setdefault(config.get("round_id"), []).append(run_id)
-    configs = {r: c if isinstance(c, dict) else {} for r, c in zip(select_runs["run_id"], select_runs["config"])}
+    budget, status, and the finished Stage II runs on it (runs.Lineage, over both frames)."""
+    lineage = Lineage(pd.concat([select_runs, train_runs], ignore_index=True))
     rows = []
     for _, run in select_runs.iterrows():
-        config = configs[run["run_id"]]
-        stage1_run, number = _lineage(run["run_id"], configs, train)
-        rows.append({"round_id": run["run_id"], "label": round_label(config), "round": number,
-                     "stage1_run": stage1_run, "from_run": config.get("from_run"),
+        config = run["config"] if isinstance(run["config"], dict) else {}
+        try:
+            stage1_run = lineage.stage1(run["run_id"])
+        except ValueError:  # its scoring model is not in these frames
+            stage1_run = None
+        stage2 = lineage.children(run["run_id"], kind="train", status="done")[::-1]  # oldest first
+        rows.append({"round_id": run["run_id"], "label": round_label(config), "round": lineage.round_number(run["run_id"]),
+                     "stage1_run": stage1_run, "from_run": lineage.parent.get(run["run_id"]),
                      "strategy": config.get("strategy"), "gamma": config.get("gamma"),
                      "budget_hours": config.get("budget_hours"), "seed": config.get("seed"), "status": run["status"],
-                     "created_at": run["created_at"], "stage2_runs": ", ".join(stage2.get(run["run_id"], []))})
+                     "created_at": run["created_at"], "stage2_runs": ", ".join(stage2)})
     return pd.DataFrame(rows, columns=["round_id", "label", "round", "stage1_run", "from_run", "strategy", "gamma",
                                        "budget_hours", "seed", "status", "created_at", "stage2_runs"])
-
-
-def _lineage(round_id: str, rounds: dict[str, dict], train: dict[str, dict]) -> tuple[str | None, int]:
-    """(Stage I run, round number) of a round: walk from its scoring model back through the rounds behind it."""
-    number, seen = 1, {round_id}
-    model = rounds[round_id].get("from_run")
-    while True:
-        config = train.get(model)
-        behind = config.get("round_id") if isinstance(config, dict) and config.get("stage") == 2 else None
-        if behind not in rounds or behind in seen:
-            return (config.get("from_run") if behind else model), number
-        number, model = number + 1, rounds[behind].get("from_run")
-        seen.add(behind)
 
 
 def equal_budget_pairs(rounds: pd.DataFrame, train_configs: pd.Series) -> list[dict]:

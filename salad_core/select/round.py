@@ -28,9 +28,10 @@ import numpy as np
 
 from salad_core.clips import ClipBank, read_jsonl
 from salad_core.documents import SpeechDoc, speak_documents
+from salad_core.jobs import note_run
 from salad_core.maps import MIN_POINTS, project
-from salad_core.paths import data_dir
 from salad_core.progress import NoProgress, Progress
+from salad_core.runs import Lineage, RunDir
 from salad_core.select.allocation import draw_texts, target_distribution
 from salad_core.select.config import SelectConfig
 from salad_core.store import Store, new_run_id
@@ -38,7 +39,6 @@ from salad_core.world.speech import ENCODER
 
 log = logging.getLogger(__name__)
 
-ROUNDS_FOLDER = "rounds"
 SELECTED_DOCS = "speech_docs.jsonl"
 
 
@@ -59,7 +59,7 @@ def default_clusters(n_texts: int) -> int:
 
 
 def round_dir(round_id: str) -> Path:
-    return data_dir() / ROUNDS_FOLDER / round_id
+    return RunDir(round_id).root
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -97,41 +97,6 @@ class SelectedSpeech:
         return out
 
 
-def lineage_rounds(store: Store, run_id: str | None) -> list[str]:
-    """The rounds behind a model, newest first: the round it trained on, the round behind the model that round was
-    selected with, and so on back to Stage I."""
-    train, select = store.runs("train").set_index("run_id"), store.runs("select").set_index("run_id")
-    rounds: list[str] = []
-    while run_id in train.index:
-        round_id = (train.loc[run_id, "config"] or {}).get("round_id")
-        if not round_id or round_id in rounds:
-            break
-        rounds.append(round_id)
-        run_id = (select.loc[round_id, "config"] or {}).get("from_run") if round_id in select.index else None
-    return rounds
-
-
-def stage1_root(store: Store, run_id: str) -> str:
-    """The Stage I run at the start of a run's lineage (the run itself for a Stage I run)."""
-    train = store.runs("train").set_index("run_id")
-    seen = set()
-    while run_id in train.index and run_id not in seen:
-        seen.add(run_id)
-        config = train.loc[run_id, "config"] or {}
-        if config.get("stage", 1) != 2:
-            return run_id
-        run_id = config.get("from_run")
-    raise ValueError(f"run {run_id!r} has no Stage I run behind it in {store.path}. Fix: name a Stage I or II run.")
-
-
-def training_rounds(store: Store, round_id: str) -> list[str]:
-    """The rounds a Stage II run on `round_id` trains on: that round and every round behind its scoring model."""
-    select = store.runs("select").set_index("run_id")
-    if round_id not in select.index:
-        raise ValueError(f"Selection round {round_id!r} is not in the store {store.path}. Fix: run salad select.")
-    return [round_id] + lineage_rounds(store, (select.loc[round_id, "config"] or {}).get("from_run"))
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Running a round
 
@@ -144,7 +109,7 @@ def _source_run(store: Store, run_id: str) -> dict:
         raise ValueError(f"Training run {run_id!r} is not in the store {store.path}. Fix: name a finished "
                          f"`salad train` run (newest: {known}).")
     row = row.iloc[0]
-    model_dir = data_dir() / "runs" / run_id / "final"
+    model_dir = RunDir(run_id).final
     if row["status"] != "done" or not (model_dir / "config.json").exists():
         raise ValueError(f"Training run {run_id} is {row['status']} and has no final model at {model_dir}. "
                          "Fix: let it finish (or resume it: salad train --resume RUN_ID) before selecting.")
@@ -167,7 +132,8 @@ def run_round(config: SelectConfig, store: Store | None = None, *, progress: boo
     hours = budget_hours(config.budget, world.manifest["speech_hours"])
     round_id = new_run_id("select")
     record = {**asdict(config), "preset": preset, "budget_hours": hours, "round_dir": str(round_dir(round_id))}
-    store.create_run("select", record, seed=config.seed, run_id=round_id)
+    store.create_run("select", record, seed=config.seed, run_id=round_id, parent_run=config.from_run)
+    note_run(round_id)  # the dashboard's job that started this process knows its round
     bar = Progress(None, "selection") if progress else NoProgress()
     try:
         summary = _run(config, store, world, source, round_id, hours, record, bar)
@@ -234,7 +200,7 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
 
     available = np.ones(n, dtype=bool)
     available[probe_idx] = False
-    earlier = lineage_rounds(store, config.from_run)
+    earlier = Lineage.of(store).rounds_behind(config.from_run)
     for old in earlier:
         available[store.selection_texts(old, "selected")["text_idx"].to_numpy(dtype=int)] = False
     order = draw_texts(labels, p_target if config.strategy == "active" else None, available, config.seed)

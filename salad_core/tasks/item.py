@@ -1,7 +1,7 @@
 """One multiple-choice question, the unit every task and manifest yields.
 
 Modality is not part of an item: the text and the speech condition see the same question, choices and answer
-(the paper scores each choice as a continuation of the question, text or spoken; see docs/salad-method.md).
+(the paper scores each choice as a continuation of the question, text or spoken; see docs/method.md).
 """
 
 from __future__ import annotations

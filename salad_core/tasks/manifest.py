@@ -44,12 +44,6 @@ class ManifestResult:
     def tasks(self) -> list[str]:
         return sorted({item.task for item in self.items})
 
-    def by_task(self) -> dict[str, list[Item]]:
-        grouped: dict[str, list[Item]] = {}
-        for item in self.items:
-            grouped.setdefault(item.task, []).append(item)
-        return grouped
-
 
 class _BadLine(ValueError):
     pass

@@ -1,6 +1,6 @@
 """Checkpoints with exact resume: trained weights (safetensors), optimizer, scheduler, RNG and data position.
 
-Layout of a run folder (`data/runs/<run_id>/`):
+Layout of a run folder (`data/runs/<run_id>/`, `salad_core.runs.RunDir`):
     config.json                the TrainConfig (also in the store's runs table)
     checkpoints/step-000200/   model.safetensors + config.json (SaladModel.save_pretrained: trained weights only),
                                state.pt (optimizer, scheduler, RNG, data position, counters), meta.json
@@ -22,21 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from salad_core.model.modeling import WEIGHTS_NAME
-
-
-def checkpoint_dirs(run_dir: Path) -> list[Path]:
-    root = Path(run_dir) / "checkpoints"
-    return sorted(p for p in root.glob("step-*") if (p / "meta.json").exists()) if root.exists() else []
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    found = checkpoint_dirs(run_dir)
-    return found[-1] if found else None
-
-
-def pre_decay_checkpoint(run_dir: Path) -> Path | None:
-    marked = [p for p in checkpoint_dirs(run_dir) if json.loads((p / "meta.json").read_text()).get("pre_decay")]
-    return marked[-1] if marked else None
+from salad_core.runs import RunDir
 
 
 def rng_state() -> dict:
@@ -52,9 +38,9 @@ def set_rng_state(state: dict) -> None:
     random.setstate((3, tuple(state["python"]), None))
 
 
-def save_checkpoint(run_dir: Path, step: int, model, state: dict, meta: dict, keep: int) -> Path:
+def save_checkpoint(run: RunDir, step: int, model, state: dict, meta: dict, keep: int) -> Path:
     """Write checkpoint `step` atomically, then prune all but the newest `keep` (and the pre-decay one)."""
-    final = Path(run_dir) / "checkpoints" / f"step-{step:06d}"
+    final = run.checkpoint(step)
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -67,7 +53,7 @@ def save_checkpoint(run_dir: Path, step: int, model, state: dict, meta: dict, ke
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in checkpoint_dirs(run_dir)[:-keep] if keep > 0 else []:
+    for _, old in run.checkpoints()[:-keep] if keep > 0 else []:
         if not json.loads((old / "meta.json").read_text()).get("pre_decay"):
             shutil.rmtree(old)
     return final

@@ -15,7 +15,7 @@ from salad_core.schedule import decay_start
 
 # Per-preset recipes: the options in which a preset's tested set-up differs from the defaults below. A flag given on
 # the command line (or a field passed to `for_preset`) always wins. The mini recipe is what reaches the spoken
-# accuracy target on the CPU (README, "What Stage I gives on the mini world today"): the CTC alignment aid with the
+# accuracy target on the CPU (docs/results/stage1.md): the CTC alignment aid with the
 # LLM reading soft tokens (salad_core/model/ctc.py), and the LLM fine-tuned after the adapter has learned to emit words.
 PRESET_RECIPES: dict[str, dict] = {
     "mini": {"align": "ctc-soft", "llm_mode": "full", "llm_unfreeze_step": 200, "lr_adapter": 2e-3, "lr_llm": 3e-4,
@@ -42,7 +42,7 @@ CHOICES: dict[str, tuple[str, ...]] = {"kl_direction": KL_DIRECTIONS, "llm_mode"
 # from the pooled speech by hours, over exactly Stage I's decay. On mini that default heard each selected document
 # less than once and lifted the domains missing from the natural speech by 0.00-0.06, whichever the selection; half
 # the speech documents over three decays lifts them by 0.05-0.21 (active), and then active selection beats uniform
-# (README, "What Stage II gives on the mini world today").
+# (docs/results/stage2.md).
 STAGE2_RECIPES: dict[str, dict] = {"mini": {"synthetic_prob": 0.5, "decay_multiple": 3}}
 
 # What Stage II sets afresh rather than inheriting from Stage I (see TrainConfig.stage2).

@@ -5,20 +5,29 @@ world's evaluation voices, never heard in training, from cached encoder frames),
 the corpus F and M on the task's domain of the world's held-out probe documents (eval/probes.py), and item_F /
 item_M on the same dev items (question heard, answer read). The lanes, prompts and metrics are
 those of `salad eval` (salad_core.eval), so a curve point and an evaluation run mean the same thing.
+
+After the last step, `final_evaluation` runs `salad eval` itself on the final model: every item of the final split.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
+from salad_core.eval.config import EvalConfig
 from salad_core.eval.divergence import divergence_estimates, probe_divergence
 from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for, lane_rows, prompt_segments
 from salad_core.eval.metrics import metric_rows, task_metrics
 from salad_core.eval.probes import POOLED, corpus_divergence
-from salad_core.eval.vocabulary import ALL_TASKS, K_SHOT
+from salad_core.eval.runner import run_eval
+from salad_core.eval.vocabulary import ALL_TASKS, K_SHOT, WORLD_VOICE
 from salad_core.model.processing import Segment
+from salad_core.runs import FINAL
+from salad_core.store import Store
+from salad_core.train.config import TrainConfig
+from salad_core.world import preset_world
 
 TRAIN_EVAL_LANES = ["base_text", "text", "speech"]
 
@@ -57,3 +66,14 @@ def evaluate_world(model, world, n_items: int, seed: int = 0, k_shot: int = K_SH
              for r in metric_rows(probe_set.tasks[domain], est)]
     return rows + metric_rows(ALL_TASKS, {**task_metrics(all_outputs, scoring, seed), **corpus[POOLED],
                                           **divergence_estimates(all_probes, seed, prefix="item_")})
+
+
+def final_evaluation(run_dir: str | Path, config: TrainConfig, store: Store) -> dict:
+    """`salad eval` of a run's final model on every item of its `final_split` (test, or dev while a recipe is
+    chosen) of the world's tasks, each question as the world spoke it (held-out voices, cached frames). The ASR
+    cascade is left out here: `salad eval --voice world` adds it."""
+    world = preset_world(config.preset)
+    eval_config = EvalConfig(preset=config.preset, model_path=str(Path(run_dir) / FINAL),
+                             tasks=[d.task for d in world.domains], voice=WORLD_VOICE, seed=config.seed,
+                             lanes=list(TRAIN_EVAL_LANES), split=config.final_split)
+    return run_eval(eval_config, store)

@@ -18,12 +18,12 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from salad_core.paths import data_dir
+from salad_core.jobs import note_run
 from salad_core.progress import Progress
+from salad_core.runs import Lineage, RunDir
 from salad_core.schedule import decay_start, lr_factor
 from salad_core.store import Store, new_run_id
 from salad_core.train import checkpoint as ckpt
@@ -33,7 +33,6 @@ from salad_core.train.step import Batch, DistillationStep
 
 log = logging.getLogger(__name__)
 LOSS_PARTS = ("loss", "kl", "nll", "ctc")
-PID_FILE = "trainer.pid"
 LOG_EVERY = 10  # train_steps rows are written to the store in groups (each write opens the file)
 DIVERGENCE_KEYS = ("F", "M", "item_F", "item_M")  # corpus and item-level, as `salad eval --json` carries them
 
@@ -107,7 +106,7 @@ class DistillTrainer:
         self.optimizer = torch.optim.AdamW(self.param_groups(), weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_lambdas())
         self.step_module, self.optimizer, self.scheduler = self.accelerator.prepare(step_module, self.optimizer, self.scheduler)
-        self.run_id, self.run_dir = self.open_run()
+        self.run_id, self.run = self.open_run()
 
     def continued_model_config(self):
         """The model of the run this one continues (a resumed run, or Stage II's Stage I run), as its checkpoints
@@ -116,7 +115,7 @@ class DistillTrainer:
         from salad_core.model.config import SaladConfig
 
         source = self.resume_id or (self.config.from_run if self.config.stage == 2 else None)
-        folder = ckpt.latest_checkpoint(data_dir() / "runs" / source) if source else None
+        folder = RunDir(source).latest_checkpoint() if source else None
         return SaladConfig.from_pretrained(folder) if folder else None
 
     @staticmethod
@@ -132,9 +131,9 @@ class DistillTrainer:
         """Stage II: the synthetic speech of the run's round and of the rounds behind it; None in Stage I."""
         if self.config.stage != 2:
             return None
-        from salad_core.select.round import SelectedSpeech, training_rounds
+        from salad_core.select.round import SelectedSpeech
 
-        return SelectedSpeech(training_rounds(self.store, self.config.round_id))
+        return SelectedSpeech(Lineage.of(self.store).training_rounds(self.config.round_id))
 
     def plan_steps(self) -> None:
         """A budget in hours of speech fixes the step count, so the schedule decays at the budget's end.
@@ -171,38 +170,40 @@ class DistillTrainer:
             lambdas.append(lambda s: shape(s) if s + 1 >= cfg.llm_unfreeze_step else 0.0)
         return lambdas
 
-    def open_run(self) -> tuple[str, Path]:
+    def open_run(self) -> tuple[str, RunDir]:
         """A new run in the store, or the run being resumed (its latest checkpoint loaded)."""
         if self.resume_id:
-            run_dir = data_dir() / "runs" / self.resume_id
-            self.restore(run_dir)
+            run = RunDir(self.resume_id)
+            self.restore(run)
             if self.accelerator.is_main_process:
                 self.store.finish_run(self.resume_id, "running")
-            return self.resume_id, run_dir
+            return self.resume_id, run
         run_id = new_run_id("train")
-        run_dir = data_dir() / "runs" / run_id
+        run = RunDir(run_id)
         if self.config.stage == 2:
             self.start_from_stage1()
         if self.accelerator.is_main_process:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
+            run.root.mkdir(parents=True, exist_ok=True)
+            run.config_file.write_text(json.dumps(self.config.to_dict(), indent=1))
             cfg = self.model.config
             stage = f" stage II ({self.config.round_id})" if self.config.stage == 2 else ""
             model = {"model_id": run_id, "name": f"{self.config.preset} α={self.config.alpha:g}{stage} ({run_id})",
-                     "llm": cfg.llm_name, "encoder": cfg.encoder_name, "path": str(run_dir / "final"),
+                     "llm": cfg.llm_name, "encoder": cfg.encoder_name, "path": str(run.final),
                      "adapter": {k: getattr(cfg, k) for k in ("adapter_stack", "adapter_layers", "adapter_width", "llm_mode")},
                      "params": self.model.parameter_table()}
-            self.store.create_run("train", self.config.to_dict(), model=model, seed=self.config.seed, run_id=run_id)
-        return run_id, run_dir
+            self.store.create_run("train", self.config.to_dict(), model=model, seed=self.config.seed, run_id=run_id,
+                                  parent_run=self.config.round_id if self.config.stage == 2 else None)
+            note_run(run_id)  # the dashboard's job that started this process knows its run
+        return run_id, run
 
     def start_from_stage1(self) -> None:
         """Stage II starts from the Stage I run's pre-decay checkpoint: weights, optimizer moments, counters, RNG and
         data position. With `synthetic_prob` 0 and as many steps as that decay (no preset Stage II recipe, or
         `--max-steps` set to it) it therefore replays Stage I's own decay phase step for step."""
-        stage1_dir = data_dir() / "runs" / self.config.from_run
-        folder = ckpt.pre_decay_checkpoint(stage1_dir)
+        stage1 = RunDir(self.config.from_run)
+        folder = stage1.pre_decay_checkpoint()
         if folder is None:
-            raise TrainingError(f"run {self.config.from_run} has no pre-decay checkpoint in {stage1_dir}. Fix: "
+            raise TrainingError(f"run {self.config.from_run} has no pre-decay checkpoint in {stage1.root}. Fix: "
                                 "start Stage II from a Stage I run that reached its decay phase.")
         state, meta = ckpt.load_checkpoint(folder, self.model)
         self.optimizer.load_state_dict(state["optimizer"])
@@ -213,23 +214,23 @@ class DistillTrainer:
         self.counters = Counters(0, meta["tokens"], meta["speech_s"])
         log.info("stage II starts from %s of %s", folder.name, self.config.from_run)
 
-    def restore(self, run_dir: Path) -> None:
-        saved = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    def restore(self, run: RunDir) -> None:
+        saved = TrainConfig.from_dict(run.config())
         differences = self.config.differences(saved)
         if differences:
             names = ", ".join(f"{k}: now {a!r}, checkpoint {b!r}" for k, (a, b) in differences.items())
-            raise TrainingError(f"run {run_dir.name} was trained with other options ({names}). "
+            raise TrainingError(f"run {run.run_id} was trained with other options ({names}). "
                                 "Fix: resume with the run's own options (salad train --resume RUN_ID alone).")
-        folder = ckpt.latest_checkpoint(run_dir)
+        folder = run.latest_checkpoint()
         if folder is None:
-            raise TrainingError(f"run {run_dir.name} has no checkpoint to resume from. Fix: start a new run.")
+            raise TrainingError(f"run {run.run_id} has no checkpoint to resume from. Fix: start a new run.")
         state, meta = ckpt.load_checkpoint(folder, self.model)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         ckpt.set_rng_state(state["rng"])
         self.data.load_state_dict(state["data"])
         self.counters = Counters(meta["step"], meta["tokens"], meta["speech_s"])
-        log.info("resumed %s from %s (step %d)", run_dir.name, folder.name, meta["step"])
+        log.info("resumed %s from %s (step %d)", run.run_id, folder.name, meta["step"])
 
     # -- one step --------------------------------------------------------------------------------------------
 
@@ -294,7 +295,7 @@ class DistillTrainer:
         self.setup()
         cfg, main = self.config, self.accelerator.is_main_process
         start, pending = time.perf_counter(), []
-        pid_file = self.run_dir / PID_FILE
+        pid_file = self.run.pid_file
         if main:  # lets the dashboard tell a live run started from the command line from an interrupted one
             pid_file.write_text(str(os.getpid()))
         try:
@@ -324,7 +325,7 @@ class DistillTrainer:
                 self.store.add_train_steps(self.run_id, pending)
                 self.store.finish_run(self.run_id, "failed", f"{type(err).__name__}: {err}")
             if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-                raise TrainingError(f"the disk is full ({err}). Fix: free space under {self.run_dir}; "
+                raise TrainingError(f"the disk is full ({err}). Fix: free space under {self.run.root}; "
                                     "the last complete checkpoint is intact.") from err
             raise
         finally:
@@ -334,7 +335,7 @@ class DistillTrainer:
         divergence = {k: self.last_evaluation.get(k) for k in DIVERGENCE_KEYS}
         return {"run_id": self.run_id, "wall_s": time.perf_counter() - start, "steps": self.counters.step,
                 "tokens": self.counters.tokens, "speech_hours": self.counters.speech_s / 3600,
-                "run_dir": str(self.run_dir), **divergence}
+                "run_dir": str(self.run.root), **divergence}
 
     def budget_spent(self) -> bool:
         """A token budget ends the run when reached; an hours budget was turned into steps by `plan_steps`."""
@@ -370,7 +371,7 @@ class DistillTrainer:
                  "rng": ckpt.rng_state(), "data": self.data.state_dict()}
         meta = {"tokens": self.counters.tokens, "speech_s": self.counters.speech_s, "pre_decay": step == self.decay_at - 1,
                 "config_digest": self.config.digest()}
-        ckpt.save_checkpoint(self.run_dir, step, self.model, state, meta, self.config.keep_checkpoints)
+        ckpt.save_checkpoint(self.run, step, self.model, state, meta, self.config.keep_checkpoints)
 
     def save_final(self) -> None:
-        self.model.save_pretrained(self.run_dir / "final")
+        self.model.save_pretrained(self.run.final)

@@ -1,7 +1,7 @@
 """The mini world's tiny causal LM: a word-level tokenizer and pretraining from scratch on the world's text.
 
 The LM is a small `transformers` Llama (hidden 192, 3 layers, 4 heads, tied embeddings; ~1.5M parameters with a
-few-hundred-word vocabulary), the setting `docs/mini-world-notes.md` found to learn a multi-domain fact world in a
+few-hundred-word vocabulary), a size that learns a multi-domain fact world in a
 few hundred CPU steps. It is trained on `world.text_corpus()` plus the world's few-shot items written in the
 evaluation template, so that it reads `salad eval`'s prompts ("Question: …\\nAnswer: …") as it will be tested.
 
@@ -382,9 +382,8 @@ def resolve_world_llm(name: str | LLMName) -> Path | None:
 if __name__ == "__main__":  # `python -m salad_core.world.lm FOLDER`: the world build pretrains the LM beside the speech
     import sys
 
-    from salad_core.world.world import World
-
     from salad_core.world.build import SPEECH_DONE
+    from salad_core.world.world import World
 
     folder = Path(sys.argv[1])
     cores = len(os.sched_getaffinity(0))

@@ -1,0 +1,63 @@
+"""`EvalConfig`: every knob of `salad eval`, as flat data (no torch: the dashboard builds its commands from it).
+`salad eval` takes one flag per field, its help the comment on the field's line; `to_argv` writes a config back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from salad_core.eval.vocabulary import DEFAULT_VOICE, K_SHOT, LANES, NO_CONDITION, SCORINGS
+from salad_core.eval.voices import Condition, parse_conditions
+from salad_core.flags import to_argv
+from salad_core.presets import PRESETS
+
+# The fields with a fixed set of values, offered as choices by `salad eval`.
+CHOICES: dict[str, tuple[str, ...]] = {"preset": tuple(sorted(PRESETS)), "scoring": SCORINGS, "split": ("dev", "test")}
+
+
+@dataclass
+class EvalConfig:
+    preset: str = "smol"  # the model set-up (salad_core/presets.py)
+    model_path: str | None = None  # a saved SaladModel folder (a run's final/); overrides the preset
+    llm: str | None = None  # override the preset's LLM (hub id, alias or folder)
+    encoder: str | None = None  # override the preset's speech encoder
+    tasks: list[str] | None = None  # comma-separated task names (default: the suite's tasks buildable here)
+    limit: int | None = None  # items per task
+    split: str = "test"  # the split scored: "dev" while a recipe is chosen, "test" once for the chosen one
+    manifest: str | None = None  # JSONL of the user's own items (evaluated in addition to --tasks if given)
+    k_shot: int = K_SHOT  # few-shot examples before each question, as text
+    voice: str = DEFAULT_VOICE  # engine:voice[@speed] for questions without a recording; world: as a task speaks them
+    asr: str = "whisper-base"  # the cascade's ASR model
+    asr_beam: int = 1  # greedy decoding: on clean TTS speech it matches beam 5 closely at a third of the time
+    scoring: str = "acc_norm"  # which of acc / acc_norm the headline accuracies use (both are stored)
+    probe_limit: int = 10  # dev items per task for item_F and item_M (the question heard, the answer read)
+    corpus: bool = True  # corpus F and M on the model's held-out probe documents (eval/probes.py)
+    seed: int = 0  # the untrained adapter's initialisation, few-shot choice and bootstrap
+    lanes: list[str] = field(default_factory=lambda: list(LANES))  # comma-separated lanes to score
+    voices: list[str] | None = None  # a sweep: engine:voice[@speed][+noise<dB>] or recorded, comma-separated
+
+    def __post_init__(self) -> None:
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        unknown = [lane for lane in self.lanes if lane not in LANES]
+        if unknown or not self.lanes:
+            raise ValueError(f"unknown or no lanes {unknown or self.lanes}. Fix: choose from {', '.join(LANES)}.")
+        if self.voices is not None:
+            keys = [c.key for c in parse_conditions(self.voices)]
+            if self.voice not in (DEFAULT_VOICE, keys[0]):
+                raise ValueError(f"--voice {self.voice} and --voices {','.join(self.voices)} were both given. "
+                                 "Fix: drop --voice and list the reference voice first in --voices.")
+            self.voices, self.voice = keys, keys[0]
+
+    @property
+    def conditions(self) -> list[Condition]:
+        return parse_conditions(self.voices) if self.voices else []
+
+    @property
+    def reference(self) -> str:
+        """The condition whose rows the run's headline reads besides the text lanes' (none for a single voice)."""
+        return self.voices[0] if self.voices else NO_CONDITION
+
+    def to_argv(self) -> list[str]:
+        """The `salad eval` flags that rebuild this config: each field that differs from its default."""
+        return to_argv(self, EvalConfig())

@@ -1,0 +1,147 @@
+"""Where a run lives and where it comes from.
+
+`RunDir` is the one folder layout of a run: a training run under `data/runs/<run id>/` (config.json, checkpoints,
+the final model, the pid file of a live trainer), a selection round under `data/rounds/<round id>/`. `Lineage` is the
+chain of runs a model comes from, read from the store's `parent_run` column: a Stage I run has none, a selection
+round's parent is the model that scored it, a Stage II run's the round it trained on, so
+
+    Stage I  <-  round 1  <-  Stage II  <-  round 2  <-  Stage II  ...
+
+The store also holds each training run's final evaluation (`final_eval`). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from salad_core.paths import data_dir
+from salad_core.store import FINAL_FOLDER as FINAL  # the model after the last step: `salad eval --model` takes it
+
+FOLDERS = {"train": "runs", "select": "rounds"}  # run kind -> its folder under the data directory
+PID_FILE = "trainer.pid"  # present while a trainer runs (written by the trainer, read by the dashboard)
+CHECKPOINTS = "checkpoints"
+
+
+def pid_alive(path: Path) -> bool:
+    """Whether the process whose id a pid file holds is still running."""
+    import os
+
+    try:
+        os.kill(int(Path(path).read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class RunDir:
+    run_id: str
+    folder: Path | None = None  # where it is, when not in this data directory (a model folder copied elsewhere)
+
+    @classmethod
+    def of_model(cls, model_folder: str | Path) -> RunDir:
+        """The run a saved model folder (<run folder>/final) belongs to, wherever it lies."""
+        root = Path(model_folder).resolve().parent
+        return cls(root.name, root)
+
+    @property
+    def kind(self) -> str:
+        return "select" if self.run_id.startswith("select-") else "train"
+
+    @property
+    def root(self) -> Path:
+        return self.folder or data_dir() / FOLDERS[self.kind] / self.run_id
+
+    @property
+    def final(self) -> Path:
+        return self.root / FINAL
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / PID_FILE
+
+    def is_training(self) -> bool:
+        """A trainer process runs this run now (started from the command line or by the dashboard)."""
+        return pid_alive(self.pid_file)
+
+    def config(self) -> dict:
+        return json.loads(self.config_file.read_text())
+
+    def checkpoint(self, step: int) -> Path:
+        return self.root / CHECKPOINTS / f"step-{step:06d}"
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """(step, folder) of every complete checkpoint, oldest first."""
+        folder = self.root / CHECKPOINTS
+        found = [(int(p.name.split("-")[1]), p) for p in folder.glob("step-[0-9]*")
+                 if p.name.split("-")[1].isdigit() and (p / "meta.json").is_file()] if folder.is_dir() else []
+        return sorted(found)
+
+    def latest_checkpoint(self) -> Path | None:
+        found = self.checkpoints()
+        return found[-1][1] if found else None
+
+    def pre_decay_checkpoint(self) -> Path | None:
+        """The checkpoint before the learning-rate decay: where Stage II starts."""
+        marked = [p for _, p in self.checkpoints() if json.loads((p / "meta.json").read_text()).get("pre_decay")]
+        return marked[-1] if marked else None
+
+
+class Lineage:
+    """The runs of a store as a family tree (`parent_run`): what a model was trained on and scored with.
+
+    `runs` is `Store.runs()` (every kind)."""
+
+    def __init__(self, runs: pd.DataFrame):
+        self.kind = dict(zip(runs["run_id"], runs["kind"]))
+        self.parent = {r: p for r, p in zip(runs["run_id"], runs["parent_run"]) if isinstance(p, str) and p}
+        self.status = dict(zip(runs["run_id"], runs["status"]))
+        self.created = dict(zip(runs["run_id"], runs["created_at"]))
+
+    @classmethod
+    def of(cls, store) -> Lineage:
+        return cls(store.runs())
+
+    def chain(self, run_id: str) -> list[str]:
+        """The run, its parent, the parent's parent, ... back to a Stage I run."""
+        out = [run_id]
+        while out[-1] in self.parent and self.parent[out[-1]] not in out:
+            out.append(self.parent[out[-1]])
+        return out
+
+    def stage1(self, run_id: str) -> str:
+        """The Stage I run at the start of a run's lineage (the run itself for a Stage I run)."""
+        root = self.chain(run_id)[-1]
+        if self.kind.get(root) != "train":
+            raise ValueError(f"run {run_id!r} has no Stage I run behind it (its lineage ends at {root!r}). Fix: name "
+                             "a Stage I or Stage II run, or a round made from one.")
+        return root
+
+    def rounds_behind(self, run_id: str | None) -> list[str]:
+        """The selection rounds behind a model (or a round), newest first: the round it trained on, the round
+        behind the model that scored that round, and so on back to Stage I."""
+        return [r for r in self.chain(run_id) if self.kind.get(r) == "select"] if run_id else []
+
+    def training_rounds(self, round_id: str) -> list[str]:
+        """The rounds a Stage II run on `round_id` trains on: that round and every round behind its scoring model."""
+        if self.kind.get(round_id) != "select":
+            raise ValueError(f"Selection round {round_id!r} is not in the store. Fix: run salad select.")
+        return self.rounds_behind(round_id)
+
+    def round_number(self, round_id: str) -> int:
+        """1 for a round scored by a Stage I model, 2 for one scored by a Stage II model of round 1, ..."""
+        return len(self.rounds_behind(round_id))
+
+    def children(self, run_id: str, kind: str | None = None, status: str | None = None) -> list[str]:
+        """The runs whose parent is `run_id`, newest first."""
+        found = [r for r, p in self.parent.items() if p == run_id and (kind is None or self.kind.get(r) == kind)
+                 and (status is None or self.status.get(r) == status)]
+        return sorted(found, key=lambda r: (self.created.get(r), r), reverse=True)

@@ -1,0 +1,248 @@
+"""The store's schema: its tables (one `TableSpec` each in `TABLES`, the single source of the DDL), the paired-items
+view, the upgrade of a store written by an older salad, and the validation of rows before they are written.
+
+Tables and conventions: docs/store.md; `salad_core.store.Store` reads and writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+
+import duckdb
+import pandas as pd
+
+from salad_core.eval.vocabulary import LANES, NO_CONDITION
+
+log = logging.getLogger("salad_core.store")
+
+RUN_KINDS = ("eval", "train", "select")
+FINAL_FOLDER = "final"  # a training run's final model: <run folder>/final (salad_core.runs.FINAL)
+RUN_STATUSES = ("running", "done", "failed")
+SCHEMA_VERSION = 5  # 2 added train_steps, 3 the selection tables, 4 the voice condition, 5 lineage columns
+COLUMN_DEFAULTS = {"condition": NO_CONDITION}  # filled in when a row leaves the column out; the DDL's DEFAULT too
+
+
+class StoreError(RuntimeError):
+    """The results store refused an input or could not be read; the message names the input and the fix."""
+
+
+class StoreBusyError(StoreError):
+    """Another process held the store's lock for longer than the retry budget."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: dict[str, str]  # column -> DuckDB type, in table order
+    key: tuple[str, ...]  # upsert key (the PRIMARY KEY unless a key column may be NULL)
+    required: tuple[str, ...]  # NOT NULL: present in every written row
+    primary_key: bool = True
+
+    @property
+    def json_columns(self) -> tuple[str, ...]:
+        return tuple(c for c, t in self.columns.items() if t == "JSON")
+
+    def ddl(self) -> str:
+        cols = [f"{c} {t}{' NOT NULL' if c in self.required else ''}{_default_sql(c)}" for c, t in self.columns.items()]
+        if self.primary_key:
+            cols.append(f"PRIMARY KEY ({', '.join(self.key)})")
+        return f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(cols)})"
+
+
+def _default_literal(column: str) -> str:
+    return f"'{COLUMN_DEFAULTS[column]}'" if column in COLUMN_DEFAULTS else "NULL"
+
+
+def _default_sql(column: str) -> str:
+    return f" DEFAULT {_default_literal(column)}" if column in COLUMN_DEFAULTS else ""
+
+
+def _table(name: str, columns: str, key: str, primary_key: bool = True) -> TableSpec:
+    """`columns`: comma-separated 'name TYPE' pairs; a '!' after the type marks a required (NOT NULL) column."""
+    pairs = [c.split() for c in columns.split(",")]
+    return TableSpec(name, {n: t.rstrip("!") for n, t in pairs}, tuple(key.split()),
+                     tuple(n for n, t in pairs if t.endswith("!")), primary_key)
+
+
+TABLES = {t.name: t for t in (
+    _table("runs", "run_id VARCHAR!, kind VARCHAR!, created_at TIMESTAMP!, finished_at TIMESTAMP, status VARCHAR!, "
+                   "error VARCHAR, model_id VARCHAR, config JSON, prompt_template VARCHAR, code_version VARCHAR, "
+                   "packages JSON, seed INTEGER, parent_run VARCHAR, final_eval VARCHAR", "run_id"),
+    _table("models", "model_id VARCHAR!, name VARCHAR, llm VARCHAR, encoder VARCHAR, adapter JSON, path VARCHAR, "
+                     "params JSON, created_at TIMESTAMP", "model_id"),
+    _table("tasks", "task VARCHAR!, version VARCHAR!, domain VARCHAR, description VARCHAR, source VARCHAR",
+           "task version"),
+    _table("items", "item_id VARCHAR!, task VARCHAR!, task_version VARCHAR!, doc_id VARCHAR!, split VARCHAR, "
+                    "question VARCHAR!, choices JSON!, answer INTEGER!, domain VARCHAR", "item_id"),
+    _table("item_audio", "audio_id VARCHAR!, item_id VARCHAR!, engine VARCHAR!, voice VARCHAR!, speed DOUBLE!, "
+                         "path VARCHAR!, text VARCHAR, duration_s DOUBLE, sample_rate INTEGER, snr_db DOUBLE",
+           "audio_id"),
+    _table("predictions", "run_id VARCHAR!, item_id VARCHAR!, lane VARCHAR!, choice_idx INTEGER!, logprob DOUBLE!, "
+                          "n_chars INTEGER, n_tokens INTEGER, is_greedy BOOLEAN, condition VARCHAR!",
+           "run_id item_id lane choice_idx condition"),
+    _table("outputs", "run_id VARCHAR!, item_id VARCHAR!, lane VARCHAR!, audio_id VARCHAR, pred INTEGER!, "
+                      "pred_norm INTEGER, correct BOOLEAN!, correct_norm BOOLEAN, transcript VARCHAR, wer DOUBLE, "
+                      "condition VARCHAR!", "run_id item_id lane condition"),
+    _table("train_steps", "run_id VARCHAR!, step INTEGER!, tokens BIGINT, speech_s DOUBLE, loss DOUBLE!, kl DOUBLE, "
+                          "nll DOUBLE, ctc DOUBLE, lr_adapter DOUBLE, lr_llm DOUBLE, grad_norm DOUBLE, "
+                          "n_text_positions INTEGER, replay BOOLEAN, tokens_per_s DOUBLE, wall_s DOUBLE", "run_id step"),
+    _table("metrics", "run_id VARCHAR!, task VARCHAR!, metric VARCHAR!, value DOUBLE, ci_low DOUBLE, ci_high DOUBLE, "
+                      "n INTEGER, step INTEGER, condition VARCHAR!", "run_id task metric step condition",
+           primary_key=False),
+    # Stage II selection rounds (runs of kind 'select'): one row per cluster, and per text of the corpus
+    # (role 'member': its cluster and, for the texts drawn on the map, UMAP x/y), per probe and per selected text.
+    _table("selection_clusters", "run_id VARCHAR!, cluster INTEGER!, size INTEGER!, p_web DOUBLE!, m DOUBLE, "
+                                 "m_distill DOUBLE, m_tokens INTEGER, cer DOUBLE, filtered BOOLEAN!, p_target DOUBLE!, "
+                                 "n_probes INTEGER, n_selected INTEGER!, selected_s DOUBLE, domain VARCHAR",
+           "run_id cluster"),
+    _table("selection_texts", "run_id VARCHAR!, text_idx INTEGER!, role VARCHAR!, cluster INTEGER!, domain VARCHAR, "
+                              "text VARCHAR, doc_id VARCHAR, seconds DOUBLE, x DOUBLE, y DOUBLE",
+           "run_id text_idx role"),
+)}
+
+_LANE_COLUMNS = ("pred", "pred_norm", "correct", "correct_norm")
+# A run's headline reads the rows of no condition and, in a voice sweep, those of its reference voice: the sweep's
+# first condition, which the run's config names as `voice` (a single-voice run has no rows of that condition).
+_REFERENCE = "json_extract_string(r.config, '$.voice')"
+HEADLINE_FILTER = f"(condition = '' OR condition = (SELECT {_REFERENCE} FROM runs r WHERE r.run_id = ?))"
+
+
+def paired_items_view() -> str:
+    per_lane = [f"any_value(o.{col}) FILTER (WHERE o.lane = '{lane}') AS {lane}_{col}"
+                for lane in LANES for col in _LANE_COLUMNS]
+    return f"""
+CREATE OR REPLACE VIEW paired_items AS
+WITH per_item AS (
+    SELECT o.run_id, o.item_id,
+           coalesce(any_value(o.audio_id) FILTER (WHERE o.lane = 'speech'),
+                    any_value(o.audio_id) FILTER (WHERE o.lane = 'cascade')) AS audio_id,
+           {', '.join(per_lane)},
+           any_value(o.transcript) FILTER (WHERE o.lane = 'cascade') AS cascade_transcript,
+           any_value(o.wer) FILTER (WHERE o.lane = 'cascade') AS cascade_wer
+    FROM outputs o JOIN runs r USING (run_id) WHERE o.condition = '' OR o.condition = {_REFERENCE}
+    GROUP BY o.run_id, o.item_id)
+SELECT p.run_id, i.item_id, i.task, i.task_version, i.doc_id, i.split, i.domain, i.question, i.choices, i.answer,
+       p.audio_id, a.path AS audio_path, a.engine AS tts_engine, a.voice AS tts_voice, a.speed AS tts_speed,
+       a.duration_s AS audio_duration_s, p.* EXCLUDE (run_id, item_id, audio_id)
+FROM per_item p JOIN items i USING (item_id) LEFT JOIN item_audio a ON a.audio_id = p.audio_id"""
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
+def _missing_columns(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> list[str]:
+    """Columns of `spec` that the stored table (written by an older salad) lacks; none if there is no such table."""
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
+        "AND table_schema = 'main' AND table_name = ?", [spec.name]).fetchall()}
+    return [c for c in spec.columns if c not in have] if have else []
+
+
+def _upgrade_table(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
+    """Rebuild an older table with this version's columns (defaults filled in): its key may have grown, which an
+    ALTER TABLE cannot do to a primary key."""
+    con.execute(f"ALTER TABLE {spec.name} RENAME TO {spec.name}_old")
+    con.execute(spec.ddl())
+    con.execute(f"INSERT INTO {spec.name} BY NAME SELECT * FROM {spec.name}_old")
+    con.execute(f"DROP TABLE {spec.name}_old")
+
+
+def _fill_lineage(con: duckdb.DuckDBPyConnection) -> None:
+    """Runs of a store older than its lineage columns: the parent read from the config (a Stage II run's round, a
+    round's scoring model) and a training run's final evaluation found as the earliest evaluation of its final
+    model, as salad found them before it stored them."""
+    con.execute("UPDATE runs SET parent_run = json_extract_string(config, '$.round_id') "
+                "WHERE kind = 'train' AND json_extract_string(config, '$.stage') = '2'")
+    con.execute("UPDATE runs SET parent_run = json_extract_string(config, '$.from_run') WHERE kind = 'select'")
+    con.execute("UPDATE runs AS t SET final_eval = (SELECT e.run_id FROM runs e WHERE e.kind = 'eval' AND "
+                "rtrim(json_extract_string(e.config, '$.model_path'), '/') LIKE '%' || t.run_id || '/final' "
+                "ORDER BY e.created_at LIMIT 1) WHERE t.kind = 'train'")
+
+
+def shadow_older_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """An older store opened read-only cannot be upgraded: temporary views give its tables the columns added since,
+    with their defaults, so this version's queries (and the stored paired_items view) run on it unchanged."""
+    database = con.execute("SELECT current_database()").fetchone()[0]
+    for spec in TABLES.values():
+        missing = _missing_columns(con, spec)
+        if missing:
+            added = ", ".join(f"CAST({_default_literal(c)} AS {spec.columns[c]}) AS {c}" for c in missing)
+            con.execute(f'CREATE TEMP VIEW {spec.name} AS SELECT *, {added} FROM "{database}".main.{spec.name}')
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    found = schema_version(con)
+    if found > SCHEMA_VERSION:
+        raise StoreError(f"The store was written by a newer salad (schema {found} > {SCHEMA_VERSION}). "
+                         "Fix: upgrade salad, or point SALAD_STORE at another file.")
+    if found == SCHEMA_VERSION:
+        return
+    lineage_missing = bool(_missing_columns(con, TABLES["runs"]))
+    for spec in TABLES.values():
+        if _missing_columns(con, spec):
+            _upgrade_table(con, spec)
+        else:
+            con.execute(spec.ddl())
+    if lineage_missing:
+        _fill_lineage(con)
+    con.execute(paired_items_view())
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Row validation
+
+
+def _to_json(value: object) -> object:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, default=str, sort_keys=isinstance(value, dict))
+
+
+def _row_problem(spec: TableSpec, row: dict) -> str | None:
+    """What is wrong with a row and how to fix it, or None."""
+    missing = [c for c in spec.required if row.get(c) is None]
+    if missing:
+        return f"missing {', '.join(missing)}; every {spec.name} row needs {', '.join(spec.required)}"
+    if "lane" in spec.columns and row["lane"] not in LANES:
+        return f"lane {row['lane']!r} is unknown; use one of {', '.join(LANES)}"
+    return None
+
+
+def rows_frame(spec: TableSpec, rows: list[dict]) -> pd.DataFrame:
+    """Validated rows as a DataFrame with every column of the table; bad rows are logged and left out."""
+    if isinstance(rows, dict) or not all(isinstance(r, dict) for r in rows):
+        raise StoreError(f"Rows for table '{spec.name}' must be a list of dicts. Fix: wrap a single row as [row].")
+    unknown = sorted({k for r in rows for k in r} - set(spec.columns))
+    if unknown:
+        raise StoreError(f"Table '{spec.name}' has no column(s) {', '.join(unknown)}. "
+                         f"Fix: use only {', '.join(spec.columns)} (see docs/store.md).")
+    good = []
+    for i, row in enumerate(rows):
+        row = {**{c: v for c, v in COLUMN_DEFAULTS.items() if c in spec.columns},
+               **{c: v for c, v in row.items() if v is not None}}
+        problem = _row_problem(spec, row)
+        if problem:
+            log.warning("store: skipped %s row %d %s: %s", spec.name, i, {k: row.get(k) for k in spec.key}, problem)
+        else:
+            good.append({c: _to_json(row.get(c)) if c in spec.json_columns else row.get(c) for c in spec.columns})
+    frame = pd.DataFrame(good, columns=list(spec.columns), dtype=object)
+    if len(frame) > frame.drop_duplicates(subset=list(spec.key)).shape[0]:
+        log.warning("store: %s batch repeats keys; the last row of each key wins", spec.name)
+        frame = frame.drop_duplicates(subset=list(spec.key), keep="last")
+    return frame
+
+
+
+@lru_cache(maxsize=1)
+def memory_schema() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    create_schema(con)
+    return con

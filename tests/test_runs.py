@@ -1,0 +1,59 @@
+"""Runs have one home: `RunDir` (the folder layout), `Lineage` (Stage I <- round <- Stage II, from the store's
+parent_run column), the final evaluation as a store column, and `salad runs` over what the real commands made."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from salad_core.runs import Lineage, RunDir
+
+
+def test_a_run_folder_and_its_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALAD_DATA", str(tmp_path))
+    run = RunDir("train-20261202-000000-abcd")
+    assert run.root == tmp_path / "runs" / run.run_id and run.final == run.root / "final"
+    assert RunDir("select-20261202-000000-abcd").root.parent.name == "rounds"
+    for step, pre in ((100, False), (160, True), (200, False)):
+        run.checkpoint(step).mkdir(parents=True)
+        (run.checkpoint(step) / "meta.json").write_text(json.dumps({"step": step, "pre_decay": pre}))
+    run.checkpoint(300).mkdir()  # no meta.json: an unfinished checkpoint does not count
+    assert [s for s, _ in run.checkpoints()] == [100, 160, 200]
+    assert run.latest_checkpoint() == run.checkpoint(200) and run.pre_decay_checkpoint() == run.checkpoint(160)
+    assert not run.is_training()
+    elsewhere = RunDir.of_model(tmp_path / "copied" / run.run_id / "final")
+    assert elsewhere.run_id == run.run_id and elsewhere.root == (tmp_path / "copied" / run.run_id).resolve()
+
+
+def test_the_lineage_of_what_the_real_commands_made(pipeline):
+    lineage = Lineage.of(pipeline.store)
+    assert lineage.chain(pipeline.stage2) == [pipeline.stage2, pipeline.round_id, pipeline.alpha1]
+    assert lineage.stage1(pipeline.stage2) == pipeline.alpha1 == lineage.stage1(pipeline.round_id)
+    assert lineage.training_rounds(pipeline.round_id) == [pipeline.round_id]
+    assert lineage.round_number(pipeline.round_id) == 1
+    assert lineage.children(pipeline.alpha1, kind="select") == [pipeline.round_id]
+    runs = pipeline.store.runs("train").set_index("run_id")
+    evals = pipeline.store.runs("eval").set_index("run_id")
+    for run_id in (pipeline.alpha1, pipeline.alpha0, pipeline.stage2):  # the training's own final evaluation ...
+        final = runs.loc[run_id, "final_eval"]
+        assert evals.loc[final, "config"]["model_path"].endswith(f"{run_id}/final")
+    assert runs.loc[pipeline.alpha1, "final_eval"] != pipeline.eval_run  # ... not a later one with the cascade
+
+
+def test_salad_runs_lists_and_shows(pipeline):
+    def salad(*args: str):
+        done = subprocess.run([sys.executable, "-m", "salad_core.cli", "runs", *args, "--json", "--db",
+                               str(pipeline.store.path)], capture_output=True, text=True, env=pipeline.env(),
+                              timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    listed = salad("--kind", "train")
+    assert {r["run_id"] for r in listed} == {pipeline.alpha1, pipeline.alpha0, pipeline.stage2}
+    shown = salad("show", pipeline.stage2)
+    assert shown["lineage"] == [pipeline.stage2, pipeline.round_id, pipeline.alpha1] and shown["kind"] == "train"
+    assert 0.0 <= shown["metrics"]["speech_acc"] <= 1.0 and shown["config"]["stage"] == 2
+    done = subprocess.run([sys.executable, "-m", "salad_core.cli", "runs", "show", "train-missing", "--db",
+                           str(pipeline.store.path)], capture_output=True, text=True, env=pipeline.env(), timeout=120)
+    assert done.returncode == 2 and "pick one from `salad runs`" in done.stderr
