@@ -108,6 +108,14 @@ def test_words_a_world_model_cannot_read_are_named(empty_data):
 
     build_world("nano", progress=False)
     session = DemoSession.from_run_config({"preset": "nano", "asr": "whisper-tiny.en"})
-    question = "what is 8 ?"
-    answer = session.answer(question, ["70", "72", "what", "88"], load_audio(synthesize(question, VoiceSpec("espeak", "en-us"))))
-    assert answer.unknown_words == ["8", "70", "72", "88"]
+    question = "what is 8 % ?"  # the world's subword vocabulary spells digits, but never saw "%" or "é"
+    answer = session.answer(question, ["70", "72", "café", "88"], load_audio(synthesize(question, VoiceSpec("espeak", "en-us"))))
+    assert answer.unknown_words == ["%", "é"]
+
+
+def test_a_word_level_vocabulary_names_every_unread_word():
+    from salad_core.demo import unknown_words
+    from salad_core.world.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer(["what is two plus two ? four ."], "word")
+    assert unknown_words(tokenizer, "what is 8 plus seventy ? 8") == ["8", "seventy"]

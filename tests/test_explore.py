@@ -100,6 +100,8 @@ def test_store_models_merge_evaluations_list_checkpoints_and_skip_missing_weight
     run_dir = tmp_path / "runs" / "train-a"
     write_model(run_dir / "final")
     write_model(run_dir / "checkpoints" / "step-000004")
+    (run_dir / "checkpoints" / "step-000004" / "meta.json").write_text(json.dumps({"step": 4}))  # complete
+    write_model(run_dir / "checkpoints" / "step-000006")  # no meta.json: interrupted while saving, left out
     (run_dir / "config.json").write_text(json.dumps({"preset": "nano"}))
     store = Store(tmp_path / "s.duckdb")
     store.create_run("train", {"preset": "nano"}, run_id="train-a",

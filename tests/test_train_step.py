@@ -60,6 +60,15 @@ def test_ctc_alignment_aid_adds_its_loss_and_compresses_speech():
     compressed = model.adapt_frames(batch.frames)
     assert all(1 <= c.shape[0] <= f.shape[0] for c, f in zip(compressed, full))
     assert any(k.startswith("ctc.") for k in model.trained_state_dict())
+    from salad_core.model.ctc import greedy_tokens
+
+    # the LLM reads one frame per token the aid spells out (one frame when it spells nothing)
+    assert [max(len(greedy_tokens(l)), 1) for l in logits] == [c.shape[0] for c in compressed]
+    assert len(model.heard_words(batch.frames)) == len(batch.frames)
+    plain = SaladModel(SaladConfig(llm_name="t", encoder_name="t", adapter_layers=1, adapter_width=32,
+                                   adapter_heads=2), encoder=tiny_encoder(), llm=tiny_llm(), tokenizer=smol_tokenizer())
+    with pytest.raises(ValueError, match="no CTC head"):
+        plain.heard_words(batch.frames)
 
 
 def test_compress_keeps_new_non_blank_frames():
@@ -71,6 +80,15 @@ def test_compress_keeps_new_non_blank_frames():
     assert compress(embeds, logits).flatten().tolist() == [0.0, 3.0]
     all_blank = torch.nn.functional.one_hot(torch.tensor([3, 3]), 4).float() + torch.tensor([0, 0.5, 0, 0])
     assert compress(embeds[:2], all_blank).shape[0] == 1
+
+
+def test_greedy_tokens_collapse_repeats_and_drop_blanks():
+    from salad_core.model.ctc import greedy_tokens
+
+    # labels per frame: 2 2 blank 2 1 1 0 (blank = class 3): a blank between two 2s keeps both
+    logits = torch.nn.functional.one_hot(torch.tensor([2, 2, 3, 2, 1, 1, 0]), 4).float()
+    assert greedy_tokens(logits) == [2, 2, 1, 0]
+    assert greedy_tokens(torch.nn.functional.one_hot(torch.tensor([3, 3]), 4).float()) == []
 
 
 def test_soft_tokens_are_the_vocabulary_under_the_ctc_posterior_and_pass_its_gradient():

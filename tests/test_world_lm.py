@@ -85,10 +85,10 @@ def world(tmp_path_factory) -> ToyWorld:
 
 @pytest.fixture(scope="module")
 def trained(world):
-    """One real pretraining run, saved into the world's LM folder through `ensure_world_lm`."""
-    folder = lm.ensure_world_lm(world, steps=400, batch_size=16, eval_every=50, decay_steps=50, until="target",
+    """One real pretraining run of the word-level recipe, saved into the world's LM folder through `ensure_world_lm`."""
+    folder = lm.ensure_world_lm(world, "lm-v4", steps=400, batch_size=16, eval_every=50, decay_steps=50, until="target",
                                 k_shot=2, row_length=64, hidden=64, layers=2, threads=1, progress=False)
-    return folder, lm.lm_report(world)
+    return folder, lm.lm_report(world, "lm-v4")
 
 
 # -- tokenizer ------------------------------------------------------------------------------------------------
@@ -252,10 +252,11 @@ def test_second_call_reuses_the_cached_lm(world, trained, monkeypatch):
         raise AssertionError("retrained")
 
     monkeypatch.setattr(lm, "pretrain_world_lm", fail)
-    assert lm.ensure_world_lm(world) == folder == lm.world_lm_dir(world)
+    assert lm.ensure_world_lm(world, "lm-v4") == folder == lm.world_lm_dir(world, "lm-v4")
+    assert lm.world_lm_dir(world) == world.root / lm.LM_FOLDER  # a plain world name means today's recipe
     monkeypatch.setattr(lm, "load_world", lambda preset: world if preset == "toy" else None)
-    assert lm.resolve_world_llm("world:toy") == folder  # the loader's name for a world's LM
-    assert lm.resolve_world_llm(pinned_llm_name("world:toy")) == folder  # ... and the name a model saves
+    assert lm.resolve_world_llm("world:toy/lm-v4") == folder  # the loader's name for a world's LM
+    assert lm.resolve_world_llm(pinned_llm_name("world:toy/lm-v4")) == folder  # ... and the name a model saves
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
     assert not list(folder.parent.glob(".lm-*"))  # no temporary folder left behind
 

@@ -43,16 +43,26 @@ def compress(embeds: torch.Tensor, logits: torch.Tensor, vocabulary: torch.Tenso
     A clip where every frame is blank keeps its single most token-like frame, so no speech span is ever empty.
     With `vocabulary` (V, D), each kept frame becomes its soft token: softmax over its V token logits @ vocabulary.
     """
-    labels = logits.argmax(-1)  # (S,)
+    keep = _new_tokens(logits)
     blank = logits.shape[-1] - 1
-    previous = torch.cat([labels.new_full((1,), -1), labels[:-1]])
-    keep = (labels != blank) & (labels != previous)
     if not keep.any():
         keep = torch.zeros_like(keep)
         keep[logits[:, :blank].max(-1).values.argmax()] = True
     if vocabulary is None:
         return embeds[keep]
     return logits[keep, :blank].float().softmax(-1).to(vocabulary.dtype) @ vocabulary
+
+
+def _new_tokens(logits: torch.Tensor) -> torch.Tensor:
+    """(S,) mask of the frames whose greedy label is a token (not blank) and not the previous frame's label."""
+    labels = logits.argmax(-1)
+    previous = torch.cat([labels.new_full((1,), -1), labels[:-1]])
+    return (labels != logits.shape[-1] - 1) & (labels != previous)
+
+
+def greedy_tokens(logits: torch.Tensor) -> list[int]:
+    """The token ids a clip's (S, V + 1) CTC logits spell out by greedy decoding: what the adapter heard."""
+    return logits.argmax(-1)[_new_tokens(logits)].tolist()
 
 
 def ctc_loss(logits: list[torch.Tensor], targets: list[list[int]]) -> torch.Tensor:

@@ -20,7 +20,7 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from salad_core.model.adapter import SpeechAdapter
 from salad_core.model.config import SaladConfig
-from salad_core.model.ctc import CTCHead, compress
+from salad_core.model.ctc import CTCHead, compress, greedy_tokens
 from salad_core.model.encoder import SpeechEncoder
 from salad_core.model.llm import load_llm, pinned_llm_name
 from salad_core.model.processing import PairedSequence, Segment, pair_segments
@@ -122,6 +122,15 @@ class SaladModel(PreTrainedModel):
         """What the LLM reads of each clip with the CTC aid: one adapter output or soft token per recognised token."""
         vocabulary = self.llm.get_input_embeddings().weight if self.config.ctc_read == "soft" else None
         return [compress(e, l, vocabulary) for e, l in zip(embeds, logits)]
+
+    @torch.no_grad()
+    def heard_words(self, frames: list[torch.Tensor]) -> list[str]:
+        """What the CTC aid recognises in each clip (greedy decoding, as text); needs a model trained with the aid."""
+        if self.ctc is None:
+            raise ValueError("This model has no CTC head (trained with align 'none'), so it spells nothing out. "
+                             "Fix: use a model trained with --align ctc or ctc-soft.")
+        _, logits = self.adapt_frames_with_ctc(frames)
+        return [self.tokenizer.decode(greedy_tokens(l)).strip() for l in logits]
 
     def adapt_frames_with_ctc(self, frames: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """Uncompressed adapter outputs per clip, and their CTC logits (None without the alignment aid).
