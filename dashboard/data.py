@@ -7,6 +7,8 @@ the cache is shared by every session looking at the same store. `clear()` drops 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -47,6 +49,18 @@ def paired_items(path: str, run_id: str) -> pd.DataFrame:
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def option_scores(path: str, run_id: str, item_id: str) -> pd.DataFrame:
     return Store(path).option_scores(run_id, item_id)
+
+
+def item_audio(path: object) -> dict:
+    """`st.audio`'s arguments for an evaluated item's stored audio: a file, or a world clip (`world:<folder>/<clip>`).
+    FileNotFoundError (or the world's AssetError) names what is missing."""
+    if isinstance(path, str) and path.startswith("world:"):
+        from salad_core.world import clip_ref_audio
+
+        return {"data": clip_ref_audio(path), "sample_rate": 16000}
+    if isinstance(path, str) and Path(path).is_file():
+        return {"data": path}
+    raise FileNotFoundError(f"no audio file at {path or 'no path stored'}")
 
 
 def clear() -> None:

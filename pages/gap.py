@@ -8,12 +8,11 @@ Widget keys start with `gap_`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data, first_launch, views, widgets
+from salad_core.assets import AssetError
 from salad_core.eval import voices
 from salad_core.eval.vocabulary import ALL_TASKS
 from salad_core.store import StoreError
@@ -47,7 +46,8 @@ HELP = {
 
 
 def show_headline(metrics: pd.DataFrame) -> None:
-    for col, (label, metric, unit) in zip(st.columns(len(HEADLINE)), HEADLINE):
+    columns = [col for _ in range(0, len(HEADLINE), 4) for col in st.columns(4)]  # rows of 4: values stay whole
+    for col, (label, metric, unit) in zip(columns, HEADLINE):
         row = views.metric_row(metrics, metric)
         if row is None or pd.isna(row["value"]):
             col.metric(label, "—", help=f"{HELP.get(metric, metric)}; not in this run")
@@ -115,11 +115,11 @@ def show_item(item: pd.Series, run_id: str, item_id: str, store_path: str) -> No
     audio, options = st.columns([2, 3])
     audio.markdown(f"**{item['question']}**")
     path = item["audio_path"]
-    if isinstance(path, str) and Path(path).is_file():
-        audio.audio(path)
+    try:
+        audio.audio(**data.item_audio(path))
         audio.caption(f"{item['tts_engine']} · voice {item['tts_voice']} · speed {item['tts_speed']:g}")
-    else:
-        audio.caption(f"No audio file for this item ({path or 'no path stored'}).")
+    except (AssetError, FileNotFoundError) as err:
+        audio.caption(f"No audio for this item: {err}")
     if isinstance(item["cascade_transcript"], str):
         wer = "" if pd.isna(item["cascade_wer"]) else f" (WER {item['cascade_wer']:.2f})"
         audio.markdown(f"Cascade transcript{wer}: _{item['cascade_transcript']}_")

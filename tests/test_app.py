@@ -68,7 +68,7 @@ def test_a_missing_audio_file_is_named(fixture_store):
                                  "path": "/nonexistent/capitals-0.wav"}])
     at = run_app(store_path=str(fixture_store.path))
     assert not at.exception and len(at.get("audio")) == 0
-    assert any("No audio file for this item (/nonexistent/capitals-0.wav)" in c for c in texts(at.caption))
+    assert any("No audio for this item: no audio file at /nonexistent/capitals-0.wav" in c for c in texts(at.caption))
 
 
 def test_no_chance_banner_when_speech_beats_chance(fixture_store):

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from salad_core.assets import AssetError
 from salad_core.store import Store
 
 FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "speech"
@@ -115,6 +116,14 @@ def test_world_voice_uses_the_worlds_own_spoken_questions(tmp_path):
     spoken = task_spec(item.task).spoken(item)
     assert spoken[1]["frames"].shape[0] == world.clip(world.eval_clip(item.item_id))["frames"]
     np.testing.assert_allclose(spoken[0], world.audio(world.eval_clip(item.item_id)))
+    from dashboard import data  # the gap page plays what the store names: the world's clip, not a file
+
+    stored = audio["path"].iloc[0]
+    np.testing.assert_allclose(data.item_audio(stored)["data"], world.audio(stored.split("/", 1)[1]))
+    with pytest.raises(AssetError, match="Fix: rebuild"):
+        data.item_audio(f"world:{world.root.name}-gone/q00000")
+    with pytest.raises(FileNotFoundError):
+        data.item_audio(str(tmp_path / "missing.wav"))
 
 
 def test_the_cascade_reads_a_world_question_in_the_worlds_form():
