@@ -26,9 +26,10 @@ from salad_core.store import Store
 
 def selected_runs(store: Store, tag: str | None) -> pd.DataFrame:
     runs = store.runs("train")
-    runs = runs[(runs["status"] == "done") & [isinstance(c, dict) and c.get("stage", 1) == 1 for c in runs["config"]]]
+    stage1 = np.array([isinstance(c, dict) and c.get("stage", 1) == 1 for c in runs["config"]], dtype=bool)
+    runs = runs[(runs["status"] == "done").to_numpy() & stage1]
     if tag:
-        runs = runs[[c.get("tag") == tag for c in runs["config"]]]
+        runs = runs[np.array([c.get("tag") == tag for c in runs["config"]], dtype=bool)]
     return runs
 
 
