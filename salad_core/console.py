@@ -41,7 +41,9 @@ def run_summary(kind: str, config: dict) -> str:
         tag = f" tag {config['tag']}" if config.get("tag") else ""
         return f"{config.get('preset')} α={config.get('alpha')}{stage} seed {config.get('seed')}{tag}"
     if kind == "select":
-        return f"γ={config.get('gamma')} {config.get('strategy')} budget {config.get('budget')} seed {config.get('seed')}"
+        from salad_core.select.report import round_label
+
+        return f"{round_label(config)} seed {config.get('seed')}"
     return f"{config.get('model_path') or config.get('preset')} · {config.get('voice')}"
 
 

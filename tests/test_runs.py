@@ -57,3 +57,12 @@ def test_salad_runs_lists_and_shows(pipeline):
     done = subprocess.run([sys.executable, "-m", "salad_core.cli", "runs", "show", "train-missing", "--db",
                            str(pipeline.store.path)], capture_output=True, text=True, env=pipeline.env(), timeout=120)
     assert done.returncode == 2 and "pick one from `salad runs`" in done.stderr
+
+
+def test_a_round_is_summarised_as_the_pages_name_it():
+    from salad_core.console import run_summary
+
+    assert run_summary("select", {"gamma": 0.0, "strategy": "active", "budget": "5%", "seed": 1}) == \
+        "uniform (γ=0) · 5% seed 1"
+    assert run_summary("select", {"gamma": 5.0, "strategy": "active", "budget": "20%", "seed": 0}) == \
+        "active γ=5 · 20% seed 0"
