@@ -18,6 +18,7 @@ from salad_core.documents import split_spans, units
 from salad_core.text import number_words, world_form
 from salad_core.world import build, build_world, load_world
 from salad_core.world.corpus import conversational, in_register, mentions
+from salad_core.world.lm_recipes import LM_FOLDER, LM_RECIPES
 from salad_core.world.speech import EVAL_VOICES, train_voices
 
 
@@ -201,7 +202,8 @@ def test_the_build_pretrains_the_worlds_lm_beside_the_speech(world):
     # one thread while the speech is made, every core after (when the speech finished first, only the latter)
     assert set(report["threads"]) <= {1, len(os.sched_getaffinity(0))} and report["threads"] == sorted(report["threads"])
     assert not (world.root / build.LM_LOG).exists()
-    tokenizer = lm.build_tokenizer(lm.tokenizer_texts(world))  # what the LM read is the finished world's text
+    recipe = LM_RECIPES[LM_FOLDER]  # what the LM read is the finished world's text, cut as its recipe says
+    tokenizer = lm.build_tokenizer(lm.tokenizer_texts(world), recipe["tokenizer"], recipe.get("vocab_size"))
     assert len(tokenizer) == report["vocab_size"]
 
 
