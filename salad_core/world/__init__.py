@@ -19,6 +19,7 @@ import numpy as np
 from salad_core.assets import AssetError
 from salad_core.eval.probes import register_probe_source
 from salad_core.model.names import LLMName, LLMSource, parse_llm_name, register_llm_source
+from salad_core.paths import cache_dir
 from salad_core.tasks.item import Item
 from salad_core.tasks.registry import TaskSpec, register
 from salad_core.text import world_form
@@ -27,8 +28,8 @@ from salad_core.world.domains import DOMAIN_NAMES, Fact, domain_defs
 from salad_core.world.lm_recipes import LM_FOLDER
 from salad_core.world.world import Domain, World
 
-__all__ = ["DOMAIN_NAMES", "PRESETS", "Domain", "Fact", "World", "build_world", "is_built", "load_world", "preset_world",
-           "world_dir", "world_tasks"]
+__all__ = ["DOMAIN_NAMES", "PRESETS", "Domain", "Fact", "World", "build_world", "clip_ref", "clip_ref_audio", "is_built",
+           "load_world", "preset_world", "world_dir", "world_tasks"]
 
 
 def world_tasks(preset: str) -> list[str]:
@@ -57,6 +58,21 @@ def _check(preset: str) -> None:
         raise AssetError(f"The '{preset}' world is not built. Fix: run `salad world build --preset {preset}`.")
 
 
+def clip_ref(world: World, clip_id: str) -> str:
+    """How an evaluation stores a world question's audio: `world:<world folder>/<clip id>` (the clip bank holds it)."""
+    return f"world:{world.root.name}/{clip_id}"
+
+
+def clip_ref_audio(ref: str) -> np.ndarray:
+    """16 kHz samples of the clip a `clip_ref` names; an AssetError when its world is no longer in the cache."""
+    folder, _, clip_id = ref.removeprefix("world:").partition("/")
+    root = cache_dir("worlds") / folder
+    if not folder or not clip_id or not (root / ".complete").exists():
+        raise AssetError(f"The world clip {ref!r} is not in this cache ({root}). Fix: rebuild that world "
+                         "(`salad world build`) with the code version that made the evaluation.")
+    return World(root).audio(clip_id)
+
+
 def _spoken(item: Item) -> tuple[np.ndarray, dict]:
     """An item's question as the world spoke it (one of its held-out evaluation voices), with its cached frames."""
     world = load_world(item.task.split("-", 1)[0])
@@ -64,7 +80,7 @@ def _spoken(item: Item) -> tuple[np.ndarray, dict]:
     record, audio = world.clip(clip_id), world.audio(clip_id)
     engine, _, voice = record["voice"].partition(":")
     return audio, {"engine": engine, "voice": voice, "speed": record["speed"],
-                   "path": f"world:{world.root.name}/{clip_id}", "text": item.question, "duration_s": len(audio) / 16000,
+                   "path": clip_ref(world, clip_id), "text": item.question, "duration_s": len(audio) / 16000,
                    "sample_rate": 16000, "frames": world.features([clip_id])[0], "encoder": world.bank.encoder_name}
 
 
