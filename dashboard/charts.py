@@ -12,7 +12,8 @@ import plotly.graph_objects as go
 
 from salad_core.eval.vocabulary import ALL_TASKS, LANE_ACC_METRIC, LANE_LABELS, LANES
 
-LANE_COLORS = {"base_text": "#4C78A8", "text": "#72B7B2", "speech": "#F58518", "cascade": "#9D755D"}
+LANE_COLORS = {"base_text": "#4C78A8", "text": "#72B7B2", "speech": "#F58518", "cascade": "#9D755D",
+               "noaudio": "#BAB0AC"}
 PART_COLORS = {"forgetting": "#B279A2", "misalignment": "#E45756"}
 ALL_LABEL = "all tasks"
 
@@ -42,17 +43,25 @@ def _error_bars(frame: pd.DataFrame) -> dict | None:
 
 
 def accuracy_bars(metrics: pd.DataFrame, chance: pd.Series | None = None) -> go.Figure:
-    """Grouped bars: each lane's accuracy per task with 95 % CI error bars; optional chance level per task."""
+    """Grouped bars: each lane's accuracy per task with 95 % CI error bars; the no-audio floor (the model hearing
+    silence) as a mark per task where the run has it; optional chance level per task."""
     tasks = task_order(metrics)
     labels = [task_label(t) for t in tasks]
     fig = go.Figure()
-    for lane in LANES:
+    for lane in (lane for lane in LANES if lane != "noaudio"):
         frame = _series(metrics, LANE_ACC_METRIC[lane], tasks)
         if frame["value"].isna().all():
             continue
         fig.add_trace(go.Bar(name=LANE_LABELS[lane], x=labels, y=frame["value"].tolist(), error_y=_error_bars(frame),
                              marker_color=LANE_COLORS[lane],
                              hovertemplate="%{x}: %{y:.3f}<extra>" + LANE_LABELS[lane] + "</extra>"))
+    floor = _series(metrics, LANE_ACC_METRIC["noaudio"], tasks)
+    if not floor["value"].isna().all():
+        fig.add_trace(go.Scatter(name=f"floor: {LANE_LABELS['noaudio']} (95 % CI)", x=labels,
+                                 y=floor["value"].tolist(), error_y=_error_bars(floor), mode="markers",
+                                 marker={"symbol": "line-ew", "size": 40,
+                                         "line": {"width": 3, "color": LANE_COLORS["noaudio"]}},
+                                 hovertemplate="no-audio floor %{y:.3f}<extra></extra>"))
     if chance is not None:
         levels = chance.reindex(tasks)
         fig.add_trace(go.Scatter(name="chance (1 / options)", x=labels, y=levels.tolist(), mode="markers",

@@ -62,6 +62,13 @@ def not_above_chance(metrics: pd.DataFrame, chance: pd.Series, metric: str = "sp
     return found
 
 
+def audio_unused(metrics: pd.DataFrame) -> list[str]:
+    """Tasks where hearing the question adds nothing measurable over hearing silence: the 95 % interval of
+    speech − no audio (`audio_gain`, paired over items) reaches 0."""
+    gains = metrics[metrics["metric"] == "audio_gain"]
+    return not_above_chance(gains, pd.Series(0.0, index=gains["task"].unique()), "audio_gain")
+
+
 def lanes_present(paired: pd.DataFrame) -> list[str]:
     return [lane for lane in LANES if f"{lane}_correct" in paired and paired[f"{lane}_correct"].notna().any()]
 

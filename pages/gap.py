@@ -33,8 +33,9 @@ INTRO = ("How much worse the adapted model answers from speech than the original
          "on text) and **misalignment** (adapted model on text − on speech). **F** and **M** measure the same two "
          "causes token by token, as KL divergences of next-token distributions in nats per token, on held-out "
          "documents half read, half heard (the model's world's probe documents, or broad English text); **item_M** "
-         "is M on the tasks' dev questions heard with their answer read. Error bars are 95 % bootstrap confidence "
-         "intervals over items.")
+         "is M on the tasks' dev questions heard with their answer read. The grey mark on each task is the **no-audio "
+         "floor**: the adapted model hearing silence as long as the question, which is what the prompt and the options "
+         "alone give away. Error bars are 95 % bootstrap confidence intervals over items.")
 HELP = {
     "gap": "accuracy of the original LLM on text minus the adapted model's on speech",
     "forgetting": "original LLM on text minus adapted model on text",
@@ -74,6 +75,14 @@ def show_chance_banner(metrics: pd.DataFrame, chance: pd.Series, run: pd.Series 
     cause = ("the adapter is untrained (Stage I training comes next), so the speech path answers at chance."
              if untrained else "this adapter checkpoint does not yet carry speech into the LLM's input space.")
     st.warning(f"{where}: {cause}")
+
+
+def show_floor_banner(metrics: pd.DataFrame) -> None:
+    unused = views.audio_unused(metrics)
+    if unused:
+        st.info(f"Speech accuracy is not above the no-audio floor on {', '.join(map(charts.task_label, unused))} "
+                "(the 95 % interval of speech minus no audio reaches 0): there the model does not use the audio; its "
+                "answers come from the prompt and the options alone.")
 
 
 def show_robustness(run: pd.Series | None, run_id: str, store_path: str) -> None:
@@ -163,6 +172,7 @@ def main() -> None:
         return
     chance = views.chance_levels(paired)
     show_chance_banner(metrics, chance, run)
+    show_floor_banner(metrics)
     show_headline(metrics)
     if not metrics.empty:
         widgets.chart(charts.accuracy_bars(metrics, chance), "gap_accuracy", name=f"{run_id}-accuracy")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 
 def format_eval(result: dict) -> str:
-    cols = ("n", "text_acc_base", "text_acc", "speech_acc", "cascade_acc", "cascade_wer", "gap", "forgetting", "misalignment")
+    cols = ("n", "text_acc_base", "text_acc", "speech_acc", "noaudio_acc", "cascade_acc", "cascade_wer", "gap",
+            "forgetting", "misalignment")
     lines = [f"run {result['run_id']}  (scoring: {result['scoring']}, {result['k_shot']}-shot, voice {result['voice']})",
              f"{'task':<14}" + "".join(f"{c:>14}" for c in cols)]
     for task, row in result["tasks"].items():

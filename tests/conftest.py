@@ -1,9 +1,9 @@
 """Shared test fixtures: `fixture_store`, a small realistic results store built through the public write API.
 
-Two tasks (capitals, chemical symbols; 6 items x 4 options each) scored in all four lanes as an untrained adapter
+Two tasks (capitals, chemical symbols; 6 items x 4 options each) scored in every lane as an untrained adapter
 scores them: the original LLM and the adapted model on text answer 5 of 6 right, the speech lane picks the option
-after the answer on 4 of 6 (accuracy 2/6 per task, within chance's CI), the cascade answers as the text LLM but
-mishears one word per question. Outputs are derived from the per-option log-probabilities, metrics from the
+after the answer on 4 of 6 (accuracy 2/6 per task, within chance's CI) and the no-audio lane (silence heard) picks
+as the speech lane does, the cascade answers as the text LLM but mishears one word per question. Outputs are derived from the per-option log-probabilities, metrics from the
 outputs (normal-approximation CIs), exactly as a consumer would recompute them; F and M are fixed example values.
 Each item has a real 16 kHz WAV file (a short tone: the tests check the player, not the words).
 """
@@ -21,6 +21,7 @@ import pytest
 import soundfile as sf
 
 import salad_core.world  # noqa: F401  (registers the mini worlds' tasks, LLM names and probe documents)
+from salad_core.eval.metrics import DIFFERENCES
 from salad_core.eval.vocabulary import ALL_TASKS, LANE_ACC_METRIC, LANES
 from salad_core.paths import cache_dir
 from salad_core.store import Store, audio_key, item_key
@@ -52,7 +53,7 @@ def fixture_items() -> list[dict]:
 def lane_pick(item: dict, lane: str, index: int) -> int:
     """The option this lane prefers on the item-th item of its task (see the module docstring)."""
     n = len(item["choices"])
-    if lane == "speech":
+    if lane in ("speech", "noaudio"):  # an untrained adapter hears nothing: silence scores as its speech does
         return item["answer"] if index < 2 else (item["answer"] + 1) % n
     return (item["answer"] + 1) % n if index == 5 else item["answer"]
 
@@ -70,8 +71,7 @@ def _metric_rows(task: str, outputs: list[dict]) -> list[dict]:
         value, low, high = _ci(correct[lane])
         rows.append({"task": task, "metric": LANE_ACC_METRIC[lane], "value": value, "ci_low": low, "ci_high": high,
                      "n": len(correct[lane])})
-    for name, (a, b) in {"gap": ("base_text", "speech"), "forgetting": ("base_text", "text"),
-                         "misalignment": ("text", "speech")}.items():
+    for name, (a, b) in DIFFERENCES.items():
         diffs = np.array(correct[a], float) - np.array(correct[b], float)
         half = 1.96 * diffs.std() / math.sqrt(len(diffs))
         rows.append({"task": task, "metric": name, "value": diffs.mean(), "ci_low": diffs.mean() - half,

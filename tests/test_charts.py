@@ -31,7 +31,7 @@ def test_accuracy_bars_draw_each_lane_with_its_interval(frames):
     row = metrics.set_index(["task", "metric"]).loc[("capitals", "speech_acc")]
     assert speech.error_y.array[0] == pytest.approx(row["ci_high"] - row["value"])
     assert speech.error_y.arrayminus[0] == pytest.approx(row["value"] - row["ci_low"])
-    chance = next(t for t in fig.data if t.type == "scatter")
+    chance = next(t for t in fig.data if t.name == "chance (1 / options)")
     assert list(chance.y) == pytest.approx([0.25, 0.25, 0.25])
     assert fig.layout.yaxis.title.text == "accuracy (fraction)" and fig.layout.barmode == "group"
 
@@ -70,6 +70,22 @@ def test_final_metrics_prefers_the_end_of_run_value():
     final = views.final_metrics(metrics).set_index("metric")
     assert final.loc["M", "value"] == 2.0 and final.loc["gap", "value"] == 0.1
     assert final[["ci_low", "ci_high"]].isna().all().all()  # never a CI borrowed from another row
+
+
+def test_the_no_audio_floor_is_a_mark_per_task_and_named_where_speech_is_not_above_it():
+    metrics = metric_frame([("arc", "speech_acc", 0.6, 0.5, 0.7, 50, None),
+                            ("arc", "noaudio_acc", 0.3, 0.2, 0.4, 50, None),
+                            ("arc", "audio_gain", 0.3, 0.15, 0.45, 50, None),
+                            ("obqa", "speech_acc", 0.4, 0.3, 0.5, 50, None),
+                            ("obqa", "noaudio_acc", 0.38, 0.28, 0.48, 50, None),
+                            ("obqa", "audio_gain", 0.02, -0.05, 0.09, 50, None)])
+    fig = charts.accuracy_bars(metrics)
+    assert [t.name for t in fig.data if t.type == "bar"] == [charts.LANE_LABELS["speech"]]  # the floor is no bar
+    floor = next(t for t in fig.data if t.type == "scatter")
+    assert floor.name.startswith("floor: ") and list(floor.y) == pytest.approx([0.3, 0.38])
+    assert floor.error_y.arrayminus[0] == pytest.approx(0.1)
+    assert views.audio_unused(metrics) == ["obqa"]
+    assert views.audio_unused(metrics[metrics["metric"] != "audio_gain"]) == []  # no floor measured: no claim
 
 
 def test_not_above_chance_uses_the_interval_or_the_binomial_error(frames):

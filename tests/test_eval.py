@@ -45,8 +45,9 @@ def test_stdout_is_exactly_one_json_object(run):
     assert set(result["tasks"]) == {"arithmetic", "mine"}
     for row in result["tasks"].values():
         assert row["n"] == 2
-        for key in ("text_acc_base", "text_acc", "speech_acc", "cascade_acc"):
-            assert 0.0 <= row[key] <= 1.0
+        for key in ("text_acc_base", "text_acc", "speech_acc", "cascade_acc", "noaudio_acc"):
+            assert 0.0 <= row[key] <= 1.0 and row["ci"][key][0] <= row[key] <= row["ci"][key][1]
+        assert row["audio_gain"] == pytest.approx(row["speech_acc"] - row["noaudio_acc"])
         assert row["gap"] == pytest.approx(row["text_acc_base"] - row["speech_acc"])
         assert row["gap"] == pytest.approx(row["forgetting"] + row["misalignment"])
         assert row["forgetting"] == 0.0  # the smol preset's LLM is frozen: it reads text as the original does
@@ -72,7 +73,7 @@ def test_every_lane_of_every_item_is_stored(run):
     assert store.runs().set_index("run_id").loc[run_id, "status"] == "done"
     paired = store.paired_items(run_id)
     assert len(paired) == 4
-    for lane in ("base_text", "text", "speech", "cascade"):
+    for lane in ("base_text", "text", "speech", "cascade", "noaudio"):
         assert paired[f"{lane}_pred"].notna().all()
     recorded = paired.set_index("doc_id").loc["robot"]
     assert recorded["tts_engine"] == "recording" and recorded["audio_path"].endswith("goforward.wav")
@@ -80,7 +81,7 @@ def test_every_lane_of_every_item_is_stored(run):
     spoken = paired.set_index("doc_id").loc["sky"]
     assert spoken["tts_engine"] == "flite"
     options = store.option_scores(run_id, recorded["item_id"])
-    assert len(options) == 16  # 4 lanes x 4 options
+    assert len(options) == 20  # 5 lanes x 4 options
 
 
 def test_divergence_estimates_weight_tokens_and_bracket_the_value():
@@ -172,3 +173,21 @@ def test_a_world_llm_gets_its_worlds_probe_documents():
     assert probe_set.name == "world:nano" and probe_set.tasks == {d.name: d.task for d in world.domains}
     assert {d.domain for d in probe_set.docs} == {d.name for d in world.domains}
     assert probes.probe_set_for("HuggingFaceTB/SmolLM2-135M-Instruct", "whisper-tiny.en").name.startswith("broad")
+
+
+def test_the_noaudio_lane_hears_silence_as_long_as_the_question():
+    from salad_core.eval.lanes import LaneScorer, PreparedItem
+    from salad_core.tasks import Item
+    from tests.tiny_models import tiny_salad
+
+    model = tiny_salad()
+    item = Item("nano-arithmetic", "plus/3/14", "test", "what is three plus fourteen ?",
+                ("seventeen", "eighteen", "sixteen", "seven"), 0, "arithmetic")
+    tone = (0.3 * np.sin(np.arange(12000) * 2 * np.pi * 440 / 16000)).astype(np.float32)
+    scorer = LaneScorer(model, None, ["speech", "noaudio"])
+    lanes = scorer.score(PreparedItem(item, "x", tone, "a"), [])
+    silence = scorer.score(PreparedItem(item, "x", np.zeros_like(tone), "a"), [], ["speech"])["speech"]
+    noaudio = [s.logprob for s in lanes["noaudio"][0]]
+    assert noaudio == pytest.approx([s.logprob for s in silence[0]])
+    assert noaudio != pytest.approx([s.logprob for s in lanes["speech"][0]])  # the tone is heard, the silence not
+    assert "noaudio" not in scorer.score(PreparedItem(item, "x", None, None), [])  # nothing heard: no floor either

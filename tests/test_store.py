@@ -85,7 +85,7 @@ def test_upserts_replace_rather_than_duplicate(fixture_store):
     assert len(paired) == 12 and paired.iloc[0]["question"] == "What is the capital of France?"
     fixture_store.add_outputs(run_id, [{"item_id": item["item_id"], "lane": "speech", "pred": 1, "correct": False}])
     assert not fixture_store.paired_items(run_id).iloc[0]["speech_correct"]
-    assert len(fixture_store.query("SELECT * FROM outputs WHERE run_id = ?", [run_id])) == 12 * 4
+    assert len(fixture_store.query("SELECT * FROM outputs WHERE run_id = ?", [run_id])) == 12 * len(LANES)
 
 
 def test_metrics_replace_by_task_metric_and_step(fixture_store):

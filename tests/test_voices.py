@@ -18,7 +18,7 @@ from salad_core.audio import load_audio
 from salad_core.eval import runner
 from salad_core.eval.config import EvalConfig
 from salad_core.eval.runner import run_eval
-from salad_core.eval.vocabulary import ALL_TASKS
+from salad_core.eval.vocabulary import ALL_TASKS, LANES
 from salad_core.eval.voices import Condition, check_conditions, gap_table, parse_conditions, render, sweep_command
 from salad_core.paths import REPO_ROOT
 from salad_core.schema import SCHEMA_VERSION, TABLES, TableSpec, paired_items_view
@@ -175,7 +175,8 @@ def test_one_result_set_per_condition_and_the_text_lanes_once(sweep):
     counts = store.query("SELECT lane, condition, count(*) AS n FROM outputs WHERE run_id = ? GROUP BY ALL",
                          [result["run_id"]]).set_index(["lane", "condition"])["n"].to_dict()
     assert counts == {("base_text", ""): 4, ("text", ""): 4, ("speech", "flite:slt@1"): 4,
-                      ("cascade", "flite:slt@1"): 4, ("speech", NOISY): 3, ("cascade", NOISY): 3}
+                      ("cascade", "flite:slt@1"): 4, ("noaudio", "flite:slt@1"): 4, ("speech", NOISY): 3,
+                      ("cascade", NOISY): 3, ("noaudio", NOISY): 3}  # silence as long as each condition's clip
     options = store.query("SELECT condition, count(*) AS n FROM predictions WHERE run_id = ? AND lane = 'speech' "
                           "GROUP BY ALL", [result["run_id"]]).set_index("condition")["n"].to_dict()
     k = len(store.paired_items(result["run_id"])["choices"][0])  # options per item
@@ -187,7 +188,8 @@ def test_one_result_set_per_condition_and_the_text_lanes_once(sweep):
 def test_the_sweep_matches_a_single_voice_run(sweep):
     _, result, single, _, _ = sweep
     sweep_task, single_task = result["tasks"]["nano-animals"], single["tasks"]["nano-animals"]
-    for key in ("text_acc_base", "text_acc", "forgetting", "speech_acc", "cascade_acc", "gap", "misalignment"):
+    for key in ("text_acc_base", "text_acc", "forgetting", "speech_acc", "cascade_acc", "gap", "misalignment",
+                "noaudio_acc", "audio_gain"):
         assert sweep_task[key] == pytest.approx(single_task[key]), key
     assert sweep_task["ci"] == single_task["ci"]  # same items, same seed: the same bootstrap
     reference = result["conditions"][0]["tasks"]["nano-animals"]
@@ -270,11 +272,11 @@ def test_a_schema_3_store_reads_as_before_and_upgrades_at_its_next_write(fixture
     store = Store(old)
     before = fixture_store.metrics(run_id)
     pd.testing.assert_frame_equal(store.metrics(run_id), before)  # read-only: no condition column stored yet
-    assert len(store.paired_items(run_id)) == 12 and len(store.option_scores(run_id, "capitals@1/0")) == 16
+    assert len(store.paired_items(run_id)) == 12 and len(store.option_scores(run_id, "capitals@1/0")) == 4 * len(LANES)
     store.add_metrics(run_id, [{"task": "capitals", "metric": "speech_acc", "value": 0.5, "condition": NOISY}])
     with duckdb.connect(str(old), read_only=True) as con:
         assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
-        assert con.execute("SELECT count(*) FROM outputs WHERE condition = ''").fetchone()[0] == 48
+        assert con.execute("SELECT count(*) FROM outputs WHERE condition = ''").fetchone()[0] == 12 * len(LANES)
     pd.testing.assert_frame_equal(store.metrics(run_id), before)
     assert list(store.condition_metrics(run_id)["condition"]) == [NOISY]
 

@@ -1,7 +1,8 @@
-"""The lanes of the paired item: one prompt, scored four ways.
+"""The lanes of the paired item: one prompt, scored each way.
 
     base_text  the original LLM reads the question          text     the adapted model reads it
     speech     the adapted model hears it                   cascade  Whisper transcribes it, the original LLM reads that
+    noaudio    the adapted model hears silence as long as the question: what the options alone give away
 
 All lanes share the few-shot examples (as text), the prompt template and the options, so the differences between
 lanes measure the modality alone.
@@ -17,6 +18,7 @@ import torch
 from salad_core.asr import word_error_rate
 from salad_core.eval.metrics import choose
 from salad_core.eval.scoring import OptionScore, Prefix, option_token_ids, score_options
+from salad_core.eval.voices import AUDIO_LANES
 from salad_core.model.processing import Segment, pair_segments, tokenize_segment
 from salad_core.tasks import Item, get_task
 from salad_core.tasks.registry import transcript_form
@@ -105,12 +107,16 @@ class LaneScorer:
                 out["text"] = out["base_text"]  # a frozen LLM reads text exactly as the original: same numbers
             else:
                 out["text"] = (self._score("student", model.llm, text_segments, options), None)
+        role = "teacher" if model.student_llm_is_teacher else "student"
         if "speech" in lanes:
             spoken = prompt_segments(fewshot, item.question, prepared.audio, prepared.audio_id)
             cached = None if prepared.frames is None else model.adapt_frames([prepared.frames])
             _, embeds = model.pair(spoken, cached)
-            role = "teacher" if model.student_llm_is_teacher else "student"
             out["speech"] = (self._score(role, model.llm, spoken, options, embeds), None)
+        if "noaudio" in lanes and prepared.audio is not None:
+            silent = prompt_segments(fewshot, item.question, np.zeros_like(prepared.audio))
+            _, embeds = model.pair(silent, None)  # through the encoder: cached frames are of the real audio
+            out["noaudio"] = (self._score(role, model.llm, silent, options, embeds), None)
         return out
 
 
@@ -125,7 +131,7 @@ def lane_rows(prepared: PreparedItem, lane: str, scores: list[OptionScore], tran
         for j, s in enumerate(scores)
     ]
     output = {
-        "item_id": prepared.item_id, "lane": lane, "audio_id": prepared.audio_id if lane in ("speech", "cascade") else None,
+        "item_id": prepared.item_id, "lane": lane, "audio_id": prepared.audio_id if lane in AUDIO_LANES else None,
         "pred": pred, "pred_norm": pred_norm, "correct": pred == item.answer, "correct_norm": pred_norm == item.answer,
         "transcript": transcript, "wer": word_error_rate(item.question, transcript) if transcript is not None else None,
     }

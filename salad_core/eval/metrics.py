@@ -5,6 +5,8 @@
   lm-evaluation-harness does), which removes the bias toward short options.
 - gap = base text - speech; forgetting = base text - adapted text; misalignment = adapted text - speech
   (SALAD, eq. in "The problem"); gap = forgetting + misalignment holds item by item.
+- audio_gain = speech - no audio: what hearing the question adds over what the options alone give away (a model that
+  ignores its audio scores the same on both).
 
 Test sets are small, so every value carries a 95 % percentile-bootstrap interval over items. Differences are
 bootstrapped *paired* (the same resampled items for both lanes), which is what decides whether a gap is noise.
@@ -33,6 +35,8 @@ METRICS = {
         Metric("text_acc", True, "accuracy of the speech-adapted model on text input"),
         Metric("speech_acc", True, "accuracy of the speech-adapted model on speech input"),
         Metric("cascade_acc", True, "accuracy of Whisper ASR -> original LLM"),
+        Metric("noaudio_acc", True, "accuracy of the speech-adapted model hearing silence (the no-audio floor)"),
+        Metric("audio_gain", True, "speech_acc - noaudio_acc: what the audio adds over the options alone (fraction)"),
         Metric("cascade_wer", False, "word error rate of the cascade's ASR on the spoken questions"),
         Metric("gap", False, "text_acc_base - speech_acc (fraction)"),
         Metric("forgetting", False, "text_acc_base - text_acc (fraction)"),
@@ -43,8 +47,10 @@ METRICS = {
 }
 
 # Which lane's correctness each accuracy reads, and which lanes each difference subtracts.
-ACCURACY_LANES = {"text_acc_base": "base_text", "text_acc": "text", "speech_acc": "speech", "cascade_acc": "cascade"}
-DIFFERENCES = {"gap": ("base_text", "speech"), "forgetting": ("base_text", "text"), "misalignment": ("text", "speech")}
+ACCURACY_LANES = {"text_acc_base": "base_text", "text_acc": "text", "speech_acc": "speech", "cascade_acc": "cascade",
+                  "noaudio_acc": "noaudio"}
+DIFFERENCES = {"gap": ("base_text", "speech"), "forgetting": ("base_text", "text"), "misalignment": ("text", "speech"),
+               "audio_gain": ("speech", "noaudio")}
 
 
 def choose(logprobs: np.ndarray, n_chars: np.ndarray) -> tuple[int, int]:

@@ -1,9 +1,10 @@
 """`salad eval`: the text-speech gap of a speech-adapted model, task by task, with every lane on every item.
 
-For each item the same prompt is scored four ways (the lanes of the paired item):
+For each item the same prompt is scored in each lane of the paired item (eval/vocabulary.py):
     base_text  the original LLM reads the question          text  the adapted model reads it
     speech     the adapted model hears it                   cascade  Whisper transcribes it, the original LLM reads that
-then accuracies, gap = forgetting + misalignment with bootstrap intervals, cascade WER, and the token-level F and
+    noaudio    the adapted model hears silence as long as the question: the floor the prompt and options give
+then accuracies (with audio_gain = speech − noaudio), gap = forgetting + misalignment with bootstrap intervals, cascade WER, and the token-level F and
 M on the tasks' dev items (held out from the test items scored). Results go to the store task by task, so an
 interrupted run keeps what it finished.
 
@@ -59,8 +60,8 @@ def condition_estimates(text_outputs: list[dict], heard: dict[str, list[dict]], 
     return out
 
 
-SUMMARY_METRICS = ("text_acc_base", "text_acc", "speech_acc", "cascade_acc", "cascade_wer", "gap", "forgetting",
-                   "misalignment")
+SUMMARY_METRICS = ("text_acc_base", "text_acc", "speech_acc", "noaudio_acc", "audio_gain", "cascade_acc", "cascade_wer",
+                   "gap", "forgetting", "misalignment")
 
 
 def _summary_entry(estimates: dict[str, Estimate], names: tuple[str, ...]) -> dict:

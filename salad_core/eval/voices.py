@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 RECORDED = "recorded"
 RECORDING = ("recording", "manifest", 1.0)  # engine, voice, speed of a real recording in the store
-AUDIO_LANES = ("speech", "cascade")  # the lanes that hear the question; the others read it
+AUDIO_LANES = ("speech", "cascade", "noaudio")  # the lanes that hear the question (noaudio: its length)
 # Metrics that depend on what was heard: one value per condition. The rest (text lanes) hold for every condition.
 CONDITION_METRICS = (
     *(m for m, lane in ACCURACY_LANES.items() if lane in AUDIO_LANES),
