@@ -206,12 +206,14 @@ class Store:
             raise StoreError(f"Run kind {kind!r} is unknown. Fix: use one of {', '.join(RUN_KINDS)}.")
         if model is not None and not model.get("model_id"):
             raise StoreError("The model dict given to create_run has no 'model_id'. Fix: add model_id (e.g. its name).")
-        run_id = run_id or new_run_id(kind)
+        chosen, run_id = run_id, run_id or new_run_id(kind)
         row = {"run_id": run_id, "kind": kind, "created_at": utc_now(), "status": "running",
                "model_id": model["model_id"] if model else None, "config": config,
                "prompt_template": prompt_template, "code_version": code_version(),
                "packages": package_versions(), "seed": seed, "parent_run": parent_run or _parent_run(kind, config)}
         with self._transaction() as con:
+            while not chosen and con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
+                run_id = row["run_id"] = new_run_id(kind)  # two runs in one second drew the same 16 bits
             if con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
                 raise StoreError(f"Run id {run_id!r} already exists. Fix: leave run_id unset to get a fresh one.")
             if model is not None:

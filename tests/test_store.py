@@ -77,6 +77,18 @@ def test_run_ids_are_short_sortable_and_unique():
     assert len(set(ids)) > 45  # 16 random bits within one second
 
 
+def test_a_drawn_run_id_that_is_taken_is_drawn_again(tmp_path, monkeypatch):
+    import salad_core.store as store_module
+
+    drawn = iter(["train-20261202-102041-4609", "train-20261202-102041-4609", "train-20261202-102041-77aa"])
+    monkeypatch.setattr(store_module, "new_run_id", lambda kind: next(drawn))
+    store = Store(tmp_path / "s.duckdb")
+    assert store.create_run("train", {}) == "train-20261202-102041-4609"
+    assert store.create_run("train", {}) == "train-20261202-102041-77aa"
+    with pytest.raises(StoreError, match="already exists"):  # an id the caller chose is never replaced
+        store.create_run("train", {}, run_id="train-20261202-102041-77aa")
+
+
 def test_upserts_replace_rather_than_duplicate(fixture_store):
     run_id = fixture_run(fixture_store)
     item = fixture_items()[0]
