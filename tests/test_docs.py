@@ -38,3 +38,10 @@ def test_the_readme_is_an_entry_point():
     commands = [line for line in lines[:8] if line.startswith("bash scripts/")]
     assert commands == ["bash scripts/dashboard.sh   # install, then the dashboard on http://localhost:8501 (offline "
                         "default model)", "bash scripts/test.sh        # install, then the whole test suite"]
+
+
+def test_no_document_is_left_unfinished():
+    unfinished = [f"{doc.relative_to(REPO_ROOT)}:{n}" for doc in documents()
+                  for n, line in enumerate(doc.read_text().splitlines(), 1)
+                  if re.search(r"PLACEHOLDER|\bTODO\b|\bTBD\b|\bXXX\b", line)]
+    assert unfinished == []

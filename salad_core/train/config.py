@@ -39,10 +39,9 @@ CHOICES: dict[str, tuple[str, ...]] = {"kl_direction": KL_DIRECTIONS, "llm_mode"
 
 # Per-preset Stage II recipes (options given always win): the share of speech documents drawn from the selected
 # synthetic speech, and Stage II's length as a multiple of Stage I's decay phase. Without a recipe: documents drawn
-# from the pooled speech by hours, over exactly Stage I's decay. On mini that default heard each selected document
-# less than once and lifted the domains missing from the natural speech by 0.00-0.06, whichever the selection; half
-# the speech documents over three decays lifts them by 0.05-0.21 (active), and then active selection beats uniform
-# (docs/results/stage2.md).
+# from the pooled speech by hours, over exactly Stage I's decay, which on mini hears each selected document less than
+# once; the mini recipe draws half the speech documents from the selection, over three decays, so the model hears
+# what was selected again and again (docs/selection.md).
 STAGE2_RECIPES: dict[str, dict] = {"mini": {"synthetic_prob": 0.5, "decay_multiple": 3}}
 
 # What Stage II sets afresh rather than inheriting from Stage I (see TrainConfig.stage2).
