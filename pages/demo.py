@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data, widgets
+from salad_core.eval.vocabulary import LANE_LABELS
 
 SOURCES = ("An item from a task", "My own question")
 AUDIO_MODES = ("Synthesize it", "Upload a recording", "Record with the microphone")
@@ -153,6 +154,9 @@ def show_answer(answer, correct: str) -> None:
     picks = answer.options[answer.options["chosen"]][["label", "option"]]
     picks = picks.assign(correct=picks["option"] == correct).rename(columns={"label": "lane", "option": "answer"})
     widgets.table(picks, "demo_picks", name="demo-picks")
+    st.markdown("**In their own words**: what each lane writes after the prompt, greedily, to the end of the line.")
+    said = pd.DataFrame({"lane": [LANE_LABELS[lane] for lane in answer.words], "answer": list(answer.words.values())})
+    widgets.table(said, "demo_words", name="demo-words")
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ class DemoAnswer:
     options: pd.DataFrame  # one row per (lane, option): lane, label, option, logprob, probability, chosen
     transcript: str  # what the cascade's ASR heard
     unknown_words: list[str]  # words of the question and options that the model's tokenizer cannot read
+    words: dict[str, str]  # each lane's own answer, generated greedily after its prompt
 
 
 def unknown_words(tokenizer, text: str) -> list[str]:
@@ -61,7 +62,8 @@ class DemoSession:
             raise ValueError("a question needs at least two non-empty answer options")
         item = Item(task or "demo", "demo", "test", question.strip(), tuple(choices), answer, "demo")
         fewshot = fewshot_for(task, self.config.k_shot, self.config.seed, []) if task else []
-        lanes = self.scorer.score(PreparedItem(item, "demo", audio, "demo"), fewshot)
+        prepared = PreparedItem(item, "demo", audio, "demo")
+        lanes = self.scorer.score(prepared, fewshot)
         rows, transcript = [], ""
         for lane, (scores, heard) in lanes.items():
             transcript = heard if heard is not None else transcript
@@ -76,4 +78,4 @@ class DemoSession:
                 for j, (c, lp, p) in enumerate(zip(choices, logprobs, probs))
             ]
         unread = unknown_words(self.model.tokenizer, " ".join([question, *choices]))
-        return DemoAnswer(pd.DataFrame(rows), transcript, unread)
+        return DemoAnswer(pd.DataFrame(rows), transcript, unread, self.scorer.words(prepared, fewshot, transcript))

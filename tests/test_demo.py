@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import streamlit as st
@@ -69,6 +70,9 @@ def test_demo_answers_a_typed_question_on_every_lane(empty_data):
     assert chosen["base_text"] == "Paris"  # SmolLM2 knows this one from text
     assert "capital" in answer.transcript.lower()
     assert answer.unknown_words == []  # SmolLM2's byte-level tokenizer reads anything
+    assert set(answer.words) == {"base_text", "speech", "cascade"}  # each lane's answer in its own words
+    assert "paris" in answer.words["base_text"].lower() and "\n" not in answer.words["base_text"]
+    assert "paris" in answer.words["cascade"].lower()  # the cascade heard the question, so it reads it as text does
 
 
 def test_a_world_run_is_demoed_in_a_tts_voice(empty_data, tmp_path, monkeypatch):
@@ -119,3 +123,23 @@ def test_a_word_level_vocabulary_names_every_unread_word():
 
     tokenizer = build_tokenizer(["what is two plus two ? four ."], "word")
     assert unknown_words(tokenizer, "what is 8 plus seventy ? 8") == ["8", "seventy"]
+
+
+def test_a_lanes_words_start_with_its_most_likely_next_token():
+    import torch
+
+    from salad_core.eval.lanes import LaneScorer, PreparedItem, greedy_answer, prompt_segments
+    from salad_core.tasks import Item
+    from tests.tiny_models import tiny_salad
+
+    model = tiny_salad()
+    item = Item("demo", "1", "test", "what is three plus four ?", ("seven", "eight"), 0, "demo")
+    tone = (0.3 * np.sin(np.arange(8000) * 2 * np.pi * 440 / 16000)).astype(np.float32)
+    scorer = LaneScorer(model, None, ["base_text", "text", "speech"])
+    words = scorer.words(PreparedItem(item, "1", tone, "a"), [], max_new_tokens=4)
+    assert set(words) == {"base_text", "text", "speech"} and all(isinstance(w, str) for w in words.values())
+    context = scorer._text_context(model.llm, prompt_segments([], item.question))
+    with torch.no_grad():
+        first = int(model.llm(inputs_embeds=context[None]).logits[0, -1].argmax())
+        one = greedy_answer(model.llm, model.tokenizer, context, max_new_tokens=1)
+    assert one == model.tokenizer.decode([first]).strip().split("\n")[0].strip()

@@ -76,12 +76,16 @@ class LaneScorer:
         self.model, self.transcriber, self.lanes = model, transcriber, lanes
         self._prefixes: dict[tuple[str, str], Prefix] = {}
 
+    def _text_context(self, llm, segments: list[Segment]) -> torch.Tensor:
+        """The embedded tokens of all-text segments, as `llm` reads them."""
+        table = llm.get_input_embeddings()  # the ids are built on the CPU; the LLM may sit on a GPU
+        return table(pair_segments(self.model.tokenizer, segments, []).teacher_ids.to(table.weight.device))
+
     def _score(self, role: str, llm, segments: list[Segment], options: list[list[int]],
                context: torch.Tensor | None = None) -> list[OptionScore]:
         """Score on `llm`; `context` defaults to the embedded tokens of the all-text segments."""
         if context is None:
-            table = llm.get_input_embeddings()  # the ids are built on the CPU; the LLM may sit on a GPU
-            context = table(pair_segments(self.model.tokenizer, segments, []).teacher_ids.to(table.weight.device))
+            context = self._text_context(llm, segments)
         key = (role, segments[0].text)
         if key not in self._prefixes:
             n = len(tokenize_segment(self.model.tokenizer, segments[0].text))
@@ -118,6 +122,65 @@ class LaneScorer:
             _, embeds = model.pair(silent, None)  # through the encoder: cached frames are of the real audio
             out["noaudio"] = (self._score(role, model.llm, silent, options, embeds), None)
         return out
+
+
+    @torch.no_grad()
+    def words(self, prepared: PreparedItem, fewshot: list[Item], transcript: str | None = None,
+              max_new_tokens: int = 32) -> dict[str, str]:
+        """Each lane's answer in its own words: the greedy continuation of the lane's prompt (the one `score` scores
+        the options after), to the end of its line. The cascade reads `transcript`, what `score` heard."""
+        item, model = prepared.item, self.model
+
+        def prompt(question: str, audio: np.ndarray | None = None, clip_id: str | None = None) -> list[Segment]:
+            return chat_segments(model.tokenizer, prompt_segments(fewshot, question, audio, clip_id))
+
+        out: dict[str, str] = {}
+        with model.teacher() as teacher:
+            if "base_text" in self.lanes:
+                context = self._text_context(teacher, prompt(item.question))
+                out["base_text"] = greedy_answer(teacher, model.tokenizer, context, max_new_tokens)
+            if "cascade" in self.lanes and transcript is not None:
+                context = self._text_context(teacher, prompt(transcript))
+                out["cascade"] = greedy_answer(teacher, model.tokenizer, context, max_new_tokens)
+        if "text" in self.lanes:
+            context = self._text_context(model.llm, prompt(item.question))
+            out["text"] = greedy_answer(model.llm, model.tokenizer, context, max_new_tokens)
+        if "speech" in self.lanes and (prepared.audio is not None or prepared.frames is not None):
+            cached = None if prepared.frames is None else model.adapt_frames([prepared.frames])
+            _, embeds = model.pair(prompt(item.question, prepared.audio, prepared.audio_id), cached)
+            out["speech"] = greedy_answer(model.llm, model.tokenizer, embeds, max_new_tokens)
+        return out
+
+
+def chat_segments(tokenizer, segments: list[Segment]) -> list[Segment]:
+    """`segments` as the user's turn of the LLM's chat template, the assistant's turn opened after them (an
+    instruction-tuned LLM answers there rather than ending its turn); unchanged for an LLM without a template."""
+    if not getattr(tokenizer, "chat_template", None):
+        return segments
+    marker = "\x00"
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": marker}], tokenize=False,
+                                             add_generation_prompt=True)
+    before, after = rendered.split(marker)
+    first, last = segments[0], segments[-1]
+    return [Segment(before + first.text, first.audio, first.clip_id), *segments[1:-1],
+            Segment(last.text + after, last.audio, last.clip_id)]
+
+
+def greedy_answer(llm, tokenizer, context: torch.Tensor, max_new_tokens: int = 32) -> str:
+    """Greedy decoding after (T, D) input embeddings, up to the end of the first line with text on it."""
+    table = llm.get_input_embeddings()
+    out = llm(inputs_embeds=context[None].to(table.weight.device), use_cache=True)
+    ids: list[int] = []
+    for _ in range(max_new_tokens):
+        next_id = int(out.logits[0, -1].argmax())
+        if next_id == tokenizer.eos_token_id:
+            break
+        ids.append(next_id)
+        if "\n" in tokenizer.decode(ids).lstrip():
+            break
+        step = table(torch.tensor([[next_id]], device=table.weight.device))
+        out = llm(inputs_embeds=step, cache=out.cache, use_cache=True)
+    return tokenizer.decode(ids).strip().split("\n")[0].strip()
 
 
 def lane_rows(prepared: PreparedItem, lane: str, scores: list[OptionScore], transcript: str | None) -> tuple[list[dict], dict]:
