@@ -51,12 +51,14 @@ def option_scores(path: str, run_id: str, item_id: str) -> pd.DataFrame:
     return Store(path).option_scores(run_id, item_id)
 
 
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def item_audio(path: object) -> dict:
-    """`st.audio`'s arguments for an evaluated item's stored audio: a file, or a world clip (`world:<folder>/<clip>`).
-    FileNotFoundError (or the world's AssetError) names what is missing."""
-    if isinstance(path, str) and path.startswith("world:"):
-        from salad_core.world import clip_ref_audio
+    """`st.audio`'s arguments for an evaluated item's stored audio: a file, or a world clip (`world:<folder>/<clip>`,
+    read from its world's clip bank, cached like the store's reads). FileNotFoundError (or the world's AssetError) names
+    what is missing."""
+    from salad_core.world import CLIP_REF_PREFIX, clip_ref_audio
 
+    if isinstance(path, str) and path.startswith(CLIP_REF_PREFIX):
         return {"data": clip_ref_audio(path), "sample_rate": 16000}
     if isinstance(path, str) and Path(path).is_file():
         return {"data": path}

@@ -212,10 +212,10 @@ class Store:
                "prompt_template": prompt_template, "code_version": code_version(),
                "packages": package_versions(), "seed": seed, "parent_run": parent_run or _parent_run(kind, config)}
         with self._transaction() as con:
-            while not chosen and con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
+            while con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
+                if chosen:
+                    raise StoreError(f"Run id {run_id!r} already exists. Fix: leave run_id unset to get a fresh one.")
                 run_id = row["run_id"] = new_run_id(kind)  # two runs in one second drew the same 16 bits
-            if con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
-                raise StoreError(f"Run id {run_id!r} already exists. Fix: leave run_id unset to get a fresh one.")
             if model is not None:
                 self._upsert(con, "models", [{"created_at": utc_now(), **model}])
             self._upsert(con, "runs", [row])

@@ -81,6 +81,11 @@ class LaneScorer:
         table = llm.get_input_embeddings()  # the ids are built on the CPU; the LLM may sit on a GPU
         return table(pair_segments(self.model.tokenizer, segments, []).teacher_ids.to(table.weight.device))
 
+    def _heard_context(self, prepared: PreparedItem, segments: list[Segment]) -> torch.Tensor:
+        """The adapted model's input embeddings of segments whose question is heard (its cached frames if any)."""
+        cached = None if prepared.frames is None else self.model.adapt_frames([prepared.frames])
+        return self.model.pair(segments, cached)[1]
+
     def _score(self, role: str, llm, segments: list[Segment], options: list[list[int]],
                context: torch.Tensor | None = None) -> list[OptionScore]:
         """Score on `llm`; `context` defaults to the embedded tokens of the all-text segments."""
@@ -114,15 +119,12 @@ class LaneScorer:
         role = "teacher" if model.student_llm_is_teacher else "student"
         if "speech" in lanes:
             spoken = prompt_segments(fewshot, item.question, prepared.audio, prepared.audio_id)
-            cached = None if prepared.frames is None else model.adapt_frames([prepared.frames])
-            _, embeds = model.pair(spoken, cached)
-            out["speech"] = (self._score(role, model.llm, spoken, options, embeds), None)
+            out["speech"] = (self._score(role, model.llm, spoken, options, self._heard_context(prepared, spoken)), None)
         if "noaudio" in lanes and prepared.audio is not None:
             silent = prompt_segments(fewshot, item.question, np.zeros_like(prepared.audio))
             _, embeds = model.pair(silent, None)  # through the encoder: cached frames are of the real audio
             out["noaudio"] = (self._score(role, model.llm, silent, options, embeds), None)
         return out
-
 
     @torch.no_grad()
     def words(self, prepared: PreparedItem, fewshot: list[Item], transcript: str | None = None,
@@ -146,9 +148,8 @@ class LaneScorer:
             context = self._text_context(model.llm, prompt(item.question))
             out["text"] = greedy_answer(model.llm, model.tokenizer, context, max_new_tokens)
         if "speech" in self.lanes and (prepared.audio is not None or prepared.frames is not None):
-            cached = None if prepared.frames is None else model.adapt_frames([prepared.frames])
-            _, embeds = model.pair(prompt(item.question, prepared.audio, prepared.audio_id), cached)
-            out["speech"] = greedy_answer(model.llm, model.tokenizer, embeds, max_new_tokens)
+            context = self._heard_context(prepared, prompt(item.question, prepared.audio, prepared.audio_id))
+            out["speech"] = greedy_answer(model.llm, model.tokenizer, context, max_new_tokens)
         return out
 
 

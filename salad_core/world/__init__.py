@@ -28,7 +28,7 @@ from salad_core.world.domains import DOMAIN_NAMES, Fact, domain_defs
 from salad_core.world.lm_recipes import LM_FOLDER
 from salad_core.world.world import Domain, World
 
-__all__ = ["DOMAIN_NAMES", "PRESETS", "Domain", "Fact", "World", "build_world", "clip_ref", "clip_ref_audio", "is_built",
+__all__ = ["CLIP_REF_PREFIX", "DOMAIN_NAMES", "PRESETS", "Domain", "Fact", "World", "build_world", "clip_ref", "clip_ref_audio", "is_built",
            "load_world", "preset_world", "world_dir", "world_tasks"]
 
 
@@ -58,14 +58,17 @@ def _check(preset: str) -> None:
         raise AssetError(f"The '{preset}' world is not built. Fix: run `salad world build --preset {preset}`.")
 
 
+CLIP_REF_PREFIX = "world:"
+
+
 def clip_ref(world: World, clip_id: str) -> str:
     """How an evaluation stores a world question's audio: `world:<world folder>/<clip id>` (the clip bank holds it)."""
-    return f"world:{world.root.name}/{clip_id}"
+    return f"{CLIP_REF_PREFIX}{world.root.name}/{clip_id}"
 
 
 def clip_ref_audio(ref: str) -> np.ndarray:
     """16 kHz samples of the clip a `clip_ref` names; an AssetError when its world is no longer in the cache."""
-    folder, _, clip_id = ref.removeprefix("world:").partition("/")
+    folder, _, clip_id = ref.removeprefix(CLIP_REF_PREFIX).partition("/")
     root = cache_dir("worlds") / folder
     if not folder or not clip_id or not (root / ".complete").exists():
         raise AssetError(f"The world clip {ref!r} is not in this cache ({root}). Fix: rebuild that world "
