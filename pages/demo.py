@@ -9,12 +9,14 @@ as `salad eval`. Widget keys start with `demo_`.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data, widgets
+from salad_core.eval.config import EvalConfig
 from salad_core.eval.vocabulary import LANE_LABELS
 
 SOURCES = ("An item from a task", "My own question")
@@ -73,13 +75,13 @@ def engines_and_voices() -> dict[str, list[str]]:
 
 
 def run_config() -> dict:
-    """The selected run's config, or the defaults of `salad eval` when there is none."""
+    """The selected run's config, or the defaults of `salad eval` when there is none (the preset's shipped adapter)."""
     run_id, path = st.session_state.get("run_id"), data.current_store_path()
     runs = data.runs(path, "eval") if run_id else pd.DataFrame()
     if run_id and run_id in set(runs["run_id"]):
         config = runs.set_index("run_id").loc[run_id, "config"]
         return json.loads(config) if isinstance(config, str) else dict(config)
-    return {}
+    return asdict(EvalConfig().resolved())
 
 
 def pick_question(config: dict) -> tuple[str, list[str], int, str | None]:

@@ -228,7 +228,9 @@ def add_world_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("build", "info", "audit", "export"),
                         help="build the world (cached), describe it, audit its training speech for eval facts, or "
                         "export its eval items, training speech and selection pool as JSONL")
-    parser.add_argument("--preset", default="mini", choices=("mini", "nano"), help="world size (nano: tests)")
+    parser.add_argument("--preset", default="mini", choices=("mini", "nano", "broad"),
+                        help="world size (nano: tests), or broad: the smol preset's training speech (broad English, "
+                        "audited against every item of the built-in tasks)")
     parser.add_argument("--force", action="store_true", help="rebuild even if this world is already built")
     parser.add_argument("--no-lm", dest="lm", action="store_false",
                         help="skip pretraining the world's LM beside the speech (it is then trained on first use)")
@@ -239,6 +241,8 @@ def add_world_args(parser: argparse.ArgumentParser) -> None:
 def cmd_world(args: argparse.Namespace) -> dict:
     from salad_core.world import build_world, load_world
 
+    if args.preset == "broad":
+        return _broad_corpus(args)
     if args.action == "build":
         world = build_world(args.preset, force=args.force, progress=not args.json, lm=args.lm)
     else:
@@ -265,6 +269,28 @@ def cmd_world(args: argparse.Namespace) -> dict:
         for d in info["domains"]:
             covered = "speech+text" if d["in_natural_speech"] else "text only"
             print(f"  {d['task']:<18} {d['kind']:<6} {covered:<12} test {d['n_test']:>4}  dev {d['n_dev']:>4}")
+    return info
+
+
+def _broad_corpus(args: argparse.Namespace) -> dict:
+    from salad_core.broad import build_broad, load_broad
+    from salad_core.world.audit import format_table
+
+    if args.action == "export" or not args.lm or args.force:
+        raise ValueError("--preset broad builds, describes and audits the broad speech corpus; export, --no-lm and "
+                         "--force are for the mini worlds (delete its folder to rebuild it).")
+    corpus = build_broad(progress=not args.json) if args.action == "build" else load_broad()
+    if args.action == "audit":
+        rows = corpus.audit()
+        if not args.json:
+            print("facts of the built-in tasks' items stated in the broad corpus's speech (0 everywhere: no leak)")
+            print(format_table(rows))
+        return {"world": "broad", "audit": rows}
+    info = corpus.info()
+    if not args.json:
+        print(f"broad speech corpus at {info['root']}: {info['speech_hours']:.2f} h in {info['n_speech_docs']} "
+              f"documents, {info['n_train_clips']} clips, {len(info['train_voices'])} voices; sentences per source "
+              + ", ".join(f"{k} {v}" for k, v in info["sources"].items()))
     return info
 
 

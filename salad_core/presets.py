@@ -24,6 +24,7 @@ class Preset:
     adapter_width: int = 512
     adapter_heads: int = 8
     world: str | None = None  # the mini world whose speech and text this preset trains on
+    corpus: str | None = None  # or the speech corpus it trains on: "broad" (salad_core/broad) for a real LLM
 
 
 PRESETS = {
@@ -34,7 +35,7 @@ PRESETS = {
             "SmolLM2-135M-Instruct + frozen Whisper-base encoder + 2-layer causal adapter at 12.5 Hz (offline default)",
             llm_name="HuggingFaceTB/SmolLM2-135M-Instruct",
             encoder_name="openai/whisper-base",
-            world="mini",  # trains on the mini world's speech and text, its clips encoded by Whisper-base
+            corpus="broad",  # broad English in many TTS voices, audited against the built-in tasks' items
         ),
         Preset(
             "mini",
@@ -61,6 +62,16 @@ PRESETS = {
 }
 
 
+ADAPTERS_DIR = Path(__file__).resolve().parent / "adapters"  # trained adapters that ship with salad, one per preset
+
+
+def shipped_adapter(preset: str) -> Path | None:
+    """The trained model that comes with salad for `preset` (a saved SaladModel folder with its model card), or None
+    when the preset ships none (`mini` and `nano` are trained in minutes on their worlds)."""
+    folder = ADAPTERS_DIR / preset
+    return folder if (folder / "model.safetensors").is_file() else None
+
+
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
@@ -71,7 +82,8 @@ def model_config(preset: str = "smol", **overrides):
     """A SaladConfig from a preset; `overrides` (e.g. llm_name=..., llm_mode="lora") set only what differs."""
     from salad_core.model.config import SaladConfig  # transformers: only once a model is built, not when a page opens
 
-    fields = {k: v for k, v in asdict(get_preset(preset)).items() if k not in ("name", "description", "world")}
+    fields = {k: v for k, v in asdict(get_preset(preset)).items()
+              if k not in ("name", "description", "world", "corpus")}
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return SaladConfig(**fields)
 

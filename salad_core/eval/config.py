@@ -11,13 +11,17 @@ from salad_core.flags import to_argv
 from salad_core.presets import PRESETS
 
 # The fields with a fixed set of values, offered as choices by `salad eval`.
-CHOICES: dict[str, tuple[str, ...]] = {"preset": tuple(sorted(PRESETS)), "scoring": SCORINGS, "split": ("dev", "test")}
+CHOICES: dict[str, tuple[str, ...]] = {"preset": tuple(sorted(PRESETS)), "scoring": SCORINGS, "split": ("dev", "test"),
+                                       "adapter": ("shipped", "none")}
 
 
 @dataclass
 class EvalConfig:
     preset: str = "smol"  # the model set-up (salad_core/presets.py)
     model_path: str | None = None  # a saved SaladModel folder (a run's final/); overrides the preset
+    # without --model-path: the preset's trained adapter that comes with salad (smol's, salad_core/adapters), or none
+    # (a freshly initialised adapter); a preset that ships none, or --llm / --encoder, gives an untrained one
+    adapter: str = "shipped"
     llm: str | None = None  # override the preset's LLM (hub id, alias or folder)
     encoder: str | None = None  # override the preset's speech encoder
     tasks: list[str] | None = None  # comma-separated task names (default: the suite's tasks buildable here)
@@ -48,6 +52,17 @@ class EvalConfig:
                 raise ValueError(f"--voice {self.voice} and --voices {','.join(self.voices)} were both given. "
                                  "Fix: drop --voice and list the reference voice first in --voices.")
             self.voices, self.voice = keys, keys[0]
+
+    def resolved(self) -> EvalConfig:
+        """This config with `model_path` set to the shipped adapter where the preset's model is that one."""
+        from dataclasses import replace
+
+        from salad_core.presets import shipped_adapter
+
+        folder = shipped_adapter(self.preset)
+        if self.model_path or self.adapter == "none" or self.llm or self.encoder or folder is None:
+            return self
+        return replace(self, model_path=str(folder))
 
     @property
     def conditions(self) -> list[Condition]:

@@ -154,6 +154,7 @@ def build_model(config: EvalConfig):
     from salad_core.model.modeling import SaladModel
     from salad_core.presets import model_config
 
+    config = config.resolved()
     torch.manual_seed(config.seed)  # an untrained adapter is still the same adapter on every run
     if config.model_path:
         return SaladModel.from_pretrained(config.model_path)
@@ -174,6 +175,7 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
         raise ValueError(f"scoring must be one of {SCORINGS}, got {config.scoring!r}")
     torch.set_flush_denormal(True)
     store = store or Store()
+    config = config.resolved()  # the run records the model folder it used (the shipped adapter's, for smol)
     items_by_task, meta, manifest_fewshot = load_items(config)
     if not items_by_task:
         raise ValueError("nothing to evaluate: no task produced test items (check --tasks, --manifest and --limit)")

@@ -126,8 +126,12 @@ def run_round(config: SelectConfig, store: Store | None = None, *, progress: boo
     store = store or Store()
     source = _source_run(store, config.from_run)
     preset = source["config"]["preset"]
+    from salad_core.presets import get_preset
     from salad_core.world import preset_world
 
+    if get_preset(preset).world is None:
+        raise ValueError(f"run {config.from_run} trained the {preset!r} preset, whose speech is a fixed corpus with no "
+                         "selection pool (Stage II selects from a mini world's). Fix: select from a mini or nano run.")
     world = preset_world(preset)
     hours = budget_hours(config.budget, world.manifest["speech_hours"])
     round_id = new_run_id("select")

@@ -75,8 +75,10 @@ class WorldBatches:
             self.position[stream] = [epoch, cursor + 1]
         return out
 
-    def next_batch(self, batch_size: int, allow_replay: bool = True) -> Batch:
-        replay = bool(self.coin.random() < self.replay_prob) and allow_replay
+    def next_batch(self, batch_size: int, allow_replay: bool = True, ctc_only: bool = False) -> Batch:
+        """A replay batch (with probability replay_prob, when allowed) or a speech batch; `ctc_only` marks a speech
+        batch for the CTC warm-up (no replay then)."""
+        replay = bool(self.coin.random() < self.replay_prob) and allow_replay and not ctc_only
         if replay:
             return Batch(docs=[[Segment(text)] for text in self._take("text", self.text_docs, batch_size)], replay=True)
         # Stage II: each document of the batch comes from the synthetic speech with probability synthetic_prob
@@ -87,7 +89,7 @@ class WorldBatches:
         segments = [doc.segments() for doc in natural + synthetic]
         frames = _frames(self.world, natural, self.encoder) + _frames(self.synthetic, synthetic, self.encoder)
         return Batch(docs=segments, frames=frames, speech_s=float(sum(d.seconds for d in natural)),
-                     synthetic=n_synthetic)
+                     synthetic=n_synthetic, ctc_only=ctc_only)
 
 
 def _frames(source, docs: list, encoder) -> list:

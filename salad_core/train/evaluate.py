@@ -22,7 +22,7 @@ from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for, lane_ro
 from salad_core.eval.metrics import metric_rows, task_metrics
 from salad_core.eval.probes import POOLED, corpus_divergence
 from salad_core.eval.runner import run_eval
-from salad_core.eval.vocabulary import ALL_TASKS, K_SHOT, WORLD_VOICE
+from salad_core.eval.vocabulary import ALL_TASKS, K_SHOT
 from salad_core.model.processing import Segment
 from salad_core.runs import FINAL
 from salad_core.store import Store
@@ -70,10 +70,12 @@ def evaluate_world(model, world, n_items: int, seed: int = 0, k_shot: int = K_SH
 
 def final_evaluation(run_dir: str | Path, config: TrainConfig, store: Store) -> dict:
     """`salad eval` of a run's final model on every item of its `final_split` (test, or dev while a recipe is
-    chosen) of the world's tasks, each question as the world spoke it (held-out voices, cached frames). The ASR
-    cascade is left out here: `salad eval --voice world` adds it."""
+    chosen) of the world's tasks, each question as the world spoke it (held-out voices, cached frames); for a preset
+    that trains on the broad corpus, the built-in tasks in `salad eval`'s voice. The ASR cascade and the no-audio
+    lane are left out here: `salad eval` adds them."""
     world = preset_world(config.preset)
     eval_config = EvalConfig(preset=config.preset, model_path=str(Path(run_dir) / FINAL),
-                             tasks=[d.task for d in world.domains], voice=WORLD_VOICE, seed=config.seed,
+                             tasks=[d.task for d in world.domains], voice=world.eval_voice,
+                             seed=config.seed,
                              lanes=list(TRAIN_EVAL_LANES), split=config.final_split)
     return run_eval(eval_config, store)

@@ -30,6 +30,7 @@ class Batch:
     replay: bool = False  # text-only replay batch
     speech_s: float = 0.0  # seconds of natural speech in the batch
     synthetic: int = 0  # Stage II: documents of selected synthetic speech in the batch (not counted in speech_s)
+    ctc_only: bool = False  # the CTC warm-up: only the alignment aid's loss, the LLM does not run
 
 
 def _parts(llm: nn.Module) -> tuple[nn.Module, nn.Module]:
@@ -80,8 +81,12 @@ class DistillationStep(nn.Module):
         return paired, padded, mask
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Summed KL and NLL over the batch's text positions (divide by `n` for per-token means)."""
+        """Summed KL and NLL over the batch's text positions (divide by `n` for per-token means); in the CTC
+        warm-up the summed CTC loss alone."""
         embeds, ctc = self.speech_embeds(batch)
+        if batch.ctc_only:
+            zero = ctc.new_zeros(())
+            return {"loss": self.ctc_weight * ctc, "kl": zero, "nll": zero, "ctc": ctc.detach(), "n": torch.tensor(0)}
         paired, student_embeds, student_mask = self.pair_batch(batch, embeds)
         decoder, head = _parts(self.model.llm)
         hidden = decoder(inputs_embeds=student_embeds, attention_mask=student_mask).last_hidden_state  # (B, T_s, D)

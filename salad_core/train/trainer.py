@@ -242,7 +242,9 @@ class DistillTrainer:
         cfg = self.config
         # A frozen (or not yet unfrozen) LLM reads text exactly as the teacher: replay would teach it nothing.
         llm_learns = self.config.llm_mode != "frozen" and self.counters.step + 1 >= cfg.llm_unfreeze_step
-        micro = [self.data.next_batch(self.local_batch, allow_replay=llm_learns) for _ in range(cfg.grad_accum)]
+        warmup = self.counters.step < cfg.ctc_warmup_steps  # the CTC warm-up: the adapter alone, by the aid's loss
+        micro = [self.data.next_batch(self.local_batch, allow_replay=llm_learns and not warmup, ctc_only=warmup)
+                 for _ in range(cfg.grad_accum)]
         # Every text position of the global batch weighs the same: divide by the count over all processes, times
         # their number, because DDP averages the processes' gradients.
         device = self.accelerator.device  # collectives (NCCL on GPUs) need tensors on the process's device
@@ -280,8 +282,11 @@ class DistillTrainer:
                 "grad_norm": float(grad_norm), "n_text_positions": int(total), "replay": micro[0].replay}
 
     def count_positions(self, micro: list[Batch]) -> int:
-        """Text positions (next token is text) in this process's micro-batches."""
-        return sum(self.positions(segments) for batch in micro for segments in batch.docs)
+        """Text positions (next token is text) in this process's micro-batches; in the CTC warm-up, the tokens of
+        their speech spans (what the CTC loss is summed over)."""
+        tok = self.model.tokenizer
+        return sum(sum(len(tok(s.text, add_special_tokens=False).input_ids) for s in segments if s.is_speech)
+                   if batch.ctc_only else self.positions(segments) for batch in micro for segments in batch.docs)
 
     def positions(self, segments) -> int:
         """Text tokens of a document, less its first token when the document opens with text (nothing predicts it)."""

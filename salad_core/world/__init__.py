@@ -39,10 +39,14 @@ def world_tasks(preset: str) -> list[str]:
 
 def preset_world(preset: str) -> World:
     """The world a model preset trains on (its speech and text), built, and its LM pretrained when the preset reads
-    with it (the `smol` preset brings its own LLM)."""
+    with it; for a preset that trains on a speech corpus instead (`smol`: the broad corpus), that corpus, built."""
     from salad_core.presets import get_preset
 
     world_name = get_preset(preset).world
+    if get_preset(preset).corpus == "broad":
+        from salad_core.broad import build_broad
+
+        return build_broad()
     if world_name is None:
         raise ValueError(f"preset {preset!r} has no training world yet; train with --preset mini or nano")
     world = build_world(world_name)

@@ -16,6 +16,7 @@ import numpy as np
 from salad_core.assets import AssetError
 from salad_core.clips import ClipBank, read_jsonl
 from salad_core.documents import Span, SpeechDoc
+from salad_core.eval.vocabulary import WORLD_VOICE
 from salad_core.tasks.item import SPLITS, Item
 
 
@@ -29,6 +30,8 @@ class Domain:
 
 
 class World:
+    eval_voice = WORLD_VOICE  # how a final evaluation speaks its questions: as the world spoke them
+
     def __init__(self, root: Path):
         self.root = Path(root)
         manifest = json.loads((self.root / "manifest.json").read_text())
