@@ -68,6 +68,15 @@ class RunDir:
     def pid_file(self) -> Path:
         return self.root / PID_FILE
 
+    @property
+    def machines_file(self) -> Path:
+        """One JSON line per start or resume of the run: which machine trained it (see `train.trainer.machine`)."""
+        return self.root / "machines.jsonl"
+
+    def machines(self) -> list[dict]:
+        path = self.machines_file
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
     def is_training(self) -> bool:
         """A trainer process runs this run now (started from the command line or by the dashboard)."""
         return pid_alive(self.pid_file)

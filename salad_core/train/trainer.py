@@ -55,6 +55,18 @@ def every_core_while_others_wait():
         torch.set_num_threads(before)
 
 
+def machine(accelerator) -> dict:
+    """What trains: the host's CPU and GPU, the processes and the device, with the time this session started."""
+    import platform
+
+    device = accelerator.device
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "host": platform.node(),
+            "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
+            "cpu_cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
+            "device": device.type, "gpu": gpu, "processes": accelerator.num_processes, "torch": torch.__version__}
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (NaN loss, full disk, a checkpoint that does not fit); the message says why."""
 
@@ -107,6 +119,9 @@ class DistillTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_lambdas())
         self.step_module, self.optimizer, self.scheduler = self.accelerator.prepare(step_module, self.optimizer, self.scheduler)
         self.run_id, self.run = self.open_run()
+        if self.accelerator.is_main_process:
+            with open(self.run.machines_file, "a") as f:
+                f.write(json.dumps({**machine(self.accelerator), "from_step": self.counters.step}) + "\n")
 
     def continued_model_config(self):
         """The model of the run this one continues (a resumed run, or Stage II's Stage I run), as its checkpoints
