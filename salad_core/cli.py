@@ -8,6 +8,7 @@
     salad select --from RUN --gamma 5 --budget 10%  Stage II active selection of synthetic speech
     salad train --stage 2 --from RUN [--round ID]  Stage II: continue RUN on natural + selected speech
     salad runs [--kind train] [show RUN]   the store's runs; one with its config, lineage and headline metrics
+    salad ship RUN --eval EVAL_RUN         a trained model as its preset's shipped adapter, with its model card
     salad tasks [--json]          the spoken task suite buildable here
     salad voices [--json]         TTS engines and their voices
 
@@ -342,6 +343,23 @@ def train_stage2_process(from_run: str, round_id: str, db: str | None) -> dict:
     return json.loads(done.stdout)
 
 
+def add_ship_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="the training run whose final model ships")
+    parser.add_argument("--eval", required=True, dest="eval_run",
+                        help="the `salad eval` run of that model whose per-task table goes into the model card")
+    parser.add_argument("--out", help="the folder to write (default: salad_core/adapters/<the run's preset>)")
+
+
+def cmd_ship(args: argparse.Namespace) -> dict:
+    from salad_core.shipping import ship
+    from salad_core.store import Store
+
+    out = ship(args.run, args.eval_run, Store(args.db), args.out)
+    if not args.json:
+        print(f"wrote {out} (config.json, model.safetensors in float16, README.md: the model card)")
+    return {"run": args.run, "eval": args.eval_run, "out": str(out)}
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], object], str, Callable | None]] = {
     "eval": (cmd_eval, "text-speech gap per task: every lane on every item, with confidence intervals", add_eval_args),
     "train": (cmd_train, "Stage I: cross-modal distillation from the original LLM (SALAD)", add_train_args),
@@ -352,6 +370,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], object], str, Callable 
     "tasks": (cmd_tasks, "list the spoken task suite", None),
     "voices": (cmd_voices, "list TTS engines and voices", None),
     "world": (cmd_world, "build or describe the mini world (text, MC tasks, synthetic speech)", add_world_args),
+    "ship": (cmd_ship, "write a trained model into the package as its preset's shipped adapter, with a model card",
+             add_ship_args),
 }
 
 
