@@ -10,7 +10,8 @@ def test_preset_recipe_fills_what_is_not_given_and_flags_win():
     assert config.align == "ctc-soft" and config.llm_mode == "full"  # from the recipe
     assert config.alpha == 0.0 and config.lr_llm == 1e-4  # given
     assert config.max_steps == PRESET_RECIPES["mini"]["max_steps"]  # None means "not given"
-    assert TrainConfig.for_preset("smol").to_dict() == TrainConfig(preset="smol").to_dict()  # no recipe: defaults
+    recipe, plain = TrainConfig.for_preset("smol"), TrainConfig(preset="smol")  # outside its recipe: the defaults
+    assert set(recipe.differences(plain, ignore=())) == set(PRESET_RECIPES["smol"])
 
 
 def test_cli_flags_map_onto_the_recipe():
@@ -110,3 +111,11 @@ def test_an_evaluation_config_written_as_flags_parses_back_to_itself():
         given = {f: getattr(parsed, f) for f in EvalConfig.__dataclass_fields__ if getattr(parsed, f) is not None}
         assert EvalConfig(**given) == config
     assert EvalConfig(limit=15, probe_limit=5).to_argv() == ["--limit", "15", "--probe-limit", "5"]
+
+
+def test_the_ctc_warm_up_leaves_room_for_distillation():
+    TrainConfig.for_preset("nano", ctc_warmup_steps=40)  # nano's align is none: no warm-up, whatever the count
+    with pytest.raises(ValueError, match="ctc_warmup_steps"):
+        TrainConfig.for_preset("nano", align="ctc", ctc_warmup_steps=40, max_steps=40)
+    smol = TrainConfig.for_preset("smol")
+    assert smol.align == "ctc-soft" and 0 < smol.ctc_warmup_steps < smol.max_steps and smol.llm_mode == "frozen"

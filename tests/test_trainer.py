@@ -122,3 +122,19 @@ def test_nano_recipe_runs_the_whole_pipeline_and_prints_one_json_object(tmp_path
     assert summary["eval"]["voice"] == "world"
     evals = Store(db).runs("eval")
     assert evals["config"].iloc[0]["model_path"] == str(Path(summary["run_dir"]) / "final")
+
+
+def test_the_ctc_warm_up_trains_the_adapter_alone_then_distillation_takes_over(runs, tmp_path):
+    """With --ctc-warmup-steps the first steps carry only the aid's CTC loss (no KL: the LLM did not run); the run
+    records the machine it trained on."""
+    _, _, _, data = runs
+    db = str(tmp_path / "warm.duckdb")
+    summary = finish(salad(["--preset", "nano", "--align", "ctc-soft", "--ctc-warmup-steps", "3", "--max-steps", "6",
+                            "--batch-size", "2", "--warmup-steps", "1", "--eval-every", "100", "--eval-items", "2",
+                            "--ckpt-every", "100", "--no-final-eval", "--json", "--db", db], data))
+    steps = Store(db).train_steps(summary["run_id"]).set_index("step")
+    assert (steps.loc[1:3, "kl"] == 0).all() and (steps.loc[1:3, "ctc"] > 0).all()
+    assert (steps.loc[4:6, "kl"] > 0).all() and (steps.loc[4:6, "ctc"] > 0).all()
+    machines = [json.loads(line) for line in (Path(summary["run_dir"]) / "machines.jsonl").read_text().splitlines()]
+    assert len(machines) == 1 and machines[0]["from_step"] == 0 and machines[0]["device"] == "cpu"
+    assert machines[0]["cpu_cores"] >= 1

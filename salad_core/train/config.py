@@ -23,8 +23,7 @@ PRESET_RECIPES: dict[str, dict] = {
     # SmolLM2 on the broad corpus (salad_core/broad), on a 2-core CPU: the aid's CTC warm-up teaches the adapter to
     # spell what it hears in SmolLM2's tokens without running the LLM, then distillation (alpha = 1) trains it
     # through the frozen LLM reading soft tokens. A frozen LLM cannot forget (replay is skipped for it).
-    "smol": {"align": "ctc-soft", "llm_mode": "frozen", "ctc_warmup_steps": 1500, "max_steps": 1900,
-             "warmup_steps": 50, "eval_every": 500, "ckpt_every": 100, "eval_items": 20},
+    "smol": {"align": "ctc-soft", "ctc_warmup_steps": 1500, "max_steps": 1900, "eval_every": 500, "eval_items": 20},
     # the whole pipeline in about a minute, for tests and smoke checks
     "nano": {"max_steps": 40, "batch_size": 4, "warmup_steps": 4, "eval_every": 20, "ckpt_every": 20,
              "eval_items": 5},
@@ -82,9 +81,7 @@ class TrainConfig:
     # alignment aid (documented, switchable; not in the paper): CTC on the adapter + compression, model/ctc.py
     align: str = "none"  # none | ctc | ctc-soft (the LLM reads soft tokens; see ALIGN_MODEL)
     ctc_weight: float = 1.0  # weight of the CTC loss when align is ctc or ctc-soft
-    # with align ctc/ctc-soft: the first steps train the adapter by the CTC loss alone, on speech batches, without
-    # running the LLM (several times faster per step); distillation takes over after them
-    ctc_warmup_steps: int = 0
+    ctc_warmup_steps: int = 0  # with the aid: the first steps train the adapter by CTC alone, the LLM not run
     # bookkeeping
     eval_every: int = 100  # steps between dev-slice evaluations (accuracy, M, F)
     eval_items: int = 40  # dev items per task in periodic evaluations
@@ -111,9 +108,9 @@ class TrainConfig:
             raise ValueError("stage must be 1 or 2, and stage 2 needs from_run and round_id")
         if self.synthetic_prob is not None and not 0.0 <= self.synthetic_prob <= 1.0:
             raise ValueError(f"synthetic_prob must be in [0, 1], got {self.synthetic_prob}")
-        if self.ctc_warmup_steps and (self.align == "none" or self.ctc_warmup_steps >= self.max_steps):
-            raise ValueError(f"ctc_warmup_steps {self.ctc_warmup_steps} needs align ctc or ctc-soft and fewer steps "
-                             f"than max_steps ({self.max_steps})")
+        if self.align != "none" and self.ctc_warmup_steps >= self.max_steps:
+            raise ValueError(f"ctc_warmup_steps {self.ctc_warmup_steps} leaves no step of distillation in max_steps "
+                             f"{self.max_steps}. Fix: pass a smaller --ctc-warmup-steps (0: none) or more --max-steps.")
         if self.kl_temperature <= 0 or self.batch_size < 1 or self.grad_accum < 1 or self.max_steps < 1:
             raise ValueError("kl_temperature, batch_size, grad_accum and max_steps must be positive")
 

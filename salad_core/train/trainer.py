@@ -257,7 +257,8 @@ class DistillTrainer:
         cfg = self.config
         # A frozen (or not yet unfrozen) LLM reads text exactly as the teacher: replay would teach it nothing.
         llm_learns = self.config.llm_mode != "frozen" and self.counters.step + 1 >= cfg.llm_unfreeze_step
-        warmup = self.counters.step < cfg.ctc_warmup_steps  # the CTC warm-up: the adapter alone, by the aid's loss
+        # the CTC warm-up: the adapter alone, by the aid's loss (without the aid there is no warm-up)
+        warmup = cfg.align != "none" and self.counters.step < cfg.ctc_warmup_steps
         micro = [self.data.next_batch(self.local_batch, allow_replay=llm_learns and not warmup, ctc_only=warmup)
                  for _ in range(cfg.grad_accum)]
         # Every text position of the global batch weighs the same: divide by the count over all processes, times
