@@ -38,6 +38,7 @@ from salad_core.eval.voices import (
     render,
 )
 from salad_core.model.processing import Segment
+from salad_core.presets import shipped_adapter
 from salad_core.progress import Progress
 from salad_core.store import Store, audio_key, item_key
 from salad_core.tasks import Item, get_task
@@ -165,6 +166,8 @@ def model_record(model, config: EvalConfig) -> dict:
     cfg = model.config
     adapter = {k: getattr(cfg, k) for k in ("adapter_stack", "adapter_layers", "adapter_width", "adapter_heads", "llm_mode")}
     name = config.model_path or f"{config.preset} (untrained adapter, seed {config.seed})"
+    if config.model_path and config.model_path == str(shipped_adapter(config.preset)):
+        name = f"{config.preset} (shipped adapter)"
     return {"model_id": name, "name": name, "llm": cfg.llm_name, "encoder": cfg.encoder_name, "adapter": adapter,
             "path": config.model_path, "params": model.parameter_table()}
 
