@@ -72,20 +72,33 @@ def field_input(spec: FieldSpec, where):
 
 @st.cache_data(ttl=60, show_spinner=False)
 def world_info(preset: str) -> dict | None:
-    """The summary of the world a preset trains on, when it is built here (None otherwise)."""
+    """The summary of the world (or speech corpus) a preset trains on, when it is built here (None otherwise)."""
+    from salad_core import broad
     from salad_core.presets import get_preset
     from salad_core.world import is_built, load_world
 
+    if get_preset(preset).corpus == "broad":
+        return broad.load_broad().info() if broad.is_built() else None
     name = get_preset(preset).world
     return load_world(name).info() if name and is_built(name) else None
 
 
 def world_summary(preset: str) -> None:
-    info = world_info(preset)
-    with st.expander(f"The world `{preset}` trains on: its domains, what its speech covers, and the leak audit"):
+    from salad_core.presets import get_preset
+
+    info, corpus = world_info(preset), get_preset(preset).corpus
+    what = f"the {corpus} speech corpus" if corpus else "the world"
+    with st.expander(f"What `{preset}` trains on ({what}): its speech, and the leak audit"):
         if info is None:
             st.caption("Not built on this machine yet: the first run builds it (or `salad world build --preset "
-                       f"{preset}`).")
+                       f"{corpus or preset}`).")
+            return
+        if corpus:
+            st.caption(f"{info['speech_hours']:.2f} h of speech in {info['n_speech_docs']} documents, "
+                       f"{len(info['train_voices'])} training voices (the evaluation voice {info['eval_voice']} is not "
+                       "one); sentences per source: " + ", ".join(f"{k} {v}" for k, v in info["sources"].items())
+                       + ". Every item of the built-in tasks (dev, test, few-shot) is a fact none of it may state.")
+            widgets.table(views.world_tables(info)[1], "train_world_audit", name=f"{corpus}-audit")
             return
         domains, audit = views.world_tables(info)
         st.caption(f"{info['speech_hours']:.2f} h of natural speech in {info['n_speech_docs']} documents; "

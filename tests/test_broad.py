@@ -8,18 +8,20 @@ import json
 import pytest
 
 from salad_core.broad import build as broad_build
-from salad_core.broad.audit import SentenceFilter, item_facts, suite_facts
+from salad_core.broad.audit import SentenceFilter, audit_table, item_facts, suite_facts
 from salad_core.broad.corpus import BroadSpeech
 from salad_core.broad.texts import arithmetic_sentences, speakable
 from salad_core.tasks import get_task
 from salad_core.tasks.choices import make_item
 from salad_core.text import world_form
-from salad_core.world.audit import audit
 
 
 def capitals_items():
+    """Six questions: a word in a fifth of a task's questions or more is its template (here: in two or more)."""
+    pairs = (("France", "Paris"), ("Japan", "Tokyo"), ("Kenya", "Nairobi"), ("Chile", "Santiago"), ("Nepal", "Kathmandu"),
+             ("Ghana", "Accra"))
     return [make_item("capitals", f"capitals/{c}", f"What is the capital of {c}?", a, ["Lima", "Oslo", "Rome"],
-                      "geography") for c, a in (("France", "Paris"), ("Japan", "Tokyo"), ("Kenya", "Nairobi"))]
+                      "geography") for c, a in pairs]
 
 
 def test_a_fact_is_its_answer_with_the_questions_own_words():
@@ -32,6 +34,10 @@ def test_a_fact_is_its_answer_with_the_questions_own_words():
     assert keep.states("France won the cup; Paris was not mentioned in Japan.") == {france["key"]}  # one sentence
     assert keep.states("Paris is large. France is old.") == set()  # two sentences state nothing
     assert keep.keep(["Tokyo is big.", "Japan's capital is Tokyo."]) == ["Tokyo is big."]
+    # the table reads texts as they are written (capitals, punctuation, possessives)
+    rows = audit_table({"capitals": facts}, {"speech": ["Japan's capital is Tokyo.", "Tokyo is big."]})
+    assert rows == [{"task": "capitals", "source": "speech", "eval_facts": 6, "leaked": 1,
+                     "examples": ["capitals:capitals/Japan"]}]
 
 
 def test_arithmetic_is_stated_with_numbers_in_any_form():
@@ -55,7 +61,7 @@ def test_sentences_are_plain_enough_to_speak():
 def test_the_planned_corpus_states_no_item_fact_and_is_heard_in_training_voices_only():
     sentences, facts = broad_build.plan_sentences()
     docs, requests = broad_build.plan_documents(sentences)
-    rows = audit(facts, broad_build.training_sources(docs))
+    rows = audit_table(facts, broad_build.training_sources(docs))
     assert {r["task"] for r in rows} == set(broad_build.suite_tasks())
     assert sum(r["leaked"] for r in rows) == 0 and sum(r["eval_facts"] for r in rows) > 1000
     assert all(any(clip for _, clip in d["spans"]) for d in docs)  # every document is heard somewhere

@@ -46,11 +46,16 @@ def demo_page(timeout: float = 60) -> AppTest:
     return at
 
 
-def test_demo_page_renders_and_says_the_adapter_is_untrained(empty_data):
-    at = demo_page()
+def test_demo_page_renders_and_says_when_the_adapter_is_untrained(empty_data, tmp_path, monkeypatch):
+    from salad_core import presets
+
+    at = demo_page()  # an empty store: the smol preset with its shipped adapter
     assert [t.value for t in at.title] == ["Side-by-side demo"]
-    assert any("untrained" in i.value for i in at.info)
+    assert presets.shipped_adapter("smol") is not None and not any("untrained" in i.value for i in at.info)
     assert at.selectbox(key="demo_task").value  # the task suite is offered
+    monkeypatch.setattr(presets, "ADAPTERS_DIR", tmp_path / "none")  # a preset that ships no adapter
+    at = demo_page()
+    assert any("untrained" in i.value for i in at.info)
 
 
 def test_demo_answers_a_typed_question_on_every_lane(empty_data):

@@ -25,13 +25,13 @@ from pathlib import Path
 
 from salad_core.assets import AssetError, cached_build, sources_digest
 from salad_core.broad import texts
-from salad_core.broad.audit import SentenceFilter, suite_facts
+from salad_core.broad.audit import SentenceFilter, audit_table, suite_facts
 from salad_core.clips import ClipRequest, encode_clips
 from salad_core.documents import spans_to_clips, speakable_text, split_spans, with_seconds
 from salad_core.paths import cache_dir
 from salad_core.progress import NoProgress, Progress
 from salad_core.world import speech
-from salad_core.world.audit import audit, check
+from salad_core.world.audit import check
 
 RECIPE = "broad-v1"
 ENCODER = "openai/whisper-base"  # the smol preset's encoder
@@ -151,7 +151,7 @@ def _write(out: Path, cfg: dict, progress: bool) -> None:
     started = time.monotonic()
     sentences, facts = plan_sentences(cfg)
     docs, train_requests = plan_documents(sentences, cfg)
-    table = audit({t: f for t, f in facts.items()}, training_sources(docs))  # the check, before any audio
+    table = audit_table(facts, training_sources(docs))  # the check, before any audio
     check(table)
     dev_rows, dev_requests = plan_dev_clips(cfg)
     planned = time.monotonic()

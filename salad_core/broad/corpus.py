@@ -82,10 +82,9 @@ class BroadSpeech:
 
     def audit(self) -> list[dict]:
         """The leak audit of the built corpus against every item of the built-in tasks (0 leaks, or it is not built)."""
-        from salad_core.broad.audit import suite_facts
-        from salad_core.world.audit import audit
+        from salad_core.broad.audit import audit_table, suite_facts
 
-        return audit(suite_facts(self.manifest["tasks"]), self.training_texts())
+        return audit_table(suite_facts(self.manifest["tasks"]), self.training_texts())
 
     def info(self) -> dict:
         keys = ("name", "folder", "tasks", "sources", "n_speech_docs", "n_train_clips", "n_failed_clips",
