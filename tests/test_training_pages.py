@@ -296,3 +296,17 @@ def test_the_form_shows_the_worlds_summary_and_its_leak_audit(store):
     assert (audit[["natural speech", "alignment transcripts", "selection pool"]] == 0).all().all()
     domains = frame_with(at, "eval facts")
     assert (domains["eval facts"] > 0).all() and set(domains["natural speech"]) == {"yes", "no"}
+
+
+def test_smol_shows_the_broad_corpus_it_trains_on(store, monkeypatch):
+    from salad_core import broad
+
+    monkeypatch.setattr(broad, "is_built", lambda: False)  # as on a fresh clone: the first run builds it
+    at = open_page(TRAINING, store.path)
+    at.selectbox(key="train_preset").select("smol").run()
+    assert not at.exception
+    label = next(e.label for e in at.expander if "trains on" in e.label)
+    assert label == "What `smol` trains on (the broad speech corpus): its speech, and the leak audit"
+    assert any("salad world build --preset broad" in c.value for c in at.caption)
+    assert at.selectbox(key="train_align").value == "ctc-soft"
+    assert at.number_input(key="train_ctc_warmup_steps").value == TrainConfig.for_preset("smol").ctc_warmup_steps
