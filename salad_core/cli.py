@@ -2,7 +2,7 @@
 
     salad eval [--preset smol] [--tasks capitals,elements] [--limit N] [--manifest FILE] [--db PATH] [--json]
     salad eval --voices flite:slt,espeak:en-us@1.2,flite:slt+noise10,recorded   the gap per voice condition
-    salad world build|info --preset mini|nano      the mini world: text, tasks, speech, cached encoder frames
+    salad world build|info|audit --preset mini|nano|broad   a mini world, or the smol preset's broad speech corpus
     salad train --preset mini --alpha 1.0 [...]    Stage I distillation (see `salad train --help`)
     salad sweep --alphas 0,1 --seeds 0,1,2 --jobs 2 [--budgets-hours 10,20] [-- train flags]
     salad select --from RUN --gamma 5 --budget 10%  Stage II active selection of synthetic speech

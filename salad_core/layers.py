@@ -1,6 +1,7 @@
 """The layer order of salad's code, written once: a module imports only from its own layer or the ones below.
 
-    utilities -> speech -> models and tasks -> evaluation -> the mini world -> recipes -> entry points -> dashboard
+    utilities -> speech -> models and tasks -> evaluation -> the mini world and the broad corpus -> recipes
+    -> entry points -> dashboard
 
 The mini world sits above the evaluation it is measured with and plugs into the registries the lower layers own (LLM
 names, tasks, probe documents) instead of being imported by them. `tests/test_layers.py` walks every import, those
@@ -15,8 +16,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("speech", ("audio", "tts", "asr")),
     ("models and tasks", ("model", "tasks", "clips", "documents", "presets")),
     ("evaluation", ("eval",)),
-    ("the mini world", ("world",)),
-    ("recipes", ("train", "select", "explore", "compare")),
+    ("the mini world and the broad corpus", ("world", "broad")),
+    ("recipes", ("train", "select", "explore", "compare", "shipping")),
     ("entry points", ("cli", "console", "demo")),
     ("dashboard", ("dashboard", "pages")),
 )

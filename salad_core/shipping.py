@@ -53,7 +53,8 @@ def metrics_table(metrics: pd.DataFrame) -> str:
     lines = ["| task | n | " + " | ".join(label for _, label in TABLE) + " |", "|---" * (len(TABLE) + 2) + "|"]
     for task in tasks:
         rows = final[final["task"] == task].set_index("metric")
-        n = int(rows["n"].max()) if "n" in rows and not rows["n"].isna().all() else 0
+        counted = rows["n"].get("speech_acc") if "speech_acc" in rows.index else rows["n"].max()  # items scored
+        n = 0 if pd.isna(counted) else int(counted)
         cells = [_cell(m, rows.loc[m]) if m in rows.index else "–" for m, _ in TABLE]
         lines.append(f"| {'all tasks' if task == ALL_TASKS else task} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
