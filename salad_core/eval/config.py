@@ -19,9 +19,7 @@ CHOICES: dict[str, tuple[str, ...]] = {"preset": tuple(sorted(PRESETS)), "scorin
 class EvalConfig:
     preset: str = "smol"  # the model set-up (salad_core/presets.py)
     model_path: str | None = None  # a saved SaladModel folder (a run's final/); overrides the preset
-    # without --model-path: the preset's trained adapter that comes with salad (smol's, salad_core/adapters), or none
-    # (a freshly initialised adapter); a preset that ships none, or --llm / --encoder, gives an untrained one
-    adapter: str = "shipped"
+    adapter: str = "shipped"  # without --model: the preset's shipped trained adapter (smol), or none: untrained
     llm: str | None = None  # override the preset's LLM (hub id, alias or folder)
     encoder: str | None = None  # override the preset's speech encoder
     tasks: list[str] | None = None  # comma-separated task names (default: the suite's tasks buildable here)
