@@ -55,8 +55,7 @@ def demo_tasks(config_json: str) -> list[str]:
     run's manifest (a world LM's word-level vocabulary knows no digit, no capital letter, no word of the suite)."""
     from salad_core.model.names import parse_llm_name
     from salad_core.presets import run_llm_name
-    from salad_core.tasks import available_tasks
-    from salad_core.tasks.registry import task_spec
+    from salad_core.tasks import available_tasks, suite_tasks
     from salad_core.world import world_tasks
 
     config = json.loads(config_json)
@@ -64,7 +63,7 @@ def demo_tasks(config_json: str) -> list[str]:
     if llm.is_world:
         return [t for t in available_tasks() if t in world_tasks(llm.world)]
     manifest = demo_manifest_tasks(config["manifest"]) if config.get("manifest") else []
-    return [t for t in available_tasks() if task_spec(t).in_suite] + manifest
+    return suite_tasks() + manifest
 
 
 @st.cache_data(show_spinner=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from salad_core.eval.vocabulary import ALL_TASKS
-from salad_core.presets import ADAPTERS_DIR
+from salad_core.presets import ADAPTERS_DIR, get_preset
 from salad_core.runs import RunDir
 from salad_core.store import Store
 
@@ -68,7 +68,7 @@ def model_card(run_id: str, eval_run: str, store: Store, size: int) -> str:
     train, evaluation = runs.loc[run_id], runs.loc[eval_run]
     config = TrainConfig.from_dict(RunDir(run_id).config())
     steps = store.train_steps(run_id)
-    corpus = load_broad().info() if config.preset == "smol" else None
+    corpus = load_broad().info() if get_preset(config.preset).corpus == "broad" else None
     model = json.loads((RunDir(run_id).final / "config.json").read_text())
     machines = RunDir(run_id).machines()
     eval_cfg = evaluation["config"]

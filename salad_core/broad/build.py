@@ -28,14 +28,16 @@ from salad_core.broad import texts
 from salad_core.broad.audit import SentenceFilter, audit_table, suite_facts
 from salad_core.clips import ClipRequest, encode_clips
 from salad_core.documents import spans_to_clips, speakable_text, split_spans, with_seconds
+from salad_core.eval.probes import BROAD_VOICE
 from salad_core.paths import cache_dir
 from salad_core.progress import NoProgress, Progress
+from salad_core.tasks import get_task, suite_tasks
 from salad_core.world import speech
 from salad_core.world.audit import check
 
 RECIPE = "broad-v1"
 ENCODER = "openai/whisper-base"  # the smol preset's encoder
-EVAL_VOICE = "flite:slt"  # `salad eval`'s default voice: never a training voice
+EVAL_VOICE = BROAD_VOICE  # `salad eval`'s default voice (and the probe set's): never a training voice
 PIPER_VOICES = ("piper:en_US-joe-medium",)
 CONFIG = {
     # sentences drawn per source (None: all of it), after the audit
@@ -45,13 +47,6 @@ CONFIG = {
     "dev_items": 40, "shard_clips": 2000, "seed": 0,
 }
 _GENERATORS = ("texts.py", "audit.py", "build.py")
-
-
-def suite_tasks() -> list[str]:
-    """The built-in tasks (`salad eval`'s default suite) whose data is installed here."""
-    from salad_core.tasks.registry import available_tasks, task_spec
-
-    return [t for t in available_tasks() if task_spec(t).in_suite]
 
 
 def _sources() -> list[Path]:
@@ -121,8 +116,6 @@ def plan_documents(sentences: list[dict], cfg: dict = CONFIG) -> tuple[list[dict
 
 def plan_dev_clips(cfg: dict = CONFIG) -> tuple[list[dict], list[ClipRequest]]:
     """The first `dev_items` dev items of every built-in task, spoken in the evaluation voice (periodic evaluation)."""
-    from salad_core.tasks import get_task
-
     rows, requests = [], []
     for task in suite_tasks():
         for item in get_task(task).items("dev")[: cfg["dev_items"]]:

@@ -13,7 +13,6 @@ Glosses in the held-out bucket of the broad probe set (`eval.probes.is_broad_pro
 
 from __future__ import annotations
 
-import csv
 import random
 import re
 
@@ -58,16 +57,12 @@ def wordnet_sentences() -> dict[str, list[str]]:
 
 def freshqa_sentences() -> list[str]:
     """FreshQA questions the 'freshqa' task does not ask, each followed by its first answer."""
-    from salad_core.tasks.freshqa import answer_kind, load_questions
+    from salad_core.tasks.freshqa import answer_kind, load_questions, read_records
     from salad_core.tasks.sources import freshqa_csv
 
     asked = {q.id for q in load_questions(freshqa_csv()) if answer_kind(q)}
-    with open(freshqa_csv(), encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f))
-    header_at = next(i for i, row in enumerate(rows) if row and row[0] == "id")
     out = []
-    for row in rows[header_at + 1:]:
-        record = dict(zip(rows[header_at], row))
+    for record in read_records(freshqa_csv()):
         question, answer = " ".join(record.get("question", "").split()), record.get("answer_0", "").strip()
         if record.get("id") in asked or not question or not answer or len(answer.split()) > MAX_ANSWER_WORDS:
             continue

@@ -101,13 +101,12 @@ def load_items(config: EvalConfig) -> tuple[dict[str, list[Item]], dict[str, dic
 
     Manifest lines that fail are logged with their line numbers and skipped; the rest is evaluated.
     """
-    from salad_core.tasks import available_tasks, load_manifest
+    from salad_core.tasks import load_manifest, suite_tasks
 
     items: dict[str, list[Item]] = {}
     meta: dict[str, dict] = {}
     manifest_fewshot: list[Item] = []
-    suite = [t for t in available_tasks() if task_spec(t).in_suite]
-    names = config.tasks if config.tasks is not None else ([] if config.manifest else suite)
+    names = config.tasks if config.tasks is not None else ([] if config.manifest else suite_tasks())
     for name in names:
         task = get_task(name)
         items[name] = task.items(config.split, limit=config.limit)

@@ -25,6 +25,7 @@ from salad_core.tasks.registry import (
     get_task,
     register,
     registered_tasks,
+    suite_tasks,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "load_manifest",
     "register",
     "registered_tasks",
+    "suite_tasks",
 ]

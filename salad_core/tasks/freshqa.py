@@ -46,15 +46,18 @@ class Question:
     alternatives: tuple[str, ...]  # every accepted answer, the main one included
 
 
-def load_questions(path: Path) -> list[Question]:
-    """Never-changing, true-premise FreshQA questions; the CSV's first two lines are a notice and a blank row."""
+def read_records(path: Path) -> list[dict[str, str]]:
+    """Every row of the FreshQA CSV as a dict; the file's first two lines are a notice and a blank row."""
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))
     header_at = next(i for i, row in enumerate(rows) if row and row[0] == "id")
-    header = rows[header_at]
+    return [dict(zip(rows[header_at], row)) for row in rows[header_at + 1 :]]
+
+
+def load_questions(path: Path) -> list[Question]:
+    """Never-changing, true-premise FreshQA questions."""
     questions = []
-    for row in rows[header_at + 1 :]:
-        record = dict(zip(header, row))
+    for record in read_records(path):
         if record.get("fact_type") != "never-changing" or record.get("false_premise", "").upper() != "FALSE":
             continue
         answers = tuple(a.strip() for k, a in record.items() if k.startswith("answer_") and a.strip())

@@ -71,6 +71,11 @@ def available_tasks() -> list[str]:
     return names
 
 
+def suite_tasks() -> list[str]:
+    """The default suite of `salad eval`: the available tasks that are part of it (the built-in ones), sorted."""
+    return [name for name in available_tasks() if _REGISTRY[name].in_suite]
+
+
 def task_spec(name: str) -> TaskSpec | None:
     """The registered spec of `name`, or None (a manifest's task)."""
     return _REGISTRY.get(name)

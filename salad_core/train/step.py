@@ -65,7 +65,8 @@ class DistillationStep(nn.Module):
             return full, None
         spans = [s.text for doc in batch.docs for s in doc if s.is_speech]
         targets = [tokenize_segment(model.tokenizer, text) for text in spans]
-        return model.compress_ctc(full, logits), ctc_loss(logits, targets)
+        # the CTC warm-up needs the loss alone, not the soft tokens the LLM would read
+        return ([] if batch.ctc_only else model.compress_ctc(full, logits)), ctc_loss(logits, targets)
 
     def pair_batch(self, batch: Batch, embeds: list[torch.Tensor]) -> tuple[list[PairedSequence], torch.Tensor, torch.Tensor]:
         """Both views of every document; the students' padded input embeddings (B, T_s, D) and mask."""
