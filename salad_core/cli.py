@@ -45,8 +45,8 @@ def cmd_eval(args: argparse.Namespace) -> dict:
     from salad_core.store import Store
 
     fields = {k: getattr(args, k) for k in EvalConfig.__dataclass_fields__ if getattr(args, k, None) is not None}
-    if args.manifest and args.tasks is None:
-        fields["tasks"] = []  # a manifest alone evaluates just the manifest
+    if (args.manifest or args.dataset) and args.tasks is None:
+        fields["tasks"] = []  # a manifest or a dataset alone evaluates just that
     result = run_eval(EvalConfig(**fields), Store(args.db))
     if not args.json:
         print(format_eval(result))

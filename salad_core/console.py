@@ -12,6 +12,9 @@ def format_eval(result: dict) -> str:
     for task, row in result["tasks"].items():
         cells = "".join(f"{'-' if row[c] is None else format(row[c], '.3f') if c != 'n' else row[c]:>14}" for c in cols)
         lines.append(f"{task:<14}{cells}")
+        if row.get("parse_fail"):
+            fails = ", ".join(f"{lane} {share:.3f}" for lane, share in row["parse_fail"].items())
+            lines.append(f"{'':<14}answers matched to no option (counted wrong): {fails}")
     lines.append(f"corpus F = {_fmt(result['F'])}, M = {_fmt(result['M'])} nats/token (held-out documents); "
                  f"item_F = {_fmt(result['item_F'])}, item_M = {_fmt(result['item_M'])} (the tasks' dev items)")
     for domain, row in result.get("corpus", {}).items():

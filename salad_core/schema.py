@@ -21,7 +21,8 @@ log = logging.getLogger("salad_core.store")
 RUN_KINDS = ("eval", "train", "select")
 FINAL_FOLDER = "final"  # a training run's final model: <run folder>/final (salad_core.runs.FINAL)
 RUN_STATUSES = ("running", "done", "failed")
-SCHEMA_VERSION = 5  # 2 added train_steps, 3 the selection tables, 4 the voice condition, 5 lineage columns
+SCHEMA_VERSION = 6  # 2 added train_steps, 3 the selection tables, 4 the voice condition, 5 lineage columns,
+# 6 generative scoring's answers
 COLUMN_DEFAULTS = {"condition": NO_CONDITION}  # filled in when a row leaves the column out; the DDL's DEFAULT too
 
 
@@ -85,7 +86,7 @@ TABLES = {t.name: t for t in (
            "run_id item_id lane choice_idx condition"),
     _table("outputs", "run_id VARCHAR!, item_id VARCHAR!, lane VARCHAR!, audio_id VARCHAR, pred INTEGER!, "
                       "pred_norm INTEGER, correct BOOLEAN!, correct_norm BOOLEAN, transcript VARCHAR, wer DOUBLE, "
-                      "condition VARCHAR!", "run_id item_id lane condition"),
+                      "condition VARCHAR!, answer_text VARCHAR, parse_fail BOOLEAN", "run_id item_id lane condition"),
     _table("train_steps", "run_id VARCHAR!, step INTEGER!, tokens BIGINT, speech_s DOUBLE, loss DOUBLE!, kl DOUBLE, "
                           "nll DOUBLE, ctc DOUBLE, lr_adapter DOUBLE, lr_llm DOUBLE, grad_norm DOUBLE, "
                           "n_text_positions INTEGER, replay BOOLEAN, tokens_per_s DOUBLE, wall_s DOUBLE", "run_id step"),

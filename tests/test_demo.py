@@ -140,10 +140,10 @@ def test_a_lanes_words_start_with_its_most_likely_next_token():
     model = tiny_salad()
     item = Item("demo", "1", "test", "what is three plus four ?", ("seven", "eight"), 0, "demo")
     tone = (0.3 * np.sin(np.arange(8000) * 2 * np.pi * 440 / 16000)).astype(np.float32)
-    scorer = LaneScorer(model, None, ["base_text", "text", "speech"])
-    words = scorer.words(PreparedItem(item, "1", tone, "a"), [], max_new_tokens=4)
+    scorer = LaneScorer(model, None, ["base_text", "text", "speech"], max_new_tokens=4)
+    words = scorer.words(PreparedItem(item, "1", tone, "a"), [])
     assert set(words) == {"base_text", "text", "speech"} and all(isinstance(w, str) for w in words.values())
-    context = scorer._text_context(model.llm, prompt_segments([], item.question))
+    context = scorer._text_context(model.llm, prompt_segments([], item.question), "student")
     with torch.no_grad():
         first = int(model.llm(inputs_embeds=context[None]).logits[0, -1].argmax())
         one = greedy_answer(model.llm, model.tokenizer, context, max_new_tokens=1)

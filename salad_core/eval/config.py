@@ -20,17 +20,25 @@ class EvalConfig:
     preset: str = "smol"  # the model set-up (salad_core/presets.py)
     model_path: str | None = None  # a saved SaladModel folder (a run's final/); overrides the preset
     adapter: str = "shipped"  # without --model: the preset's shipped trained adapter (smol), or none: untrained
-    llm: str | None = None  # override the preset's LLM (hub id, alias or folder)
+    llm: str | None = None  # override the preset's LLM (hub id, alias or folder); with --speech-llm, its text LLM
+    speech_llm: str | None = None  # a transformers speech LLM (hub id or folder) to diagnose instead of a salad model
+    trust_remote_code: bool = False  # let --llm run the code its hub repository ships (LLMs without a transformers class)
     encoder: str | None = None  # override the preset's speech encoder
     tasks: list[str] | None = None  # comma-separated task names (default: the suite's tasks buildable here)
     limit: int | None = None  # items per task
     split: str = "test"  # the split scored: "dev" while a recipe is chosen, "test" once for the chosen one
     manifest: str | None = None  # JSONL of the user's own items (evaluated in addition to --tasks if given)
+    dataset: str | None = None  # hf:ORG/NAME[:CONFIG][@SPLIT] or hf:FOLDER, a spoken multiple-choice benchmark
+    question_column: str | None = None  # --dataset: the question's column (default: by dataset, else "question")
+    choices_column: str | None = None  # --dataset: a list column, or several option columns comma-separated
+    answer_column: str | None = None  # --dataset: the answer (an index, a letter or the option's text)
+    audio_column: str | None = None  # --dataset: the spoken question (default "audio")
     k_shot: int = K_SHOT  # few-shot examples before each question, as text
     voice: str = DEFAULT_VOICE  # engine:voice[@speed] for questions without a recording; world: as a task speaks them
     asr: str = "whisper-base"  # the cascade's ASR model
     asr_beam: int = 1  # greedy decoding: on clean TTS speech it matches beam 5 closely at a third of the time
-    scoring: str = "acc_norm"  # which of acc / acc_norm the headline accuracies use (both are stored)
+    scoring: str = "acc_norm"  # acc / acc_norm: options' log-likelihood (both stored); generate: free answers matched
+    max_new_tokens: int = 32  # generate: the longest answer, in tokens
     probe_limit: int = 10  # dev items per task for item_F and item_M (the question heard, the answer read)
     corpus: bool = True  # corpus F and M on the model's held-out probe documents (eval/probes.py)
     seed: int = 0  # the untrained adapter's initialisation, few-shot choice and bootstrap
@@ -41,6 +49,9 @@ class EvalConfig:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.speech_llm and (self.model_path or self.encoder):
+            raise ValueError("--speech-llm diagnoses a speech LLM as it is: it takes no --model or --encoder. Fix: drop "
+                             "them (--llm names the text LLM it was built from).")
         unknown = [lane for lane in self.lanes if lane not in LANES]
         if unknown or not self.lanes:
             raise ValueError(f"unknown or no lanes {unknown or self.lanes}. Fix: choose from {', '.join(LANES)}.")
@@ -58,7 +69,7 @@ class EvalConfig:
         from salad_core.presets import shipped_adapter
 
         folder = shipped_adapter(self.preset)
-        if self.model_path or self.adapter == "none" or self.llm or self.encoder or folder is None:
+        if self.speech_llm or self.model_path or self.adapter == "none" or self.llm or self.encoder or folder is None:
             return self
         return replace(self, model_path=str(folder))
 

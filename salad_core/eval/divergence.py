@@ -38,15 +38,18 @@ def probe_divergence(model: SaladModel, segments: list[Segment], speech_embeds: 
     device = student_embeds.device
     text_ids = paired.teacher_ids[None].to(device)
     all_positions = torch.arange(paired.teacher_ids.numel() - 1, device=device)
-    with model.teacher() as teacher:
-        q_text = teacher(input_ids=text_ids, logits_to_keep=all_positions).logits[0]
-    # a frozen LLM reads text exactly as the original: F is 0 and P(. | text) is Q(. | text), no second pass
-    p_text = q_text if model.student_llm_is_teacher else model.llm(input_ids=text_ids,
-                                                                    logits_to_keep=all_positions).logits[0]
-    p_speech = model.llm(inputs_embeds=student_embeds[None], logits_to_keep=paired.student_pred.to(device)).logits[0]
-    f = kl_per_position(q_text, p_text)
     shared = paired.teacher_pred.to(device)
+    p_text = model.text_reader(input_ids=text_ids, logits_to_keep=all_positions).logits[0]
+    p_speech = model.llm(inputs_embeds=student_embeds[None], logits_to_keep=paired.student_pred.to(device)).logits[0]
     m = kl_per_position(p_text[shared], p_speech)
+    if not model.teacher_reads_student_tokens:  # no original LLM, or another vocabulary: F is not defined
+        return ProbeDivergence(0.0, 0, float(m.sum()), m.numel())
+    if model.student_llm_is_teacher:  # a frozen LLM reads text exactly as the original: F is 0, one pass serves
+        q_text = p_text
+    else:
+        with model.teacher() as teacher:
+            q_text = teacher(input_ids=text_ids, logits_to_keep=all_positions).logits[0]
+    f = kl_per_position(q_text, p_text)
     d = kl_per_position(q_text[shared], p_speech)
     return ProbeDivergence(float(f.sum()), f.numel(), float(m.sum()), m.numel(), float(d.sum()))
 

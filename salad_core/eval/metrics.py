@@ -41,6 +41,8 @@ METRICS = {
         Metric("gap", False, "text_acc_base - speech_acc (fraction)"),
         Metric("forgetting", False, "text_acc_base - text_acc (fraction)"),
         Metric("misalignment", False, "text_acc - speech_acc (fraction)"),
+        Metric("parse_fail", False, "generative scoring: share of a lane's answers matched to no option "
+                                    "(stored per lane as parse_fail_<lane>)"),
         Metric("F", False, "token-level KL(original LLM || adapted model), text input, nats per token"),
         Metric("M", False, "token-level KL(adapted model on text || adapted model on speech), nats per token"),
     ]
@@ -139,10 +141,18 @@ def task_metrics(outputs: list[dict], scoring: str, seed: int) -> dict[str, obje
     common = sorted(set.intersection(*(set(v) for v in by_lane.values()))) if by_lane else []
     correct = {lane: np.array([rows[i] for i in common], dtype=float) for lane, rows in by_lane.items()}
     estimates = lane_estimates(correct, seed=seed) if common else {}
+    for lane in by_lane:
+        fails = [r["parse_fail"] for r in outputs if r["lane"] == lane and r.get("parse_fail") is not None]
+        if fails:
+            estimates[parse_fail_metric(lane)] = mean_with_ci(np.array(fails, dtype=float))
     wers = [r["wer"] for r in outputs if r["lane"] == "cascade" and r["wer"] is not None]
     if wers:
         estimates["cascade_wer"] = mean_with_ci(np.array(wers))
     return estimates
+
+
+def parse_fail_metric(lane: str) -> str:
+    return f"parse_fail_{lane}"
 
 
 def metric_rows(task: str, estimates: dict, condition: str = NO_CONDITION) -> list[dict]:

@@ -24,10 +24,18 @@ import torch
 from salad_core.clips import same_encoder
 from salad_core.eval.config import EvalConfig
 from salad_core.eval.divergence import divergence_estimates, probe_divergence
-from salad_core.eval.lanes import PROMPT_TEMPLATE, LaneScorer, PreparedItem, fewshot_for, lane_rows, prompt_segments
-from salad_core.eval.metrics import Estimate, metric_rows, task_metrics
+from salad_core.eval.lanes import (
+    PROMPT_TEMPLATE,
+    LaneScorer,
+    PreparedItem,
+    answer_row,
+    fewshot_for,
+    lane_rows,
+    prompt_segments,
+)
+from salad_core.eval.metrics import Estimate, metric_rows, parse_fail_metric, task_metrics
 from salad_core.eval.probes import POOLED, measure
-from salad_core.eval.vocabulary import ALL_TASKS, DEFAULT_VOICE, NO_CONDITION, SCORINGS, WORLD_VOICE
+from salad_core.eval.vocabulary import ALL_TASKS, DEFAULT_VOICE, LANES, NO_CONDITION, SCORINGS, WORLD_VOICE
 from salad_core.eval.voices import (
     AUDIO_LANES,
     CONDITION_METRICS,
@@ -69,6 +77,9 @@ def _summary_entry(estimates: dict[str, Estimate], names: tuple[str, ...]) -> di
     entry = {"n": max((e.n for e in estimates.values()), default=0),
              **{k: _num(estimates[k].value) if k in estimates else None for k in names}}
     entry["ci"] = {k: [_num(estimates[k].ci_low), _num(estimates[k].ci_high)] for k in names if k in estimates}
+    fails = {lane: _num(estimates[parse_fail_metric(lane)].value) for lane in LANES if parse_fail_metric(lane) in estimates}
+    if fails:
+        entry["parse_fail"] = fails
     return entry
 
 
@@ -106,7 +117,7 @@ def load_items(config: EvalConfig) -> tuple[dict[str, list[Item]], dict[str, dic
     items: dict[str, list[Item]] = {}
     meta: dict[str, dict] = {}
     manifest_fewshot: list[Item] = []
-    names = config.tasks if config.tasks is not None else ([] if config.manifest else suite_tasks())
+    names = config.tasks if config.tasks is not None else ([] if config.manifest or config.dataset else suite_tasks())
     for name in names:
         task = get_task(name)
         items[name] = task.items(config.split, limit=config.limit)
@@ -125,6 +136,15 @@ def load_items(config: EvalConfig) -> tuple[dict[str, list[Item]], dict[str, dic
                                         "description": f"from {config.manifest}", "source": str(config.manifest)})
         for task in {i.task for i in loaded.items}:
             items[task] = items.get(task, [])[: config.limit] if config.limit else items.get(task, [])
+    if config.dataset:
+        from salad_core.tasks.hub import dataset_items
+
+        task, rows = dataset_items(config.dataset, config.limit, question=config.question_column,
+                                   choices=config.choices_column, answer=config.answer_column,
+                                   audio=config.audio_column)
+        items[task] = rows
+        meta[task] = {"task": task, "version": "hub", "domain": rows[0].domain, "description": f"from {config.dataset}",
+                      "source": config.dataset}
     return {t: v for t, v in items.items() if v}, meta, manifest_fewshot
 
 
@@ -155,13 +175,31 @@ def build_model(config: EvalConfig):
     from salad_core.presets import model_config
 
     config = config.resolved()
+    if config.speech_llm:
+        from salad_core.speechllm.model import load_speech_llm
+
+        return load_speech_llm(config.speech_llm, config.llm, config.trust_remote_code)
     torch.manual_seed(config.seed)  # an untrained adapter is still the same adapter on every run
     if config.model_path:
         return SaladModel.from_pretrained(config.model_path)
     return SaladModel(model_config(config.preset, llm_name=config.llm, encoder_name=config.encoder)).eval()
 
 
+def speech_llm_config(config: EvalConfig, model) -> EvalConfig:
+    """A speech LLM's run: no base_text lane without the text LLM it was built from (forgetting is then not
+    applicable), and no corpus F and M (the probe documents are cached for salad's encoders; item_F and item_M, on
+    the tasks' dev items, are measured at the aligned positions after the question)."""
+    from dataclasses import replace
+
+    lanes = [lane for lane in config.lanes if lane != "base_text" or model.base is not None]
+    if len(lanes) < len(config.lanes):
+        log.info("%s has no text LLM to compare with (pass --llm): forgetting is not applicable", config.speech_llm)
+    return replace(config, lanes=lanes, corpus=False)
+
+
 def model_record(model, config: EvalConfig) -> dict:
+    if config.speech_llm:
+        return model.record()
     cfg = model.config
     adapter = {k: getattr(cfg, k) for k in ("adapter_stack", "adapter_layers", "adapter_width", "adapter_heads", "llm_mode")}
     name = config.model_path or f"{config.preset} (untrained adapter, seed {config.seed})"
@@ -180,9 +218,12 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
     config = config.resolved()  # the run records the model folder it used (the shipped adapter's, for smol)
     items_by_task, meta, manifest_fewshot = load_items(config)
     if not items_by_task:
-        raise ValueError("nothing to evaluate: no task produced test items (check --tasks, --manifest and --limit)")
+        raise ValueError("nothing to evaluate: no task produced test items (check --tasks, --manifest, --dataset "
+                         "and --limit)")
     check_conditions(config.conditions, [i for items in items_by_task.values() for i in items])
     model = build_model(config)
+    if config.speech_llm:
+        config = speech_llm_config(config, model)
     transcriber = None
     if "cascade" in config.lanes:
         from salad_core.asr import Transcriber
@@ -223,7 +264,8 @@ def _hear(items: list[Item], config: EvalConfig, condition: Condition | None) ->
 
 
 def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, meta, manifest_fewshot):
-    scorer = LaneScorer(model, transcriber, config.lanes)
+    scorer = LaneScorer(model, transcriber, config.lanes, config.max_new_tokens)
+    generate = config.scoring == "generate"
     hearing = sorted(set(config.lanes) & set(AUDIO_LANES))
     text_lanes = [lane for lane in config.lanes if lane not in AUDIO_LANES]
     conditions = {c.key: c for c in config.conditions} if config.voices else {NO_CONDITION: None}
@@ -239,16 +281,17 @@ def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, me
             fewshot = fewshot_for(task, config.k_shot, config.seed, manifest_fewshot)
             keys = _register(task, items, meta[task], spoken, store)
             read = [PreparedItem(i, keys[i.item_id], None, None) for i in items if i.item_id in keys]
-            predictions, text_out = _score(scorer, read, fewshot, text_lanes, NO_CONDITION, progress, len(items))
+            predictions, text_out = _score(scorer, read, fewshot, text_lanes, NO_CONDITION, progress, len(items),
+                                           generate)
             heard = {}
             for key, audio in spoken.items():
                 prepared = _prepare(items, keys, audio, key, store, model.encoder)
-                rows, heard[key] = _score(scorer, prepared, fewshot, hearing, key, progress, len(items))
+                rows, heard[key] = _score(scorer, prepared, fewshot, hearing, key, progress, len(items), generate)
                 predictions += rows
                 heard_all[key] += heard[key]
             estimates = condition_estimates(text_out, heard, config.scoring, config.seed)
-            task_probes = [probe_divergence(model, prompt_segments([], i.question, probe_audio[i.item_id][0])
-                                            + [Segment(" " + i.target)])
+            task_probes = [probe_divergence(model, model.prompt(prompt_segments([], i.question, probe_audio[i.item_id][0])
+                                                                + [Segment(" " + i.target)], "student"))
                            for i in probe_items.get(task, []) if isinstance(probe_audio.get(i.item_id), tuple)]
             progress.update(len(probe_items.get(task, [])), message=f"{task}: item F and M")
             probes += task_probes
@@ -266,12 +309,15 @@ def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, me
 
 
 def _score(scorer: LaneScorer, prepared: list[PreparedItem], fewshot: list[Item], lanes: list[str], condition: str,
-           progress: Progress, n_items: int) -> tuple[list[dict], list[dict]]:
-    """Prediction and output rows of `lanes` on the prepared items, labelled with their condition."""
+           progress: Progress, n_items: int, generate: bool = False) -> tuple[list[dict], list[dict]]:
+    """Prediction and output rows of `lanes` on the prepared items, labelled with their condition; with `generate`,
+    each lane's free answer matched to an option (no per-option rows)."""
     predictions, outputs = [], []
     if lanes:
         for p in prepared:
-            for lane, (scores, transcript) in scorer.score(p, fewshot, lanes).items():
+            for output in (_answers(scorer, p, fewshot, lanes) if generate else []):
+                outputs.append({**output, "condition": condition})
+            for lane, (scores, transcript) in ({} if generate else scorer.score(p, fewshot, lanes)).items():
                 rows, output = lane_rows(p, lane, scores, transcript)
                 predictions += [{**r, "condition": condition} for r in rows]
                 outputs.append({**output, "condition": condition})
@@ -279,6 +325,13 @@ def _score(scorer: LaneScorer, prepared: list[PreparedItem], fewshot: list[Item]
     skipped = n_items - (len(prepared) if lanes else 0)
     progress.update(skipped, message=f"{skipped} skipped" if lanes else "")
     return predictions, outputs
+
+
+def _answers(scorer: LaneScorer, prepared: PreparedItem, fewshot: list[Item], lanes: list[str]) -> list[dict]:
+    transcript = scorer.transcribe(prepared) if "cascade" in lanes and prepared.audio is not None else None
+    answers = scorer.words(prepared, fewshot, transcript, lanes, choices=True)
+    return [answer_row(prepared, lane, text, transcript if lane == "cascade" else None)
+            for lane, text in answers.items()]
 
 
 def _register(task: str, items: list[Item], meta: dict, spoken: dict[str, dict], store: Store) -> dict[str, str]:

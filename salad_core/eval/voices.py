@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from salad_core.audio import add_noise, load_audio, save_audio
-from salad_core.eval.metrics import ACCURACY_LANES, DIFFERENCES
+from salad_core.eval.metrics import ACCURACY_LANES, DIFFERENCES, parse_fail_metric
 from salad_core.eval.vocabulary import ALL_TASKS, LANES, NO_CONDITION
 from salad_core.paths import cache_dir
 from salad_core.tasks import Item
@@ -46,6 +46,7 @@ CONDITION_METRICS = (
     *(m for m, lane in ACCURACY_LANES.items() if lane in AUDIO_LANES),
     *(m for m, lanes in DIFFERENCES.items() if set(lanes) & set(AUDIO_LANES)),
     "cascade_wer",
+    *(parse_fail_metric(lane) for lane in AUDIO_LANES),
 )
 TABLE_METRICS = ("gap", "speech_acc", "misalignment", "cascade_acc", "cascade_wer")
 DEFAULT_SWEEP = ("flite:slt", "flite:awb", "espeak:en-us@1.2", "flite:slt+noise10")

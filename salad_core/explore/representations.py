@@ -59,11 +59,11 @@ def probe_segments(item: Item) -> list[Segment]:
 
 def item_views(model, item: Item, speech_embeds: torch.Tensor) -> ItemViews:
     """Both views of one item through the adapted model's LLM; `speech_embeds` (S, D): its adapted question audio."""
-    segments = probe_segments(item)
+    segments = model.prompt(probe_segments(item), "student")
     paired, student = model.pair(segments, [speech_embeds])
     device = student.device
     with torch.no_grad():
-        text = model.llm(input_ids=paired.teacher_ids[None].to(device), output_hidden_states=True,
+        text = model.text_reader(input_ids=paired.teacher_ids[None].to(device), output_hidden_states=True,
                          logits_to_keep=paired.teacher_pred.to(device))
         speech = model.llm(inputs_embeds=student[None], output_hidden_states=True,
                            logits_to_keep=paired.student_pred.to(device))

@@ -58,7 +58,8 @@ def model_key(ref: ModelRef) -> str:
         h.update((folder / "config.json").read_bytes())
         llm = json.loads((folder / "config.json").read_text()).get("llm_name", "")
     else:
-        h.update(json.dumps({k: ref.build_config.get(k) for k in ("preset", "llm", "encoder", "seed")},
+        h.update(json.dumps({k: ref.build_config.get(k) for k in ("preset", "llm", "encoder", "seed", "speech_llm")
+                             if k != "speech_llm" or ref.build_config.get(k)},
                             sort_keys=True).encode())
         llm = ref.build_config.get("llm") or ""
     h.update(_backbone(llm).encode())
@@ -123,7 +124,7 @@ def find_model(store: Store, ref_id: str) -> ModelRef:
 
 
 def load_model(ref: ModelRef):
-    """The SaladModel of `ref`, in eval mode (loads torch and the weights: seconds to minutes)."""
+    """The SaladModel (or the diagnosed speech LLM) of `ref`, in eval mode (loads torch and the weights)."""
     from salad_core.eval.config import EvalConfig
     from salad_core.eval.runner import build_model
     from salad_core.model.modeling import SaladModel

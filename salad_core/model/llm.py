@@ -41,27 +41,30 @@ def pinned_llm_name(name: str) -> str:
     return source.pin(parsed) if source is not None else name
 
 
-def load_llm(name: str, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The causal LM and its tokenizer, in eval mode."""
+def load_llm(name: str, dtype: torch.dtype = torch.float32,
+             trust_remote_code: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The causal LM and its tokenizer, in eval mode. `trust_remote_code` runs the code a hub repository ships (some
+    older LLMs, e.g. Qwen-7B, have no `transformers` class): only when the user asks for it."""
     where = resolve_llm_path(name)
+    remote = {"trust_remote_code": True} if trust_remote_code else {}
     try:
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **_hub_kwargs(where))
-        tokenizer = AutoTokenizer.from_pretrained(where, **_hub_kwargs(where))
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **hub_kwargs(where), **remote)
+        tokenizer = AutoTokenizer.from_pretrained(where, **hub_kwargs(where), **remote)
     except OSError as err:
-        raise _not_offline(name, "LLM", err) from err
+        raise offline_error(name, "LLM", err) from err
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.eval(), tokenizer
 
 
-def _hub_kwargs(where: Path | str) -> dict:
+def hub_kwargs(where: Path | str) -> dict:
     """Hub ids are looked up in the local cache only, unless SALAD_ALLOW_DOWNLOAD=1 (no hangs on closed networks)."""
     if isinstance(where, Path) or os.environ.get("SALAD_ALLOW_DOWNLOAD") == "1":
         return {}
     return {"local_files_only": True}
 
 
-def _not_offline(name: str, what: str, err: Exception) -> AssetError:
+def offline_error(name: str, what: str, err: Exception) -> AssetError:
     return AssetError(
         f"{what} '{name}' is not a local folder, not a packaged offline model, and is not in the Hugging Face cache "
         f"of this machine (offline). Fix: on a machine with hub access run `huggingface-cli download {name}` and "

@@ -23,13 +23,13 @@ from salad_core.model.config import SaladConfig
 from salad_core.model.ctc import CTCHead, compress, greedy_tokens
 from salad_core.model.encoder import SpeechEncoder
 from salad_core.model.llm import load_llm, pinned_llm_name
-from salad_core.model.processing import PairedSequence, Segment, pair_segments
+from salad_core.model.processing import HearsSegments
 
 WEIGHTS_NAME = "model.safetensors"
 ADAPTER_GROUP = 8  # clips per adapter call, grouped by length
 
 
-class SaladModel(PreTrainedModel):
+class SaladModel(HearsSegments, PreTrainedModel):
     config_class = SaladConfig
     base_model_prefix = "salad"
     main_input_name = "inputs_embeds"
@@ -96,15 +96,16 @@ class SaladModel(PreTrainedModel):
         return self
 
     @property
+    def text_reader(self) -> nn.Module:
+        """The adapted model's LLM as it reads text (for SaladModel the same module that hears)."""
+        return self.llm
+
+    @property
     def student_llm_is_teacher(self) -> bool:
         """True when the adapted model reads text exactly as the original LLM does (frozen LLM)."""
         return self.config.llm_mode == "frozen"
 
     # -- embeddings ------------------------------------------------------------------------------------------
-
-    def embed_text(self, ids: torch.Tensor) -> torch.Tensor:
-        table = self.llm.get_input_embeddings()
-        return table(ids.to(table.weight.device))
 
     def embed_speech(self, audios: list[np.ndarray]) -> list[torch.Tensor]:
         """Per clip (S_i, D) LLM-space embeddings from 16 kHz audio."""
@@ -162,26 +163,6 @@ class SaladModel(PreTrainedModel):
             return per_clip, None
         logits = self.ctc.logits(embeds, self.llm.get_input_embeddings().weight)  # one matmul for the group
         return per_clip, [l[:n] for l, n in zip(logits.unbind(0), sizes)]
-
-    def pair(self, segments: list[Segment], speech_embeds: list[torch.Tensor] | None = None) -> tuple[PairedSequence, torch.Tensor]:
-        """Both views of one document, and the student's input embeddings (T_s, D)."""
-        speech = [s.audio for s in segments if s.is_speech]
-        if speech_embeds is None:
-            speech_embeds = self.embed_speech(speech) if speech else []
-        paired = pair_segments(self.tokenizer, segments, [e.shape[0] for e in speech_embeds])
-        return paired, self.student_embeds(paired, speech_embeds)
-
-    def student_embeds(self, paired: PairedSequence, speech_embeds: list[torch.Tensor]) -> torch.Tensor:
-        ids = paired.student_ids.clamp(min=0)
-        embeds = self.embed_text(ids)
-        if not speech_embeds:
-            return embeds
-        pieces, cursor = [], 0
-        for (start, length), speech in zip(paired.speech_spans, speech_embeds):
-            pieces += [embeds[cursor:start], speech.to(embeds.dtype)]
-            cursor = start + length
-        pieces.append(embeds[cursor:])
-        return torch.cat(pieces)
 
     # -- saving and loading ----------------------------------------------------------------------------------
 

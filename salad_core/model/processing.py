@@ -82,3 +82,63 @@ def pad_rows(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     mask = steps[None, :] < lengths[:, None]  # (B, T)
     index = torch.where(mask, starts[:, None] + steps[None, :], flat.shape[0] - 1)
     return flat[index.to(flat.device)], mask.long().to(flat.device)
+
+
+def chat_segments(tokenizer, segments: list[Segment]) -> list[Segment]:
+    """`segments` as the user's turn of the LLM's chat template, the assistant's turn opened after them (an
+    instruction-tuned LLM answers there rather than ending its turn); unchanged for an LLM without a template."""
+    if not getattr(tokenizer, "chat_template", None):
+        return segments
+    marker = "\x00"
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": marker}], tokenize=False,
+                                             add_generation_prompt=True)
+    before, after = rendered.split(marker)
+    first, last = segments[0], segments[-1]
+    return [Segment(before + first.text, first.audio, first.clip_id), *segments[1:-1],
+            Segment(last.text + after, last.audio, last.clip_id)]
+
+
+class HearsSegments:
+    """Both views of a document for any model that reads with `llm` and `tokenizer` and turns audio into LLM-space
+    vectors with `embed_speech`: SaladModel (adapter outputs) and a speech LLM diagnosed as it is (salad_core.speechllm).
+
+    The reader-facing part of the evaluation is the same for both: `tokenizer_for` and `prompt` say how a reader
+    ("teacher": the original LLM, "student": the adapted model) tokenizes and frames a prompt; SaladModel reads plain
+    prompts with one tokenizer, a speech LLM its own chat template.
+    """
+
+    teacher_reads_student_tokens = True  # the teacher's vocabulary is the student's: F is defined token by token
+
+    def embed_text(self, ids: torch.Tensor) -> torch.Tensor:
+        table = self.llm.get_input_embeddings()
+        return table(ids.to(table.weight.device))
+
+    def tokenizer_for(self, reader: str):
+        return self.tokenizer
+
+    def prompt(self, segments: list[Segment], reader: str) -> list[Segment]:
+        """How `reader` frames a prompt whose options it scores: as it was trained to read (plain text)."""
+        return segments
+
+    def chat(self, segments: list[Segment], reader: str) -> list[Segment]:
+        """How `reader` frames a prompt it answers in its own words: its chat template's user turn, when it has one."""
+        return chat_segments(self.tokenizer_for(reader), segments)
+
+    def pair(self, segments: list[Segment], speech_embeds: list[torch.Tensor] | None = None) -> tuple[PairedSequence, torch.Tensor]:
+        """Both views of one document, and the student's input embeddings (T_s, D)."""
+        speech = [s.audio for s in segments if s.is_speech]
+        if speech_embeds is None:
+            speech_embeds = self.embed_speech(speech) if speech else []
+        paired = pair_segments(self.tokenizer, segments, [e.shape[0] for e in speech_embeds])
+        return paired, self.student_embeds(paired, speech_embeds)
+
+    def student_embeds(self, paired: PairedSequence, speech_embeds: list[torch.Tensor]) -> torch.Tensor:
+        embeds = self.embed_text(paired.student_ids.clamp(min=0))
+        if not speech_embeds:
+            return embeds
+        pieces, cursor = [], 0
+        for (start, length), speech in zip(paired.speech_spans, speech_embeds):
+            pieces += [embeds[cursor:start], speech.to(embeds.dtype)]
+            cursor = start + length
+        pieces.append(embeds[cursor:])
+        return torch.cat(pieces)

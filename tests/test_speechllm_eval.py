@@ -1,0 +1,156 @@
+"""`salad eval --speech-llm`: every supported family, as a tiny random-weight model built here, evaluated like a
+SaladModel on spoken items: the audio reaches it, the JSON contract comes back, item F and M are finite where
+defined, generative scoring reports its parse failures, a dataset saved with `datasets` loads through --dataset,
+and the Gap page and the explorer open the run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from salad_core.eval.config import EvalConfig
+from salad_core.eval.runner import run_eval
+from salad_core.speechllm.families import FAMILY_CLASSES, get_family
+from salad_core.store import Store
+
+HEADLINE = ("text_acc", "speech_acc", "noaudio_acc", "audio_gain", "cascade_acc", "misalignment", "gap")
+
+
+@pytest.fixture(scope="module")
+def tiny_folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("speech-llms")
+    return {name: get_family(name).tiny(root / name.replace(".", "_"), seed=0) for name in FAMILY_CLASSES}
+
+
+@pytest.fixture(scope="module")
+def spoken_manifest(tmp_path_factory):
+    """Three questions, each with a recording (a different tone per question: the models are random anyway)."""
+    folder = tmp_path_factory.mktemp("manifest")
+    lines = []
+    for j, (question, choices, answer) in enumerate([("What is two plus two?", ["three", "four", "five"], 1),
+                                                     ("Which city is the capital of France?", ["Paris", "Lyon"], 0),
+                                                     ("Which element has the symbol Fe?", ["iron", "gold", "tin"], 0)]):
+        t = np.arange(int(16000 * (1.0 + 0.3 * j))) / 16000
+        sf.write(folder / f"q{j}.wav", (0.3 * np.sin(2 * np.pi * (200 + 90 * j) * t)).astype(np.float32), 16000)
+        lines.append(json.dumps({"task": "spoken", "question": question, "choices": choices, "answer": answer,
+                                 "audio": f"q{j}.wav"}))
+    (folder / "items.jsonl").write_text("\n".join(lines) + "\n")
+    return folder / "items.jsonl"
+
+
+def _evaluate(folder, manifest, tmp_path, **extra) -> tuple[dict, Store]:
+    store = Store(tmp_path / "s.duckdb")
+    config = EvalConfig(speech_llm=str(folder), manifest=str(manifest), tasks=[], k_shot=0, probe_limit=0,
+                        asr="whisper-tiny.en", **extra)
+    return run_eval(config, store), store
+
+
+@pytest.mark.parametrize("family", list(FAMILY_CLASSES))
+def test_every_family_is_evaluated_on_every_lane_and_hears_its_audio(family, tiny_folders, spoken_manifest, tmp_path):
+    result, store = _evaluate(tiny_folders[family], spoken_manifest, tmp_path)
+    entry = result["tasks"]["spoken"]
+    assert entry["n"] == 3 and all(k in entry for k in HEADLINE)
+    multimodal = get_family(family).natively_multimodal
+    assert (entry["text_acc_base"] is None and entry["forgetting"] is None) if multimodal else \
+        (entry["text_acc_base"] is not None and entry["forgetting"] is not None)
+    speech = store.query("SELECT item_id, choice_idx, logprob FROM predictions WHERE run_id = ? AND lane = 'speech' "
+                         "ORDER BY item_id, choice_idx", [result["run_id"]])
+    silence = store.query("SELECT item_id, choice_idx, logprob FROM predictions WHERE run_id = ? "
+                          "AND lane = 'noaudio' ORDER BY item_id, choice_idx", [result["run_id"]])
+    assert len(speech) == len(silence) == 8
+    # the audio reaches the model: far above float32 rounding (~1e-6 here), though a random decoder barely listens
+    assert np.abs(speech["logprob"] - silence["logprob"]).max() > 2e-5
+    model = store.query("SELECT name, llm, adapter FROM models").iloc[0]
+    assert model["name"] == str(tiny_folders[family]) and (model["llm"] is None) == multimodal
+
+
+def test_item_f_and_m_are_finite_and_f_needs_the_text_llm(tiny_folders, tmp_path):
+    for family, expect_f in (("qwen2-audio", True), ("qwen2.5-omni", False)):
+        config = EvalConfig(speech_llm=str(tiny_folders[family]), tasks=["arithmetic"], limit=1, k_shot=0,
+                            probe_limit=2, lanes=["base_text", "text", "speech"])
+        result = run_eval(config, Store(tmp_path / f"{family}.duckdb"))
+        assert math.isfinite(result["item_M"]) and result["item_M"] >= 0
+        assert (result["item_F"] is not None and math.isfinite(result["item_F"])) == expect_f
+        assert result["F"] is None and result["M"] is None  # no corpus measure for a speech LLM
+
+
+def test_generative_scoring_reports_parse_failures_per_lane(tiny_folders, spoken_manifest, tmp_path, monkeypatch):
+    result, store = _evaluate(tiny_folders["qwen2-audio"], spoken_manifest, tmp_path, scoring="generate",
+                              max_new_tokens=4, lanes=["text", "speech", "noaudio"])
+    fails = result["tasks"]["spoken"]["parse_fail"]
+    assert set(fails) == {"text", "speech", "noaudio"} and all(0 <= v <= 1 for v in fails.values())
+    from salad_core.console import format_eval
+
+    assert "matched to no option (counted wrong): text" in format_eval(result)
+    rows = store.query("SELECT lane, answer_text, parse_fail, pred FROM outputs WHERE run_id = ?", [result["run_id"]])
+    assert len(rows) == 9 and rows["answer_text"].notna().all()
+    assert ((rows["pred"] == -1) == rows["parse_fail"]).all()
+    assert store.query("SELECT count(*) AS n FROM predictions WHERE run_id = ?", [result["run_id"]])["n"][0] == 0
+
+    import salad_core.eval.lanes as lanes  # a model that always answers "B." is matched to the second option
+
+    monkeypatch.setattr(lanes, "greedy_answer", lambda *a, **k: "B.")
+    result, store = _evaluate(tiny_folders["qwen2-audio"], spoken_manifest, tmp_path / "b", scoring="generate",
+                              lanes=["speech"])
+    entry = result["tasks"]["spoken"]
+    assert entry["parse_fail"] == {"speech": 0.0} and entry["speech_acc"] == pytest.approx(1 / 3)
+
+
+def test_a_dataset_saved_with_datasets_loads_through_dataset(tiny_folders, spoken_manifest, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    folder = spoken_manifest.parent
+    rows = {"prompt": ["What is two plus two?\nA. three\nB. four\nC. five",
+                       "Which city is the capital of France?\nA. Lyon\nB. Paris"],
+            "reference": ["B", "B"],
+            "audio": [{"bytes": (folder / f"q{j}.wav").read_bytes(), "path": f"q{j}.wav"} for j in range(2)]}
+    saved = tmp_path / "voicebench-like"
+    datasets.Dataset.from_dict(rows).cast_column("audio", datasets.Audio(decode=False)).save_to_disk(str(saved))
+    store = Store(tmp_path / "s.duckdb")
+    config = EvalConfig(speech_llm=str(tiny_folders["granite-speech"]), dataset=f"hf:{saved}", tasks=[], k_shot=0,
+                        probe_limit=0, lanes=["text", "speech", "noaudio"])
+    result = run_eval(config, store)
+    assert list(result["tasks"]) == ["voicebench-like-test"] and result["tasks"]["voicebench-like-test"]["n"] == 2
+    items = store.query("SELECT question, choices, answer FROM items ORDER BY question")
+    assert [json.loads(c) for c in items["choices"]] == [["three", "four", "five"], ["Lyon", "Paris"]]
+    assert items["answer"].tolist() == [1, 1]
+
+
+def test_an_unsupported_architecture_fails_at_once_naming_the_families(tmp_path):
+    from salad_core.speechllm.model import load_speech_llm
+    from tests.tiny_models import tiny_llm
+
+    tiny_llm().save_pretrained(tmp_path / "llama")
+    with pytest.raises(ValueError, match="Supported families.*qwen2-audio.*voxtral.*granite-speech.*qwen2.5-omni"):
+        load_speech_llm(str(tmp_path / "llama"))
+
+
+@pytest.mark.usefixtures("isolated_app")
+def test_the_gap_page_and_the_explorer_open_a_speech_llm_run(tiny_folders, spoken_manifest, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from salad_core.explore import sources
+    from salad_core.explore.representations import ensure_representations
+    from salad_core.paths import REPO_ROOT
+
+    result, store = _evaluate(tiny_folders["qwen2-audio"], spoken_manifest, tmp_path)
+    ref = sources.find_model(store, f"eval:{tiny_folders['qwen2-audio']}")
+    limit = 50  # the explorer page's default items per task
+    entry = ensure_representations(ref, sources.load_item_set(f"run:{result['run_id']}@{limit}", store), progress=False)
+    metrics = entry.metrics
+    assert len(metrics) and np.isfinite(metrics["value"].astype(float)).all()
+
+    at = AppTest.from_file(str(REPO_ROOT / "dashboard" / "app.py"), default_timeout=120)
+    at.session_state["store_path"] = str(store.path)
+    at.run()
+    at.sidebar.selectbox(key="sidebar_run").select(result["run_id"])
+    gap = at.run()
+    assert not gap.exception and not gap.error
+    assert any("spoken" in str(df.value) for df in gap.dataframe)  # the task's row in the gap table
+    explorer = at.switch_page("../pages/explorer.py").run()
+    assert not explorer.exception and not explorer.error
+    assert explorer.selectbox(key="exp_model").value == ref.ref_id
+    assert not any("not computed" in str(i.value) for i in explorer.info)  # the hidden states above are shown
