@@ -154,3 +154,22 @@ def test_the_gap_page_and_the_explorer_open_a_speech_llm_run(tiny_folders, spoke
     assert not explorer.exception and not explorer.error
     assert explorer.selectbox(key="exp_model").value == ref.ref_id
     assert not any("not computed" in str(i.value) for i in explorer.info)  # the hidden states above are shown
+
+
+@pytest.mark.parametrize("family", list(FAMILY_CLASSES))
+def test_every_family_scores_in_bfloat16_as_on_a_gpu(family, tiny_folders):
+    """A GPU loads speech LLMs in bfloat16: the features, the audio vectors and the text meet in that dtype."""
+    import torch
+
+    from salad_core.eval.lanes import LaneScorer, PreparedItem
+    from salad_core.speechllm.model import load_speech_llm
+    from salad_core.tasks import Item
+
+    model = load_speech_llm(str(tiny_folders[family]), dtype=torch.bfloat16)
+    item = Item("t", "1", "test", "What is two plus two?", ("three", "four"), 1, "math")
+    audio = (0.3 * np.sin(np.arange(24000) * 2 * np.pi * 220 / 16000)).astype(np.float32)
+    scorer = LaneScorer(model, None, ["text", "speech", "noaudio"] + (["base_text"] if model.base is not None else []),
+                        max_new_tokens=3)
+    scores = scorer.score(PreparedItem(item, "1", audio, "a"), [])
+    assert all(math.isfinite(s.logprob) for lane, (options, _) in scores.items() for s in options)
+    assert set(scorer.words(PreparedItem(item, "1", audio, "a"), [], choices=True)) == set(scorer.lanes)

@@ -103,11 +103,11 @@ class SpeechLLM(HearsSegments, nn.Module):
     @torch.no_grad()
     def adapt_frames(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
         """Per clip (S_i, D): the family's audio vectors between its audio marker tokens."""
-        device = self.embed_text(torch.zeros(1, dtype=torch.long)).device
         before, after = (self.embed_text(torch.tensor(ids, dtype=torch.long)) for ids in self._wrap)
         out = []
         for wave in frames:
-            features = {k: v.to(device) for k, v in self.family.features(self.feature_extractor, wave.numpy()).items()}
+            features = {k: v.to(before.device, before.dtype) if v.is_floating_point() else v.to(before.device)
+                        for k, v in self.family.features(self.feature_extractor, wave.numpy()).items()}
             vectors = self.family.audio_embeds(self.model, features).to(before.dtype)
             out.append(torch.cat([before, vectors, after]))
         return out
@@ -139,9 +139,11 @@ def chat_prompt(tokenizer, segments: list[Segment]) -> list[Segment]:
 # -- loading ---------------------------------------------------------------------------------------------------
 
 
-def load_speech_llm(name: str, base: str | None = None, trust_remote_code: bool = False) -> SpeechLLM:
+def load_speech_llm(name: str, base: str | None = None, trust_remote_code: bool = False,
+                    dtype: torch.dtype | None = None) -> SpeechLLM:
     """The speech LLM `name` (hub id or folder) and its text LLM: `base`, else the family's known one for a released
-    checkpoint, else a folder's `base/` (how salad's tiny test models keep theirs), else none."""
+    checkpoint, else a folder's `base/` (how salad's tiny test models keep theirs), else none. On a GPU when there is
+    one, in bfloat16 there and float32 on the CPU unless `dtype` says otherwise."""
     from transformers import AutoConfig, AutoTokenizer
 
     from salad_core.model.llm import hub_kwargs, load_llm, offline_error
@@ -153,7 +155,7 @@ def load_speech_llm(name: str, base: str | None = None, trust_remote_code: bool 
         config = AutoConfig.from_pretrained(where, **hub)
         family = family_for(config.model_type)
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        dtype = dtype or (torch.bfloat16 if device == "cuda" else torch.float32)
         model = family.load_model(where, dtype, **hub).to(device)
         tokenizer = AutoTokenizer.from_pretrained(where, **hub)
         feature_extractor = family.load_feature_extractor(where, **hub)
