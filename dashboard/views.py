@@ -10,6 +10,7 @@ import math
 
 import pandas as pd
 
+from salad_core.eval.metrics import parse_fail_metric
 from salad_core.eval.vocabulary import ALL_TASKS, LANES
 
 OUTCOMES = ("all", "correct", "wrong", "text right, speech wrong")
@@ -67,6 +68,18 @@ def audio_unused(metrics: pd.DataFrame) -> list[str]:
     speech − no audio (`audio_gain`, paired over items) reaches 0."""
     gains = metrics[metrics["metric"] == "audio_gain"]
     return not_above_chance(gains, pd.Series(0.0, index=gains["task"].unique()), "audio_gain")
+
+
+def parse_failures(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Generative scoring's share of answers matched to no option (counted wrong): a row per task (the pooled row
+    named "all tasks"), a column per lane in the lanes' order; empty for a run scored by log-likelihood."""
+    names = {parse_fail_metric(lane): lane for lane in LANES}
+    rows = metrics[metrics["metric"].isin(list(names))]
+    if rows.empty:
+        return pd.DataFrame()
+    table = rows.assign(lane=rows["metric"].map(names)).pivot_table(index="task", columns="lane", values="value")
+    table = table[[lane for lane in LANES if lane in table.columns]].rename(index={ALL_TASKS: "all tasks"})
+    return table.rename_axis(index="task", columns=None).reset_index()
 
 
 def lanes_present(paired: pd.DataFrame) -> list[str]:

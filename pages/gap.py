@@ -71,8 +71,10 @@ def show_chance_banner(metrics: pd.DataFrame, chance: pd.Series, run: pd.Series 
         where = "Speech accuracy is no better than chance on every task"
     else:
         where = f"Speech accuracy is no better than chance on {', '.join(at_chance)}"
+    config = run["config"] if run is not None and isinstance(run.get("config"), dict) else {}
     untrained = run is None or not isinstance(run.get("model_path"), str)  # no checkpoint: a fresh adapter
-    cause = ("the adapter is untrained (Stage I training comes next), so the speech path answers at chance."
+    cause = ("this speech LLM does not turn these spoken questions into answers." if config.get("speech_llm") else
+             "the adapter is untrained (Stage I training comes next), so the speech path answers at chance."
              if untrained else "this adapter checkpoint does not yet carry speech into the LLM's input space.")
     st.warning(f"{where}: {cause}")
 
@@ -83,6 +85,15 @@ def show_floor_banner(metrics: pd.DataFrame) -> None:
         st.info(f"Speech accuracy is not above the no-audio floor on {', '.join(map(charts.task_label, unused))} "
                 "(the 95 % interval of speech minus no audio reaches 0): there the model does not use the audio; its "
                 "answers come from the prompt and the options alone.")
+
+
+def show_parse_failures(metrics: pd.DataFrame, run_id: str) -> None:
+    table = views.parse_failures(metrics)
+    if table.empty:
+        return
+    st.info("Answers were generated and matched to an option by letter or by the option's words (generative "
+            "scoring). This share of each lane's answers named no option and counts as wrong:")
+    widgets.table(table, "gap_parse_fail", name=f"{run_id}-parse-failures")
 
 
 def show_robustness(run: pd.Series | None, run_id: str, store_path: str) -> None:
@@ -173,6 +184,7 @@ def main() -> None:
     chance = views.chance_levels(paired)
     show_chance_banner(metrics, chance, run)
     show_floor_banner(metrics)
+    show_parse_failures(metrics, run_id)
     show_headline(metrics)
     if not metrics.empty:
         widgets.chart(charts.accuracy_bars(metrics, chance), "gap_accuracy", name=f"{run_id}-accuracy")

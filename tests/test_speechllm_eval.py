@@ -78,6 +78,7 @@ def test_item_f_and_m_are_finite_and_f_needs_the_text_llm(tiny_folders, tmp_path
         assert result["F"] is None and result["M"] is None  # no corpus measure for a speech LLM
 
 
+@pytest.mark.usefixtures("isolated_app")
 def test_generative_scoring_reports_parse_failures_per_lane(tiny_folders, spoken_manifest, tmp_path, monkeypatch):
     result, store = _evaluate(tiny_folders["qwen2-audio"], spoken_manifest, tmp_path, scoring="generate",
                               max_new_tokens=4, lanes=["text", "speech", "noaudio"])
@@ -90,6 +91,19 @@ def test_generative_scoring_reports_parse_failures_per_lane(tiny_folders, spoken
     assert len(rows) == 9 and rows["answer_text"].notna().all()
     assert ((rows["pred"] == -1) == rows["parse_fail"]).all()
     assert store.query("SELECT count(*) AS n FROM predictions WHERE run_id = ?", [result["run_id"]])["n"][0] == 0
+    from dashboard import views
+
+    table = views.parse_failures(views.final_metrics(store.metrics(result["run_id"])))
+    assert list(table.columns) == ["task", "text", "speech", "noaudio"]
+    assert table.set_index("task").loc["spoken", "speech"] == pytest.approx(fails["speech"])
+    from streamlit.testing.v1 import AppTest
+
+    from salad_core.paths import REPO_ROOT
+
+    at = AppTest.from_file(str(REPO_ROOT / "dashboard" / "app.py"), default_timeout=120)
+    at.session_state["store_path"] = str(store.path)
+    gap = at.run()
+    assert not gap.exception and any("generative scoring" in str(i.value) for i in gap.info)
 
     import salad_core.eval.lanes as lanes  # a model that always answers "B." is matched to the second option
 
@@ -150,6 +164,7 @@ def test_the_gap_page_and_the_explorer_open_a_speech_llm_run(tiny_folders, spoke
     gap = at.run()
     assert not gap.exception and not gap.error
     assert any("spoken" in str(df.value) for df in gap.dataframe)  # the task's row in the gap table
+    assert not any("adapter" in str(w.value) for w in gap.warning)  # a speech LLM has no adapter to blame
     explorer = at.switch_page("../pages/explorer.py").run()
     assert not explorer.exception and not explorer.error
     assert explorer.selectbox(key="exp_model").value == ref.ref_id
