@@ -80,9 +80,11 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, recipes: dict[str,
         given = ", ".join(f"{p}: {r[spec.name]}" for p, r in (recipes or {}).items() if spec.name in r)
         shown = ",".join(spec.default) if spec.is_list and spec.default else spec.default
         text = f"{spec.help} (default: {shown}{'; preset ' + given if given else ''})".strip().replace("%", "%%")
-        if spec.kind is bool:  # on by default: a --no- flag turns it off
+        if spec.kind is bool and spec.default:  # on by default: a --no- flag turns it off
             parser.add_argument("--no-" + spec.name.replace("_", "-"), dest=spec.name, action="store_false",
                                 default=None, help=f"leave out: {spec.help}")
+        elif spec.kind is bool:  # off by default: the flag turns it on
+            parser.add_argument(spec.flag, dest=spec.name, action="store_true", default=None, help=spec.help)
         else:
             parser.add_argument(*FLAG_ALIASES.get(spec.name, []), spec.flag, dest=spec.name, default=None,
                                 type=_csv if spec.is_list else spec.kind, help=text,
@@ -111,10 +113,10 @@ def to_argv(config, base=None, skip: tuple[str, ...] = ()) -> list[str]:
         if value is None:
             raise ValueError(f"{type(config).__name__}.{f.name} is None where the base has {start!r}: a command "
                              "line cannot unset a field. Fix: start from a base that leaves it unset.")
-        if isinstance(value, bool):
-            if value:
-                raise ValueError(f"{type(config).__name__}.{f.name}: only an on-by-default switch has a flag.")
-            argv.append("--no-" + f.name.replace("_", "-"))
+        if isinstance(value, bool):  # a switch's one flag sets it away from the field's default
+            if value == f.default:
+                raise ValueError(f"{type(config).__name__}.{f.name}: its flag only sets it to {not f.default}.")
+            argv.append(("--" if value else "--no-") + f.name.replace("_", "-"))
         else:
             argv += ["--" + f.name.replace("_", "-"), flag_value(value)]
     return argv

@@ -106,11 +106,15 @@ def test_an_evaluation_config_written_as_flags_parses_back_to_itself():
     for config in (EvalConfig(), EvalConfig(limit=15, probe_limit=5),
                    EvalConfig(preset="nano", model_path="data/runs/x/final", tasks=["nano-capitals", "nano-animals"],
                               voice="world", lanes=["base_text", "speech"], corpus=False, split="dev", k_shot=3),
-                   EvalConfig(voices=["flite:slt", "espeak:en-us@1.2", "flite:slt+noise10"], scoring="acc")):
+                   EvalConfig(voices=["flite:slt", "espeak:en-us@1.2", "flite:slt+noise10"], scoring="acc"),
+                   EvalConfig(speech_llm="Qwen/Qwen2-Audio-7B-Instruct", llm="Qwen/Qwen-7B-Chat", trust_remote_code=True,
+                              dataset="hf:hlt-lab/voicebench:mmsu@law", answer_column="reference", scoring="generate",
+                              max_new_tokens=8)):
         parsed = build_parser().parse_args(["eval", *config.to_argv()])
         given = {f: getattr(parsed, f) for f in EvalConfig.__dataclass_fields__ if getattr(parsed, f) is not None}
         assert EvalConfig(**given) == config
     assert EvalConfig(limit=15, probe_limit=5).to_argv() == ["--limit", "15", "--probe-limit", "5"]
+    assert EvalConfig(trust_remote_code=True, corpus=False).to_argv() == ["--trust-remote-code", "--no-corpus"]
 
 
 def test_the_ctc_warm_up_leaves_room_for_distillation():
