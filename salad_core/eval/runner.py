@@ -315,12 +315,13 @@ def _score(scorer: LaneScorer, prepared: list[PreparedItem], fewshot: list[Item]
     predictions, outputs = [], []
     if lanes:
         for p in prepared:
-            for output in (_answers(scorer, p, fewshot, lanes) if generate else []):
-                outputs.append({**output, "condition": condition})
-            for lane, (scores, transcript) in ({} if generate else scorer.score(p, fewshot, lanes)).items():
-                rows, output = lane_rows(p, lane, scores, transcript)
-                predictions += [{**r, "condition": condition} for r in rows]
-                outputs.append({**output, "condition": condition})
+            if generate:
+                outputs += [{**o, "condition": condition} for o in _answers(scorer, p, fewshot, lanes)]
+            else:
+                for lane, (scores, transcript) in scorer.score(p, fewshot, lanes).items():
+                    rows, output = lane_rows(p, lane, scores, transcript)
+                    predictions += [{**r, "condition": condition} for r in rows]
+                    outputs.append({**output, "condition": condition})
             progress.update(1, message=p.item.task + (f" · {condition}" if condition else ""))
     skipped = n_items - (len(prepared) if lanes else 0)
     progress.update(skipped, message=f"{skipped} skipped" if lanes else "")

@@ -7,6 +7,7 @@ downloads: the feature extractors are built from their defaults (a log-mel spect
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -46,8 +47,8 @@ def text_config(vocab_size: int, **overrides) -> dict:
             "num_key_value_heads": 1, "vocab_size": vocab_size, "max_position_embeddings": 4096, **overrides}
 
 
-def save_tiny(out: Path, model, tokenizer, feature_extractor, seed: int, base=None) -> Path:
-    """Write the model (weights re-drawn from `seed`), its tokenizer and feature extractor; `base`, a text LLM of
+def save_tiny(out: Path, model, tokenizer, feature_extractor, base=None) -> Path:
+    """Write the model, its tokenizer and feature extractor; `base`, a text LLM of
     the same vocabulary, to out/base."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
@@ -59,18 +60,9 @@ def save_tiny(out: Path, model, tokenizer, feature_extractor, seed: int, base=No
     return out
 
 
+@contextlib.contextmanager
 def seeded(seed: int):
     """A context in which models are initialised from `seed` (torch's global generator, restored after)."""
-    return torch.random.fork_rng(devices=[]) if seed is None else _Seeded(seed)
-
-
-class _Seeded:
-    def __init__(self, seed: int):
-        self.seed, self.fork = seed, torch.random.fork_rng(devices=[])
-
-    def __enter__(self):
-        self.fork.__enter__()
-        torch.manual_seed(self.seed)
-
-    def __exit__(self, *exc):
-        return self.fork.__exit__(*exc)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

@@ -64,4 +64,4 @@ class AudioFlamingo3(SpeechLLMFamily):
             model = AudioFlamingo3ForConditionalGeneration(config)
             base = Qwen2ForCausalLM(Qwen2Config(**text_config(vocab)))
         extractor = WhisperFeatureExtractor(feature_size=128, return_attention_mask=True)
-        return save_tiny(out, model, tokenizer, extractor, seed, base)
+        return save_tiny(out, model, tokenizer, extractor, base)

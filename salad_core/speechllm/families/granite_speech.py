@@ -148,5 +148,5 @@ class GraniteSpeech(SpeechLLMFamily):
         with seeded(seed):
             model = GraniteSpeechForConditionalGeneration(config)
             base = GraniteForCausalLM(GraniteConfig(**text_config(vocab, **GRANITE)))
-        return save_tiny(out, model, tokenizer, extractor, seed, base)
+        return save_tiny(out, model, tokenizer, extractor, base)
 

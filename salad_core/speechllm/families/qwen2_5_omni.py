@@ -62,4 +62,4 @@ class Qwen25OmniThinker(Qwen2Audio):
             vision_start_token_id=ids["<|vision_bos|>"])  # not a declared field, yet the 3-D positions read it
         with seeded(seed):
             model = Qwen2_5OmniThinkerForConditionalGeneration(config)
-        return save_tiny(out, model, tokenizer, WhisperFeatureExtractor(feature_size=128), seed)
+        return save_tiny(out, model, tokenizer, WhisperFeatureExtractor(feature_size=128))

@@ -68,4 +68,4 @@ class Qwen2Audio(SpeechLLMFamily):
         with seeded(seed):
             model = Qwen2AudioForConditionalGeneration(config)
             base = Qwen2ForCausalLM(Qwen2Config(**text_config(vocab)))
-        return save_tiny(out, model, tokenizer, WhisperFeatureExtractor(feature_size=128), seed, base)
+        return save_tiny(out, model, tokenizer, WhisperFeatureExtractor(feature_size=128), base)

@@ -65,4 +65,4 @@ class Voxtral(SpeechLLMFamily):
         with seeded(seed):
             model = VoxtralForConditionalGeneration(config)
             base = MistralForCausalLM(MistralConfig(**decoder))
-        return save_tiny(out, model, tokenizer, WhisperFeatureExtractor(feature_size=128), seed, base)
+        return save_tiny(out, model, tokenizer, WhisperFeatureExtractor(feature_size=128), base)
