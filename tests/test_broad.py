@@ -10,7 +10,7 @@ import pytest
 from salad_core.broad import build as broad_build
 from salad_core.broad.audit import SentenceFilter, audit_table, item_facts, suite_facts
 from salad_core.broad.corpus import BroadSpeech
-from salad_core.broad.texts import arithmetic_sentences, speakable
+from salad_core.broad.texts import arithmetic_sentences, broad_sentences, speakable
 from salad_core.tasks import get_task
 from salad_core.tasks.choices import make_item
 from salad_core.text import world_form
@@ -68,7 +68,30 @@ def test_the_planned_corpus_states_no_item_fact_and_is_heard_in_training_voices_
     voices = {r.voice for r in requests}
     assert broad_build.EVAL_VOICE not in voices and {v.split(":")[0] for v in voices} == {"espeak", "flite", "piper"}
     sources = {s["source"] for s in sentences}
-    assert sources == {"wordnet glosses", "wordnet examples", "freshqa", "arithmetic"}
+    assert sources == {"wordnet glosses", "wordnet examples", "freshqa", "arithmetic", "entities"}
+
+
+def test_entity_sentences_name_what_the_tasks_ask_about_without_the_asked_relation():
+    entities = broad_sentences(arithmetic=1)["entities"]
+    assert "Kyrgyzstan borders China, Kazakhstan, Tajikistan and Uzbekistan." in entities
+    assert "Fermium is radioactive." in entities
+    assert "The state flower of Alabama is the goldenrod." in entities
+    assert all(speakable(s) for s in entities)
+    # the names the tasks' questions turn on are heard: most countries, elements and states of their items
+    names = {"capitals": lambda i: i.doc_id.split("/", 1)[1], "elements": lambda i: i.doc_id.split("/", 1)[1]}
+    text = " ".join(entities).casefold()
+    for task, name_of in names.items():
+        subjects = {name_of(i).casefold() for i in get_task(task).items("test") if "/" in i.doc_id
+                    and not i.doc_id.split("/")[1].isdigit()}
+        assert sum(name in text for name in subjects) / len(subjects) > 0.8, task
+    # no sentence says the relation a task asks
+    asked = ("capital of", "symbol", "atomic number", "family", "succeeded", "postal", "baby")
+    assert not [s for s in entities if any(word in s.casefold() for word in asked)
+                and "canadian province" not in s.casefold()]
+    # and what still states an item's fact is dropped by the audit before anything is spoken
+    keep = SentenceFilter(suite_facts(broad_build.suite_tasks()))
+    assert "Hydrogen has an atomic weight of about 1." in entities  # number/1 -> hydrogen
+    assert "Hydrogen has an atomic weight of about 1." not in keep.keep(entities)
 
 
 @pytest.fixture(scope="module")

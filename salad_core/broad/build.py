@@ -35,13 +35,14 @@ from salad_core.tasks import get_task, suite_tasks
 from salad_core.world import speech
 from salad_core.world.audit import check
 
-RECIPE = "broad-v1"
+RECIPE = "broad-v2"  # v2: the entities source
 ENCODER = "openai/whisper-base"  # the smol preset's encoder
 EVAL_VOICE = BROAD_VOICE  # `salad eval`'s default voice (and the probe set's): never a training voice
 PIPER_VOICES = ("piper:en_US-joe-medium",)
 CONFIG = {
     # sentences drawn per source (None: all of it), after the audit
-    "sentences": {"wordnet glosses": 4000, "wordnet examples": 2000, "freshqa": None, "arithmetic": None},
+    "sentences": {"wordnet glosses": 4000, "wordnet examples": 2000, "freshqa": None, "arithmetic": None,
+                  "entities": None},
     "arithmetic_per_operation": 150, "sentences_per_doc": [1, 2], "speech_words": [3, 10], "text_words": [2, 8],
     "full_spoken": 0.3, "train_variants": 16, "engine_shares": [0.55, 0.3, 0.15], "noise_fraction": 0.3, "snr_db": [15, 35],
     "dev_items": 40, "shard_clips": 2000, "seed": 0,

@@ -7,6 +7,11 @@ Sentences by source (each a list of plain sentences; the audit in `broad/audit.p
     freshqa             FreshQA questions that are not task items (changing facts, false premises, yes/no),
                         with their first answer: "Who wrote Hamlet? William Shakespeare."
     arithmetic          operations the task never asks, stated: "17 plus 26 is 43."
+    entities            other relations of the entities the tasks ask about, so that their names are heard:
+                        "Kyrgyzstan borders China, Kazakhstan, Tajikistan and Uzbekistan.", "Fermium is radioactive.",
+                        "The state flower of Alabama is the goldenrod.", "A group of angels is called a host."
+                        Never the relation a task asks (capital, region, symbol, atomic number, family, successor,
+                        postal code, baby name): the audit drops any sentence that still states an item's fact.
 
 Glosses in the held-out bucket of the broad probe set (`eval.probes.is_broad_probe_text`) are never used.
 """
@@ -85,7 +90,91 @@ def arithmetic_sentences(per_operation: int, seed: int = 0) -> list[str]:
     return out
 
 
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _about(count: float, unit: str) -> str:
+    """A large figure as it is said, in whole thousands, millions or billions: 5,776,570 -> "about 6 million"."""
+    for size, word in ((1e9, "billion"), (1e6, "million"), (1e3, "thousand")):
+        if count >= size:
+            return f"about {round(count / size):d} {word} {unit}"
+    return f"about {round(count):d} {unit}"
+
+
+def country_sentences() -> list[str]:
+    """Neighbours, size and people of every country countryinfo knows (never its capital or region)."""
+    from countryinfo import CountryInfo
+
+    from salad_core.tasks.geography import spoken_name
+
+    data = [d for d in CountryInfo.all().values() if d.get("name") and not any(ch in d["name"] for ch in ",()")]
+    name_of = {d["ISO"]["alpha3"]: spoken_name(d["name"]) for d in data if isinstance(d.get("ISO"), dict)}
+    out = []
+    for d in data:
+        name = spoken_name(d["name"])
+        subject = name[:1].upper() + name[1:]
+        neighbours = sorted({name_of[code] for code in d.get("borders") or [] if code in name_of})
+        if neighbours:
+            out.append(f"{subject} borders {_listed(neighbours)}.")
+        if isinstance(d.get("population"), int) and d["population"] > 0:
+            out.append(f"{subject} has {_about(d['population'], 'people')}.")
+        if str(d.get("area") or "").isdigit() and int(d["area"]) > 0:
+            out.append(f"{subject} covers {_about(int(d['area']), 'square kilometres')}.")
+        if d.get("demonym"):
+            out.append(f"A person from {name} is called {d['demonym']}.")
+    return out
+
+
+def element_sentences() -> list[str]:
+    """Place in the table, weight, discovery and name of every element (never its symbol, number or family)."""
+    import sqlite3
+
+    from salad_core.tasks.sources import mendeleev_db
+
+    with sqlite3.connect(f"file:{mendeleev_db()}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT name, period, group_id, atomic_weight, is_radioactive, discoverers, name_origin "
+                          "FROM elements ORDER BY atomic_number").fetchall()
+    out = []
+    for name, period, group, weight, radioactive, discoverers, origin in rows:
+        where = f"in period {period}" + (f" and group {group}" if group else "")
+        out.append(f"{name} is {where} of the periodic table.")
+        if weight:
+            out.append(f"{name} has an atomic weight of about {round(weight)}.")
+        if radioactive:
+            out.append(f"{name} is radioactive.")
+        if discoverers and discoverers.startswith("Known to the ancients"):
+            out.append(f"{name} was known to the ancients.")
+        elif discoverers:
+            out.append(f"{name} was discovered by {discoverers.rstrip('.')}.")
+        if origin:
+            out.append(f"{name}: {origin.rstrip('.')}.")
+    return out
+
+
+def quiz_sentences() -> list[str]:
+    """From the quiz data files: US state flowers, vice presidents, Canadian provinces' capitals, collective nouns
+    (the quiz task asks state capitals, postal codes, presidents' successors and years, baby animals)."""
+    from salad_core.tasks.quiz import alternatives, canonical, read_records
+    from salad_core.tasks.sources import quiz_dir
+
+    folder, out = quiz_dir(), []
+    for record in read_records(folder / "state"):
+        if len(record) >= 4 and canonical(record[3]):
+            out.append(f"The state flower of {canonical(record[0])} is the {canonical(record[3])}.")
+    for record in read_records(folder / "pres"):
+        if len(record) >= 3 and alternatives(record[2]):
+            out.append(f"{_listed(alternatives(record[2]))} served as vice president under {canonical(record[0])}.")
+    for record in read_records(folder / "province"):
+        out.append(f"The capital of the Canadian province of {canonical(record[0])} is {canonical(record[1])}.")
+    for record in read_records(folder / "collectives"):
+        for members in alternatives(record[0]):
+            out.append(f"A group of {members} is called a {canonical(record[1])}.")
+    return out
+
+
 def broad_sentences(arithmetic: int, seed: int = 0) -> dict[str, list[str]]:
     """Every source's speakable sentences (source name -> sentences), before the audit."""
-    sources = {**wordnet_sentences(), "freshqa": freshqa_sentences(), "arithmetic": arithmetic_sentences(arithmetic, seed)}
+    sources = {**wordnet_sentences(), "freshqa": freshqa_sentences(), "arithmetic": arithmetic_sentences(arithmetic, seed),
+               "entities": country_sentences() + element_sentences() + quiz_sentences()}
     return {name: [s for s in dict.fromkeys(texts) if speakable(s)] for name, texts in sources.items()}
