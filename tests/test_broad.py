@@ -98,7 +98,7 @@ def test_entity_sentences_name_what_the_tasks_ask_about_without_the_asked_relati
 def small_corpus(tmp_path_factory):
     """A corpus built by the real pipeline with a handful of sentences and one dev item per task."""
     cfg = {**broad_build.CONFIG, "sentences": {"wordnet glosses": 6, "wordnet examples": 4, "freshqa": 2,
-                                               "arithmetic": 2}, "dev_items": 1}
+                                               "arithmetic": 2, "entities": 2}, "dev_items": 1}
     out = tmp_path_factory.mktemp("broad")
     broad_build._write(out, cfg, progress=False)
     return BroadSpeech(out)
