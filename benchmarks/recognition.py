@@ -86,8 +86,12 @@ def training_voices(model, corpus, subjects: Subjects, limit: int) -> dict[str, 
     for domain, words in subjects.words.items():
         if not subjects.broad and domain not in corpus.covered_domains:
             continue
-        spans = [(s, said) for d in docs if subjects.broad or d.domain == domain for s in d.spans if s.clip_id
-                 for said in [[w for w in text_form(s.text).split() if w in words]] if said][:limit or None]
+        spans = []  # (span, the subject words it says)
+        for doc in docs:
+            if subjects.broad or doc.domain == domain:
+                spans += [(s, said) for s in doc.spans if s.clip_id
+                          if (said := [w for w in text_form(s.text).split() if w in words])]
+        spans = spans[:limit or None]
         if not spans:
             continue
         heard = model.heard_words(corpus.features([s.clip_id for s, _ in spans], model.encoder))
