@@ -41,6 +41,7 @@ class EvalConfig:
     max_new_tokens: int = 32  # generate: the longest answer, in tokens
     probe_limit: int = 10  # dev items per task for item_F and item_M (the question heard, the answer read)
     corpus: bool = True  # corpus F and M on the model's held-out probe documents (eval/probes.py)
+    corpus_docs: int = 0  # corpus F and M on the first N probe documents (0: the set's own size; broad text: 60)
     seed: int = 0  # the untrained adapter's initialisation, few-shot choice and bootstrap
     lanes: list[str] = field(default_factory=lambda: list(LANES))  # comma-separated lanes to score
     voices: list[str] | None = None  # a sweep: engine:voice[@speed][+noise<dB>] or recorded, comma-separated
@@ -52,6 +53,8 @@ class EvalConfig:
         if self.speech_llm and (self.model_path or self.encoder):
             raise ValueError("--speech-llm diagnoses a speech LLM as it is: it takes no --model or --encoder. Fix: drop "
                              "them (--llm names the text LLM it was built from).")
+        if self.corpus_docs < 0:
+            raise ValueError(f"--corpus-docs must be 0 (every probe document) or more, got {self.corpus_docs}.")
         unknown = [lane for lane in self.lanes if lane not in LANES]
         if unknown or not self.lanes:
             raise ValueError(f"unknown or no lanes {unknown or self.lanes}. Fix: choose from {', '.join(LANES)}.")

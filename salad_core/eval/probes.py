@@ -19,7 +19,7 @@ import json
 import random
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from salad_core.assets import AssetError, cached_build
@@ -87,9 +87,10 @@ def corpus_divergence(model, probe_set: ProbeSet, seed: int = 0,
     return out
 
 
-def measure(model, seed: int = 0, progress: bool = False) -> tuple[ProbeSet, dict[str, dict[str, Estimate]]]:
-    """The model's probe set (`probe_set_for` its LLM) and its corpus F and M."""
-    probe_set = probe_set_for(model.config.llm_name, str(model.encoder.name))
+def measure(model, seed: int = 0, progress: bool = False,
+            n_docs: int = 0) -> tuple[ProbeSet, dict[str, dict[str, Estimate]]]:
+    """The model's probe set (`probe_set_for` its LLM; its first `n_docs` documents, 0: all) and its corpus F and M."""
+    probe_set = probe_set_for(model.config.llm_name, str(model.encoder.name), n_docs)
     with (Progress(len(probe_set.docs), "corpus F and M") if progress else NoProgress()) as bar:
         return probe_set, corpus_divergence(model, probe_set, seed, bar)
 
@@ -106,15 +107,17 @@ def register_probe_source(kind: str, factory: Callable[[LLMName], ProbeSet]) -> 
     _SOURCES[kind] = factory
 
 
-def probe_set_for(llm_name: str, encoder: str) -> ProbeSet:
-    """Held-out paired documents the LLM can read: its kind's registered set, else broad English text."""
+def probe_set_for(llm_name: str, encoder: str, n_docs: int = 0) -> ProbeSet:
+    """Held-out paired documents the LLM can read: its kind's registered set, else broad English text; the first
+    `n_docs` of them (0: all; a shorter broad set is spoken and encoded only as far as it goes)."""
     parsed = parse_llm_name(llm_name)
     if parsed.kind in _SOURCES:
-        return _SOURCES[parsed.kind](parsed)
+        probe_set = _SOURCES[parsed.kind](parsed)
+        return replace(probe_set, docs=probe_set.docs[:n_docs]) if n_docs else probe_set
     if parsed.is_world:
         raise AssetError(f"No probe set is registered for {llm_name!r}. Fix: import salad_core.world first (it "
                          "registers the worlds' probe documents).")
-    return broad_probe_set(encoder)
+    return broad_probe_set(encoder, n_docs or BROAD_DOCS)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -247,7 +247,7 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
 def corpus_metrics(model, config: EvalConfig, store: Store, run_id: str, tasks: set[str]) -> dict[str, dict]:
     """Corpus F and M on the model's held-out probe documents (eval/probes.py), stored pooled (task `__all__`) and,
     for a domain that stands for an evaluated task, as that task's F and M; returns the estimates by domain."""
-    probe_set, corpus = measure(model, config.seed, progress=True)
+    probe_set, corpus = measure(model, config.seed, progress=True, n_docs=config.corpus_docs)
     rows = metric_rows(ALL_TASKS, corpus[POOLED], config.reference)
     for domain, estimates in corpus.items():
         if probe_set.tasks.get(domain) in tasks:
