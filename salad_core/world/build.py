@@ -57,7 +57,9 @@ PRESETS: dict[str, dict] = {
              "train_variants": 16, "noise_fraction": 0.5, "snr_db": [15, 35], "fewshot": 0.03, "dev": 0.2,
              "shard_clips": 2000, "seed": 0, "speech_register": "conversational"},
 }
-_GENERATORS = ("domains.py", "facts.py", "skills.py", "corpus.py", "audit.py", "speech.py", "build.py")
+# the world's LM is built with it, so its recipes (lm_recipes.py) are part of what a world folder is made from
+_GENERATORS = ("domains.py", "facts.py", "skills.py", "corpus.py", "audit.py", "speech.py", "build.py",
+               "lm_recipes.py")
 
 
 def preset_config(preset: str) -> dict:
