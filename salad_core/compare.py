@@ -30,13 +30,22 @@ def final_evaluation(store: Store, run_id: str) -> pd.DataFrame:
     return store.metrics(eval_run) if eval_run else pd.DataFrame(columns=["task", "metric", "value", "ci_low", "ci_high"])
 
 
+def eval_correctness(store: Store, eval_run: str, lane: str = "speech") -> pd.DataFrame:
+    """Per item (index item_id) that one lane of an evaluation answered: its task, domain and correctness (0/1)."""
+    items = store.paired_items(eval_run).set_index("item_id")
+    column = f"{lane}_correct_norm"
+    if column not in items or items[column].isna().all():
+        raise ValueError(f"evaluation {eval_run} has no {lane!r} answers. Fix: score it with --lanes {lane},...")
+    items = items[items[column].notna()]
+    return pd.DataFrame({"task": items["task"], "domain": items["domain"], "correct": items[column].astype(float)})
+
+
 def item_correctness(store: Store, run_id: str, lane: str = "speech") -> pd.DataFrame:
     """Per item (index item_id) of a training run's final evaluation: its domain and the lane's correctness (0/1)."""
     eval_run = final_eval_run(store, run_id)
     if eval_run is None:
         raise ValueError(f"run {run_id} has no final evaluation. Fix: salad eval --model data/runs/{run_id}/final")
-    items = store.paired_items(eval_run).set_index("item_id")
-    return pd.DataFrame({"domain": items["domain"], "correct": items[f"{lane}_correct_norm"].astype(float)})
+    return eval_correctness(store, eval_run, lane)[["domain", "correct"]]
 
 
 def arm_values(arms: dict[str, list[pd.DataFrame]], domains: set[str] | None = None) -> dict[str, np.ndarray]:

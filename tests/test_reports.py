@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from salad_core.paths import REPO_ROOT
 
 
@@ -29,3 +31,29 @@ def test_the_stage2_report_shows_the_round_and_its_arm(pipeline):
     out = report(pipeline, "stage2_report.py", "--from", pipeline.alpha1)
     assert f"| {pipeline.round_id} | {pipeline.alpha1} |" in out
     assert "## Speech accuracy per arm" in out and "| Stage I | 1 |" in out
+
+
+def test_the_paired_evaluation_report_reads_both_runs_item_by_item(pipeline):
+    out = report(pipeline, "paired_eval.py", "--a", pipeline.eval_run, "--b", pipeline.eval_run)
+    pooled = next(line for line in out.splitlines() if line.startswith("all tasks"))
+    assert pooled.split()[2] == "8" and pooled.endswith("+0.000 [+0.000, +0.000]")  # 2 tasks x 4 items, vs itself
+    assert "A's text forgetting (base_text - text), pooled" in out and "(pooled interval above 0): no" in out
+
+
+def test_paired_differences_are_per_item_per_task_and_pooled(fixture_store):
+    import pandas as pd
+
+    from benchmarks.paired_eval import correctness, forgetting, paired_by_task
+    from tests.conftest import fixture_run
+
+    run = fixture_run(fixture_store)
+    speech, base = correctness(fixture_store, run, "speech"), correctness(fixture_store, run, "base_text")
+    assert len(speech) == 12 and speech.mean() == 4 / 12  # 2 of 6 right per task
+    rows = paired_by_task(base, speech)
+    assert rows["capitals"][:3] == (6, 5 / 6, 2 / 6) and rows["all tasks"][3].value == 0.5
+    assert rows["all tasks"][3].ci_low <= 0.5 <= rows["all tasks"][3].ci_high
+    assert forgetting(fixture_store, run).value == 0.0  # the fixture's adapted model reads text as the original does
+    half = speech.iloc[:6]  # items of one run only: pooled over the items both runs scored
+    assert paired_by_task(half, speech)["all tasks"][0] == 6
+    with pytest.raises(ValueError, match="share no items"):
+        paired_by_task(speech.iloc[:6], pd.Series(dtype=float, index=speech.index[6:]))
