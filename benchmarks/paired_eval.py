@@ -47,9 +47,7 @@ def forgetting(store: Store, run_id: str) -> Estimate | None:
         base, text = correctness(store, run_id, "base_text"), correctness(store, run_id, "text")
     except ValueError:
         return None
-    both = pd.concat({"base": base, "text": text}, axis=1, join="inner")
-    difference = (both["base"] - both["text"]).to_numpy()
-    return mean_with_ci(difference, bootstrap_indices(len(difference)))
+    return paired_by_task(base, text)[POOLED][3]
 
 
 def main() -> None:
@@ -64,7 +62,8 @@ def main() -> None:
     print(f"{args.lane} accuracy, {args.a} (A) minus {args.b} (B), paired by item, 95 % interval over items")
     print(f"{'task':<14}{'n':>5}{'A':>8}{'B':>8}   A - B")
     for task, (n, acc_a, acc_b, diff) in rows.items():
-        print(f"{task:<14}{n:>5}{acc_a:>8.3f}{acc_b:>8.3f}   {diff.value:+.3f} [{diff.ci_low:+.3f}, {diff.ci_high:+.3f}]")
+        interval = f"[{diff.ci_low:+.3f}, {diff.ci_high:+.3f}]"
+        print(f"{task:<14}{n:>5}{acc_a:>8.3f}{acc_b:>8.3f}   {diff.value:+.3f} {interval}")
     lost = forgetting(store, args.a)
     if lost is not None:
         print(f"\nA's text forgetting (base_text - text), pooled: {lost.value:+.3f} [{lost.ci_low:+.3f}, "

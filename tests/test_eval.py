@@ -32,7 +32,8 @@ def run(tmp_path_factory):
     manifest.write_text("\n".join(json.dumps(x) for x in lines) + '\n{"task": "mine", "question": "broken"\n')
     db = tmp / "store.duckdb"
     cmd = [sys.executable, "-m", "salad_core.cli", "eval", "--json", "--tasks", "arithmetic", "--limit", "2",
-           "--probe-limit", "1", "--corpus-docs", "6", "--manifest", str(manifest), "--db", str(db), "--adapter", "none"]
+           "--probe-limit", "1", "--corpus-docs", "6", "--manifest", str(manifest), "--db", str(db),
+           "--adapter", "none"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done, db
