@@ -57,3 +57,20 @@ def test_paired_differences_are_per_item_per_task_and_pooled(fixture_store):
     assert paired_by_task(half, speech)["all tasks"][0] == 6
     with pytest.raises(ValueError, match="share no items"):
         paired_by_task(speech.iloc[:6], pd.Series(dtype=float, index=speech.index[6:]))
+
+
+def test_paired_steps_bins_the_steps_both_runs_logged_and_tells_whether_their_batches_were_the_same():
+    import pandas as pd
+
+    from benchmarks.paired_steps import paired_steps, same_batches
+
+    a = pd.DataFrame({"step": range(1, 7), "ctc": [6.0, 4.0, 3.0, 3.0, 2.0, 2.0], "speech_s": [10, 20, 30, 40, 50, 60]})
+    b = pd.DataFrame({"step": range(2, 6), "ctc": [5.0, 5.0, 1.0, 1.0], "speech_s": [20, 30, 40, 50]})
+    table = paired_steps(a, b, "ctc", bin_steps=3)  # steps 2-3 and 4-5: the ones both logged
+    assert table[["first", "last"]].values.tolist() == [[2, 3], [4, 5]]
+    assert table["a"].tolist() == [3.5, 2.5] and table["b"].tolist() == [5.0, 1.0]
+    assert table["a_minus_b"].tolist() == [-1.5, 1.5]
+    assert paired_steps(a, b, "ctc", bin_steps=3, until=3)["last"].tolist() == [3]
+    assert same_batches(a, b) and not same_batches(a, b.assign(speech_s=b["speech_s"] + 1))
+    with pytest.raises(ValueError, match="share no logged step"):
+        paired_steps(a, b.assign(step=b["step"] + 100), "ctc", bin_steps=3)
