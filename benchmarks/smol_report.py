@@ -29,10 +29,17 @@ def main() -> None:
     store = Store(args.db)
     metrics = store.metrics(args.eval_run)
     final = metrics[metrics["step"].isna()]
+    if final.empty:
+        raise SystemExit(f"the store {store.path} holds no final metrics of evaluation {args.eval_run!r}. Fix: pass "
+                         "an evaluation run of this store (`salad runs`), or --db the store that made it.")
     print(metrics_table(final))
     wide = final.pivot_table(index="task", columns="metric", values="value")
     low = final.pivot_table(index="task", columns="metric", values="ci_low")
     tasks = [t for t in wide.index if t != ALL_TASKS]
+    missing = [m for m in ("audio_gain", "forgetting", "cascade_acc", "speech_acc") if m not in wide.columns]
+    if missing:
+        raise SystemExit(f"evaluation {args.eval_run} lacks {', '.join(missing)}. Fix: report an evaluation with every "
+                         "lane (salad eval without --lanes).")
     above = {t: bool(low.loc[t, "audio_gain"] > 0) for t in tasks}
     print(f"\nspeech above the no-audio floor (audio_gain interval above 0): {sum(above.values())} of {len(tasks)} "
           f"tasks; not on: {', '.join(t for t, ok in above.items() if not ok) or 'none'}")
@@ -43,9 +50,13 @@ def main() -> None:
           f"(per task {', '.join(f'{t} {v:+.2f}' for t, v in behind.items())})")
     if args.train_run:
         steps = store.train_steps(args.train_run)
+        if steps.empty:
+            raise SystemExit(f"the store {store.path} holds no training steps of run {args.train_run!r}. Fix: pass a "
+                             "training run of this store (`salad runs`), or leave out --train.")
         machines = RunDir(args.train_run).machines()
-        print(f"\ntraining {args.train_run}: {int(steps['step'].max())} steps, {steps['speech_s'].max() / 3600:.1f} h of "
-              f"speech heard, {steps['wall_s'].max() / 3600:.2f} h wall time on "
+        print(f"\ntraining {args.train_run}: {int(steps['step'].max())} steps, "
+              f"{steps['speech_s'].max() / 3600:.1f} h of speech heard, "
+              f"{steps['wall_s'].max() / 3600:.2f} h wall time on "
               + "; ".join(f"{m['cpu_cores']} CPU cores ({m['device']}, {m['processes']} process)" for m in machines))
 
 

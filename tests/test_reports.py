@@ -74,3 +74,10 @@ def test_paired_steps_bins_the_steps_both_runs_logged_and_tells_whether_their_ba
     assert same_batches(a, b) and not same_batches(a, b.assign(speech_s=b["speech_s"] + 1))
     with pytest.raises(ValueError, match="share no logged step"):
         paired_steps(a, b.assign(step=b["step"] + 100), "ctc", bin_steps=3)
+
+
+def test_the_smol_report_names_an_evaluation_its_store_does_not_hold(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "smol_report.py"), "--db",
+                           str(tmp_path / "empty.duckdb"), "--eval", "eval-nowhere"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "holds no final metrics of evaluation 'eval-nowhere'" in done.stderr
