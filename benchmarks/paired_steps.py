@@ -1,7 +1,11 @@
 """Two training runs' logged curves compared step by step: one column of `train_steps` (ctc, kl, loss, ...) averaged
 over bins of steps for run A and run B, on the steps both logged, with A - B. Every number is read from the store.
 
-    python benchmarks/paired_steps.py --a RUN_A --b RUN_B [--column ctc] [--bin 100] [--until 800]
+    python benchmarks/paired_steps.py --a RUN_A --b RUN_B [--column ctc] [--bin 100] [--until 800] [--per-batch]
+
+`--per-batch` reads the column's sum over each batch (the column times the batch's text positions): the CTC loss of
+runs logged before 2026-12-03, which was per text position once distillation began and per speech token before, is
+comparable across that switch only as a sum (a batch of the same documents holds the same speech in both phases).
 
 Two runs of the same preset, corpus, batch size and seed draw identical batches; the script says whether they did (the
 speech heard, summed step by step, agrees), since only then is a step-by-step difference free of data noise. Steps
@@ -16,6 +20,11 @@ import numpy as np
 import pandas as pd
 
 from salad_core.store import Store
+
+
+def per_batch(steps: pd.DataFrame, column: str) -> pd.DataFrame:
+    """`steps` with `column` replaced by its sum over each step's batch (the logged mean times its text positions)."""
+    return steps.assign(**{column: steps[column] * steps["n_text_positions"]})
 
 
 def joined(a: pd.DataFrame, b: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -54,12 +63,16 @@ def main() -> None:
     parser.add_argument("--column", default="ctc", help="a train_steps column: ctc, kl, nll, loss, grad_norm, ...")
     parser.add_argument("--bin", type=int, default=100, help="steps per bin")
     parser.add_argument("--until", type=int, default=None, help="only steps up to this one")
+    parser.add_argument("--per-batch", action="store_true", help="the column's sum over each batch (see above)")
     parser.add_argument("--db", default=None, help="results store (default: data/salad.duckdb)")
     args = parser.parse_args()
     store = Store(args.db) if args.db else Store()
     a, b = store.train_steps(args.a), store.train_steps(args.b)
+    if args.per_batch:
+        a, b = per_batch(a, args.column), per_batch(b, args.column)
     table = paired_steps(a, b, args.column, args.bin, args.until)
-    print(f"{args.column}, {args.a} (A) against {args.b} (B), mean per bin of steps both logged")
+    what = f"{args.column} summed over each batch" if args.per_batch else args.column
+    print(f"{what}, {args.a} (A) against {args.b} (B), mean per bin of steps both logged")
     print(f"same batches step by step: {'yes' if same_batches(a, b) else 'no (data order differs: noisier)'}")
     print(f"{'steps':>11} {'A':>8} {'B':>8} {'A - B':>8}")
     for row in table.itertuples():

@@ -26,7 +26,8 @@ Y_TITLES = {"F": "F: KL(original ‖ adapted) on text (nats/token)",
             "M": "M: KL(text input ‖ speech input) (nats/token)",
             "text_acc": "text accuracy, adapted model (fraction)", "speech_acc": "speech accuracy (fraction)",
             "text_acc_base": "text accuracy, original LLM (fraction)"}
-LOSS_PARTS = {"loss": "total loss", "kl": "KL to the teacher", "nll": "NLL", "ctc": "CTC (alignment aid)"}
+LOSS_PARTS = {"loss": "total loss", "kl": "KL to the teacher", "nll": "NLL",
+              "ctc": "CTC per speech token (alignment aid)"}
 LR_PARTS = {"lr_adapter": "adapter", "lr_llm": "LLM"}
 EVAL_LABELS = {"text_acc_base": "text · original LLM", "text_acc": "text · adapted", "speech_acc": "speech · adapted",
                "F": "F (forgetting)", "M": "M (misalignment)"}
@@ -64,7 +65,7 @@ def loss_curves(steps: pd.DataFrame) -> go.Figure:
         replay = steps[steps["replay"].fillna(False).astype(bool)]
         fig.add_trace(go.Scatter(name="text-only replay step", x=replay["step"].tolist(), y=replay["loss"].tolist(),
                                  mode="markers", marker={"size": 4, "color": "#999"}))
-    return _layout(fig, "Training loss", X_TITLES["step"], "loss (nats per text position)", "part")
+    return _layout(fig, "Training loss", X_TITLES["step"], "nats per text position (CTC: per speech token)", "part")
 
 
 def lr_curves(steps: pd.DataFrame) -> go.Figure:

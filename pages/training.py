@@ -266,8 +266,9 @@ def main() -> None:
     st.title("Training")
     st.caption("Stage I: the adapter (and optionally the LLM) learns to carry speech into the LLM, by distillation "
                "from the original LLM reading the same text (α = 1) and/or next-token NLL (α = 0). Curves: the loss "
-               "(nats per text position), each learning rate, and at every evaluation step the dev-slice accuracies "
-               "(fractions) with F and M (KL divergences of next-token distributions, nats per token).")
+               "(nats per text position; the CTC per speech token), each learning rate, and at every evaluation step "
+               "the dev-slice accuracies (fractions) with F and M (KL divergences of next-token distributions, nats "
+               "per token).")
     store_path = data.current_store_path()
     try:
         runs = data.runs(store_path, "train")

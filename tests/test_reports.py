@@ -76,6 +76,16 @@ def test_paired_steps_bins_the_steps_both_runs_logged_and_tells_whether_their_ba
         paired_steps(a, b.assign(step=b["step"] + 100), "ctc", bin_steps=3)
 
 
+def test_paired_steps_per_batch_sums_a_column_logged_per_text_position():
+    import pandas as pd
+
+    from benchmarks.paired_steps import per_batch
+
+    steps = pd.DataFrame({"step": [1, 2], "ctc": [3.0, 12.0], "n_text_positions": [80, 20], "kl": [0.0, 1.0]})
+    summed = per_batch(steps, "ctc")
+    assert summed["ctc"].tolist() == [240.0, 240.0] and summed["kl"].tolist() == [0.0, 1.0]
+
+
 def test_the_smol_report_names_an_evaluation_its_store_does_not_hold(tmp_path):
     done = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "smol_report.py"), "--db",
                            str(tmp_path / "empty.duckdb"), "--eval", "eval-nowhere"],

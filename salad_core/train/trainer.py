@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from salad_core.jobs import note_run
+from salad_core.model.processing import tokenize_segment
 from salad_core.progress import Progress
 from salad_core.runs import Lineage, RunDir
 from salad_core.schedule import decay_start, lr_factor
@@ -265,8 +266,9 @@ class DistillTrainer:
         # their number, because DDP averages the processes' gradients.
         device = self.accelerator.device  # collectives (NCCL on GPUs) need tensors on the process's device
         # speech in whole milliseconds: integers sum exactly, on every backend (MPS has no float64)
-        local = torch.tensor([self.count_positions(micro), round(1000 * sum(b.speech_s for b in micro))], device=device)
-        positions, speech_ms = self.accelerator.reduce(local, reduction="sum").tolist()
+        local = torch.tensor([self.count_positions(micro), round(1000 * sum(b.speech_s for b in micro)),
+                              self.count_heard_tokens(micro)], device=device)
+        positions, speech_ms, heard = self.accelerator.reduce(local, reduction="sum").tolist()
         total, speech_s = max(1, positions), speech_ms / 1000
         scale = self.accelerator.num_processes / total
         sums = torch.zeros(4, device=device)  # loss, kl, nll, ctc summed over this process's text positions
@@ -292,7 +294,10 @@ class DistillTrainer:
         self.counters.step += 1
         self.counters.tokens += total
         self.counters.speech_s += speech_s
-        means = (self.accelerator.reduce(sums, reduction="sum") / total).tolist()  # per text position, all processes
+        # the loss and its KL and NLL per text position; the CTC per token of the speech spans, in every phase, so its
+        # curve stays comparable when distillation starts (per text position it would jump about threefold there)
+        per = torch.tensor([total, total, total, max(1, heard)], device=device)
+        means = (self.accelerator.reduce(sums, reduction="sum") / per).tolist()  # over all processes
         return {"step": self.counters.step, "tokens": self.counters.tokens, "speech_s": self.counters.speech_s,
                 **dict(zip(LOSS_PARTS, means)), "lr_adapter": lrs[0], "lr_llm": lrs[1] if len(lrs) > 1 else 0.0,
                 "grad_norm": float(grad_norm), "n_text_positions": int(total), "replay": micro[0].replay}
@@ -300,9 +305,18 @@ class DistillTrainer:
     def count_positions(self, micro: list[Batch]) -> int:
         """Text positions (next token is text) in this process's micro-batches; in the CTC warm-up, the tokens of
         their speech spans (what the CTC loss is summed over)."""
-        tok = self.model.tokenizer
-        return sum(sum(len(tok(s.text, add_special_tokens=False).input_ids) for s in segments if s.is_speech)
-                   if batch.ctc_only else self.positions(segments) for batch in micro for segments in batch.docs)
+        return sum(self.heard_tokens(segments) if batch.ctc_only else self.positions(segments)
+                   for batch in micro for segments in batch.docs)
+
+    def count_heard_tokens(self, micro: list[Batch]) -> int:
+        """Tokens of the speech spans in this process's micro-batches (0 without the alignment aid)."""
+        if self.config.align == "none":
+            return 0
+        return sum(self.heard_tokens(segments) for batch in micro for segments in batch.docs)
+
+    def heard_tokens(self, segments) -> int:
+        """Tokens of a document's speech spans: the CTC targets."""
+        return sum(len(tokenize_segment(self.model.tokenizer, s.text)) for s in segments if s.is_speech)
 
     def positions(self, segments) -> int:
         """Text tokens of a document, less its first token when the document opens with text (nothing predicts it)."""
