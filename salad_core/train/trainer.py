@@ -265,9 +265,10 @@ class DistillTrainer:
         # Every text position of the global batch weighs the same: divide by the count over all processes, times
         # their number, because DDP averages the processes' gradients.
         device = self.accelerator.device  # collectives (NCCL on GPUs) need tensors on the process's device
+        heard = self.count_heard_tokens(micro)  # the CTC targets: in the warm-up, the loss's positions too
         # speech in whole milliseconds: integers sum exactly, on every backend (MPS has no float64)
-        local = torch.tensor([self.count_positions(micro), round(1000 * sum(b.speech_s for b in micro)),
-                              self.count_heard_tokens(micro)], device=device)
+        local = torch.tensor([heard if warmup else self.count_positions(micro),
+                              round(1000 * sum(b.speech_s for b in micro)), heard], device=device)
         positions, speech_ms, heard = self.accelerator.reduce(local, reduction="sum").tolist()
         total, speech_s = max(1, positions), speech_ms / 1000
         scale = self.accelerator.num_processes / total
@@ -296,17 +297,15 @@ class DistillTrainer:
         self.counters.speech_s += speech_s
         # the loss and its KL and NLL per text position; the CTC per token of the speech spans, in every phase, so its
         # curve stays comparable when distillation starts (per text position it would jump about threefold there)
-        per = torch.tensor([total, total, total, max(1, heard)], device=device)
+        per = torch.tensor([max(1, heard) if part == "ctc" else total for part in LOSS_PARTS], device=device)
         means = (self.accelerator.reduce(sums, reduction="sum") / per).tolist()  # over all processes
         return {"step": self.counters.step, "tokens": self.counters.tokens, "speech_s": self.counters.speech_s,
                 **dict(zip(LOSS_PARTS, means)), "lr_adapter": lrs[0], "lr_llm": lrs[1] if len(lrs) > 1 else 0.0,
                 "grad_norm": float(grad_norm), "n_text_positions": int(total), "replay": micro[0].replay}
 
     def count_positions(self, micro: list[Batch]) -> int:
-        """Text positions (next token is text) in this process's micro-batches; in the CTC warm-up, the tokens of
-        their speech spans (what the CTC loss is summed over)."""
-        return sum(self.heard_tokens(segments) if batch.ctc_only else self.positions(segments)
-                   for batch in micro for segments in batch.docs)
+        """Text positions (next token is text) in this process's micro-batches."""
+        return sum(self.positions(segments) for batch in micro for segments in batch.docs)
 
     def count_heard_tokens(self, micro: list[Batch]) -> int:
         """Tokens of the speech spans in this process's micro-batches (0 without the alignment aid)."""
