@@ -17,7 +17,7 @@ from salad_core import jobs
 from salad_core.analysis import checkpoints, run_alpha
 from salad_core.flags import FieldSpec, field_specs
 from salad_core.presets import PRESETS
-from salad_core.runs import RunDir
+from salad_core.runs import shown_status
 from salad_core.store import Store, StoreError
 from salad_core.train.config import CHOICES, TrainConfig
 
@@ -213,19 +213,20 @@ def run_view(store_path: str, run_id: str) -> None:
     runs = data.runs(store_path, "train")
     job = job_for_run(run_id, train_jobs())
     run = runs.set_index("run_id").loc[run_id]
-    if job is not None and job["state"] == "running":
+    live_job = job is not None and job["state"] == "running"
+    status = "running" if live_job else shown_status("train", run_id, run["status"])
+    if live_job:
         job_panel.show_job(job, "train")
-    elif run["status"] == "running" and RunDir(run_id).is_training():
+    elif status == "running":
         st.info(f"Run `{run_id}` is training in a process started outside the dashboard; its curves update below.")
     else:
-        status = run["status"]
         if status != "done":
-            why = "was interrupted" if status == "running" else "failed"
+            why = "was interrupted" if status == "interrupted" else "failed"
             st.warning(f"Run `{run_id}` {why} and no job is training it." + (
                 "" if job is None or not job.get("error") else f" Last error: {job['error'][-400:]}"))
             if st.button("Resume from its last checkpoint", key="train_resume"):
                 start(["train", "--resume", run_id, "--db", store_path], JOB_NAME)
-    run_charts(store_path, run_id, run["status"])
+    run_charts(store_path, run_id, status)
 
 
 @st.fragment(run_every=2)
@@ -280,6 +281,7 @@ def main() -> None:
     for job in train_jobs():
         if job["state"] == "running" and not any(job_for_run(r, [job]) for r in runs["run_id"]):
             watch_new_job(store_path, job["job_id"])
+    runs = runs.assign(status=[shown_status("train", r, s) for r, s in zip(runs["run_id"], runs["status"])])
     if runs.empty:
         no_runs(store_path)
         start_form(store_path)

@@ -192,18 +192,19 @@ def add_runs_args(parser: argparse.ArgumentParser) -> None:
 def cmd_runs(args: argparse.Namespace) -> dict | list:
     from salad_core.compare import final_eval_run
     from salad_core.eval.vocabulary import ALL_TASKS
-    from salad_core.runs import Lineage
+    from salad_core.runs import Lineage, shown_status
     from salad_core.store import Store
 
     store = Store(args.db)
     runs = store.runs(args.kind)
     if args.action == "list":
-        rows = [{"run_id": r["run_id"], "kind": r["kind"], "status": r["status"], "created_at": str(r["created_at"]),
+        rows = [{"run_id": r["run_id"], "kind": r["kind"], "status": shown_status(r["kind"], r["run_id"], r["status"]),
+                 "created_at": str(r["created_at"]),
                  "summary": run_summary(r["kind"], r["config"] or {}), "parent_run": r["parent_run"]}
                 for _, r in runs.iterrows()]
         if not args.json:
             for r in rows:
-                print(f"{r['run_id']:<28} {r['status']:<8} {r['summary']}")
+                print(f"{r['run_id']:<28} {r['status']:<11} {r['summary']}")
         return rows
     if not args.run_id or args.run_id not in set(store.runs()["run_id"]):
         raise ValueError(f"no run {args.run_id!r} in {store.path}. Fix: pick one from `salad runs`.")
@@ -213,11 +214,12 @@ def cmd_runs(args: argparse.Namespace) -> dict | list:
     headline = {} if metrics is None else {
         m: float(v) for m, v in metrics[(metrics["task"] == ALL_TASKS) & metrics["step"].isna()].set_index("metric")
         ["value"].items() if m in HEADLINE}
-    shown = {"run_id": args.run_id, "kind": run["kind"], "status": run["status"], "error": run["error"],
+    status = shown_status(run["kind"], args.run_id, run["status"])
+    shown = {"run_id": args.run_id, "kind": run["kind"], "status": status, "error": run["error"],
              "created_at": str(run["created_at"]), "lineage": Lineage.of(store).chain(args.run_id),
              "final_eval": scored if run["kind"] == "train" else None, "metrics": headline, "config": run["config"]}
     if not args.json:
-        print(f"{args.run_id}: {run['kind']} run, {run['status']}; {run_summary(run['kind'], run['config'] or {})}")
+        print(f"{args.run_id}: {run['kind']} run, {status}; {run_summary(run['kind'], run['config'] or {})}")
         print("lineage: " + " <- ".join(shown["lineage"]))
         for name, value in headline.items():
             print(f"  {name:<14} {value:.3f}")

@@ -104,6 +104,15 @@ class RunDir:
         return marked[-1] if marked else None
 
 
+def shown_status(kind: str, run_id: str, status: str) -> str:
+    """A run's status as the store holds it, except that a training run the store still calls running whose trainer
+    process is gone from this machine (killed, or the machine stopped) reads "interrupted": `salad train --resume
+    RUN` continues it."""
+    if kind == "train" and status == "running" and not RunDir(run_id).is_training():
+        return "interrupted"
+    return status
+
+
 class Lineage:
     """The runs of a store as a family tree (`parent_run`): what a model was trained on and scored with.
 

@@ -4,10 +4,11 @@ parent_run column), the final evaluation as a store column, and `salad runs` ove
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
-from salad_core.runs import Lineage, RunDir
+from salad_core.runs import Lineage, RunDir, shown_status
 
 
 def test_a_run_folder_and_its_checkpoints(tmp_path, monkeypatch):
@@ -24,6 +25,21 @@ def test_a_run_folder_and_its_checkpoints(tmp_path, monkeypatch):
     assert not run.is_training()
     elsewhere = RunDir.of_model(tmp_path / "copied" / run.run_id / "final")
     assert elsewhere.run_id == run.run_id and elsewhere.root == (tmp_path / "copied" / run.run_id).resolve()
+
+
+def test_a_training_run_whose_trainer_is_gone_reads_interrupted(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALAD_DATA", str(tmp_path))
+    run = RunDir("train-20261202-000000-abcd")
+    run.root.mkdir(parents=True)
+    assert shown_status("train", run.run_id, "running") == "interrupted"  # no pid file: the machine stopped
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    run.pid_file.write_text(dead.stdout.strip())  # a trainer that was killed leaves its pid file behind
+    assert shown_status("train", run.run_id, "running") == "interrupted"
+    run.pid_file.write_text(str(os.getpid()))  # a live process
+    assert shown_status("train", run.run_id, "running") == "running"
+    run.pid_file.unlink()
+    for kind, status in (("train", "done"), ("train", "failed"), ("eval", "running")):
+        assert shown_status(kind, run.run_id, status) == status
 
 
 def test_the_lineage_of_what_the_real_commands_made(pipeline):
