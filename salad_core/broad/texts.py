@@ -106,9 +106,9 @@ def country_sentences() -> list[str]:
     """Neighbours, size and people of every country countryinfo knows (never its capital or region)."""
     from countryinfo import CountryInfo
 
-    from salad_core.tasks.geography import spoken_name
+    from salad_core.tasks.geography import reads_aloud, spoken_name
 
-    data = [d for d in CountryInfo.all().values() if d.get("name") and not any(ch in d["name"] for ch in ",()")]
+    data = [d for d in CountryInfo.all().values() if reads_aloud(d.get("name") or "")]
     name_of = {d["ISO"]["alpha3"]: spoken_name(d["name"]) for d in data if isinstance(d.get("ISO"), dict)}
     out = []
     for d in data:
@@ -175,6 +175,7 @@ def quiz_sentences() -> list[str]:
 
 def broad_sentences(arithmetic: int, seed: int = 0) -> dict[str, list[str]]:
     """Every source's speakable sentences (source name -> sentences), before the audit."""
-    sources = {**wordnet_sentences(), "freshqa": freshqa_sentences(), "arithmetic": arithmetic_sentences(arithmetic, seed),
+    sources = {**wordnet_sentences(), "freshqa": freshqa_sentences(),
+               "arithmetic": arithmetic_sentences(arithmetic, seed),
                "entities": country_sentences() + element_sentences() + quiz_sentences()}
     return {name: [s for s in dict.fromkeys(texts) if speakable(s)] for name, texts in sources.items()}

@@ -44,8 +44,7 @@ def load_countries() -> list[Country]:
     for data in CountryInfo.all().values():
         region = data.get("region") or ""
         name = (data.get("name") or "").strip()
-        # Catalogue-style names ("Virgin Islands, British", "Holy See (Vatican City State)") read badly aloud.
-        if region not in REGION_NAMES or not name or any(ch in name for ch in ",()"):
+        if region not in REGION_NAMES or not reads_aloud(name):
             continue
         capital = _single_capital(data.get("capital"))
         subregion = (data.get("subregion") or "").strip().casefold()
@@ -54,6 +53,11 @@ def load_countries() -> list[Country]:
         countries.append(Country(name, capital, region, subregion, population if isinstance(population, int) else 0,
                                  place))
     return sorted(countries, key=lambda c: c.name)
+
+
+def reads_aloud(name: str) -> bool:
+    """Catalogue-style country names ("Virgin Islands, British", "Holy See (Vatican City State)") read badly aloud."""
+    return bool(name) and not any(ch in name for ch in ",()")
 
 
 def _single_capital(value: object) -> str | None:
