@@ -18,7 +18,7 @@ from salad_core.compare import eval_correctness
 from salad_core.eval.metrics import Estimate, bootstrap_indices, mean_with_ci
 from salad_core.store import Store
 
-POOLED = "all tasks"
+ALL_TASKS_LABEL = "all tasks"  # the pooled row, as the table prints it
 
 
 def correctness(store: Store, run_id: str, lane: str) -> pd.Series:
@@ -32,7 +32,7 @@ def paired_by_task(a: pd.Series, b: pd.Series, seed: int = 0) -> dict[str, tuple
     both = pd.concat({"a": a, "b": b}, axis=1, join="inner")
     if both.empty:
         raise ValueError("the two evaluations share no items. Fix: evaluate both on the same split, tasks and limit.")
-    groups = [(task, frame) for task, frame in both.groupby(level="task")] + [(POOLED, both)]
+    groups = [(task, frame) for task, frame in both.groupby(level="task")] + [(ALL_TASKS_LABEL, both)]
     out = {}
     for task, frame in groups:
         difference = (frame["a"] - frame["b"]).to_numpy()
@@ -47,7 +47,7 @@ def forgetting(store: Store, run_id: str) -> Estimate | None:
         base, text = correctness(store, run_id, "base_text"), correctness(store, run_id, "text")
     except ValueError:
         return None
-    return paired_by_task(base, text)[POOLED][3]
+    return paired_by_task(base, text)[ALL_TASKS_LABEL][3]
 
 
 def main() -> None:
@@ -69,7 +69,7 @@ def main() -> None:
         print(f"\nA's text forgetting (base_text - text), pooled: {lost.value:+.3f} [{lost.ci_low:+.3f}, "
               f"{lost.ci_high:+.3f}] over {lost.n} items")
     print(f"\nA's {args.lane} accuracy above B's (pooled interval above 0): "
-          f"{'yes' if rows[POOLED][3].ci_low > 0 else 'no'}")
+          f"{'yes' if rows[ALL_TASKS_LABEL][3].ci_low > 0 else 'no'}")
 
 
 if __name__ == "__main__":

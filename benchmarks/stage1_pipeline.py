@@ -52,7 +52,7 @@ def main() -> None:
         env["SALAD_CACHE"] = tempfile.mkdtemp(prefix="salad-cache-")
         env["SALAD_DATA"] = tempfile.mkdtemp(prefix="salad-data-")
     times = {}
-    times["world build"], out = timed("world build (speech + LM)", ["world", "build", "--preset", args.preset, "--json"], env)
+    times["world build"], out = timed("world build (speech + LM)", ["world", "build", "--corpus", args.preset, "--json"], env)
     built = json.loads(out)
     print(f"{'  of which speech':<28} {built['build_s']['speech_s']:8.1f} s ({built['n_clips']} clips)")
     lm = json.loads((Path(built["root"]) / LM_FOLDER / "lm_report.json").read_text())

@@ -87,7 +87,7 @@ def pick_question(config: dict) -> tuple[str, list[str], int, str | None]:
     tasks = demo_tasks(json.dumps(config, sort_keys=True, default=str))
     if not tasks:
         st.warning("No task this model can read is available here: a world model is asked its world's questions, and "
-                   "its world is not built on this machine. Fix: `salad world build --preset "
+                   "its world is not built on this machine. Fix: `salad world build --corpus "
                    f"{config.get('preset', 'mini')}`, or type a question below.")
     first = task_items(tasks[0], config.get("manifest")).iloc[0] if tasks else None
     if tasks and st.radio("Question", SOURCES, horizontal=True, key="demo_source") == SOURCES[0]:

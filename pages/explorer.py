@@ -71,7 +71,7 @@ def pick_item_set(path: str, ref: dict) -> str | None:
     choices = item_set_choices(path, ref)
     if not choices:
         st.info("This model has no paired items to look at: its training world is not built here and no evaluation "
-                "of it played audio. Build the world (`salad world build --preset nano`) or evaluate the model "
+                "of it played audio. Build the world (`salad world build --corpus nano`) or evaluate the model "
                 "(`salad eval --model <folder>`), then come back.")
         return None
     left, right = st.columns([3, 1])

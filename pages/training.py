@@ -90,7 +90,7 @@ def world_summary(preset: str) -> None:
     what = f"the {corpus} speech corpus" if corpus else "the world"
     with st.expander(f"What `{preset}` trains on ({what}): its speech, and the leak audit"):
         if info is None:
-            st.caption("Not built on this machine yet: the first run builds it (or `salad world build --preset "
+            st.caption("Not built on this machine yet: the first run builds it (or `salad world build --corpus "
                        f"{corpus or preset}`).")
             return
         if corpus:

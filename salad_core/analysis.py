@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from salad_core.eval.vocabulary import ALL_TASKS
+from salad_core.eval.vocabulary import ALL_TASKS, DIFFERENCES, DIVERGENCES, HEADLINE_METRICS, LANE_ACC_METRIC
 from salad_core.fitting import AnalysisError, LinearFit, arrays, finite, linear_fit, partial_r2
 
-CURVE_METRICS = ("F", "M", "item_F", "item_M", "text_acc", "speech_acc", "text_acc_base", "gap", "forgetting",
-                 "misalignment")
+CURVE_METRICS = (*DIVERGENCES, *LANE_ACC_METRIC.values(), *DIFFERENCES)  # a checkpoint's columns, where evaluated
 # The paper's two scatters, each on the corpus measure (held-out documents) and on the item-level one (answer tokens
 # of dev questions): key -> (accuracy, divergence, whether the divergence is taken on a log scale).
 SCATTERS = {"speech_vs_log_M": ("speech_acc", "M", True), "text_vs_F": ("text_acc", "F", False),
@@ -207,8 +206,7 @@ def data_efficiency(points: pd.DataFrame, alpha: float = 1.0, reference: float =
     return Efficiency(alpha, reference, target, ref_hours, hours, ratio, curves)
 
 
-def compare_runs(finals: dict[str, pd.DataFrame], metrics: tuple[str, ...] = ("text_acc_base", "text_acc",
-                 "speech_acc", "gap", "F", "M")) -> pd.DataFrame:
+def compare_runs(finals: dict[str, pd.DataFrame], metrics: tuple[str, ...] = HEADLINE_METRICS) -> pd.DataFrame:
     """Final per-task values of several runs side by side: rows task, columns '<metric> · <run label>'.
 
     `finals`: run label → that run's metrics reduced to one row per (task, metric) (end-of-run values).

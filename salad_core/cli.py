@@ -2,7 +2,7 @@
 
     salad eval [--preset smol] [--tasks capitals,elements] [--limit N] [--manifest FILE] [--db PATH] [--json]
     salad eval --voices flite:slt,espeak:en-us@1.2,flite:slt+noise10,recorded   the gap per voice condition
-    salad world build|info|audit --preset mini|nano|broad   a mini world, or the smol preset's broad speech corpus
+    salad world build|info|audit --corpus mini|nano|broad   a mini world, or the smol preset's broad speech corpus
     salad train --preset mini --alpha 1.0 [...]    Stage I distillation (see `salad train --help`)
     salad sweep --alphas 0,1 --seeds 0,1,2 --jobs 2 [--budgets-hours 10,20] [-- train flags]
     salad select --from RUN --gamma 5 --budget 10%  Stage II active selection of synthetic speech
@@ -25,7 +25,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 
-from salad_core.console import HEADLINE, format_eval, format_round, run_summary
+from salad_core.console import format_eval, format_round, run_summary
 
 
 def _csv(value: str) -> list[str]:
@@ -112,7 +112,8 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
 def train_and_evaluate(config, store, resume: str | None, evaluate: bool, quiet: bool) -> dict | None:
     """Train (or resume), then `salad eval` the final model unless told not to; the summary `--json` prints."""
     from salad_core.train.evaluate import final_evaluation
-    from salad_core.train.trainer import DIVERGENCE_KEYS, DistillTrainer, every_core_while_others_wait
+    from salad_core.eval.vocabulary import DIVERGENCES
+    from salad_core.train.trainer import DistillTrainer, every_core_while_others_wait
 
     summary = DistillTrainer(config, store, resume=resume).train()
     from accelerate import PartialState
@@ -122,7 +123,7 @@ def train_and_evaluate(config, store, resume: str | None, evaluate: bool, quiet:
     if evaluate:
         with every_core_while_others_wait():
             summary["eval"] = final_evaluation(summary["run_dir"], config, store)
-        summary.update({k: summary["eval"][k] for k in DIVERGENCE_KEYS})  # the final model's, on every test item
+        summary.update({k: summary["eval"][k] for k in DIVERGENCES})  # the final model's, on every test item
     if not quiet:
         print(f"run {summary['run_id']}: {summary['steps']} steps, {summary['tokens']} text tokens, "
               f"{summary['speech_hours']:.2f} h of speech, {summary['wall_s']:.0f} s")
@@ -191,7 +192,7 @@ def add_runs_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_runs(args: argparse.Namespace) -> dict | list:
     from salad_core.compare import final_eval_run
-    from salad_core.eval.vocabulary import ALL_TASKS
+    from salad_core.eval.vocabulary import ALL_TASKS, HEADLINE_METRICS
     from salad_core.runs import Lineage, shown_status
     from salad_core.store import Store
 
@@ -213,7 +214,7 @@ def cmd_runs(args: argparse.Namespace) -> dict | list:
     metrics = store.metrics(scored) if scored and run["kind"] != "select" else None
     headline = {} if metrics is None else {
         m: float(v) for m, v in metrics[(metrics["task"] == ALL_TASKS) & metrics["step"].isna()].set_index("metric")
-        ["value"].items() if m in HEADLINE}
+        ["value"].items() if m in HEADLINE_METRICS}
     status = shown_status(run["kind"], args.run_id, run["status"])
     shown = {"run_id": args.run_id, "kind": run["kind"], "status": status, "error": run["error"],
              "created_at": str(run["created_at"]), "lineage": Lineage.of(store).chain(args.run_id),
@@ -231,9 +232,9 @@ def add_world_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("build", "info", "audit", "export"),
                         help="build the world (cached), describe it, audit its training speech for eval facts, or "
                         "export its eval items, training speech and selection pool as JSONL")
-    parser.add_argument("--preset", default="mini", choices=("mini", "nano", "broad"),
-                        help="world size (nano: tests), or broad: the smol preset's training speech (broad English, "
-                        "audited against every item of the built-in tasks)")
+    parser.add_argument("--corpus", choices=CORPORA, help="mini (default) or nano (tests): a mini world; broad: the "
+                        "smol preset's training speech (broad English, audited against every item of the built-in tasks)")
+    parser.add_argument("--preset", choices=CORPORA, help=argparse.SUPPRESS)  # the old name of --corpus, for one release
     parser.add_argument("--force", action="store_true", help="rebuild even if this world is already built")
     parser.add_argument("--no-lm", dest="lm", action="store_false",
                         help="skip pretraining the world's LM beside the speech (it is then trained on first use)")
@@ -241,15 +242,28 @@ def add_world_args(parser: argparse.ArgumentParser) -> None:
                         "selection_pool.jsonl into")
 
 
+CORPORA = ("mini", "nano", "broad")
+
+
+def world_corpus(args: argparse.Namespace) -> str:
+    """`--corpus`, or the deprecated `--preset` it replaced (a preset names a model set-up in `train` and `eval`)."""
+    if args.preset and args.corpus and args.preset != args.corpus:
+        raise ValueError(f"--preset {args.preset} and --corpus {args.corpus} disagree. Fix: pass --corpus alone.")
+    if args.preset:
+        print(f"salad world: --preset is deprecated and will be removed; use --corpus {args.preset}", file=sys.stderr)
+    return args.corpus or args.preset or "mini"
+
+
 def cmd_world(args: argparse.Namespace) -> dict:
     from salad_core.world import build_world, load_world
 
-    if args.preset == "broad":
+    args.corpus = world_corpus(args)
+    if args.corpus == "broad":
         return _broad_corpus(args)
     if args.action == "build":
-        world = build_world(args.preset, force=args.force, progress=not args.json, lm=args.lm)
+        world = build_world(args.corpus, force=args.force, progress=not args.json, lm=args.lm)
     else:
-        world = load_world(args.preset)
+        world = load_world(args.corpus)
     if args.action == "audit":
         from salad_core.world.audit import format_table
 
@@ -280,7 +294,7 @@ def _broad_corpus(args: argparse.Namespace) -> dict:
     from salad_core.world.audit import format_table
 
     if args.action == "export" or not args.lm or args.force:
-        raise ValueError("--preset broad builds, describes and audits the broad speech corpus; export, --no-lm and "
+        raise ValueError("--corpus broad builds, describes and audits the broad speech corpus; export, --no-lm and "
                          "--force are for the mini worlds (delete its folder to rebuild it).")
     corpus = build_broad(progress=not args.json) if args.action == "build" else load_broad()
     if args.action == "audit":

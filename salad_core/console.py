@@ -3,10 +3,11 @@ clusters, a run in one line."""
 
 from __future__ import annotations
 
+from salad_core.eval.vocabulary import ALL_TASKS, REPORT_METRICS
+
 
 def format_eval(result: dict) -> str:
-    cols = ("n", "text_acc_base", "text_acc", "speech_acc", "noaudio_acc", "cascade_acc", "cascade_wer", "gap",
-            "forgetting", "misalignment")
+    cols = ("n", *REPORT_METRICS)
     lines = [f"run {result['run_id']}  (scoring: {result['scoring']}, {result['k_shot']}-shot, voice {result['voice']})",
              f"{'task':<14}" + "".join(f"{c:>14}" for c in cols)]
     for task, row in result["tasks"].items():
@@ -18,7 +19,7 @@ def format_eval(result: dict) -> str:
     lines.append(f"corpus F = {_fmt(result['F'])}, M = {_fmt(result['M'])} nats/token (held-out documents); "
                  f"item_F = {_fmt(result['item_F'])}, item_M = {_fmt(result['item_M'])} (the tasks' dev items)")
     for domain, row in result.get("corpus", {}).items():
-        if domain != "__all__":
+        if domain != ALL_TASKS:
             lines.append(f"  {domain:<14} F {_fmt(row['F'])}  M {_fmt(row['M'])}  ({row['m_tokens']} text positions)")
     if result.get("conditions"):
         lines.append(f"{'voice condition':<28}{'task':<14}{'n':>5}{'speech_acc':>12}{'gap':>9}  gap 95 % CI")
@@ -32,9 +33,6 @@ def format_eval(result: dict) -> str:
 
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
-
-
-HEADLINE = ("text_acc_base", "text_acc", "speech_acc", "gap", "forgetting", "misalignment", "F", "M")
 
 
 def run_summary(kind: str, config: dict) -> str:

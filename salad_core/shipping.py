@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from salad_core.eval.vocabulary import ALL_TASKS
+from salad_core.eval.vocabulary import ALL_TASKS, FRACTIONS
 from salad_core.presets import ADAPTERS_DIR, get_preset
 from salad_core.runs import RunDir
 from salad_core.store import Store
@@ -23,7 +23,6 @@ from salad_core.store import Store
 TABLE = (("text_acc_base", "original LLM, text"), ("text_acc", "text"), ("speech_acc", "speech"),
          ("cascade_acc", "ASR cascade"), ("noaudio_acc", "no audio"), ("gap", "gap"), ("forgetting", "forgetting"),
          ("misalignment", "misalignment"), ("F", "F"), ("M", "M"))
-PERCENT = {"text_acc_base", "text_acc", "speech_acc", "cascade_acc", "noaudio_acc", "gap", "forgetting", "misalignment"}
 
 
 def write_weights(model_folder: Path, out: Path) -> int:
@@ -41,7 +40,7 @@ def write_weights(model_folder: Path, out: Path) -> int:
 def _cell(metric: str, row: pd.Series) -> str:
     if pd.isna(row.get("value")):
         return "–"
-    scale, digits = (100, 1) if metric in PERCENT else (1, 3)
+    scale, digits = (100, 1) if metric in FRACTIONS else (1, 3)
     interval = "" if pd.isna(row.get("ci_low")) else f" [{scale * row['ci_low']:.{digits}f}, {scale * row['ci_high']:.{digits}f}]"
     return f"{scale * row['value']:.{digits}f}{interval}"
 
@@ -78,7 +77,7 @@ def model_card(run_id: str, eval_run: str, store: Store, size: int) -> str:
              f"stacking; LLM {config.llm_mode}; alignment aid {config.align}). Trained by salad's Stage I "
              f"(run `{run_id}`). Weights: float16, {size / 2**20:.1f} MiB (the trained parts only; the encoder and "
              "the LLM load from their own packages).", "",
-             "## Reproduce", "", "```bash", "salad world build --preset broad",
+             "## Reproduce", "", "```bash", "salad world build --corpus broad",
              "salad train " + shlex.join(config.to_argv()), "```", "",
              f"- commit: `{train['code_version']}`",
              f"- steps: {config.max_steps} ({config.ctc_warmup_steps} of them the CTC warm-up), batch {config.batch_size}, "
@@ -94,7 +93,7 @@ def model_card(run_id: str, eval_run: str, store: Store, size: int) -> str:
         audit = corpus["audit"]
         facts = sum(r["eval_facts"] for r in audit if r["source"] == audit[0]["source"])
         lines += ["", "## Data", "",
-                  f"The broad speech corpus (`salad world build --preset broad`): {corpus['speech_hours']:.2f} h in "
+                  f"The broad speech corpus (`salad world build --corpus broad`): {corpus['speech_hours']:.2f} h in "
                   f"{corpus['n_speech_docs']} documents, {corpus['n_train_clips']} clips, "
                   f"{len(corpus['train_voices'])} voices (espeak-ng, flite, piper) at speeds "
                   f"{', '.join(f'{s:g}' for s in corpus['train_speeds'])}; sentences per source: "

@@ -53,7 +53,7 @@ def _result(proc: subprocess.Popen) -> dict:
 
 def build_pipeline(root: Path) -> Pipeline:
     data, db = root / "data", root / "salad.duckdb"
-    _result(_salad(["world", "build", "--preset", "nano"], data, db))
+    _result(_salad(["world", "build", "--corpus", "nano"], data, db))
     # the two Stage I runs at once, a core each (each is a separate store writer: the store retries its lock)
     trains = [_salad(["train", "--preset", "nano", "--alpha", alpha], data, db, threads=1) for alpha in ("1", "0")]
     alpha1, alpha0 = (_result(p)["run_id"] for p in trains)

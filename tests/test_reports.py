@@ -34,10 +34,16 @@ def test_the_stage2_report_shows_the_round_and_its_arm(pipeline):
 
 
 def test_the_paired_evaluation_report_reads_both_runs_item_by_item(pipeline):
-    out = report(pipeline, "paired_eval.py", "--a", pipeline.eval_run, "--b", pipeline.eval_run)
-    pooled = next(line for line in out.splitlines() if line.startswith("all tasks"))
-    assert pooled.split()[2] == "8" and pooled.endswith("+0.000 [+0.000, +0.000]")  # 2 tasks x 4 items, vs itself
-    assert "A's text forgetting (base_text - text), pooled" in out and "(pooled interval above 0): no" in out
+    from salad_core import compare
+
+    a, b = (compare.final_eval_run(pipeline.store, run) for run in (pipeline.alpha1, pipeline.alpha0))
+    out = report(pipeline, "paired_eval.py", "--a", a, "--b", b)
+    speech_a, speech_b = (compare.eval_correctness(pipeline.store, run)["correct"] for run in (a, b))
+    pooled = next(line for line in out.splitlines() if line.startswith("all tasks")).split()
+    assert int(pooled[2]) == len(speech_a) == len(speech_b)  # the same items, every task of the nano world
+    assert (float(pooled[3]), float(pooled[4])) == (round(speech_a.mean(), 3), round(speech_b.mean(), 3))
+    assert float(pooled[5]) == pytest.approx(round((speech_a - speech_b.reindex(speech_a.index)).mean(), 3), abs=1e-9)
+    assert "A's text forgetting (base_text - text), pooled" in out
 
 
 def test_paired_differences_are_per_item_per_task_and_pooled(fixture_store):

@@ -26,9 +26,10 @@ def test_the_grid_tag_overrides_a_tag_among_the_train_flags():
 
 def test_runs_at_once_split_the_cores_unless_the_threads_are_fixed(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert thread_env(2, cores=2)["OMP_NUM_THREADS"] == "1"
+    assert thread_env(2, cores=8)["OMP_NUM_THREADS"] == "4"  # two runs share eight cores: four each
+    assert thread_env(3, cores=8)["OMP_NUM_THREADS"] == "2"  # whole cores only
     assert thread_env(1, cores=8)["OMP_NUM_THREADS"] == "8"
-    assert thread_env(16, cores=8)["OMP_NUM_THREADS"] == "1"
+    assert thread_env(16, cores=8)["OMP_NUM_THREADS"] == "1"  # never less than one
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert thread_env(2, cores=2)["OMP_NUM_THREADS"] == "3"
 

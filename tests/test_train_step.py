@@ -5,6 +5,7 @@ import torch
 
 from salad_core.model.processing import Segment
 from salad_core.train.step import Batch, DistillationStep
+from salad_core.eval.vocabulary import ALL_TASKS
 from tests.tiny_models import tiny_salad
 
 
@@ -142,8 +143,8 @@ def test_periodic_evaluation_names_each_task_in_the_progress_message(tmp_path, m
     metrics = Store(tmp_path / "store.duckdb").metrics(trainer.run_id)
     assert set(metrics["step"]) == {7}
     # corpus F and M per domain (each domain's task) and pooled, item_F and item_M beside them
-    for task in [d.task for d in trainer.world.domains] + ["__all__"]:
+    for task in [d.task for d in trainer.world.domains] + [ALL_TASKS]:
         assert {"F", "M", "item_F", "item_M"} <= set(metrics.loc[metrics["task"] == task, "metric"])
-    pooled = metrics[(metrics["task"] == "__all__") & (metrics["metric"] == "M")].iloc[0]
+    pooled = metrics[(metrics["task"] == ALL_TASKS) & (metrics["metric"] == "M")].iloc[0]
     probes = trainer.world.probe_set().docs
     assert pooled["value"] > 0 and pooled["n"] > len(probes)  # token-weighted over every probe document

@@ -18,6 +18,7 @@ from dashboard import training_charts as charts
 from salad_core import analysis, fitting, jobs
 from salad_core.paths import REPO_ROOT
 from salad_core.train.config import TrainConfig
+from salad_core.eval.vocabulary import ALL_TASKS, HEADLINE_METRICS
 from tests.test_analysis import TOKENS_PER_STEP, build_training_store
 
 APP = str(REPO_ROOT / "dashboard" / "app.py")
@@ -277,7 +278,8 @@ def test_dynamics_page_on_the_sweep(store):
     assert fits["alpha"].tolist() == [0.0, 0.5, 1.0] and fits["status"].iloc[1] == "ok"
     assert "α = 1 reaches α = 0's final speech accuracy" in " ".join(m.value for m in at.markdown)
     compare = frame_with(at, "task")
-    assert compare["task"].tolist() == ["mini-capitals", "mini-elements", "__all__"] and compare.shape[1] == 13
+    assert compare["task"].tolist() == ["mini-capitals", "mini-elements", ALL_TASKS]
+    assert {c.split(" · ")[0] for c in compare.columns[1:]} == set(HEADLINE_METRICS) and compare.shape[1] == 17
     at.radio(key="dyn_x").set_value("hours of natural speech").run()
     at.selectbox(key="dyn_task").select("mini-capitals").run()
     assert not at.exception and len(at.get("plotly_chart")) == 7
@@ -307,6 +309,6 @@ def test_smol_shows_the_broad_corpus_it_trains_on(store, monkeypatch):
     assert not at.exception
     label = next(e.label for e in at.expander if "trains on" in e.label)
     assert label == "What `smol` trains on (the broad speech corpus): its speech, and the leak audit"
-    assert any("salad world build --preset broad" in c.value for c in at.caption)
+    assert any("salad world build --corpus broad" in c.value for c in at.caption)
     assert at.selectbox(key="train_align").value == "ctc-soft"
     assert at.number_input(key="train_ctc_warmup_steps").value == TrainConfig.for_preset("smol").ctc_warmup_steps

@@ -223,7 +223,7 @@ def test_tasks_registered(world):
 
 def test_load_world_without_build_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("SALAD_CACHE", str(tmp_path))
-    with pytest.raises(AssetError, match="salad world build --preset nano"):
+    with pytest.raises(AssetError, match="salad world build --corpus nano"):
         load_world("nano")
     with pytest.raises(AssetError, match="preset"):
         load_world("huge")

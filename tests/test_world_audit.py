@@ -94,12 +94,15 @@ def test_a_leaking_generator_stops_the_build_with_the_audit_table(monkeypatch):
 
 
 def test_salad_world_audit_and_export_commands(world, tmp_path):
-    def salad(*args: str) -> dict:
-        done = subprocess.run([sys.executable, "-m", "salad_core.cli", "world", *args, "--preset", "nano", "--json"],
+    def salad(*args: str, corpus: str = "--corpus") -> tuple[dict, str]:
+        done = subprocess.run([sys.executable, "-m", "salad_core.cli", "world", *args, corpus, "nano", "--json"],
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
-        return json.loads(done.stdout)
+        return json.loads(done.stdout), done.stderr
 
-    assert salad("audit")["audit"] == world.audit()
-    exported = salad("export", "--out", str(tmp_path))
+    audited, said = salad("audit")
+    assert audited["audit"] == world.audit() and "deprecated" not in said
+    old, said = salad("audit", corpus="--preset")  # the old name still works for one release, and says so
+    assert old == audited and "--preset is deprecated" in said and "use --corpus nano" in said
+    exported, _ = salad("export", "--out", str(tmp_path))
     assert exported["files"] == world.export(tmp_path / "again")

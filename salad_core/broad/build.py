@@ -188,5 +188,5 @@ def load_broad():
 
     if not is_built():
         raise AssetError(f"The broad speech corpus is not built (expected {broad_dir()}). "
-                         "Fix: run `salad world build --preset broad` (about 20 minutes on 2 cores).")
+                         "Fix: run `salad world build --corpus broad` (about 20 minutes on 2 cores).")
     return BroadSpeech(broad_dir())

@@ -47,7 +47,7 @@ class BroadSpeech:
     @functools.cached_property
     def bank(self) -> ClipBank:
         return ClipBank(self.root, self.manifest["encoder"], "the broad speech corpus",
-                        "rebuild it with `salad world build --preset broad`.")
+                        "rebuild it with `salad world build --corpus broad`.")
 
     def features(self, clip_ids: list[str], encoder=None):
         return self.bank.features(clip_ids, encoder)

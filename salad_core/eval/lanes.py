@@ -19,7 +19,7 @@ from salad_core.asr import word_error_rate
 from salad_core.eval.answers import LETTERS, match_answer
 from salad_core.eval.metrics import choose
 from salad_core.eval.scoring import OptionScore, Prefix, option_token_ids, score_options
-from salad_core.eval.voices import AUDIO_LANES
+from salad_core.eval.vocabulary import AUDIO_LANES
 from salad_core.model.processing import Segment, pair_segments, tokenize_segment
 from salad_core.tasks import Item, get_task
 from salad_core.tasks.registry import transcript_form

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from salad_core.eval.vocabulary import NO_CONDITION
+from salad_core.eval.vocabulary import DIFFERENCES, LANE_ACC_METRIC, NO_CONDITION
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,6 @@ METRICS = {
     ]
 }
 
-# Which lane's correctness each accuracy reads, and which lanes each difference subtracts.
-ACCURACY_LANES = {"text_acc_base": "base_text", "text_acc": "text", "speech_acc": "speech", "cascade_acc": "cascade",
-                  "noaudio_acc": "noaudio"}
-DIFFERENCES = {"gap": ("base_text", "speech"), "forgetting": ("base_text", "text"), "misalignment": ("text", "speech"),
-               "audio_gain": ("speech", "noaudio")}
 
 
 def choose(logprobs: np.ndarray, n_chars: np.ndarray) -> tuple[int, int]:
@@ -91,7 +86,7 @@ def lane_estimates(correct: dict[str, np.ndarray], seed: int = 0) -> dict[str, E
     n = len(next(iter(correct.values())))
     resamples = bootstrap_indices(n, seed=seed) if n else None
     out = {}
-    for metric, lane in ACCURACY_LANES.items():
+    for lane, metric in LANE_ACC_METRIC.items():
         if lane in correct:
             out[metric] = mean_with_ci(correct[lane], resamples)
     for metric, (a, b) in DIFFERENCES.items():

@@ -26,11 +26,11 @@ from salad_core.assets import AssetError, cached_build
 from salad_core.clips import ClipBank, read_jsonl
 from salad_core.documents import SpeechDoc, speak_documents
 from salad_core.eval.metrics import Estimate
+from salad_core.eval.vocabulary import ALL_TASKS
 from salad_core.model.names import LLMName, parse_llm_name
 from salad_core.progress import NoProgress, Progress
 from salad_core.text import unit_interval
 
-POOLED = "__all__"
 BROAD_VOICE = "flite:slt"  # the evaluation voice: never in a training set
 BROAD_DOCS = 60
 BROAD_BUCKET = 0.05  # the share of WordNet glosses held out for probes (`is_broad_probe_text`)
@@ -74,7 +74,7 @@ def document_divergences(model, docs: list[SpeechDoc], features: Callable[[list[
 
 def corpus_divergence(model, probe_set: ProbeSet, seed: int = 0,
                       progress: Progress | None = None) -> dict[str, dict[str, Estimate]]:
-    """Corpus F and M with 95 % intervals over documents: per domain of the probe set, and pooled (`POOLED`)."""
+    """Corpus F and M with 95 % intervals over documents: per domain of the probe set, and pooled (under `ALL_TASKS`)."""
     from salad_core.eval.divergence import divergence_estimates
 
     parts = document_divergences(model, probe_set.docs, lambda docs: probe_set.features(docs, model.encoder),
@@ -83,7 +83,7 @@ def corpus_divergence(model, probe_set: ProbeSet, seed: int = 0,
     for doc, part in zip(probe_set.docs, parts):
         by_domain[doc.domain].append(part)
     out = {domain: divergence_estimates(group, seed) for domain, group in sorted(by_domain.items())}
-    out[POOLED] = divergence_estimates(parts, seed)
+    out[ALL_TASKS] = divergence_estimates(parts, seed)
     return out
 
 

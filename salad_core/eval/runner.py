@@ -34,10 +34,19 @@ from salad_core.eval.lanes import (
     prompt_segments,
 )
 from salad_core.eval.metrics import Estimate, metric_rows, parse_fail_metric, task_metrics
-from salad_core.eval.probes import POOLED, measure
-from salad_core.eval.vocabulary import ALL_TASKS, DEFAULT_VOICE, LANES, NO_CONDITION, SCORINGS, WORLD_VOICE
-from salad_core.eval.voices import (
+from salad_core.eval.probes import measure
+from salad_core.eval.vocabulary import (
+    ALL_TASKS,
     AUDIO_LANES,
+    DEFAULT_VOICE,
+    DIVERGENCES,
+    LANES,
+    NO_CONDITION,
+    REPORT_METRICS,
+    SCORINGS,
+    WORLD_VOICE,
+)
+from salad_core.eval.voices import (
     CONDITION_METRICS,
     RECORDING,
     Condition,
@@ -69,10 +78,6 @@ def condition_estimates(text_outputs: list[dict], heard: dict[str, list[dict]], 
     return out
 
 
-SUMMARY_METRICS = ("text_acc_base", "text_acc", "speech_acc", "noaudio_acc", "audio_gain", "cascade_acc", "cascade_wer",
-                   "gap", "forgetting", "misalignment")
-
-
 def _summary_entry(estimates: dict[str, Estimate], names: tuple[str, ...]) -> dict:
     entry = {"n": max((e.n for e in estimates.values()), default=0),
              **{k: _num(estimates[k].value) if k in estimates else None for k in names}}
@@ -89,13 +94,13 @@ def summary(run_id: str, per_task: dict[str, dict[str, dict]], divergence: dict[
     headline (the reference voice in a sweep), `conditions` one entry per condition of a sweep; `F` and `M` are the
     corpus measure (pooled; by domain under `corpus`), `item_F` and `item_M` the measure on the tasks' dev items."""
     tasks = {task: _summary_entry({**by_condition.get(NO_CONDITION, {}), **by_condition.get(config.reference, {})},
-                                  SUMMARY_METRICS) for task, by_condition in per_task.items()}
+                                  REPORT_METRICS) for task, by_condition in per_task.items()}
     conditions = [{"condition": c, "tasks": {task: _summary_entry(by_condition.get(c, {}), CONDITION_METRICS)
                                              for task, by_condition in per_task.items()}} for c in config.voices or []]
     by_domain = {domain: {**{k: _num(e.value) for k, e in est.items()},
                           "ci": {k: [_num(e.ci_low), _num(e.ci_high)] for k, e in est.items()},
                           "m_tokens": est["M"].n} for domain, est in (corpus or {}).items()}
-    return {"run_id": run_id, "tasks": tasks, **{k: _num(divergence.get(k)) for k in ("F", "M", "item_F", "item_M")},
+    return {"run_id": run_id, "tasks": tasks, **{k: _num(divergence.get(k)) for k in DIVERGENCES},
             "corpus": by_domain, "scoring": config.scoring, "k_shot": config.k_shot, "voice": config.voice,
             "conditions": conditions}
 
@@ -151,7 +156,7 @@ def load_items(config: EvalConfig) -> tuple[dict[str, list[Item]], dict[str, dic
 def speak(items: list[Item], voice: str) -> dict[str, tuple[np.ndarray, dict] | Exception]:
     """Audio for each item (by item_id): its own recording when it has one, else the TTS voice.
 
-    With `voice="world"` (TASK_VOICE), an item of a task that speaks its own questions (`TaskSpec.spoken`: a mini
+    With `voice="world"` (WORLD_VOICE), an item of a task that speaks its own questions (`TaskSpec.spoken`: a mini
     world's, in held-out voices with cached encoder frames) takes that speech. All items go to the TTS in one call,
     so synthesis runs on every core at once; failures stay in their slot.
     """
@@ -236,7 +241,7 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
         pooled = divergence_estimates(probes, config.seed, prefix="item_")
         corpus = corpus_metrics(model, config, store, run_id, set(items_by_task)) if config.corpus else {}
         store.add_metrics(run_id, metric_rows(ALL_TASKS, pooled, config.reference))
-        divergence = {**{k: e.value for k, e in pooled.items()}, **{k: e.value for k, e in corpus.get(POOLED, {}).items()}}
+        divergence = {**{k: e.value for k, e in pooled.items()}, **{k: e.value for k, e in corpus.get(ALL_TASKS, {}).items()}}
     except BaseException as err:
         store.finish_run(run_id, "failed", f"{type(err).__name__}: {err}")
         raise
@@ -248,7 +253,7 @@ def corpus_metrics(model, config: EvalConfig, store: Store, run_id: str, tasks: 
     """Corpus F and M on the model's held-out probe documents (eval/probes.py), stored pooled (task `__all__`) and,
     for a domain that stands for an evaluated task, as that task's F and M; returns the estimates by domain."""
     probe_set, corpus = measure(model, config.seed, progress=True, n_docs=config.corpus_docs)
-    rows = metric_rows(ALL_TASKS, corpus[POOLED], config.reference)
+    rows = metric_rows(ALL_TASKS, corpus[ALL_TASKS], config.reference)
     for domain, estimates in corpus.items():
         if probe_set.tasks.get(domain) in tasks:
             rows += metric_rows(probe_set.tasks[domain], estimates, config.reference)

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from salad_core.audio import add_noise, load_audio, save_audio
-from salad_core.eval.metrics import ACCURACY_LANES, DIFFERENCES, parse_fail_metric
-from salad_core.eval.vocabulary import ALL_TASKS, LANES, NO_CONDITION
+from salad_core.eval.metrics import parse_fail_metric
+from salad_core.eval.vocabulary import ALL_TASKS, AUDIO_LANES, DIFFERENCES, LANE_ACC_METRIC, LANES, NO_CONDITION
 from salad_core.paths import cache_dir
 from salad_core.tasks import Item
 from salad_core.text import stable_hash
@@ -40,10 +40,9 @@ log = logging.getLogger(__name__)
 
 RECORDED = "recorded"
 RECORDING = ("recording", "manifest", 1.0)  # engine, voice, speed of a real recording in the store
-AUDIO_LANES = ("speech", "cascade", "noaudio")  # the lanes that hear the question (noaudio: its length)
 # Metrics that depend on what was heard: one value per condition. The rest (text lanes) hold for every condition.
 CONDITION_METRICS = (
-    *(m for m, lane in ACCURACY_LANES.items() if lane in AUDIO_LANES),
+    *(m for lane, m in LANE_ACC_METRIC.items() if lane in AUDIO_LANES),
     *(m for m, lanes in DIFFERENCES.items() if set(lanes) & set(AUDIO_LANES)),
     "cascade_wer",
     *(parse_fail_metric(lane) for lane in AUDIO_LANES),

@@ -1,6 +1,7 @@
-"""`TrainConfig`: every knob of a training run, as flat data. One name everywhere: field, YAML key, CLI flag
-(`--kl-temperature`), store column and chart label. Defaults follow the SALAD paper where it is known, and the
-choices it leaves open (KL direction, temperature) are options recorded with every run.
+"""`TrainConfig`: every knob of a training run, as flat data. One name everywhere: field, key of the run's
+config.json (and of the store's `runs.config`), CLI flag (`--kl-temperature`) and chart label. Defaults follow the
+SALAD paper where it is known, and the choices it leaves open (KL direction, temperature) are options recorded with
+every run.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from salad_core.eval.config import EvalConfig
 from salad_core.eval.divergence import divergence_estimates, probe_divergence
 from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for, lane_rows, prompt_segments
 from salad_core.eval.metrics import metric_rows, task_metrics
-from salad_core.eval.probes import POOLED, corpus_divergence
+from salad_core.eval.probes import corpus_divergence
 from salad_core.eval.runner import run_eval
 from salad_core.eval.vocabulary import ALL_TASKS, K_SHOT
 from salad_core.model.processing import Segment
@@ -64,7 +64,7 @@ def evaluate_world(model, world, n_items: int, seed: int = 0, k_shot: int = K_SH
     corpus = corpus_divergence(model, probe_set, seed)
     rows += [r for domain, est in corpus.items() if domain in probe_set.tasks
              for r in metric_rows(probe_set.tasks[domain], est)]
-    return rows + metric_rows(ALL_TASKS, {**task_metrics(all_outputs, scoring, seed), **corpus[POOLED],
+    return rows + metric_rows(ALL_TASKS, {**task_metrics(all_outputs, scoring, seed), **corpus[ALL_TASKS],
                                           **divergence_estimates(all_probes, seed, prefix="item_")})
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from salad_core.eval.vocabulary import ALL_TASKS, DIVERGENCES
 from salad_core.jobs import note_run
 from salad_core.model.processing import tokenize_segment
 from salad_core.progress import Progress
@@ -35,7 +36,6 @@ from salad_core.train.step import Batch, DistillationStep
 log = logging.getLogger(__name__)
 LOSS_PARTS = ("loss", "kl", "nll", "ctc")
 LOG_EVERY = 10  # train_steps rows are written to the store in groups (each write opens the file)
-DIVERGENCE_KEYS = ("F", "M", "item_F", "item_M")  # corpus and item-level, as `salad eval --json` carries them
 
 
 @contextlib.contextmanager
@@ -366,7 +366,7 @@ class DistillTrainer:
             pid_file.unlink(missing_ok=True)
         if main:
             self.store.finish_run(self.run_id, "done")
-        divergence = {k: self.last_evaluation.get(k) for k in DIVERGENCE_KEYS}
+        divergence = {k: self.last_evaluation.get(k) for k in DIVERGENCES}
         return {"run_id": self.run_id, "wall_s": time.perf_counter() - start, "steps": self.counters.step,
                 "tokens": self.counters.tokens, "speech_hours": self.counters.speech_s / 3600,
                 "run_dir": str(self.run.root), **divergence}
@@ -392,9 +392,9 @@ class DistillTrainer:
 
         with every_core_while_others_wait():
             rows = evaluate_world(self.model, self.world, self.config.eval_items, seed=self.config.seed, on_task=show)
-        self.last_evaluation = {r["metric"]: r["value"] for r in rows if r["task"] == "__all__"}
-        counters = [{"task": "__all__", "metric": "tokens", "value": self.counters.tokens},
-                    {"task": "__all__", "metric": "speech_hours", "value": self.counters.speech_s / 3600}]
+        self.last_evaluation = {r["metric"]: r["value"] for r in rows if r["task"] == ALL_TASKS}
+        counters = [{"task": ALL_TASKS, "metric": "tokens", "value": self.counters.tokens},
+                    {"task": ALL_TASKS, "metric": "speech_hours", "value": self.counters.speech_s / 3600}]
         self.store.add_metrics(self.run_id, [{**r, "step": step} for r in rows + counters])
         self.model.train()  # the encoder and the teacher copy stay in eval mode (SaladModel.train)
 

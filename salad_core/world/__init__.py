@@ -59,7 +59,7 @@ def preset_world(preset: str) -> World:
 
 def _check(preset: str) -> None:
     if not is_built(preset):
-        raise AssetError(f"The '{preset}' world is not built. Fix: run `salad world build --preset {preset}`.")
+        raise AssetError(f"The '{preset}' world is not built. Fix: run `salad world build --corpus {preset}`.")
 
 
 CLIP_REF_PREFIX = "world:"

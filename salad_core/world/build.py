@@ -311,5 +311,5 @@ def load_world(preset: str = "mini") -> World:
     folder = world_dir(preset)
     if not (folder / ".complete").exists():
         raise AssetError(f"The '{preset}' world is not built (expected {folder}). "
-                         f"Fix: run `salad world build --preset {preset}` (a few minutes for mini, seconds for nano).")
+                         f"Fix: run `salad world build --corpus {preset}` (a few minutes for mini, seconds for nano).")
     return World(folder)

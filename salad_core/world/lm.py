@@ -361,7 +361,7 @@ def resolve_world_llm(name: str | LLMName) -> Path | None:
     `world:<preset>/<folder>` -> that recipe's LM (trained now if it is a recipe of LM_RECIPES; an earlier version's
     folder must already exist); None for any other name.
 
-    The world itself must be built: `load_world` raises an error naming `salad world build --preset <preset>`.
+    The world itself must be built: `load_world` raises an error naming `salad world build --corpus <preset>`.
     """
     parsed = name if isinstance(name, LLMName) else parse_llm_name(name)
     if not parsed.is_world:

@@ -177,7 +177,7 @@ class World:
                            "Fix: ask for a dev or test item.")
         if clip not in self._clips or "error" in self._clips[clip]:
             raise AssetError(f"The spoken question of {item_id} failed to synthesize when the world was built. "
-                             f"Fix: rebuild with `salad world build --preset {self.name} --force`.")
+                             f"Fix: rebuild with `salad world build --corpus {self.name} --force`.")
         return clip
 
     # -- speech --------------------------------------------------------------------------------------------------
