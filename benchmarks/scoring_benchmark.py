@@ -21,6 +21,7 @@ from salad_core.eval.config import EvalConfig
 from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for, prompt_segments
 from salad_core.eval.runner import build_model, speak
 from salad_core.eval.scoring import option_token_ids, score_options_loop
+from salad_core.eval.vocabulary import LANE_TABLE
 from salad_core.tasks import get_task
 
 
@@ -33,7 +34,7 @@ def main() -> None:
     torch.set_flush_denormal(True)
     config = EvalConfig(tasks=args.tasks.split(","), limit=args.limit)
     model = build_model(config)
-    batched = LaneScorer(model, None, ["base_text", "speech"])
+    batched = LaneScorer(model)
     work = []
     for task in config.tasks:
         items = get_task(task).items("test", limit=args.limit)
@@ -47,10 +48,9 @@ def main() -> None:
         item = prepared.item
         options = option_token_ids(model.tokenizer, list(item.choices))
         for lane in ("text", "speech"):
-            scorer_lane = "base_text" if lane == "text" else "speech"
-            batched.lanes = [scorer_lane]
+            scorer_lane = LANE_TABLE["base_text" if lane == "text" else "speech"]
             start = time.perf_counter()
-            fast = batched.score(prepared, fewshot)[scorer_lane][0]
+            fast = batched.options(scorer_lane, prepared, fewshot)
             timings["batched"][lane] += time.perf_counter() - start
 
             start = time.perf_counter()

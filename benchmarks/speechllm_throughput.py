@@ -64,10 +64,10 @@ def main() -> None:
         for name in FAMILY_CLASSES:
             model = load_speech_llm(str(get_family(name).tiny(Path(tmp) / name.replace(".", "_"))))
             lanes = ["text", "speech", "noaudio"] + (["base_text"] if model.base is not None else [])
-            scorer = LaneScorer(model, None, lanes, args.max_new_tokens)
+            scorer = LaneScorer(model, None, args.max_new_tokens)
             with torch.no_grad():
-                loglik = rate(lambda p: scorer.score(p, []), items)
-                generate = rate(lambda p: scorer.words(p, [], choices=True), items)
+                loglik = rate(lambda p: scorer.rows(p, [], lanes, "acc_norm"), items)
+                generate = rate(lambda p: scorer.rows(p, [], lanes, "generate"), items)
             print(f"{name:<17} {','.join(lanes):<32} {loglik:>15.2f} {generate:>17.2f}")
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from salad_core.eval.metrics import Estimate, seeds_and_items
+from salad_core.eval.metrics import Estimate, correct_column, seeds_and_items
+from salad_core.eval.vocabulary import HEADLINE_SCORING
 from salad_core.store import Store
 
 
@@ -31,9 +32,11 @@ def final_evaluation(store: Store, run_id: str) -> pd.DataFrame:
 
 
 def eval_correctness(store: Store, eval_run: str, lane: str = "speech") -> pd.DataFrame:
-    """Per item (index item_id) that one lane of an evaluation answered: its task, domain and correctness (0/1)."""
+    """Per item (index item_id) that one lane of an evaluation answered: its task, domain and correctness (0/1),
+    by the evaluation's own scoring, as its metrics were computed."""
     items = store.paired_items(eval_run).set_index("item_id")
-    column = f"{lane}_correct_norm"
+    config = store.runs("eval").set_index("run_id")["config"].get(eval_run) or {}
+    column = f"{lane}_{correct_column(config.get('scoring', HEADLINE_SCORING))}"
     if column not in items or items[column].isna().all():
         raise ValueError(f"evaluation {eval_run} has no {lane!r} answers. Fix: score it with --lanes {lane},...")
     items = items[items[column].notna()]

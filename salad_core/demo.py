@@ -14,9 +14,9 @@ import pandas as pd
 
 from salad_core.eval.config import EvalConfig
 from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for
-from salad_core.eval.metrics import choose
+from salad_core.eval.metrics import pred_column
 from salad_core.eval.runner import build_model
-from salad_core.eval.vocabulary import LANE_LABELS
+from salad_core.eval.vocabulary import HEADLINE_SCORING, LANE_LABELS
 from salad_core.tasks import Item
 
 DEMO_LANES = ("base_text", "speech", "cascade")
@@ -46,7 +46,7 @@ class DemoSession:
 
         self.config = config
         self.model = build_model(config)
-        self.scorer = LaneScorer(self.model, Transcriber(config.asr, beam_size=config.asr_beam), list(DEMO_LANES))
+        self.scorer = LaneScorer(self.model, Transcriber(config.asr, beam_size=config.asr_beam))
 
     @classmethod
     def from_run_config(cls, run_config: dict) -> DemoSession:
@@ -63,19 +63,18 @@ class DemoSession:
         item = Item(task or "demo", "demo", "test", question.strip(), tuple(choices), answer, "demo")
         fewshot = fewshot_for(task, self.config.k_shot, self.config.seed, []) if task else []
         prepared = PreparedItem(item, "demo", audio, "demo")
-        lanes = self.scorer.score(prepared, fewshot)
-        rows, transcript = [], ""
-        for lane, (scores, heard) in lanes.items():
-            transcript = heard if heard is not None else transcript
-            logprobs = np.array([s.logprob for s in scores])
+        scoring = self.config.scoring if self.config.scoring != "generate" else HEADLINE_SCORING
+        predictions, outputs = self.scorer.rows(prepared, fewshot, list(DEMO_LANES), scoring)
+        chosen = {o["lane"]: o[pred_column(scoring)] for o in outputs}
+        transcript = next((o["transcript"] for o in outputs if o["transcript"] is not None), "")
+        rows = []
+        for lane, picked in chosen.items():
+            logprobs = np.array([r["logprob"] for r in predictions if r["lane"] == lane])
             probs = np.exp(logprobs - logprobs.max())
             probs /= probs.sum()
-            pick, pick_norm = choose(logprobs, [len(c) for c in choices])
-            chosen = pick_norm if self.config.scoring == "acc_norm" else pick
-            rows += [
-                {"lane": lane, "label": LANE_LABELS[lane], "option": c, "logprob": float(lp),
-                 "probability": float(p), "chosen": j == chosen}
-                for j, (c, lp, p) in enumerate(zip(choices, logprobs, probs))
-            ]
+            rows += [{"lane": lane, "label": LANE_LABELS[lane], "option": c, "logprob": float(lp),
+                      "probability": float(p), "chosen": j == picked}
+                     for j, (c, lp, p) in enumerate(zip(choices, logprobs, probs))]
         unread = unknown_words(self.model.tokenizer, " ".join([question, *choices]))
-        return DemoAnswer(pd.DataFrame(rows), transcript, unread, self.scorer.words(prepared, fewshot, transcript))
+        return DemoAnswer(pd.DataFrame(rows), transcript, unread,
+                          self.scorer.answers(prepared, fewshot, list(DEMO_LANES), transcript))

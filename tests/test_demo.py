@@ -134,16 +134,17 @@ def test_a_lanes_words_start_with_its_most_likely_next_token():
     import torch
 
     from salad_core.eval.lanes import LaneScorer, PreparedItem, greedy_answer, prompt_segments
+    from salad_core.model.processing import pair_segments
     from salad_core.tasks import Item
     from tests.tiny_models import tiny_salad
 
     model = tiny_salad()
     item = Item("demo", "1", "test", "what is three plus four ?", ("seven", "eight"), 0, "demo")
     tone = (0.3 * np.sin(np.arange(8000) * 2 * np.pi * 440 / 16000)).astype(np.float32)
-    scorer = LaneScorer(model, None, ["base_text", "text", "speech"], max_new_tokens=4)
-    words = scorer.words(PreparedItem(item, "1", tone, "a"), [])
+    scorer = LaneScorer(model, None, max_new_tokens=4)
+    words = scorer.answers(PreparedItem(item, "1", tone, "a"), [], ["base_text", "text", "speech"])
     assert set(words) == {"base_text", "text", "speech"} and all(isinstance(w, str) for w in words.values())
-    context = scorer._text_context(model.llm, prompt_segments([], item.question), "student")
+    context = model.embed_text(pair_segments(model.tokenizer, prompt_segments([], item.question), []).teacher_ids)
     with torch.no_grad():
         first = int(model.llm(inputs_embeds=context[None]).logits[0, -1].argmax())
         one = greedy_answer(model.llm, model.tokenizer, context, max_new_tokens=1)

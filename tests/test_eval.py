@@ -131,7 +131,7 @@ def test_world_voice_uses_the_worlds_own_spoken_questions(tmp_path):
 def test_the_cascade_reads_a_world_question_in_the_worlds_form():
     """Whisper writes "3" and capitals; the world's word-level LM reads "three": the cascade hands it the world's form,
     and WER counts the words the world wrote, not digits against number words."""
-    from salad_core.eval.lanes import LaneScorer, PreparedItem, lane_rows
+    from salad_core.eval.lanes import LaneScorer, PreparedItem
     from salad_core.tasks import Item
     from tests.tiny_models import tiny_salad
 
@@ -142,13 +142,13 @@ def test_the_cascade_reads_a_world_question_in_the_worlds_form():
     item = Item("nano-arithmetic", "plus/3/14", "test", "what is three plus fourteen ?",
                 ("seventeen", "eighteen", "sixteen", "seven"), 0, "arithmetic")
     prepared = PreparedItem(item, "nano-arithmetic@1/plus/3/14", np.zeros(16000, np.float32), "a")
-    scores, transcript = LaneScorer(tiny_salad(), Whisper(), ["cascade"]).score(prepared, [])["cascade"]
-    assert transcript == "what is three plus fourteen ?"
-    assert lane_rows(prepared, "cascade", scores, transcript)[1]["wer"] == 0.0
+    scorer = LaneScorer(tiny_salad(), Whisper())
+    _, [cascade] = scorer.rows(prepared, [], ["cascade"], "acc_norm")
+    assert (cascade["transcript"], cascade["wer"]) == ("what is three plus fourteen ?", 0.0)
     manifest = Item("my-task", "1", "test", "What is 3 plus 14?", ("17", "18"), 0, "math")
-    _, kept = LaneScorer(tiny_salad(), Whisper(), ["cascade"]).score(
-        PreparedItem(manifest, "my-task/1", np.zeros(16000, np.float32), "b"), [])["cascade"]
-    assert kept == "What is 3 plus 14?"  # other tasks read the transcript as Whisper wrote it
+    _, [kept] = scorer.rows(PreparedItem(manifest, "my-task/1", np.zeros(16000, np.float32), "b"), [], ["cascade"],
+                            "acc_norm")
+    assert kept["transcript"] == "What is 3 plus 14?"  # other tasks read the transcript as Whisper wrote it
 
 
 def test_the_broad_probe_set_is_held_out_spoken_and_cached(tmp_path, monkeypatch):
@@ -187,10 +187,14 @@ def test_the_noaudio_lane_hears_silence_as_long_as_the_question():
     item = Item("nano-arithmetic", "plus/3/14", "test", "what is three plus fourteen ?",
                 ("seventeen", "eighteen", "sixteen", "seven"), 0, "arithmetic")
     tone = (0.3 * np.sin(np.arange(12000) * 2 * np.pi * 440 / 16000)).astype(np.float32)
-    scorer = LaneScorer(model, None, ["speech", "noaudio"])
-    lanes = scorer.score(PreparedItem(item, "x", tone, "a"), [])
-    silence = scorer.score(PreparedItem(item, "x", np.zeros_like(tone), "a"), [], ["speech"])["speech"]
-    noaudio = [s.logprob for s in lanes["noaudio"][0]]
-    assert noaudio == pytest.approx([s.logprob for s in silence[0]])
-    assert noaudio != pytest.approx([s.logprob for s in lanes["speech"][0]])  # the tone is heard, the silence not
-    assert "noaudio" not in scorer.score(PreparedItem(item, "x", None, None), [])  # nothing heard: no floor either
+    scorer = LaneScorer(model)
+
+    def logprobs(audio, lane: str) -> list[float]:
+        rows, _ = scorer.rows(PreparedItem(item, "x", audio, "a"), [], [lane], "acc_norm")
+        return [r["logprob"] for r in rows]
+
+    noaudio = logprobs(tone, "noaudio")
+    assert noaudio == pytest.approx(logprobs(np.zeros_like(tone), "speech"))
+    assert noaudio != pytest.approx(logprobs(tone, "speech"))  # the tone is heard, the silence not
+    # nothing heard: neither the speech lane nor its floor
+    assert scorer.rows(PreparedItem(item, "x", None, None), [], ["speech", "noaudio"], "acc_norm") == ([], [])

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from salad_core.eval.vocabulary import DEFAULT_VOICE, K_SHOT, LANES, NO_CONDITION, SCORINGS
+from salad_core.eval.vocabulary import (
+    DEFAULT_VOICE,
+    K_SHOT,
+    LANES,
+    NO_CONDITION,
+    SCORINGS,
+)
 from salad_core.eval.voices import Condition, parse_conditions
 from salad_core.flags import to_argv
 from salad_core.presets import PRESETS

@@ -1,25 +1,29 @@
-"""The lanes of the paired item: one prompt, scored each way.
+"""The lanes of the paired item: one prompt, put to the model each way the lane table (eval/vocabulary.py) says.
 
     base_text  the original LLM reads the question          text     the adapted model reads it
     speech     the adapted model hears it                   cascade  Whisper transcribes it, the original LLM reads that
     noaudio    the adapted model hears silence as long as the question: what the options alone give away
 
 All lanes share the few-shot examples (as text), the prompt template and the options, so the differences between
-lanes measure the modality alone.
+lanes measure the modality alone. `LaneScorer` builds any lane's prompt from the lane's fields, then scores the
+options on it or lets the reader answer in its own words; `lane_rows` and `answer_row` are the store's rows.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from salad_core.asr import word_error_rate
 from salad_core.eval.answers import LETTERS, match_answer
 from salad_core.eval.metrics import choose
 from salad_core.eval.scoring import OptionScore, Prefix, option_token_ids, score_options
-from salad_core.eval.vocabulary import AUDIO_LANES
+from salad_core.eval.vocabulary import AUDIO_LANES, LANE_TABLE, Lane
 from salad_core.model.processing import Segment, pair_segments, tokenize_segment
 from salad_core.tasks import Item, get_task
 from salad_core.tasks.registry import transcript_form
@@ -69,112 +73,130 @@ def fewshot_for(task_name: str, k: int, seed: int, manifest_items: list[Item]) -
     return task.fewshot(min(k, len(task.items("fewshot"))), seed=seed)  # small pools give what they have
 
 
-# -- scoring one item on every lane ----------------------------------------------------------------------------
+# -- putting an item to a lane ----------------------------------------------------------------------------------
 
 
 class LaneScorer:
-    """Holds the models of one run and scores an item's options on each lane.
+    """Holds the models of one run and puts an item to any lane of the lane table (eval/vocabulary.py): its options
+    scored (`options`), or its answer in the reader's own words (`answer`).
 
-    The few-shot prefix (segment 0 of every prompt of a task) is run once per reader and reused: `teacher` is the
-    original LLM, `student` the adapted model's LLM (the same module with LoRA switched on, for LoRA runs). Each
-    reader tokenizes and frames its prompts its own way (`model.tokenizer_for`, `model.prompt`): a speech LLM's text
-    LLM may have another vocabulary and chat template than the speech LLM.
+    A lane's fields alone decide how: its `reader` picks the LLM (the original one, or the adapted model's, which
+    reads text with `text_reader` and hears with `llm`) and the role its prompts are framed for (`model.prompt`,
+    `model.chat`, `model.tokenizer_for`: a speech LLM's text LLM may have another vocabulary and chat template than
+    the speech LLM); its `question` says what sits where the question goes (the question read, the cascade's
+    transcript of its audio read, its audio heard, or silence of the same length heard). The few-shot prefix (segment
+    0 of every prompt of a task) is run once per reader and reused.
     """
 
-    def __init__(self, model, transcriber, lanes: list[str], max_new_tokens: int = 32):
-        self.model, self.transcriber, self.lanes, self.max_new_tokens = model, transcriber, lanes, max_new_tokens
+    def __init__(self, model, transcriber=None, max_new_tokens: int = 32):
+        self.model, self.transcriber, self.max_new_tokens = model, transcriber, max_new_tokens
         self._prefixes: dict[tuple[str, str], Prefix] = {}
 
-    def _text_context(self, llm, segments: list[Segment], reader: str) -> torch.Tensor:
-        """The embedded tokens of all-text segments, as `llm` reads them."""
-        table = llm.get_input_embeddings()  # the ids are built on the CPU; the LLM may sit on a GPU
-        tokenizer = self.model.tokenizer_for(reader)
-        return table(pair_segments(tokenizer, segments, []).teacher_ids.to(table.weight.device))
+    # -- one lane ----------------------------------------------------------------------------------------------
 
-    def _heard_context(self, prepared: PreparedItem, segments: list[Segment]) -> torch.Tensor:
-        """The adapted model's input embeddings of segments whose question is heard (its cached frames if any)."""
-        cached = None if prepared.frames is None else self.model.adapt_frames([prepared.frames])
-        return self.model.pair(segments, cached)[1]
+    def hears(self, lane: Lane, prepared: PreparedItem) -> bool:
+        """Whether the item can be put to the lane: a heard question needs its audio or cached frames, the
+        transcript and the silence need its audio."""
+        if lane.question == "heard":
+            return prepared.audio is not None or prepared.frames is not None
+        return not lane.hears or prepared.audio is not None
 
-    def _score(self, role: str, llm, segments: list[Segment], choices: tuple[str, ...],
-               context: torch.Tensor | None = None) -> list[OptionScore]:
-        """Score on `llm` after `segments` (framed as `role` reads them: `model.prompt`); `context` defaults to their
-        all-text embeddings."""
-        if context is None:
-            context = self._text_context(llm, segments, role)
-        key = (role, segments[0].text)
-        if key not in self._prefixes:
-            n = len(tokenize_segment(self.model.tokenizer_for(role), segments[0].text))
-            self._prefixes[key] = Prefix.compute(llm, context[:n])
-        return score_options(llm, context, option_token_ids(self.model.tokenizer_for(role), list(choices)),
-                             self._prefixes[key])
+    def options(self, lane: Lane, prepared: PreparedItem, fewshot: list[Item],
+                transcript: str | None = None) -> list[OptionScore]:
+        """The item's options scored as continuations of the lane's prompt (`transcript`: what the cascade read)."""
+        with self._reader(lane) as (llm, role):
+            segments = self.model.prompt(self._segments(lane, prepared, fewshot, transcript), role)
+            context = self._context(lane, llm, role, segments, prepared)
+            key = (role, segments[0].text)
+            if key not in self._prefixes:
+                n = len(tokenize_segment(self.model.tokenizer_for(role), segments[0].text))
+                self._prefixes[key] = Prefix.compute(llm, context[:n])
+            options = option_token_ids(self.model.tokenizer_for(role), list(prepared.item.choices))
+            return score_options(llm, context, options, self._prefixes[key])
 
-    def score(self, prepared: PreparedItem, fewshot: list[Item],
-              lanes: list[str] | None = None) -> dict[str, tuple[list[OptionScore], str | None]]:
-        """Options scored on each of `lanes` (default: the run's), with the cascade's transcript."""
-        item, model, lanes = prepared.item, self.model, self.lanes if lanes is None else lanes
-        frame = model.prompt
-        out: dict[str, tuple[list[OptionScore], str | None]] = {}
-        text_segments = prompt_segments(fewshot, item.question)
-        with model.teacher() as teacher:
-            if "base_text" in lanes:
-                out["base_text"] = (self._score("teacher", teacher, frame(text_segments, "teacher"), item.choices), None)
-            if "cascade" in lanes:
-                transcript = self.transcribe(prepared)
-                heard = frame(prompt_segments(fewshot, transcript), "teacher")
-                out["cascade"] = (self._score("teacher", teacher, heard, item.choices), transcript)
-        if "text" in lanes:
-            if model.student_llm_is_teacher and "base_text" in out:
-                out["text"] = out["base_text"]  # a frozen LLM reads text exactly as the original: same numbers
-            else:
-                read = frame(text_segments, "student")
-                out["text"] = (self._score("student", model.text_reader, read, item.choices), None)
-        role = "teacher" if model.student_llm_is_teacher else "student"
-        if "speech" in lanes:
-            spoken = frame(prompt_segments(fewshot, item.question, prepared.audio, prepared.audio_id), role)
-            context = self._heard_context(prepared, spoken)
-            out["speech"] = (self._score(role, model.llm, spoken, item.choices, context), None)
-        if "noaudio" in lanes and prepared.audio is not None:
-            silent = frame(prompt_segments(fewshot, item.question, np.zeros_like(prepared.audio)), role)
-            _, embeds = model.pair(silent, None)  # through the encoder: cached frames are of the real audio
-            out["noaudio"] = (self._score(role, model.llm, silent, item.choices, embeds), None)
-        return out
+    @torch.no_grad()
+    def answer(self, lane: Lane, prepared: PreparedItem, fewshot: list[Item], transcript: str | None = None,
+               choices: bool = False) -> str:
+        """The lane's answer in the reader's own words: the greedy continuation of its prompt in the reader's chat
+        template (`model.chat`), to the end of its line. With `choices`, the prompt lists the item's options as
+        lettered lines (generative scoring, eval/answers.py)."""
+        options = prepared.item.choices if choices else None
+        with self._reader(lane) as (llm, role):
+            segments = self.model.chat(self._segments(lane, prepared, fewshot, transcript, options), role)
+            context = self._context(lane, llm, role, segments, prepared)
+            return greedy_answer(llm, self.model.tokenizer_for(role), context, self.max_new_tokens)
 
     def transcribe(self, prepared: PreparedItem) -> str:
         return transcript_form(prepared.item.task)(self.transcriber.transcribe(prepared.audio))
 
-    @torch.no_grad()
-    def words(self, prepared: PreparedItem, fewshot: list[Item], transcript: str | None = None,
-              lanes: list[str] | None = None, choices: bool = False) -> dict[str, str]:
-        """Each lane's answer in its own words: the greedy continuation of the lane's prompt in the reader's chat
-        template (`model.chat`), to the end of its line. The cascade reads `transcript`, what `score` heard. With
-        `choices`, the prompt lists the item's options as lettered lines (generative scoring, eval/answers.py)."""
-        item, model, lanes = prepared.item, self.model, self.lanes if lanes is None else lanes
-        options, max_new_tokens = (item.choices if choices else None), self.max_new_tokens
+    @contextlib.contextmanager
+    def _reader(self, lane: Lane) -> Iterator[tuple[nn.Module, str]]:
+        """The LLM that answers on the lane, and the role its prompts are framed for."""
+        model = self.model
+        if lane.reader == "original":
+            with model.teacher() as teacher:
+                yield teacher, "teacher"
+        elif lane.question == "read":
+            yield model.text_reader, "student"
+        else:  # a frozen LLM hears with the original's weights: its prompts share the original's prefix cache
+            yield model.llm, "teacher" if model.student_llm_is_teacher else "student"
 
-        def prompt(reader: str, question: str, audio: np.ndarray | None = None, clip_id: str | None = None):
-            return model.chat(prompt_segments(fewshot, question, audio, clip_id, options), reader)
+    def _segments(self, lane: Lane, prepared: PreparedItem, fewshot: list[Item], transcript: str | None,
+                  choices: tuple[str, ...] | None = None) -> list[Segment]:
+        item = prepared.item
+        if lane.question == "transcript":
+            return prompt_segments(fewshot, transcript, choices=choices)
+        if lane.question == "heard":
+            return prompt_segments(fewshot, item.question, prepared.audio, prepared.audio_id, choices)
+        if lane.question == "silence":
+            return prompt_segments(fewshot, item.question, np.zeros_like(prepared.audio), choices=choices)
+        return prompt_segments(fewshot, item.question, choices=choices)
 
-        def read(llm, reader: str, question: str) -> str:
-            context = self._text_context(llm, prompt(reader, question), reader)
-            return greedy_answer(llm, model.tokenizer_for(reader), context, max_new_tokens)
+    def _context(self, lane: Lane, llm, role: str, segments: list[Segment], prepared: PreparedItem) -> torch.Tensor:
+        """(T, D) input embeddings of the framed prompt, as the lane's reader takes them in."""
+        if lane.question == "heard" and prepared.frames is not None:
+            return self.model.pair(segments, self.model.adapt_frames([prepared.frames]))[1]
+        if lane.hears and lane.question != "transcript":  # the audio (or the silence) through the encoder
+            return self.model.pair(segments, None)[1]
+        table = llm.get_input_embeddings()  # the ids are built on the CPU; the LLM may sit on a GPU
+        ids = pair_segments(self.model.tokenizer_for(role), segments, []).teacher_ids
+        return table(ids.to(table.weight.device))
 
-        out: dict[str, str] = {}
-        with model.teacher() as teacher:
-            if "base_text" in lanes:
-                out["base_text"] = read(teacher, "teacher", item.question)
-            if "cascade" in lanes and transcript is not None:
-                out["cascade"] = read(teacher, "teacher", transcript)
-        if "text" in lanes:
-            out["text"] = read(model.text_reader, "student", item.question)
-        role = "teacher" if model.student_llm_is_teacher else "student"
-        if "speech" in lanes and (prepared.audio is not None or prepared.frames is not None):
-            context = self._heard_context(prepared, prompt(role, item.question, prepared.audio, prepared.audio_id))
-            out["speech"] = greedy_answer(model.llm, model.tokenizer_for(role), context, max_new_tokens)
-        if "noaudio" in lanes and prepared.audio is not None:
-            _, context = model.pair(prompt(role, item.question, np.zeros_like(prepared.audio)), None)
-            out["noaudio"] = greedy_answer(model.llm, model.tokenizer_for(role), context, max_new_tokens)
-        return out
+    # -- every lane of one item ------------------------------------------------------------------------------
+
+    def rows(self, prepared: PreparedItem, fewshot: list[Item], lanes: list[str],
+             scoring: str) -> tuple[list[dict], list[dict]]:
+        """The store's rows of one item on `lanes`: per-option predictions and one output per lane (scoring "acc"
+        or "acc_norm"), or one output per lane with its free answer matched to an option ("generate"). Lanes the
+        item cannot be put to are left out."""
+        put = [LANE_TABLE[name] for name in lanes if self.hears(LANE_TABLE[name], prepared)]
+        transcript = self.transcribe(prepared) if any(lane.question == "transcript" for lane in put) else None
+        predictions, outputs, done = [], [], {}
+        for lane in put:
+            heard = transcript if lane.question == "transcript" else None
+            if scoring == "generate":
+                outputs.append(answer_row(prepared, lane.name, self.answer(lane, prepared, fewshot, heard, True), heard))
+                continue
+            twin = self._twin(lane)
+            done[lane.name] = done[twin] if twin in done else self.options(lane, prepared, fewshot, heard)
+            rows, output = lane_rows(prepared, lane.name, done[lane.name], heard)
+            predictions += rows
+            outputs.append(output)
+        return predictions, outputs
+
+    def answers(self, prepared: PreparedItem, fewshot: list[Item], lanes: list[str],
+                transcript: str | None = None) -> dict[str, str]:
+        """Each lane's answer in its own words (the demo's); the cascade reads `transcript`, what was heard."""
+        put = [LANE_TABLE[name] for name in lanes if self.hears(LANE_TABLE[name], prepared)]
+        return {lane.name: self.answer(lane, prepared, fewshot, transcript) for lane in put
+                if lane.question != "transcript" or transcript is not None}
+
+    def _twin(self, lane: Lane) -> str | None:
+        """The lane that reads exactly as this one, when there is one: a frozen LLM reads text as the original."""
+        if self.model.student_llm_is_teacher and lane.reader == "adapted" and lane.question == "read":
+            return next(name for name, other in LANE_TABLE.items()
+                        if other.reader == "original" and other.question == "read")
+        return None
 
 
 def greedy_answer(llm, tokenizer, context: torch.Tensor, max_new_tokens: int = 32) -> str:

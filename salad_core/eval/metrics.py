@@ -127,9 +127,20 @@ def seeds_and_items(arms: dict[str, np.ndarray], weights: dict[str, float], n_re
 # -- a task's metrics, as every evaluation (salad eval, training's periodic one) computes and stores them ---------
 
 
+def pred_column(scoring: str) -> str:
+    """The output column of the option a lane picked under `scoring` (a free answer is matched to one option, so
+    both columns agree for "generate")."""
+    return "pred_norm" if scoring == "acc_norm" else "pred"
+
+
+def correct_column(scoring: str) -> str:
+    """The output column that says whether that option is the answer."""
+    return "correct_norm" if scoring == "acc_norm" else "correct"
+
+
 def task_metrics(outputs: list[dict], scoring: str, seed: int) -> dict[str, object]:
     """Accuracies, differences and WER with 95 % intervals from one task's output rows."""
-    key = "correct_norm" if scoring == "acc_norm" else "correct"
+    key = correct_column(scoring)
     by_lane: dict[str, dict[str, bool]] = {}
     for row in outputs:
         by_lane.setdefault(row["lane"], {})[row["item_id"]] = row[key]

@@ -23,17 +23,15 @@ import torch
 
 from salad_core.clips import same_encoder
 from salad_core.eval.config import EvalConfig
-from salad_core.eval.divergence import divergence_estimates, probe_divergence
-from salad_core.eval.lanes import (
-    PROMPT_TEMPLATE,
-    LaneScorer,
-    PreparedItem,
-    answer_row,
-    fewshot_for,
-    lane_rows,
-    prompt_segments,
+from salad_core.eval.divergence import divergence_estimates
+from salad_core.eval.evaluate import StoreSink, evaluate, item_divergences
+from salad_core.eval.lanes import PROMPT_TEMPLATE, PreparedItem, fewshot_for
+from salad_core.eval.metrics import (
+    Estimate,
+    metric_rows,
+    parse_fail_metric,
+    task_metrics,
 )
-from salad_core.eval.metrics import Estimate, metric_rows, parse_fail_metric, task_metrics
 from salad_core.eval.probes import measure
 from salad_core.eval.vocabulary import (
     ALL_TASKS,
@@ -43,7 +41,6 @@ from salad_core.eval.vocabulary import (
     LANES,
     NO_CONDITION,
     REPORT_METRICS,
-    SCORINGS,
     WORLD_VOICE,
 )
 from salad_core.eval.voices import (
@@ -54,7 +51,6 @@ from salad_core.eval.voices import (
     load_clip,
     render,
 )
-from salad_core.model.processing import Segment
 from salad_core.presets import shipped_adapter
 from salad_core.progress import Progress
 from salad_core.store import Store, audio_key, item_key
@@ -216,8 +212,6 @@ def model_record(model, config: EvalConfig) -> dict:
 
 def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
     """Evaluate every lane on every task; write items, scores, outputs and metrics to the store; return the summary."""
-    if config.scoring not in SCORINGS:
-        raise ValueError(f"scoring must be one of {SCORINGS}, got {config.scoring!r}")
     torch.set_flush_denormal(True)
     store = store or Store()
     config = config.resolved()  # the run records the model folder it used (the shipped adapter's, for smol)
@@ -269,40 +263,44 @@ def _hear(items: list[Item], config: EvalConfig, condition: Condition | None) ->
 
 
 def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, meta, manifest_fewshot):
-    scorer = LaneScorer(model, transcriber, config.lanes, config.max_new_tokens)
-    generate = config.scoring == "generate"
-    hearing = sorted(set(config.lanes) & set(AUDIO_LANES))
-    text_lanes = [lane for lane in config.lanes if lane not in AUDIO_LANES]
+    """Every task through the evaluation loop (eval/evaluate.py): the lanes that read the question once, those that
+    hear it once per voice condition; then each task's metrics and item F and M. Returns the estimates per task and
+    condition, and every task's item probes."""
+    hearing = [lane for lane in config.lanes if lane in AUDIO_LANES]
+    reading = [lane for lane in config.lanes if lane not in AUDIO_LANES]
     conditions = {c.key: c for c in config.conditions} if config.voices else {NO_CONDITION: None}
     spoken = {key: _hear([i for v in items_by_task.values() for i in v], config, c)
               for key, c in conditions.items()} if hearing else {}
     probe_items = {task: _probe_items(task, config) for task in items_by_task} if "speech" in config.lanes else {}
     probe_audio = _hear([i for v in probe_items.values() for i in v], config, conditions[config.reference])
+    sink = StoreSink(store, run_id)
+    options = {"fewshot": lambda task: fewshot_for(task, config.k_shot, config.seed, manifest_fewshot),
+               "max_new_tokens": config.max_new_tokens}
     per_task, probes, text_all, heard_all = {}, [], [], {key: [] for key in spoken}
     n_items = sum(map(len, items_by_task.values()))
-    n_probes = sum(map(len, probe_items.values()))
-    with Progress(n_items * (1 + len(spoken)) + n_probes, "scoring items") as progress:
+    with Progress(n_items * (bool(reading) + len(spoken)) + sum(map(len, probe_items.values())),
+                  "scoring items") as progress:
         for task, items in items_by_task.items():
-            fewshot = fewshot_for(task, config.k_shot, config.seed, manifest_fewshot)
             keys = _register(task, items, meta[task], spoken, store)
-            read = [PreparedItem(i, keys[i.item_id], None, None) for i in items if i.item_id in keys]
-            predictions, text_out = _score(scorer, read, fewshot, text_lanes, NO_CONDITION, progress, len(items),
-                                           generate)
-            heard = {}
+            text_out, heard, scored = [], {}, 0
+            if reading:
+                read = [PreparedItem(i, keys[i.item_id], None, None) for i in items if i.item_id in keys]
+                text_out = evaluate(model, read, reading, config.scoring, sink, progress=progress, **options)
+                scored += len(read)
             for key, audio in spoken.items():
                 prepared = _prepare(items, keys, audio, key, store, model.encoder)
-                rows, heard[key] = _score(scorer, prepared, fewshot, hearing, key, progress, len(items), generate)
-                predictions += rows
+                heard[key] = evaluate(model, prepared, hearing, config.scoring, sink, transcriber=transcriber,
+                                      condition=key, progress=progress, **options)
                 heard_all[key] += heard[key]
+                scored += len(prepared)
+            progress.update(len(items) * (bool(reading) + len(spoken)) - scored, message=f"{task}: items skipped")
             estimates = condition_estimates(text_out, heard, config.scoring, config.seed)
-            task_probes = [probe_divergence(model, model.prompt(prompt_segments([], i.question, probe_audio[i.item_id][0])
-                                                                + [Segment(" " + i.target)], "student"))
-                           for i in probe_items.get(task, []) if isinstance(probe_audio.get(i.item_id), tuple)]
+            task_probes = item_divergences(model, [_heard_item(i, i.item_id, probe_audio[i.item_id], model.encoder)[0]
+                                                   for i in probe_items.get(task, [])
+                                                   if isinstance(probe_audio.get(i.item_id), tuple)])
             progress.update(len(probe_items.get(task, [])), message=f"{task}: item F and M")
             probes += task_probes
             task_div = {k: e for k, e in divergence_estimates(task_probes, config.seed, prefix="item_").items() if e.n}
-            store.add_predictions(run_id, predictions)
-            store.add_outputs(run_id, text_out + [o for outputs in heard.values() for o in outputs])
             store.add_metrics(run_id, [r for c, est in estimates.items() for r in metric_rows(task, est, c)]
                               + metric_rows(task, task_div, config.reference))
             per_task[task] = estimates
@@ -311,33 +309,6 @@ def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, me
     pooled = condition_estimates(text_all, heard_all, config.scoring, config.seed)
     store.add_metrics(run_id, [r for c, est in pooled.items() for r in metric_rows(ALL_TASKS, est, c)])
     return per_task, probes
-
-
-def _score(scorer: LaneScorer, prepared: list[PreparedItem], fewshot: list[Item], lanes: list[str], condition: str,
-           progress: Progress, n_items: int, generate: bool = False) -> tuple[list[dict], list[dict]]:
-    """Prediction and output rows of `lanes` on the prepared items, labelled with their condition; with `generate`,
-    each lane's free answer matched to an option (no per-option rows)."""
-    predictions, outputs = [], []
-    if lanes:
-        for p in prepared:
-            if generate:
-                outputs += [{**o, "condition": condition} for o in _answers(scorer, p, fewshot, lanes)]
-            else:
-                for lane, (scores, transcript) in scorer.score(p, fewshot, lanes).items():
-                    rows, output = lane_rows(p, lane, scores, transcript)
-                    predictions += [{**r, "condition": condition} for r in rows]
-                    outputs.append({**output, "condition": condition})
-            progress.update(1, message=p.item.task + (f" · {condition}" if condition else ""))
-    skipped = n_items - (len(prepared) if lanes else 0)
-    progress.update(skipped, message=f"{skipped} skipped" if lanes else "")
-    return predictions, outputs
-
-
-def _answers(scorer: LaneScorer, prepared: PreparedItem, fewshot: list[Item], lanes: list[str]) -> list[dict]:
-    transcript = scorer.transcribe(prepared) if "cascade" in lanes and prepared.audio is not None else None
-    answers = scorer.words(prepared, fewshot, transcript, lanes, choices=True)
-    return [answer_row(prepared, lane, text, transcript if lane == "cascade" else None)
-            for lane, text in answers.items()]
 
 
 def _register(task: str, items: list[Item], meta: dict, spoken: dict[str, dict], store: Store) -> dict[str, str]:
@@ -362,7 +333,7 @@ def _prepare(items: list[Item], keys: dict[str, str], spoken: dict, condition: s
              encoder=None) -> list[PreparedItem]:
     """The registered items heard in one condition, their audio registered in the store; an item whose audio
     failed there is skipped with a warning (the others, and its other conditions, go on)."""
-    prepared, audio_rows = [], []
+    prepared, rows = [], []
     for item in items:
         outcome = spoken.get(item.item_id)
         if item.item_id not in keys or outcome is None:
@@ -371,16 +342,23 @@ def _prepare(items: list[Item], keys: dict[str, str], spoken: dict, condition: s
             where = f" in condition {condition}" if condition else ""
             log.warning("item %s skipped%s: %s", item.item_id, where, outcome)
             continue
-        audio, info = outcome
-        info = dict(info)
-        frames, made_by = info.pop("frames", None), info.pop("encoder", None)
-        if frames is not None and not same_encoder(encoder, made_by):
-            frames = None  # cached frames are another encoder's: this one hears the audio
-        audio_id = audio_key(keys[item.item_id], info["engine"], info["voice"], info["speed"], info.get("snr_db"))
-        audio_rows.append({"audio_id": audio_id, "item_id": keys[item.item_id], **info})
-        prepared.append(PreparedItem(item, keys[item.item_id], audio, audio_id, frames))
-    store.upsert_audio(audio_rows)
+        heard, row = _heard_item(item, keys[item.item_id], outcome, encoder)
+        prepared.append(heard)
+        rows.append(row)
+    store.upsert_audio(rows)
     return prepared
+
+
+def _heard_item(item: Item, item_id: str, outcome: tuple[np.ndarray, dict], encoder) -> tuple[PreparedItem, dict]:
+    """The item heard as `outcome` (its audio, and what made it), with its cached encoder frames when this model's
+    encoder made them; and the store's `item_audio` row of that audio."""
+    audio, info = outcome
+    info = dict(info)
+    frames, made_by = info.pop("frames", None), info.pop("encoder", None)
+    if frames is not None and not same_encoder(encoder, made_by):
+        frames = None  # cached frames are another encoder's: this one hears the audio
+    audio_id = audio_key(item_id, info["engine"], info["voice"], info["speed"], info.get("snr_db"))
+    return PreparedItem(item, item_id, audio, audio_id, frames), {"audio_id": audio_id, "item_id": item_id, **info}
 
 
 def _probe_items(task: str, config: EvalConfig) -> list[Item]:

@@ -1,4 +1,4 @@
-"""The evaluation's vocabulary, as plain data: the lanes and how every page names them, the metrics' names (each
+"""The evaluation's vocabulary, as plain data: the lane table and how every page names the lanes, the metrics' names (each
 metric is defined, with its direction and meaning, in eval/metrics.py's METRICS; here are only the lists that
 callers pick from), the pooled task's name, and the defaults every caller shares. The store and the pages read it
 without importing torch.
@@ -10,17 +10,41 @@ without importing torch.
 
 from __future__ import annotations
 
-LANES = ("base_text", "text", "speech", "cascade", "noaudio")
-AUDIO_LANES = ("speech", "cascade", "noaudio")  # the lanes that hear the question (noaudio: its length)
-LANE_LABELS = {  # how every page and chart names the lanes
-    "base_text": "text · original LLM",
-    "text": "text · adapted model",
-    "speech": "speech · adapted model",
-    "cascade": "cascade · ASR → original LLM",
-    "noaudio": "no audio · adapted model, silence",
-}
-LANE_ACC_METRIC = {"base_text": "text_acc_base", "text": "text_acc", "speech": "speech_acc", "cascade": "cascade_acc",
-                   "noaudio": "noaudio_acc"}  # the accuracy each lane gives
+from dataclasses import dataclass
+
+READERS = ("original", "adapted")  # the original text LLM, or the speech-adapted model (a salad model, a speech LLM)
+QUESTIONS = ("read", "transcript", "heard", "silence")  # how the question reaches the reader
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One way of putting an item to a model: who answers (`reader`), how the question reaches it (`question`: read
+    as text, read as the ASR's transcript of its audio, heard, or silence as long as its audio heard in its place),
+    the accuracy it gives and how pages name it. eval/lanes.py builds every lane's prompt from these fields alone."""
+
+    name: str
+    reader: str
+    question: str
+    accuracy: str  # the metric of its correctness
+    label: str
+
+    @property
+    def hears(self) -> bool:
+        """Whether the lane needs the question's audio (the transcript and the silence are made from it)."""
+        return self.question != "read"
+
+
+LANE_TABLE = {lane.name: lane for lane in (
+    Lane("base_text", "original", "read", "text_acc_base", "text · original LLM"),
+    Lane("text", "adapted", "read", "text_acc", "text · adapted model"),
+    Lane("speech", "adapted", "heard", "speech_acc", "speech · adapted model"),
+    Lane("cascade", "original", "transcript", "cascade_acc", "cascade · ASR → original LLM"),
+    Lane("noaudio", "adapted", "silence", "noaudio_acc", "no audio · adapted model, silence"),
+)}
+LANES = tuple(LANE_TABLE)
+AUDIO_LANES = tuple(name for name, lane in LANE_TABLE.items() if lane.hears)  # speech, cascade, noaudio
+LANE_LABELS = {name: lane.label for name, lane in LANE_TABLE.items()}  # how every page and chart names the lanes
+LANE_ACC_METRIC = {name: lane.accuracy for name, lane in LANE_TABLE.items()}  # the accuracy each lane gives
 # The differences of two lanes' accuracies, item by item: name -> (lane a, lane b), the metric is a - b.
 DIFFERENCES = {"gap": ("base_text", "speech"), "forgetting": ("base_text", "text"), "misalignment": ("text", "speech"),
                "audio_gain": ("speech", "noaudio")}

@@ -29,7 +29,14 @@ import pandas as pd
 
 from salad_core.audio import add_noise, load_audio, save_audio
 from salad_core.eval.metrics import parse_fail_metric
-from salad_core.eval.vocabulary import ALL_TASKS, AUDIO_LANES, DIFFERENCES, LANE_ACC_METRIC, LANES, NO_CONDITION
+from salad_core.eval.vocabulary import (
+    ALL_TASKS,
+    AUDIO_LANES,
+    DIFFERENCES,
+    LANE_ACC_METRIC,
+    LANES,
+    NO_CONDITION,
+)
 from salad_core.paths import cache_dir
 from salad_core.tasks import Item
 from salad_core.text import stable_hash

@@ -8,7 +8,7 @@ views (`SaladModel.pair`): all text, and with the question spoken. Per layer we 
 and at the aligned positions the KL(P(.|text) || P(.|speech)) of the next-token distributions (SALAD's M, per
 token). Positions before the question are left out: there both views read the same tokens, so they agree exactly
 and would only dilute the comparison (the evaluation's M counts them; its per-item mean is lower by that share).
-Both lanes' answers to the multiple-choice item come from the evaluation's own scorer (`LaneScorer`, acc_norm
+Both lanes' answers to the multiple-choice item come from the evaluation's own scorer (`LaneScorer`, the headline
 choice, k-shot text examples), so the explorer's answers are the ones `salad eval` gives.
 
 Layer 0 is the input embeddings, layer L the last block's output after the final norm (as `transformers`
@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for, lane_rows, prompt_segments
-from salad_core.eval.vocabulary import K_SHOT
+from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for, prompt_segments
+from salad_core.eval.metrics import pred_column
+from salad_core.eval.vocabulary import HEADLINE_SCORING, K_SHOT
 from salad_core.explore import cache
 from salad_core.explore.metrics import item_kl, layer_metrics, metrics_frame
 from salad_core.explore.sources import ItemSet, ModelRef, load_model, model_key
@@ -80,9 +81,9 @@ def item_views(model, item: Item, speech_embeds: torch.Tensor) -> ItemViews:
 
 
 def lane_answers(scorer: LaneScorer, prepared: PreparedItem, fewshot: list[Item]) -> dict[str, int]:
-    """The option each lane picks (acc_norm: log-likelihood per character, as the evaluation's headline)."""
-    return {lane: int(lane_rows(prepared, lane, scores, transcript)[1]["pred_norm"])
-            for lane, (scores, transcript) in scorer.score(prepared, fewshot).items()}
+    """The option each of the text and speech lanes picks, by the evaluation's headline scoring."""
+    _, outputs = scorer.rows(prepared, fewshot, ["text", "speech"], HEADLINE_SCORING)
+    return {o["lane"]: int(o[pred_column(HEADLINE_SCORING)]) for o in outputs}
 
 
 def _item_row(p, views: ItemViews, answers: dict[str, int], tokenizer) -> dict:
@@ -98,7 +99,7 @@ def _item_row(p, views: ItemViews, answers: dict[str, int], tokenizer) -> dict:
 def extract(model, item_set: ItemSet, *, k_shot: int = K_SHOT, seed: int = 0, progress: bool = True) -> cache.Extracted:
     """Every layer's paired states, the aligned KL and both lanes' answers for every item of `item_set`."""
     model.eval()
-    scorer = LaneScorer(model, None, ["text", "speech"])
+    scorer = LaneScorer(model)
     fewshots: dict[str, list[Item]] = {}
     views, rows = [], []
     bar = Progress(len(item_set.items), "paired representations") if progress else NoProgress()

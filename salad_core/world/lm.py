@@ -11,9 +11,10 @@ No special tokens are added on encoding (the scorer and the trainer tokenize wit
 both settings give the same ids), and a word continuation `" paris"` is the single id of `paris`. Documents end in
 `<eos>`; training rows pack whole documents from their first token, as an evaluation prompt starts.
 
-"Text accuracy" is measured exactly as `salad eval` does for the text lane: the lanes' prompt with k few-shot
-examples chosen as the task registry chooses them, options scored by `score_options`, the highest summed
-log-probability wins. The LM of a world lives in `world.root / LM_FOLDER`, trained once and reused
+"Text accuracy" is measured by the evaluation loop itself (eval/evaluate.py), on the lane where the original LLM reads
+the question: the lanes' prompt with k few-shot examples chosen as the task registry chooses them, options scored by
+`score_options`, the answer picked by the headline scoring (acc_norm: log-likelihood per character), so the stopping
+rule, the training curves and `salad eval` agree on every item. The LM of a world lives in `world.root / LM_FOLDER`, trained once and reused
 (`ensure_world_lm`); `resolve_world_llm("world:mini")` maps the loader's name to that folder.
 """
 
@@ -32,12 +33,18 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from salad_core.assets import AssetError
-from salad_core.eval.lanes import FEWSHOT_TEMPLATE, QUESTION_TEMPLATE, prompt_segments
-from salad_core.eval.metrics import choose
-from salad_core.eval.scoring import Prefix, option_token_ids, score_options
-from salad_core.eval.vocabulary import K_SHOT
+from salad_core.eval.evaluate import MemorySink, evaluate
+from salad_core.eval.lanes import (
+    FEWSHOT_TEMPLATE,
+    QUESTION_TEMPLATE,
+    PreparedItem,
+    prompt_segments,
+)
+from salad_core.eval.metrics import correct_column
+from salad_core.eval.model import TextLLM
+from salad_core.eval.vocabulary import HEADLINE_SCORING, K_SHOT
 from salad_core.model.names import LLMName, parse_llm_name
-from salad_core.model.processing import pair_segments, tokenize_segment
+from salad_core.model.processing import tokenize_segment
 from salad_core.progress import Progress
 from salad_core.schedule import wsd_factor
 from salad_core.tasks import Item
@@ -96,22 +103,24 @@ def tokenizer_texts(world) -> list[str]:
 # -- evaluation ------------------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def task_accuracy(llm, tokenizer, task: Task, split: str = "dev", k_shot: int = K_SHOT, limit: int | None = None,
-                  seed: int = 0) -> float:
-    """Text-lane accuracy of `llm` on one task split, scored as `salad eval` scores it."""
+def task_outputs(llm, tokenizer, task: Task, split: str = "dev", k_shot: int = K_SHOT, limit: int | None = None,
+                 seed: int = 0) -> list[dict]:
+    """The output rows of `llm` reading one task split: the evaluation loop (eval/evaluate.py) on the lane where the
+    original LLM reads the question, exactly as `salad eval` and the training curves score it."""
     items = task.items(split, limit)
     if not items:
         raise AssetError(f"Task {task.name!r} has no {split!r} items. Fix: rebuild the world or pick another split.")
-    fewshot, embed, prefix, correct = fewshot_examples(task, k_shot, seed), llm.get_input_embeddings(), None, 0
-    for item in items:
-        segments = prompt_segments(fewshot, item.question)
-        context = embed(pair_segments(tokenizer, segments, []).teacher_ids)
-        if prefix is None:  # the few-shot part is the same for every item of the task
-            prefix = Prefix.compute(llm, context[: len(tokenize_segment(tokenizer, segments[0].text))])
-        scores = score_options(llm, context, option_token_ids(tokenizer, list(item.choices)), prefix)
-        correct += choose([s.logprob for s in scores], [len(c) for c in item.choices])[0] == item.answer
-    return correct / len(items)
+    fewshot = fewshot_examples(task, k_shot, seed)
+    prepared = [PreparedItem(item, item.item_id, None, None) for item in items]
+    return evaluate(TextLLM(llm, tokenizer), prepared, ["base_text"], HEADLINE_SCORING, MemorySink(),
+                    fewshot=lambda _: fewshot)
+
+
+def task_accuracy(llm, tokenizer, task: Task, split: str = "dev", k_shot: int = K_SHOT, limit: int | None = None,
+                  seed: int = 0) -> float:
+    """Text accuracy of `llm` on one task split, by the headline scoring (`HEADLINE_SCORING`)."""
+    outputs = task_outputs(llm, tokenizer, task, split, k_shot, limit, seed)
+    return float(np.mean([o[correct_column(HEADLINE_SCORING)] for o in outputs]))
 
 
 def text_accuracy(llm, tokenizer, world, split: str = "dev", k_shot: int = K_SHOT, limit: int | None = None) -> dict[str, float]:
