@@ -79,8 +79,8 @@ def test_save_and_load_keep_only_trained_weights(tmp_path, monkeypatch):
     saved = load_file(tmp_path / WEIGHTS_NAME)
     assert saved and all(k.startswith("adapter.") for k in saved)
     # reloading rebuilds encoder and LLM from their names; here the names point at the same tiny models
-    monkeypatch.setattr("salad_core.model.modeling.SpeechEncoder.load", lambda name, context="clip": tiny_encoder(3))
-    monkeypatch.setattr("salad_core.model.modeling.load_llm", lambda name: (tiny_llm(3), smol_tokenizer()))
+    monkeypatch.setattr("salad_core.model.modeling.SpeechEncoder.load", lambda name, **_: tiny_encoder(3))
+    monkeypatch.setattr("salad_core.model.modeling.load_llm", lambda name, *_, **__: (tiny_llm(3), smol_tokenizer()))
     loaded = SaladModel.from_pretrained(tmp_path)
     for key, value in model.adapter.state_dict().items():
         assert torch.equal(loaded.adapter.state_dict()[key], value)

@@ -42,5 +42,7 @@ def tiny_salad(llm_mode: str = "frozen", seed: int = 0):
 
     config = SaladConfig(llm_name="tiny-random-llama", encoder_name="tiny-random-whisper", adapter_layers=1,
                          adapter_width=32, adapter_heads=2, llm_mode=llm_mode, lora_r=4)
+    teacher = tiny_llm(seed) if llm_mode == "full" else None  # the same weights again, as build loads them
     torch.manual_seed(seed)
-    return SaladModel(config, encoder=tiny_encoder(seed), llm=tiny_llm(seed), tokenizer=smol_tokenizer())
+    return SaladModel(config, encoder=tiny_encoder(seed), llm=tiny_llm(seed), tokenizer=smol_tokenizer(),
+                      teacher_copy=teacher)

@@ -183,7 +183,7 @@ def build_model(config: EvalConfig):
     torch.manual_seed(config.seed)  # an untrained adapter is still the same adapter on every run
     if config.model_path:
         return SaladModel.from_pretrained(config.model_path)
-    return SaladModel(model_config(config.preset, llm_name=config.llm, encoder_name=config.encoder)).eval()
+    return SaladModel.build(model_config(config.preset, llm_name=config.llm, encoder_name=config.encoder)).eval()
 
 
 def speech_llm_config(config: EvalConfig, model) -> EvalConfig:

@@ -79,8 +79,9 @@ def _whisper_config(source: str | Path) -> WhisperConfig:
         raise _not_available(str(source), err) from err
 
 
-def load_whisper_encoder(source: str | Path) -> WhisperEncoder:
-    """A float32 `WhisperEncoder` from a `transformers` folder or hub id (encoder-only or full Whisper checkpoint).
+def load_whisper_encoder(source: str | Path, dtype: torch.dtype = torch.float32) -> WhisperEncoder:
+    """A `WhisperEncoder` (float32 unless `dtype` says) from a `transformers` folder or hub id (encoder-only or full
+    Whisper checkpoint).
 
     Hub ids are looked up in the local cache only; with SALAD_ALLOW_DOWNLOAD=1 (and HF_HUB_OFFLINE unset) a
     cache miss is downloaded. Local-only is the default because a failed hub request retries for ~45 s here.
@@ -88,7 +89,7 @@ def load_whisper_encoder(source: str | Path) -> WhisperEncoder:
     config = _whisper_config(source)
     if config.model_type != "whisper":
         raise AssetError(f"'{source}' is a '{config.model_type}' model, not Whisper. Fix: pass a Whisper encoder.")
-    kwargs = dict(local_files_only=not _hub_downloads_allowed(), dtype=torch.float32)
+    kwargs = dict(local_files_only=not _hub_downloads_allowed(), dtype=dtype)
     if "WhisperEncoder" in (config.architectures or []):
         encoder = WhisperEncoder.from_pretrained(source, **kwargs)
     else:  # WhisperModel or WhisperForConditionalGeneration: both keep the encoder under model.encoder
@@ -188,10 +189,11 @@ class SpeechEncoder(torch.nn.Module):
 
     @classmethod
     def load(cls, name: str | Path, context: str = "clip", pad_seconds: float = 1.0,
-             batch_size: int = 8) -> "SpeechEncoder":
-        """Load by packaged name, CTranslate2 folder, transformers folder or (locally cached) hub id."""
+             batch_size: int = 8, dtype: torch.dtype = torch.float32) -> "SpeechEncoder":
+        """Load by packaged name, CTranslate2 folder, transformers folder or (locally cached) hub id. `dtype` is the
+        Whisper layers'; the log-mel front end stays float32 (the STFT needs it), its output cast on the way in."""
         source = resolve_encoder_source(name)
-        return cls(load_whisper_encoder(source), str(name), context, pad_seconds, batch_size, source)
+        return cls(load_whisper_encoder(source, dtype), str(name), context, pad_seconds, batch_size, source)
 
     def train(self, mode: bool = True) -> "SpeechEncoder":
         # Frozen by design: a parent model's .train() must not switch on dropout here.

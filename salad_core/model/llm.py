@@ -41,14 +41,16 @@ def pinned_llm_name(name: str) -> str:
     return source.pin(parsed) if source is not None else name
 
 
-def load_llm(name: str, dtype: torch.dtype = torch.float32,
-             trust_remote_code: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_llm(name: str, dtype: torch.dtype = torch.float32, trust_remote_code: bool = False,
+             device_map: str | torch.device | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The causal LM and its tokenizer, in eval mode. `trust_remote_code` runs the code a hub repository ships (some
-    older LLMs, e.g. Qwen-7B, have no `transformers` class): only when the user asks for it."""
+    older LLMs, e.g. Qwen-7B, have no `transformers` class): only when the user asks for it. `device_map` goes to
+    `from_pretrained` as it is (None: the CPU)."""
     where = resolve_llm_path(name)
     remote = {"trust_remote_code": True} if trust_remote_code else {}
+    placed = {"device_map": device_map} if device_map is not None else {}
     try:
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **hub_kwargs(where), **remote)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **hub_kwargs(where), **remote, **placed)
         tokenizer = AutoTokenizer.from_pretrained(where, **hub_kwargs(where), **remote)
     except OSError as err:
         raise offline_error(name, "LLM", err) from err

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+SPEECH_MARKER = -1  # a heard position among token ids: one per adapter frame, or one per span before expansion
+IGNORE_INDEX = -100  # a label no loss is taken at (the `transformers` convention)
+
 
 @dataclass(frozen=True, eq=False)
 class Segment:
@@ -29,8 +32,9 @@ class Segment:
 class PairedSequence:
     """Token ids of both views and the aligned prediction positions.
 
-    `student_ids` has -1 where the student hears speech; `speech_spans` lists (start, length) of those runs, filled by
-    the adapter's outputs. `student_pred[i]` and `teacher_pred[i]` predict the same text token `targets[i]`.
+    `student_ids` has SPEECH_MARKER where the student hears speech; `speech_spans` lists (start, length) of those
+    runs, filled by the adapter's outputs. `student_pred[i]` and `teacher_pred[i]` predict the same text token
+    `targets[i]`.
     """
 
     teacher_ids: torch.Tensor  # (T_t,)
@@ -55,7 +59,7 @@ def pair_segments(tokenizer, segments: list[Segment], speech_lengths: list[int])
         if segment.is_speech:
             n = next(speech_iter)
             spans.append((len(student), n))
-            student.extend([-1] * n)
+            student.extend([SPEECH_MARKER] * n)
             teacher.extend(ids)
             continue
         for token in ids:
@@ -67,6 +71,28 @@ def pair_segments(tokenizer, segments: list[Segment], speech_lengths: list[int])
             student.append(token)
     as_long = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
     return PairedSequence(as_long(teacher), as_long(student), spans, as_long(teacher_pred), as_long(student_pred), as_long(targets))
+
+
+def marked_ids(tokenizer, segments: list[Segment]) -> torch.Tensor:
+    """(T,) the student's token ids of one document with one SPEECH_MARKER per heard span: `SaladModel`'s input_ids."""
+    return pair_segments(tokenizer, segments, [1] * sum(s.is_speech for s in segments)).student_ids
+
+
+def expand_markers(ids: torch.Tensor, lengths: list[int]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Make room for each heard span: (T,) ids with one SPEECH_MARKER per span, `lengths[j]` frames of the j-th.
+
+    Returns the (T',) source index (the input position each expanded position comes from; `ids[source]` has one
+    marker per frame, as `PairedSequence.student_ids`) and each span's (start, length) in the expanded sequence.
+    """
+    is_marker = (ids == SPEECH_MARKER).cpu()
+    if int(is_marker.sum()) != len(lengths):
+        raise ValueError(f"{int(is_marker.sum())} speech markers ({SPEECH_MARKER}) in the ids but {len(lengths)} "
+                         "spans to put there. Fix: give one span of speech frames per marker, in order.")
+    repeats = torch.ones(ids.shape[0], dtype=torch.long)
+    repeats[is_marker] = torch.tensor(lengths, dtype=torch.long)
+    starts = torch.cumsum(repeats, 0) - repeats
+    source = torch.repeat_interleave(torch.arange(ids.shape[0]), repeats)
+    return source.to(ids.device), list(zip(starts[is_marker].tolist(), lengths))
 
 
 def pad_rows(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,11 +159,17 @@ class HearsSegments:
         return paired, self.student_embeds(paired, speech_embeds)
 
     def student_embeds(self, paired: PairedSequence, speech_embeds: list[torch.Tensor]) -> torch.Tensor:
-        embeds = self.embed_text(paired.student_ids.clamp(min=0))
+        return self.spliced_embeds(paired.student_ids, paired.speech_spans, speech_embeds)
+
+    def spliced_embeds(self, ids: torch.Tensor, spans: list[tuple[int, int]],
+                       speech_embeds: list[torch.Tensor]) -> torch.Tensor:
+        """(T, D) input embeddings of ids with a SPEECH_MARKER per speech frame: each (start, length) span of
+        markers holds its (length, D) speech embeddings, every other position its token's embedding."""
+        embeds = self.embed_text(ids.clamp(min=0))
         if not speech_embeds:
             return embeds
         pieces, cursor = [], 0
-        for (start, length), speech in zip(paired.speech_spans, speech_embeds):
+        for (start, length), speech in zip(spans, speech_embeds):
             pieces += [embeds[cursor:start], speech.to(embeds.dtype)]
             cursor = start + length
         pieces.append(embeds[cursor:])

@@ -104,9 +104,9 @@ class DistillTrainer:
         # every optimizer step (it assumes per-process batches), which ran two processes' schedule at twice the speed.
         self.accelerator = Accelerator(step_scheduler_with_optimizer=False,
                                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-        self.model = SaladModel(self.continued_model_config() or
-                                model_config(cfg.preset, llm_name=cfg.llm, llm_mode=cfg.llm_mode,
-                                             **ALIGN_MODEL[cfg.align]))
+        self.model = SaladModel.build(self.continued_model_config() or
+                                      model_config(cfg.preset, llm_name=cfg.llm, llm_mode=cfg.llm_mode,
+                                                   **ALIGN_MODEL[cfg.align]))
         self.data = WorldBatches(self.world, cfg.seed, cfg.replay_prob, self.accelerator.process_index,
                                  self.accelerator.num_processes, encoder=self.model.encoder,
                                  synthetic=self.selected_speech(), synthetic_prob=cfg.synthetic_prob)
