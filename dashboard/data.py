@@ -32,6 +32,16 @@ def runs(path: str, kind: str | None = "eval") -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
+def model_adapter(path: str, model_id: str) -> dict:
+    """What the store recorded of a model's adapter (for a speech LLM: its family and how it hears); {} if none."""
+    import json
+
+    frame = Store(path).query("SELECT adapter FROM models WHERE model_id = ?", [model_id])
+    value = frame["adapter"].iloc[0] if len(frame) else None
+    return json.loads(value) if isinstance(value, str) else {}
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def metrics(path: str, run_id: str) -> pd.DataFrame:
     return Store(path).metrics(run_id)
 

@@ -121,12 +121,22 @@ def dynamics_curves(points: pd.DataFrame, metric: str, x: str = "tokens",
     return _layout(fig, f"{name} during training", X_TITLES.get(x, x), Y_TITLES.get(metric, metric), "run")
 
 
-def fit_scatter(points: pd.DataFrame, x: str, y: str, fit: LinearFit | None, log_x: bool = False) -> go.Figure:
-    """Checkpoints as points coloured by α, with the least-squares line (in ln x when `log_x`) and its R² and LOO R²."""
+def fit_scatter(points: pd.DataFrame, x: str, y: str, fit: LinearFit | None, log_x: bool = False,
+                models: pd.DataFrame | None = None) -> go.Figure:
+    """Checkpoints as points coloured by α, with the least-squares line (in ln x when `log_x`) and its R² and LOO R²;
+    `models` (`analysis.speech_llm_points`), evaluated speech LLMs, beside them as labelled diamonds (not fitted)."""
     frame = points.dropna(subset=[x, y])
     if log_x:
         frame = frame[frame[x] > 0]
     fig = go.Figure()
+    others = models.dropna(subset=[x, y]) if models is not None and not models.empty else None
+    if others is not None and log_x:
+        others = others[others[x] > 0]
+    if others is not None and not others.empty:
+        fig.add_trace(go.Scatter(name="speech LLMs (salad eval --speech-llm)", x=others[x].tolist(),
+                                 y=others[y].tolist(), mode="markers+text", text=others["label"].tolist(),
+                                 textposition="top center", marker={"symbol": "diamond", "size": 11, "color": "#d62728"},
+                                 hovertemplate="%{text}: %{x:.4g}, %{y:.3f}<extra></extra>"))
     for alpha, group in frame.groupby("alpha", sort=True, dropna=False):
         fig.add_trace(go.Scatter(name=alpha_text(alpha), x=group[x].tolist(), y=group[y].tolist(), mode="markers",
                                  marker={"color": alpha_color(alpha), "size": 8}, text=group["run_id"].tolist(),

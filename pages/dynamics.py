@@ -4,7 +4,7 @@ Every training run's periodic evaluations (metrics with a step) become checkpoin
 over every training run or one tag's (a `salad sweep` grid). Shown: F, M, text and speech accuracy against training
 tokens or hours of natural speech (one curve per run, coloured by α, with the power law M(D) = E + B·D^(−β) fitted
 per α); speech accuracy vs log M and text accuracy vs F across all checkpoints with R², leave-one-out R² and
-partial R²; a final per-task comparison of chosen runs; and the data-efficiency curve (speech accuracy against hours
+partial R², with the store's evaluated speech LLMs placed beside the checkpoints; a final per-task comparison of chosen runs; and the data-efficiency curve (speech accuracy against hours
 of natural speech) with the hours one α needs to match another's best. Widget keys start with `dyn_`.
 """
 
@@ -25,10 +25,21 @@ CURVES = (("M", True), ("F", True), ("speech_acc", False), ("text_acc", False)) 
 def load(store_path: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The training runs and all their metrics rows."""
     runs = data.runs(store_path, "train")
+    return runs, all_metrics(store_path, runs)
+
+
+def all_metrics(store_path: str, runs: pd.DataFrame) -> pd.DataFrame:
     frames = [data.metrics(store_path, run_id) for run_id in runs["run_id"]]
     frames = [f for f in frames if not f.empty]
-    return runs, (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "task",
-                                                                                         "metric", "value", "step"]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "task", "metric",
+                                                                                     "value", "step"])
+
+
+def speech_llms(store_path: str) -> pd.DataFrame:
+    """The speech LLMs evaluated in the store, as points for the scatters."""
+    runs = data.runs(store_path, "eval")
+    runs = runs[runs["config"].map(lambda c: isinstance(c, dict) and bool(c.get("speech_llm"))).astype(bool)]
+    return analysis.speech_llm_points(runs, all_metrics(store_path, runs))
 
 
 def pick_runs(runs: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -63,7 +74,7 @@ def show_curves(points: pd.DataFrame) -> None:
                       name=f"power-law-fits-M-vs-{x}")
 
 
-def show_scatters(points: pd.DataFrame) -> None:
+def show_scatters(points: pd.DataFrame, models: pd.DataFrame) -> None:
     st.subheader("What the gap follows")
     fits = analysis.scatter_fits(points)
     left, right = st.columns(2)
@@ -71,10 +82,13 @@ def show_scatters(points: pd.DataFrame) -> None:
                                      (right, "text_vs_F", "F", "text_acc", False)):
         fit = fits[key]
         figure = training_charts.fit_scatter(points, x, y, fit if isinstance(fit, fitting.LinearFit) else None,
-                                             log_x)
+                                             log_x, models)
         widgets.chart(figure, f"dyn_{key}", name=key.replace("_", "-"), where=column)
         if isinstance(fit, str):
             column.caption(f"No fit: {fit}")
+    if not models.empty:
+        st.caption("Diamonds: speech LLMs evaluated in this store (`salad eval --speech-llm`), their corpus F and M "
+                   "measured on the broad held-out documents; they are shown beside the checkpoints, not fitted.")
     st.caption("The same fits on both measures of the divergences: **corpus** (held-out documents, every text position) "
                "and **items** (the answer tokens of dev questions heard, which is close to asking whether the answer "
                "wins). The corpus fit is the finding; the item fit is shown beside it.")
@@ -146,7 +160,7 @@ def main() -> None:
                 "). Follow a run's progress on the Training page.")
     else:
         show_curves(points)
-        show_scatters(points)
+        show_scatters(points, speech_llms(store_path))
         show_efficiency(points)
     show_comparison(store_path, runs)
 

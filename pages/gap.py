@@ -25,6 +25,7 @@ HEADLINE = (  # label, metric, unit
     ("misalignment", "misalignment", "points"),
     ("F (KL, text)", "F", "kl"),
     ("M (KL, speech vs text)", "M", "kl"),
+    ("item_F", "item_F", "kl"),
     ("item_M", "item_M", "kl"),
 )
 INTRO = ("How much worse the adapted model answers from speech than the original LLM from the same text, per "
@@ -32,8 +33,8 @@ INTRO = ("How much worse the adapted model answers from speech than the original
          "(1 point = 0.01 accuracy); it splits exactly into **forgetting** (original LLM on text − adapted model "
          "on text) and **misalignment** (adapted model on text − on speech). **F** and **M** measure the same two "
          "causes token by token, as KL divergences of next-token distributions in nats per token, on held-out "
-         "documents half read, half heard (the model's world's probe documents, or broad English text); **item_M** "
-         "is M on the tasks' dev questions heard with their answer read. The grey mark on each task is the **no-audio "
+         "documents half read, half heard (the model's world's probe documents, or broad English text); **item_F** "
+         "and **item_M** are F and M on the tasks' dev questions heard with their answer read. The grey mark on each task is the **no-audio "
          "floor**: the adapted model hearing silence as long as the question, which is what the prompt and the options "
          "alone give away. Error bars are 95 % bootstrap confidence intervals over items.")
 HELP = {
@@ -42,8 +43,11 @@ HELP = {
     "misalignment": "adapted model on text minus adapted model on speech",
     "F": "KL(original || adapted) of next-token distributions on the text of held-out documents",
     "M": "KL(adapted on text || adapted on speech) of next-token distributions on held-out documents",
+    "item_F": "F at the answer tokens of the tasks' dev questions",
     "item_M": "M at the answer tokens of the tasks' dev questions (question heard, answer read)",
 }
+ONE_SPAN = ("M is measured with the first speech span of each held-out document heard and the rest read, on the text "
+            "after that span: this speech LLM's family takes one audio per prompt, not audio between text spans.")
 
 
 def show_headline(metrics: pd.DataFrame) -> None:
@@ -186,6 +190,9 @@ def main() -> None:
     show_floor_banner(metrics)
     show_parse_failures(metrics, run_id)
     show_headline(metrics)
+    model_id = run.get("model_id") if run is not None else None
+    if isinstance(model_id, str) and data.model_adapter(store_path, model_id).get("audio_between_text") is False:
+        st.caption(ONE_SPAN)
     if not metrics.empty:
         widgets.chart(charts.accuracy_bars(metrics, chance), "gap_accuracy", name=f"{run_id}-accuracy")
         if metrics["metric"].isin(("gap", "forgetting", "misalignment")).any():  # lanes scored without text

@@ -82,6 +82,23 @@ def checkpoints(runs: pd.DataFrame, metrics: pd.DataFrame, steps: pd.DataFrame |
     return wide.astype({c: float for c in cols[3:]}).sort_values(["run_id", "step"]).reset_index(drop=True)
 
 
+def speech_llm_points(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per evaluation of a speech LLM (`salad eval --speech-llm`): its label and pooled end-of-run values of
+    the divergences and accuracies, to place beside the training checkpoints on the paper's scatters.
+
+    `runs`: `Store.runs("eval")`; `metrics`: the `Store.metrics` frames of those runs concatenated."""
+    cols = ["run_id", "label", *DIVERGENCES, *LANE_ACC_METRIC.values()]
+    chosen = {r: c["speech_llm"] for r, c in zip(runs["run_id"], runs["config"])
+              if isinstance(c, dict) and c.get("speech_llm")}
+    rows = metrics[metrics["run_id"].isin(chosen) & (metrics["task"] == ALL_TASKS) & metrics["step"].isna()] \
+        if not metrics.empty else metrics
+    if rows.empty:
+        return pd.DataFrame(columns=cols)
+    wide = rows.pivot_table(index="run_id", columns="metric", values="value", aggfunc="last").reset_index()
+    wide["label"] = [f"{str(chosen[r]).rstrip('/').split('/')[-1]} ({r})" for r in wide["run_id"]]
+    return wide.reindex(columns=cols)
+
+
 def scatter_fits(points: pd.DataFrame) -> dict[str, LinearFit | str]:
     """The paper's two scatters over checkpoints, speech accuracy ~ ln M and text accuracy ~ F, on the corpus
     measure and on the item-level one (`SCATTERS`). Values are `LinearFit`s, or a string saying why a fit is missing

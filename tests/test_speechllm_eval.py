@@ -1,6 +1,6 @@
 """`salad eval --speech-llm`: every supported family, as a tiny random-weight model built here, evaluated like a
-SaladModel on spoken items: the audio reaches it, the JSON contract comes back, item F and M are finite where
-defined, generative scoring reports its parse failures, a dataset saved with `datasets` loads through --dataset,
+SaladModel on spoken items: the audio reaches it, the JSON contract comes back, corpus and item F and M are finite
+where defined, generative scoring reports its parse failures, a dataset saved with `datasets` loads through --dataset,
 and the Gap page and the explorer open the run."""
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ def spoken_manifest(tmp_path_factory):
     return folder / "items.jsonl"
 
 
-def _evaluate(folder, manifest, tmp_path, **extra) -> tuple[dict, Store]:
-    store = Store(tmp_path / "s.duckdb")
+def _evaluate(folder, manifest, tmp_path, store: Store | None = None, **extra) -> tuple[dict, Store]:
+    store = store or Store(tmp_path / "s.duckdb")
     config = EvalConfig(speech_llm=str(folder), manifest=str(manifest), tasks=[], k_shot=0, probe_limit=0,
-                        asr="whisper-tiny.en", **extra)
+                        asr="whisper-tiny.en", **{"corpus_docs": 2, **extra})
     return run_eval(config, store), store
 
 
@@ -68,14 +68,63 @@ def test_every_family_is_evaluated_on_every_lane_and_hears_its_audio(family, tin
     assert model["name"] == str(tiny_folders[family]) and (model["llm"] is None) == multimodal
 
 
-def test_item_f_and_m_are_finite_and_f_needs_the_text_llm(tiny_folders, tmp_path):
-    for family, expect_f in (("qwen2-audio", True), ("qwen2.5-omni", False)):
-        config = EvalConfig(speech_llm=str(tiny_folders[family]), tasks=["arithmetic"], limit=1, k_shot=0,
-                            probe_limit=2, lanes=["base_text", "text", "speech"])
-        result = run_eval(config, Store(tmp_path / f"{family}.duckdb"))
-        assert math.isfinite(result["item_M"]) and result["item_M"] >= 0
-        assert (result["item_F"] is not None and math.isfinite(result["item_F"])) == expect_f
-        assert result["F"] is None and result["M"] is None  # no corpus measure for a speech LLM
+def text_llm_beside(folder, out):
+    """A tiny text LLM that reads with the speech LLM's own tokenizer: the text LLM `--llm` names for a natively
+    multimodal family, which has none of its own."""
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    from salad_core.speechllm.tiny import seeded, text_config
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    with seeded(1):
+        Qwen2ForCausalLM(Qwen2Config(**text_config(len(tokenizer)))).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("family", list(FAMILY_CLASSES))
+def test_corpus_and_item_f_and_m_of_every_family(family, tiny_folders, tmp_path):
+    """The paper's F and M for a speech LLM: the broad probe documents read by its text LLM and by it (F), read and
+    heard by it (M), every speech span heard where its processor takes audio between text spans, else the first."""
+    llm = str(text_llm_beside(tiny_folders[family], tmp_path / "base")) if family == "qwen2.5-omni" else None
+    config = EvalConfig(speech_llm=str(tiny_folders[family]), llm=llm, tasks=["arithmetic"], limit=1, k_shot=0,
+                        probe_limit=2, corpus_docs=2, lanes=["base_text", "text", "speech"])
+    result = run_eval(config, Store(tmp_path / "s.duckdb"))
+    for name in ("F", "M", "item_F", "item_M"):
+        assert result[name] is not None and math.isfinite(result[name]) and result[name] >= 0, name
+    assert result["F"] > 0 and result["M"] > 0  # a random decoder beside a random text LLM, hearing random audio
+    assert result["corpus"]["broad text"]["m_tokens"] > 0
+    one_span = not get_family(family).audio_between_text
+    assert result["corpus_heard"].startswith("the first speech span" if one_span else "every speech span")
+    adapter = json.loads(Store(tmp_path / "s.duckdb").query("SELECT adapter FROM models")["adapter"][0])
+    assert adapter["audio_between_text"] is not one_span
+
+
+def test_f_needs_a_text_llm_that_reads_the_same_tokens(tiny_folders, tmp_path):
+    config = EvalConfig(speech_llm=str(tiny_folders["qwen2.5-omni"]), tasks=["arithmetic"], limit=1, k_shot=0,
+                        probe_limit=2, corpus_docs=2, lanes=["text", "speech"])
+    result = run_eval(config, Store(tmp_path / "s.duckdb"))
+    assert result["F"] is None and result["item_F"] is None  # natively multimodal and no --llm: F is not defined
+    assert math.isfinite(result["M"]) and math.isfinite(result["item_M"])
+
+
+def test_a_model_taking_one_audio_per_prompt_hears_the_first_span_and_m_counts_the_text_after_it(tiny_folders):
+    from salad_core.eval.divergence import probe_divergence
+    from salad_core.eval.probes import first_span_heard
+    from salad_core.model.processing import Segment
+    from salad_core.speechllm.model import load_speech_llm
+
+    tone = (0.3 * np.sin(np.arange(8000) * 2 * np.pi * 300 / 16000)).astype(np.float32)
+    doc = [Segment("The capital of"), Segment(" France", tone), Segment(" is Paris, and of"), Segment(" Peru", tone),
+           Segment(" it is Lima.")]
+    single = first_span_heard(doc)
+    assert [s.is_speech for s in single] == [False, True, False, False, False] and single[3].text == " Peru"
+    model = load_speech_llm(str(tiny_folders["audio-flamingo-3"]))
+    paired, _ = model.pair(single)
+    after = int((paired.student_pred >= paired.speech_spans[0][0]).sum())
+    assert 0 < after < len(paired.student_pred)
+    assert probe_divergence(model, single, after_speech=True).m_tokens == after
+    assert probe_divergence(model, single).m_tokens == len(paired.student_pred)
 
 
 @pytest.mark.usefixtures("isolated_app")
@@ -143,12 +192,25 @@ def test_an_unsupported_architecture_fails_at_once_naming_the_families(tmp_path)
 
 
 @pytest.mark.usefixtures("isolated_app")
-def test_the_gap_page_and_the_explorer_open_a_speech_llm_run(tiny_folders, spoken_manifest, tmp_path):
+def gap_page_on(store: Store, run_id: str):
+    """The app on `store` with `run_id` picked in the sidebar: (the app, the Gap page as it opened, without error)."""
     from streamlit.testing.v1 import AppTest
+
+    from salad_core.paths import REPO_ROOT
+
+    at = AppTest.from_file(str(REPO_ROOT / "dashboard" / "app.py"), default_timeout=120)
+    at.session_state["store_path"] = str(store.path)
+    at.run()
+    at.sidebar.selectbox(key="sidebar_run").select(run_id)
+    gap = at.run()
+    assert not gap.exception and not gap.error
+    return at, gap
+
+
+def test_the_gap_page_and_the_explorer_open_a_speech_llm_run(tiny_folders, spoken_manifest, tmp_path):
 
     from salad_core.explore import sources
     from salad_core.explore.representations import ensure_representations
-    from salad_core.paths import REPO_ROOT
 
     result, store = _evaluate(tiny_folders["qwen2-audio"], spoken_manifest, tmp_path)
     ref = sources.find_model(store, f"eval:{tiny_folders['qwen2-audio']}")
@@ -157,18 +219,34 @@ def test_the_gap_page_and_the_explorer_open_a_speech_llm_run(tiny_folders, spoke
     metrics = entry.metrics
     assert len(metrics) and np.isfinite(metrics["value"].astype(float)).all()
 
-    at = AppTest.from_file(str(REPO_ROOT / "dashboard" / "app.py"), default_timeout=120)
-    at.session_state["store_path"] = str(store.path)
-    at.run()
-    at.sidebar.selectbox(key="sidebar_run").select(result["run_id"])
-    gap = at.run()
-    assert not gap.exception and not gap.error
+    at, gap = gap_page_on(store, result["run_id"])
     assert any("spoken" in str(df.value) for df in gap.dataframe)  # the task's row in the gap table
     assert not any("adapter" in str(w.value) for w in gap.warning)  # a speech LLM has no adapter to blame
     explorer = at.switch_page("../pages/explorer.py").run()
     assert not explorer.exception and not explorer.error
     assert explorer.selectbox(key="exp_model").value == ref.ref_id
     assert not any("not computed" in str(i.value) for i in explorer.info)  # the hidden states above are shown
+
+
+@pytest.mark.usefixtures("isolated_app")
+def test_the_pages_show_a_speech_llms_f_and_m_and_how_it_heard_them(tiny_folders, spoken_manifest, pipeline, tmp_path):
+    """A speech LLM evaluated into a store of salad's own training runs: the Gap page shows its corpus F and M (and
+    says when its family heard one span per document), the dynamics scatters place it beside the checkpoints."""
+    import shutil
+
+
+
+    store = Store(shutil.copy(pipeline.store.path, tmp_path / "with-llm.duckdb"))
+    result, _ = _evaluate(tiny_folders["audio-flamingo-3"], spoken_manifest, tmp_path, store=store)
+    at, gap = gap_page_on(store, result["run_id"])
+    shown = {m.label: m.value for m in gap.metric}
+    assert shown["M (KL, speech vs text)"] == f"{result['M']:.4g}" and shown["F (KL, text)"] == f"{result['F']:.4g}"
+    assert any("takes one audio per prompt" in c.value for c in gap.caption)
+    dynamics = at.switch_page("../pages/dynamics.py").run()
+    assert not dynamics.exception and not dynamics.error
+    scatters = [c.proto.spec for c in dynamics.get("plotly_chart") if "across checkpoints" in c.proto.spec]
+    assert len(scatters) == 2 and all("speech LLMs (salad eval --speech-llm)" in spec for spec in scatters)
+    assert all(f"audio-flamingo-3 ({result['run_id']})" in spec for spec in scatters)
 
 
 @pytest.mark.parametrize("family", list(FAMILY_CLASSES))

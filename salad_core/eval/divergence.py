@@ -32,15 +32,21 @@ class ProbeDivergence:
 
 
 @torch.no_grad()
-def probe_divergence(model: SaladModel, segments: list[Segment], speech_embeds: list | None = None) -> ProbeDivergence:
-    """F and M terms of one probe document; `speech_embeds` when its speech spans come as cached frames."""
+def probe_divergence(model: SaladModel, segments: list[Segment], speech_embeds: list | None = None,
+                     after_speech: bool = False) -> ProbeDivergence:
+    """F and M terms of one probe document; `speech_embeds` when its speech spans come as cached frames. With
+    `after_speech`, M (and the distillation loss) only at the positions after the first speech span."""
     paired, student_embeds = model.pair(segments, speech_embeds)
     device = student_embeds.device
     text_ids = paired.teacher_ids[None].to(device)
     all_positions = torch.arange(paired.teacher_ids.numel() - 1, device=device)
-    shared = paired.teacher_pred.to(device)
+    kept = torch.ones_like(paired.student_pred, dtype=torch.bool)
+    if after_speech and paired.speech_spans:
+        kept = paired.student_pred >= paired.speech_spans[0][0]
+    shared = paired.teacher_pred[kept].to(device)
     p_text = model.text_reader(input_ids=text_ids, logits_to_keep=all_positions).logits[0]
-    p_speech = model.llm(inputs_embeds=student_embeds[None], logits_to_keep=paired.student_pred.to(device)).logits[0]
+    p_speech = model.llm(inputs_embeds=student_embeds[None],
+                         logits_to_keep=paired.student_pred[kept].to(device)).logits[0]
     m = kl_per_position(p_text[shared], p_speech)
     if not model.teacher_reads_student_tokens:  # no original LLM, or another vocabulary: F is not defined
         return ProbeDivergence(0.0, 0, float(m.sum()), m.numel())

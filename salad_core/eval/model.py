@@ -29,6 +29,7 @@ class EvaluatedModel(Protocol):
     tokenizer: Any  # the adapted model's tokenizer
     student_llm_is_teacher: bool  # the adapted model reads text exactly as the original LLM (a frozen LLM)
     teacher_reads_student_tokens: bool  # both share a vocabulary, so F is defined token by token
+    audio_between_text: bool  # it hears several speech spans of one prompt, between text spans
 
     @property
     def text_reader(self) -> nn.Module:
@@ -50,6 +51,9 @@ class EvaluatedModel(Protocol):
 
     def embed_speech(self, audios: list[np.ndarray]) -> list[torch.Tensor]: ...
 
+    def probe_source(self) -> tuple[str, str]:
+        """(LLM name, encoder name) that choose and cache its held-out probe documents (eval/probes.py)."""
+
 
 class TextLLM(HearsSegments):
     """A causal text LLM alone, as the evaluation reads it: it is its own original and adapted model and hears
@@ -57,6 +61,7 @@ class TextLLM(HearsSegments):
 
     encoder = None
     student_llm_is_teacher = True
+    audio_between_text = False
 
     def __init__(self, llm: nn.Module, tokenizer):
         self.llm, self.tokenizer = llm, tokenizer
@@ -75,3 +80,6 @@ class TextLLM(HearsSegments):
 
     def adapt_frames(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
         return self.embed_speech([])
+
+    def probe_source(self) -> tuple[str, str]:
+        raise ValueError("A text LLM hears nothing, so it has no probe documents to hear (corpus M).")

@@ -56,7 +56,10 @@ class ProbeSet:
 def document_divergences(model, docs: list[SpeechDoc], features: Callable[[list[SpeechDoc]], list],
                          progress: Progress | None = None) -> list:
     """F and M terms of each document (`eval.divergence.probe_divergence`), its speech spans heard as the frames
-    `features(docs)` gives; used by corpus F and M here and by a selection round's per-cluster M(c)."""
+    `features(docs)` gives; used by corpus F and M here and by a selection round's per-cluster M(c). A model that
+    takes one audio per prompt (`audio_between_text` false: a speech LLM family whose processor pairs texts and
+    audios one to one) hears the document's first speech span alone, the rest read, and M is taken on the text after
+    that span (`first_span_heard`)."""
     import torch  # imported once a model is measured: the registry above serves pages too
 
     from salad_core.eval.divergence import probe_divergence
@@ -65,11 +68,28 @@ def document_divergences(model, docs: list[SpeechDoc], features: Callable[[list[
     out = []
     with torch.no_grad():
         for doc in docs:
-            frames = features([doc])
-            out.append(probe_divergence(model, doc.segments(), model.adapt_frames(frames) if frames else []))
+            segments, frames = doc.segments(), features([doc])
+            if not model.audio_between_text:
+                segments, frames = first_span_heard(segments), frames[:1]
+            out.append(probe_divergence(model, segments, model.adapt_frames(frames) if frames else [],
+                                        after_speech=not model.audio_between_text))
             if progress is not None:
                 progress.update(1)
     return out
+
+
+def first_span_heard(segments: list) -> list:
+    """A document with its first speech span heard and every later one read as text."""
+    from salad_core.model.processing import Segment
+
+    first = next((i for i, s in enumerate(segments) if s.is_speech), len(segments))
+    return [s if i <= first or not s.is_speech else Segment(s.text) for i, s in enumerate(segments)]
+
+
+def heard_spans(model) -> str:
+    """How a model hears a probe document, as reports say it (`salad eval --json`'s `corpus_heard`)."""
+    return ("every speech span" if model.audio_between_text else
+            "the first speech span of each document (the model takes one audio per prompt); M on the text after it")
 
 
 def corpus_divergence(model, probe_set: ProbeSet, seed: int = 0,
@@ -90,7 +110,7 @@ def corpus_divergence(model, probe_set: ProbeSet, seed: int = 0,
 def measure(model, seed: int = 0, progress: bool = False,
             n_docs: int = 0) -> tuple[ProbeSet, dict[str, dict[str, Estimate]]]:
     """The model's probe set (`probe_set_for` its LLM; its first `n_docs` documents, 0: all) and its corpus F and M."""
-    probe_set = probe_set_for(model.config.llm_name, str(model.encoder.name), n_docs)
+    probe_set = probe_set_for(*model.probe_source(), n_docs)
     with (Progress(len(probe_set.docs), "corpus F and M") if progress else NoProgress()) as bar:
         return probe_set, corpus_divergence(model, probe_set, seed, bar)
 

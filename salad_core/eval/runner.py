@@ -32,7 +32,7 @@ from salad_core.eval.metrics import (
     parse_fail_metric,
     task_metrics,
 )
-from salad_core.eval.probes import measure
+from salad_core.eval.probes import heard_spans, measure
 from salad_core.eval.vocabulary import (
     ALL_TASKS,
     AUDIO_LANES,
@@ -85,10 +85,11 @@ def _summary_entry(estimates: dict[str, Estimate], names: tuple[str, ...]) -> di
 
 
 def summary(run_id: str, per_task: dict[str, dict[str, dict]], divergence: dict[str, float],
-            config: EvalConfig, corpus: dict[str, dict] | None = None) -> dict:
+            config: EvalConfig, corpus: dict[str, dict] | None = None, corpus_heard: str | None = None) -> dict:
     """The object `salad eval --json` prints; `per_task` holds each task's estimates by condition. `tasks` is the
     headline (the reference voice in a sweep), `conditions` one entry per condition of a sweep; `F` and `M` are the
-    corpus measure (pooled; by domain under `corpus`), `item_F` and `item_M` the measure on the tasks' dev items."""
+    corpus measure (pooled; by domain under `corpus`; `corpus_heard` says which speech spans the model heard), and
+    `item_F` and `item_M` the measure on the tasks' dev items."""
     tasks = {task: _summary_entry({**by_condition.get(NO_CONDITION, {}), **by_condition.get(config.reference, {})},
                                   REPORT_METRICS) for task, by_condition in per_task.items()}
     conditions = [{"condition": c, "tasks": {task: _summary_entry(by_condition.get(c, {}), CONDITION_METRICS)
@@ -97,7 +98,7 @@ def summary(run_id: str, per_task: dict[str, dict[str, dict]], divergence: dict[
                           "ci": {k: [_num(e.ci_low), _num(e.ci_high)] for k, e in est.items()},
                           "m_tokens": est["M"].n} for domain, est in (corpus or {}).items()}
     return {"run_id": run_id, "tasks": tasks, **{k: _num(divergence.get(k)) for k in DIVERGENCES},
-            "corpus": by_domain, "scoring": config.scoring, "k_shot": config.k_shot, "voice": config.voice,
+            "corpus": by_domain, "corpus_heard": corpus_heard, "scoring": config.scoring, "k_shot": config.k_shot, "voice": config.voice,
             "conditions": conditions}
 
 
@@ -109,7 +110,8 @@ def _num(x) -> float | None:
 
 
 def load_items(config: EvalConfig) -> tuple[dict[str, list[Item]], dict[str, dict], list[Item]]:
-    """Test items per task, each task's store metadata, and the manifest's few-shot items.
+    """Test items per task, each task's store metadata, and the manifest's other items (few-shot examples, and dev
+    items: held out from the test items scored, they carry item F and M).
 
     Manifest lines that fail are logged with their line numbers and skipped; the rest is evaluated.
     """
@@ -117,7 +119,7 @@ def load_items(config: EvalConfig) -> tuple[dict[str, list[Item]], dict[str, dic
 
     items: dict[str, list[Item]] = {}
     meta: dict[str, dict] = {}
-    manifest_fewshot: list[Item] = []
+    manifest_rest: list[Item] = []
     names = config.tasks if config.tasks is not None else ([] if config.manifest or config.dataset else suite_tasks())
     for name in names:
         task = get_task(name)
@@ -131,8 +133,8 @@ def load_items(config: EvalConfig) -> tuple[dict[str, list[Item]], dict[str, dic
         for item in loaded.items:
             if item.split == "test":
                 items.setdefault(item.task, []).append(item)
-            elif item.split == "fewshot":
-                manifest_fewshot.append(item)
+            else:
+                manifest_rest.append(item)
             meta.setdefault(item.task, {"task": item.task, "version": "manifest", "domain": item.domain,
                                         "description": f"from {config.manifest}", "source": str(config.manifest)})
         for task in {i.task for i in loaded.items}:
@@ -146,7 +148,7 @@ def load_items(config: EvalConfig) -> tuple[dict[str, list[Item]], dict[str, dic
         items[task] = rows
         meta[task] = {"task": task, "version": "hub", "domain": rows[0].domain, "description": f"from {config.dataset}",
                       "source": config.dataset}
-    return {t: v for t, v in items.items() if v}, meta, manifest_fewshot
+    return {t: v for t, v in items.items() if v}, meta, manifest_rest
 
 
 def speak(items: list[Item], voice: str) -> dict[str, tuple[np.ndarray, dict] | Exception]:
@@ -187,15 +189,14 @@ def build_model(config: EvalConfig):
 
 
 def speech_llm_config(config: EvalConfig, model) -> EvalConfig:
-    """A speech LLM's run: no base_text lane without the text LLM it was built from (forgetting is then not
-    applicable), and no corpus F and M (the probe documents are cached for salad's encoders; item_F and item_M, on
-    the tasks' dev items, are measured at the aligned positions after the question)."""
+    """A speech LLM's run: no base_text lane without the text LLM it was built from (forgetting, and F, are then
+    not applicable). Corpus F and M are measured on the broad probe documents, heard by the speech LLM itself."""
     from dataclasses import replace
 
     lanes = [lane for lane in config.lanes if lane != "base_text" or model.base is not None]
     if len(lanes) < len(config.lanes):
         log.info("%s has no text LLM to compare with (pass --llm): forgetting is not applicable", config.speech_llm)
-    return replace(config, lanes=lanes, corpus=False)
+    return replace(config, lanes=lanes)
 
 
 def model_record(model, config: EvalConfig) -> dict:
@@ -215,7 +216,7 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
     torch.set_flush_denormal(True)
     store = store or Store()
     config = config.resolved()  # the run records the model folder it used (the shipped adapter's, for smol)
-    items_by_task, meta, manifest_fewshot = load_items(config)
+    items_by_task, meta, manifest_rest = load_items(config)
     if not items_by_task:
         raise ValueError("nothing to evaluate: no task produced test items (check --tasks, --manifest, --dataset "
                          "and --limit)")
@@ -231,7 +232,7 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
     run_id = store.create_run("eval", asdict(config), model=model_record(model, config),
                               prompt_template=PROMPT_TEMPLATE, seed=config.seed)
     try:
-        per_task, probes = _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, meta, manifest_fewshot)
+        per_task, probes = _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, meta, manifest_rest)
         pooled = divergence_estimates(probes, config.seed, prefix="item_")
         corpus = corpus_metrics(model, config, store, run_id, set(items_by_task)) if config.corpus else {}
         store.add_metrics(run_id, metric_rows(ALL_TASKS, pooled, config.reference))
@@ -240,7 +241,7 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
         store.finish_run(run_id, "failed", f"{type(err).__name__}: {err}")
         raise
     store.finish_run(run_id, "done")
-    return summary(run_id, per_task, divergence, config, corpus)
+    return summary(run_id, per_task, divergence, config, corpus, heard_spans(model) if config.corpus else None)
 
 
 def corpus_metrics(model, config: EvalConfig, store: Store, run_id: str, tasks: set[str]) -> dict[str, dict]:
@@ -262,7 +263,7 @@ def _hear(items: list[Item], config: EvalConfig, condition: Condition | None) ->
     return speak(items, config.voice) if condition is None else render(items, condition)
 
 
-def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, meta, manifest_fewshot):
+def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, meta, manifest_rest):
     """Every task through the evaluation loop (eval/evaluate.py): the lanes that read the question once, those that
     hear it once per voice condition; then each task's metrics and item F and M. Returns the estimates per task and
     condition, and every task's item probes."""
@@ -271,10 +272,11 @@ def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, me
     conditions = {c.key: c for c in config.conditions} if config.voices else {NO_CONDITION: None}
     spoken = {key: _hear([i for v in items_by_task.values() for i in v], config, c)
               for key, c in conditions.items()} if hearing else {}
-    probe_items = {task: _probe_items(task, config) for task in items_by_task} if "speech" in config.lanes else {}
+    probe_items = ({task: _probe_items(task, config, manifest_rest) for task in items_by_task}
+                   if "speech" in config.lanes else {})
     probe_audio = _hear([i for v in probe_items.values() for i in v], config, conditions[config.reference])
     sink = StoreSink(store, run_id)
-    options = {"fewshot": lambda task: fewshot_for(task, config.k_shot, config.seed, manifest_fewshot),
+    options = {"fewshot": lambda task: fewshot_for(task, config.k_shot, config.seed, manifest_rest),
                "max_new_tokens": config.max_new_tokens}
     per_task, probes, text_all, heard_all = {}, [], [], {key: [] for key in spoken}
     n_items = sum(map(len, items_by_task.values()))
@@ -361,11 +363,12 @@ def _heard_item(item: Item, item_id: str, outcome: tuple[np.ndarray, dict], enco
     return PreparedItem(item, item_id, audio, audio_id, frames), {"audio_id": audio_id, "item_id": item_id, **info}
 
 
-def _probe_items(task: str, config: EvalConfig) -> list[Item]:
-    """The task's dev items (never scored as test items) on which F and M are measured; none for manifests."""
+def _probe_items(task: str, config: EvalConfig, manifest_rest: list[Item]) -> list[Item]:
+    """The task's dev items (never scored as test items) on which item F and M are measured: a registered task's,
+    or a manifest's lines of split "dev"."""
     if config.probe_limit <= 0:
         return []
     try:
         return get_task(task).items("dev", limit=config.probe_limit)
     except KeyError:
-        return []
+        return [i for i in manifest_rest if i.task == task and i.split == "dev"][: config.probe_limit]

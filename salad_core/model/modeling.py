@@ -174,6 +174,12 @@ class SaladModel(HearsSegments, PreTrainedModel):
         """The adapted model's LLM as it reads text (for SaladModel the same module that hears)."""
         return self.llm
 
+    audio_between_text = True  # it hears every speech span of a document where it is
+
+    def probe_source(self) -> tuple[str, str]:
+        """(LLM name, encoder name) that choose and cache its held-out probe documents (eval/probes.py)."""
+        return self.config.llm_name, str(self.encoder.name)
+
     @property
     def student_llm_is_teacher(self) -> bool:
         """True when the adapted model reads text exactly as the original LLM does (frozen LLM)."""

@@ -29,6 +29,9 @@ class SpeechLLMFamily:
     model_types: ClassVar[tuple[str, ...]]  # the `config.model_type`s this family loads
     model_class: ClassVar[str]  # the transformers class, by name (imported when loaded)
     natively_multimodal: ClassVar[bool] = False  # trained on speech and text from the start: no text LLM to compare
+    # Its processor lays out several audios in one prompt, between text spans (transformers' processors: one audio
+    # per placeholder token); a family whose processor takes one audio per prompt hears one span of a document.
+    audio_between_text: ClassVar[bool] = True
     base_llms: ClassVar[dict[str, str]] = {}  # a released checkpoint's hub id -> the text LLM it was built from
 
     # -- loading ---------------------------------------------------------------------------------------------

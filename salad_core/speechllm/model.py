@@ -75,6 +75,7 @@ class SpeechLLM(HearsSegments, nn.Module):
         self.text_reader = DecoderLM(body, head, lambda: family.reading(model, heard=False))  # reads
         self.encoder = WaveformFrontEnd(f"{family.name}:{name}")
         self.teacher_reads_student_tokens = base is not None and base_tokenizer.get_vocab() == tokenizer.get_vocab()
+        self.audio_between_text = family.audio_between_text
         self._wrap = family.audio_wrap(tokenizer)
 
     @property
@@ -94,6 +95,14 @@ class SpeechLLM(HearsSegments, nn.Module):
         return chat_prompt(self.tokenizer_for(reader), segments)
 
     chat = prompt  # a speech LLM reads every prompt in its chat template
+
+    def probe_source(self) -> tuple[str, str]:
+        """(LLM name, encoder name) that choose and cache its held-out probe documents (eval/probes.py): broad
+        English, spoken and cached once under the offline default's encoder, so a speech LLM is measured on the same
+        documents and audio as the smol preset (it hears the audio itself, never the cached frames)."""
+        from salad_core.presets import get_preset
+
+        return self.name, get_preset("smol").encoder_name
 
     # -- hearing ---------------------------------------------------------------------------------------------
 
@@ -116,7 +125,8 @@ class SpeechLLM(HearsSegments, nn.Module):
 
     def record(self) -> dict:
         return {"model_id": self.name, "name": self.name, "llm": self.base_name, "encoder": f"{self.family.name} audio tower",
-                "adapter": {"family": self.family.name, "natively_multimodal": self.family.natively_multimodal},
+                "adapter": {"family": self.family.name, "natively_multimodal": self.family.natively_multimodal,
+                            "audio_between_text": self.audio_between_text},
                 "path": None, "params": self.parameter_table()}  # no SaladModel folder: its run's config rebuilds it
 
     def parameter_table(self) -> dict[str, dict[str, int]]:

@@ -21,6 +21,7 @@ class AudioFlamingo3(SpeechLLMFamily):
     model_types = ("audioflamingo3",)
     model_class = "AudioFlamingo3ForConditionalGeneration"
     base_llms = {"nvidia/audio-flamingo-3-hf": "Qwen/Qwen2.5-7B-Instruct"}
+    audio_between_text = False  # its processor pairs texts and audios one to one
 
     def features(self, feature_extractor, audio: np.ndarray) -> dict[str, torch.Tensor]:
         # as the processor: one row per 30 s window (the last one padded), each a full Whisper input
