@@ -73,6 +73,12 @@ class Progress:
         self._bar.update(n)
         self._write(force=self.total is not None and self.done >= self.total)
 
+    def follow(self, state: dict) -> None:
+        """Show another process's progress (its `read_progress` state): its stage, count and message."""
+        if state.get("stage") != self.stage or state.get("total") != self.total:
+            self.set_stage(state.get("stage") or self.stage, state.get("total"))
+        self.update(max(0, int(state.get("done") or 0) - self.done), state.get("message"))
+
     def close(self) -> None:
         if self.closed:
             return
@@ -112,6 +118,9 @@ class NoProgress:
         pass
 
     def set_stage(self, desc: str, total: int | None) -> None:
+        pass
+
+    def follow(self, state: dict) -> None:
         pass
 
     def close(self) -> None:

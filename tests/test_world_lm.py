@@ -19,6 +19,7 @@ import torch
 from salad_core.assets import AssetError
 from salad_core.demo import unknown_words
 from salad_core.eval.lanes import prompt_segments
+from salad_core.progress import PROGRESS_ENV, read_progress
 from salad_core.model.llm import load_llm, pinned_llm_name
 from salad_core.tasks import Item
 from salad_core.world import lm
@@ -84,11 +85,15 @@ def world(tmp_path_factory) -> ToyWorld:
 
 
 @pytest.fixture(scope="module")
-def trained(world):
-    """One real pretraining run of the word-level recipe, saved into the world's LM folder through `ensure_world_lm`."""
-    folder = lm.ensure_world_lm(world, "lm-v4", steps=400, batch_size=16, eval_every=50, decay_steps=50, until="target",
-                                k_shot=2, row_length=64, hidden=64, layers=2, threads=1, progress=False)
-    return folder, lm.lm_report(world, "lm-v4")
+def trained(world, tmp_path_factory):
+    """One real pretraining run of the word-level recipe, saved into the world's LM folder through `ensure_world_lm`,
+    its progress written to a file as a world build's LM child writes it."""
+    progress_file = tmp_path_factory.mktemp("lm-progress") / "progress.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(PROGRESS_ENV, str(progress_file))
+        folder = lm.ensure_world_lm(world, "lm-v4", steps=400, batch_size=16, eval_every=50, decay_steps=50,
+                                    until="target", k_shot=2, row_length=64, hidden=64, layers=2, threads=1)
+    return folder, lm.lm_report(world, "lm-v4"), read_progress(progress_file)
 
 
 # -- tokenizer ------------------------------------------------------------------------------------------------
@@ -219,7 +224,7 @@ def test_plateau_rule_waits_until_the_skill_domains_stop_improving(world):
 
 
 def test_training_reduces_loss_and_learns_the_fact_domain(trained):
-    folder, report = trained
+    folder, report, _ = trained
     assert report["steps"] <= 400 and len(report["history"]) >= 1
     first = report["history"][0]
     assert first["loss"] > report["final_loss"]
@@ -231,8 +236,44 @@ def test_training_reduces_loss_and_learns_the_fact_domain(trained):
     assert json.loads((folder / lm.REPORT_FILE).read_text()) == report
 
 
+def test_pretraining_shows_its_steps_and_each_dev_check(trained):
+    _, report, progress = trained
+    assert progress["stage"] == "pretraining toy LM" and progress["closed"]
+    assert progress["done"] == report["steps"] and progress["total"] == 400
+    last = report["history"][-1]["dev_accuracy"]
+    assert progress["message"] == "dev accuracy " + ", ".join(f"{d} {a:.2f}" for d, a in last.items())
+
+
+def test_a_world_build_follows_its_lm_childs_progress(tmp_path, monkeypatch):
+    """The LM child's progress file, shown by the build as its own bar (and in the build's own progress file, which
+    a dashboard job reads) until the child ends."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from salad_core.world import build
+
+    child = textwrap.dedent(f"""
+        import time
+        from salad_core.progress import Progress
+        with Progress(3, "pretraining mini LM", file={str(tmp_path / build.LM_PROGRESS)!r}) as bar:
+            for step in range(3):
+                time.sleep(0.3)
+                bar.update(1, message=f"dev accuracy capitals 0.{{step}}0")
+    """)
+    (tmp_path / build.LM_LOG).write_text("")
+    (tmp_path / build.SPEECH_DONE).touch()
+    monkeypatch.setenv(PROGRESS_ENV, str(tmp_path / "build.json"))
+    monkeypatch.setattr(build, "FOLLOW_EVERY_S", 0.1)
+    build._finish_lm(subprocess.Popen([sys.executable, "-c", child]), tmp_path)
+    shown = read_progress(tmp_path / "build.json")
+    assert (shown["stage"], shown["done"], shown["total"]) == ("pretraining mini LM", 3, 3)
+    assert shown["message"] == "dev accuracy capitals 0.20" and shown["closed"]
+    assert not (tmp_path / build.LM_PROGRESS).exists() and not (tmp_path / build.LM_LOG).exists()
+
+
 def test_saved_lm_loads_through_load_llm_with_identical_logits(world, trained):
-    folder, report = trained
+    folder, report, _ = trained
     model, tok = load_llm(str(folder))
     assert model.config.tie_word_embeddings and model.config.hidden_size == report["hidden"] == 64
     assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
@@ -245,7 +286,7 @@ def test_saved_lm_loads_through_load_llm_with_identical_logits(world, trained):
 
 
 def test_second_call_reuses_the_cached_lm(world, trained, monkeypatch):
-    folder, _ = trained
+    folder, _, _ = trained
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
 
     def fail(*args, **kwargs):
@@ -268,7 +309,7 @@ def test_resolve_world_llm_names():
 
 
 def test_a_saved_name_pins_the_lm_folder_of_its_recipe(world, trained, monkeypatch):
-    folder, _ = trained
+    folder, _, _ = trained
     assert pinned_llm_name("world:toy") == f"world:toy/{lm.LM_FOLDER}"
     assert pinned_llm_name(f"world:toy/{lm.LM_FOLDER}") == f"world:toy/{lm.LM_FOLDER}"
     assert pinned_llm_name("Qwen/Qwen2.5-3B") == "Qwen/Qwen2.5-3B"

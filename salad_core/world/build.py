@@ -28,7 +28,7 @@ from salad_core.assets import AssetError, cached_build, sources_digest
 from salad_core.clips import ClipRequest, encode_clips
 from salad_core.documents import spans_to_clips, speakable_text, split_spans, with_seconds
 from salad_core.paths import cache_dir
-from salad_core.progress import NoProgress, Progress
+from salad_core.progress import PROGRESS_ENV, NoProgress, Progress, read_progress
 from salad_core.tasks.item import Item
 from salad_core.text import stable_hash
 from salad_core.world import audit, corpus, speech
@@ -213,7 +213,7 @@ def _write_world(out: Path, preset: str, cfg: dict, progress: bool, lm: bool) ->
         speech_done = time.monotonic()
         if lm_job:
             (out / SPEECH_DONE).touch()  # the LM child takes every core from here on
-            _finish_lm(lm_job, out)
+            _finish_lm(lm_job, out, progress)
     finally:
         if lm_job and lm_job.poll() is None:
             lm_job.kill()
@@ -240,26 +240,35 @@ def _write_text(out: Path, preset: str, cfg: dict, plan: dict, speech_docs: list
 
 # The world's LM needs only the text, so it pretrains in a child process while the speech is synthesized and
 # encoded, each on one core; whichever finishes first hands its core to the other (the encoder takes every core
-# once the LM is done, the LM once the file SPEECH_DONE appears).
+# once the LM is done, the LM once the file SPEECH_DONE appears). The child writes its progress (steps, and the dev
+# accuracy at each check) to LM_PROGRESS; once the speech is done, the build shows it as its own bar.
 LM_LOG = "lm-pretraining.log"
+LM_PROGRESS = "lm-progress.json"
 SPEECH_DONE = "speech.done"
+FOLLOW_EVERY_S = 1.0
 
 
 def _start_lm(out: Path) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", PROGRESS_ENV: str(out / LM_PROGRESS)}
     with open(out / LM_LOG, "w") as log:  # the child keeps its own handle
         return subprocess.Popen([sys.executable, "-m", "salad_core.world.lm", str(out)], stdout=log, stderr=log,
                                 env=env)
 
 
-def _finish_lm(job: subprocess.Popen, out: Path) -> None:
-    if job.wait() != 0:
+def _finish_lm(job: subprocess.Popen, out: Path, progress: bool = True) -> None:
+    """Wait for the LM child, showing its progress; an AssetError with its log's end if it failed."""
+    with Progress(None, "world LM: pretraining") if progress else NoProgress() as bar:
+        while job.poll() is None:
+            bar.follow(read_progress(out / LM_PROGRESS) or {})
+            time.sleep(FOLLOW_EVERY_S)
+        bar.follow(read_progress(out / LM_PROGRESS) or {})
+    if job.returncode != 0:
         tail = (out / LM_LOG).read_text()[-2000:]
         raise AssetError(f"Pretraining the world's LM failed (exit {job.returncode}); its log ends:\n{tail}\n"
                          "Fix: read the error above; `salad world build --no-lm` builds the world without it, and "
                          "the LM is then trained on first use.")
-    (out / LM_LOG).unlink()
-    (out / SPEECH_DONE).unlink()
+    for name in (LM_LOG, LM_PROGRESS, SPEECH_DONE):
+        (out / name).unlink(missing_ok=True)
 
 
 def _manifest(preset: str, cfg: dict, folder: str, plan: dict, docs: list[dict], records: list[dict],

@@ -298,6 +298,8 @@ def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, e
             bar.update()
         if step % eval_every == 0 and step < decay_begin:
             accuracy = text_accuracy(llm, tokenizer, world, "dev", k_shot)
+            if bar is not None:
+                bar.update(0, message="dev accuracy " + ", ".join(f"{d} {a:.2f}" for d, a in accuracy.items()))
             history.append({"step": step, "loss": float(np.mean(losses[-eval_every:])), "dev_accuracy": accuracy})
             if ready_to_decay(history, world, target, **stop):
                 decay_begin = min(decay_begin, step + 1)
@@ -396,4 +398,5 @@ if __name__ == "__main__":  # `python -m salad_core.world.lm FOLDER`: the world 
 
     folder = Path(sys.argv[1])
     cores = len(os.sched_getaffinity(0))
-    ensure_world_lm(World(folder), threads=lambda: cores if (folder / SPEECH_DONE).exists() else 1, progress=False)
+    # its bar goes to the build's log, its state to the file the build follows ($SALAD_PROGRESS_FILE)
+    ensure_world_lm(World(folder), threads=lambda: cores if (folder / SPEECH_DONE).exists() else 1)
