@@ -155,6 +155,20 @@ def fixture_store(tmp_path: Path, fixture_store_template: Store) -> Store:
     return Store(path)
 
 
+# The slow lane: the modules that build a world, train, run the real commands, load real pretrained models or drive
+# a browser, and every test of the real commands' store (`pipeline`). `pytest -m "not slow"` (docs/testing.md) runs
+# the rest: the fast lane.
+SLOW_MODULES = {"test_browser", "test_compare", "test_demo", "test_eval", "test_explore", "test_one_evaluation",
+                "test_reports", "test_speechllm_eval", "test_stage2", "test_sweep", "test_trainer", "test_trainer_ddp",
+                "test_trainer_failures", "test_trainer_steps", "test_voices", "test_world", "test_world_audit"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES or "pipeline" in item.fixturenames:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory):
     """The store and data folder the real commands make on the nano world (tests/pipeline.py), once per session."""

@@ -18,7 +18,6 @@ from salad_core.train.evaluate import TRAIN_EVAL_LANES, evaluate_world
 from salad_core.world import load_world
 from salad_core.world.lm import task_accuracy, task_outputs, world_task
 
-pytestmark = pytest.mark.slow
 N_ITEMS = 5  # the nano recipe's eval_items: the training curve's dev slice
 
 
