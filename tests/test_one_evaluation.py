@@ -16,7 +16,7 @@ from salad_core.runs import RunDir
 from salad_core.store import Store
 from salad_core.train.evaluate import TRAIN_EVAL_LANES, evaluate_world
 from salad_core.world import load_world
-from salad_core.world.lm import task_accuracy, task_outputs, world_task
+from salad_core.world.lm_stopping import task_accuracy, task_outputs, world_task
 
 N_ITEMS = 5  # the nano recipe's eval_items: the training curve's dev slice
 

@@ -19,10 +19,11 @@ import torch
 from salad_core.assets import AssetError
 from salad_core.demo import unknown_words
 from salad_core.eval.lanes import prompt_segments
-from salad_core.progress import PROGRESS_ENV, read_progress
 from salad_core.model.llm import load_llm, pinned_llm_name
+from salad_core.progress import PROGRESS_ENV, read_progress
 from salad_core.tasks import Item
 from salad_core.world import lm
+from salad_core.world import lm_stopping as stopping
 from salad_core.world.tokenizer import SPECIAL_TOKENS, build_tokenizer
 
 THINGS = ["sky", "grass", "snow", "coal", "sun", "sea", "leaf", "blood", "milk", "night", "lemon", "rose"]
@@ -124,8 +125,8 @@ def test_tokenizer_ids_are_deterministic_and_unknowns_are_reported(world):
 def test_every_eval_prompt_round_trips_without_unk(world):
     tok = build_tokenizer(lm.tokenizer_texts(world))
     for domain in world.domains:
-        task = lm.world_task(world, domain.name)
-        fewshot = lm.fewshot_examples(task)
+        task = stopping.world_task(world, domain.name)
+        fewshot = stopping.fewshot_examples(task)
         assert len(fewshot) == min(5, len(task.items("fewshot"))) >= 4
         for item in task.items("dev") + task.items("test"):
             prompt = "".join(s.text for s in prompt_segments(fewshot, item.question))
@@ -201,23 +202,23 @@ def _history(*rows: tuple[float, float]) -> list[dict]:
 
 def test_target_rule_decays_as_soon_as_every_fact_domain_is_learnt(world):
     rule = {"target": 0.9, "until": "target", "patience": 2, "min_gain": 0.02}
-    assert not lm.ready_to_decay(_history((0.5, 0.3), (0.85, 0.3)), world, **rule)
-    assert lm.ready_to_decay(_history((0.5, 0.3), (0.95, 0.3)), world, **rule)  # the skill domain is not waited for
-    assert not lm.ready_to_decay([], world, **rule)
+    assert not stopping.ready_to_decay(_history((0.5, 0.3), (0.85, 0.3)), world, **rule)
+    assert stopping.ready_to_decay(_history((0.5, 0.3), (0.95, 0.3)), world, **rule)  # the skill domain is not waited for
+    assert not stopping.ready_to_decay([], world, **rule)
 
 
 def test_plateau_rule_waits_until_the_skill_domains_stop_improving(world):
     rule = {"target": 0.9, "until": "plateau", "patience": 2, "min_gain": 0.02}
     climbing = _history((0.95, 0.3), (1.0, 0.4), (1.0, 0.5), (1.0, 0.6))
-    assert not lm.ready_to_decay(climbing, world, **rule)
+    assert not stopping.ready_to_decay(climbing, world, **rule)
     # the mean (0.8) has not beaten its best of step 400 (0.8) by 0.02 at steps 500 and 600
     flat = climbing + _history((1.0, 0.61), (1.0, 0.58))
-    assert lm.ready_to_decay(flat, world, **rule)
-    assert not lm.ready_to_decay(flat[:-1], world, **rule)  # one flat evaluation is not yet `patience` of them
+    assert stopping.ready_to_decay(flat, world, **rule)
+    assert not stopping.ready_to_decay(flat[:-1], world, **rule)  # one flat evaluation is not yet `patience` of them
     # a plateau with a fact domain below the target keeps training
-    assert not lm.ready_to_decay(climbing + _history((0.8, 0.6), (0.8, 0.6)), world, **rule)
+    assert not stopping.ready_to_decay(climbing + _history((0.8, 0.6), (0.8, 0.6)), world, **rule)
     with pytest.raises(ValueError, match="stop rule"):
-        lm.ready_to_decay(flat, world, 0.9, "forever", 2, 0.02)
+        stopping.ready_to_decay(flat, world, 0.9, "forever", 2, 0.02)
 
 
 # -- the trained LM -------------------------------------------------------------------------------------------
@@ -282,7 +283,7 @@ def test_saved_lm_loads_through_load_llm_with_identical_logits(world, trained):
     reloaded, _ = load_llm(str(folder))
     assert torch.equal(model(input_ids=ids).logits, reloaded(input_ids=ids).logits)
     # the accuracy recomputed from the saved files is the one the training report states
-    assert lm.text_accuracy(model, tok, world, "dev", k_shot=2) == report["dev_accuracy"]
+    assert stopping.text_accuracy(model, tok, world, "dev", k_shot=2) == report["dev_accuracy"]
 
 
 def test_second_call_reuses_the_cached_lm(world, trained, monkeypatch):

@@ -28,7 +28,7 @@ from salad_core.runs import FINAL
 from salad_core.store import Store
 from salad_core.train.config import TrainConfig
 from salad_core.world import preset_world
-from salad_core.world.lm import world_task
+from salad_core.world.lm_stopping import world_task
 
 TRAIN_EVAL_LANES = ["base_text", "text", "speech"]
 

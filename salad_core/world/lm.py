@@ -11,11 +11,9 @@ No special tokens are added on encoding (the scorer and the trainer tokenize wit
 both settings give the same ids), and a word continuation `" paris"` is the single id of `paris`. Documents end in
 `<eos>`; training rows pack whole documents from their first token, as an evaluation prompt starts.
 
-"Text accuracy" is measured by the evaluation loop itself (eval/evaluate.py), on the lane where the original LLM reads
-the question: the lanes' prompt with k few-shot examples chosen as the task registry chooses them, options scored by
-`score_options`, the answer picked by the headline scoring (acc_norm: log-likelihood per character), so the stopping
-rule, the training curves and `salad eval` agree on every item. The LM of a world lives in `world.root / LM_FOLDER`, trained once and reused
-(`ensure_world_lm`); `resolve_world_llm("world:mini")` maps the loader's name to that folder.
+Pretraining checks the LM's dev accuracy and decides when to decay by world/lm_stopping.py. The LM of a world lives in
+`world.root / LM_FOLDER`, trained once and reused (`ensure_world_lm`); `resolve_world_llm("world:mini")` maps the
+loader's name to that folder.
 """
 
 from __future__ import annotations
@@ -33,24 +31,22 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from salad_core.assets import AssetError
-from salad_core.eval.evaluate import MemorySink, evaluate
-from salad_core.eval.lanes import (
-    FEWSHOT_TEMPLATE,
-    QUESTION_TEMPLATE,
-    PreparedItem,
-    prompt_segments,
-)
-from salad_core.eval.metrics import correct_column
-from salad_core.eval.model import TextLLM
-from salad_core.eval.vocabulary import HEADLINE_SCORING, K_SHOT
+from salad_core.eval.lanes import FEWSHOT_TEMPLATE, QUESTION_TEMPLATE, prompt_segments
+from salad_core.eval.vocabulary import K_SHOT
 from salad_core.model.names import LLMName, parse_llm_name
 from salad_core.model.processing import tokenize_segment
 from salad_core.progress import Progress
 from salad_core.schedule import wsd_factor
-from salad_core.tasks import Item
-from salad_core.tasks.registry import Task, TaskSpec
 from salad_core.world.build import load_world
 from salad_core.world.lm_recipes import LM_FOLDER, LM_RECIPES, PRESET_PRETRAINING
+from salad_core.world.lm_stopping import (
+    check_stop_rule,
+    fewshot_examples,
+    ready_to_decay,
+    target_reached,
+    text_accuracy,
+    world_task,
+)
 from salad_core.world.tokenizer import build_tokenizer
 
 REPORT_FILE = "lm_report.json"
@@ -62,18 +58,6 @@ def _template_texts() -> list[str]:
 
 
 # -- the world's items and documents ---------------------------------------------------------------------------
-
-
-def world_task(world, domain: str) -> Task:
-    """The world domain's items as a registry `Task`: the same split order and few-shot choice as `salad eval`."""
-    task_name = next(d.task for d in world.domains if d.name == domain)
-    items = [item for split in ("dev", "test", "fewshot") for item in world.task_items(domain, split)]
-    spec = TaskSpec(task_name, "world", domain, f"{world.name} world, domain {domain}", "generated", lambda: items)
-    return Task(spec)
-
-
-def fewshot_examples(task: Task, k: int = K_SHOT, seed: int = 0) -> list[Item]:
-    return task.fewshot(min(k, len(task.items("fewshot"))), seed=seed)
 
 
 def format_documents(world) -> list[str]:
@@ -98,70 +82,6 @@ def tokenizer_texts(world) -> list[str]:
             for item in world.task_items(domain.name, split):
                 texts.extend([item.question, *item.choices])
     return texts
-
-
-# -- evaluation ------------------------------------------------------------------------------------------------
-
-
-def task_outputs(llm, tokenizer, task: Task, split: str = "dev", k_shot: int = K_SHOT, limit: int | None = None,
-                 seed: int = 0) -> list[dict]:
-    """The output rows of `llm` reading one task split: the evaluation loop (eval/evaluate.py) on the lane where the
-    original LLM reads the question, exactly as `salad eval` and the training curves score it."""
-    items = task.items(split, limit)
-    if not items:
-        raise AssetError(f"Task {task.name!r} has no {split!r} items. Fix: rebuild the world or pick another split.")
-    fewshot = fewshot_examples(task, k_shot, seed)
-    prepared = [PreparedItem(item, item.item_id, None, None) for item in items]
-    return evaluate(TextLLM(llm, tokenizer), prepared, ["base_text"], HEADLINE_SCORING, MemorySink(),
-                    fewshot=lambda _: fewshot)
-
-
-def task_accuracy(llm, tokenizer, task: Task, split: str = "dev", k_shot: int = K_SHOT, limit: int | None = None,
-                  seed: int = 0) -> float:
-    """Text accuracy of `llm` on one task split, by the headline scoring (`HEADLINE_SCORING`)."""
-    outputs = task_outputs(llm, tokenizer, task, split, k_shot, limit, seed)
-    return float(np.mean([o[correct_column(HEADLINE_SCORING)] for o in outputs]))
-
-
-def text_accuracy(llm, tokenizer, world, split: str = "dev", k_shot: int = K_SHOT, limit: int | None = None) -> dict[str, float]:
-    """Accuracy per domain name on one split."""
-    was_training = llm.training
-    llm.eval()
-    try:
-        return {d.name: task_accuracy(llm, tokenizer, world_task(world, d.name), split, k_shot, limit) for d in world.domains}
-    finally:
-        llm.train(was_training)
-
-
-def target_reached(accuracy: dict[str, float], world, target: float) -> bool:
-    return all(accuracy[d.name] >= target for d in world.domains if d.kind == "fact")
-
-
-STOP_RULES = ("target", "plateau")
-
-
-def _check_stop_rule(until: str) -> None:
-    if until not in STOP_RULES:
-        raise ValueError(f"Unknown stop rule until={until!r}; use one of {', '.join(STOP_RULES)}.")
-
-
-def ready_to_decay(history: list[dict], world, target: float, until: str, patience: int, min_gain: float) -> bool:
-    """Whether pretraining has learnt what it can, judged from its dev evaluations so far (`history`).
-
-    "target": every fact domain has reached `target`. "plateau": that, and the mean dev accuracy over all domains has
-    not beaten its best by `min_gain` for the last `patience` evaluations, so the skill domains (arithmetic,
-    calendar, stories) are learnt as far as this LM learns them too. A teacher stopped while its skills still climb
-    leaves plain NLL training something to teach that distillation, held to the teacher, cannot learn.
-    """
-    _check_stop_rule(until)
-    if not history or not target_reached(history[-1]["dev_accuracy"], world, target):
-        return False
-    if until == "target":
-        return True
-    means = [float(np.mean(list(h["dev_accuracy"].values()))) for h in history]
-    if len(means) <= patience:
-        return False
-    return max(means[-patience:]) < max(means[:-patience]) + min_gain
 
 
 # -- training --------------------------------------------------------------------------------------------------
@@ -239,7 +159,7 @@ def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_si
     """
     if steps < 1 or batch_size < 1 or eval_every < 1:
         raise ValueError(f"steps, batch_size and eval_every must be >= 1; got {steps}, {batch_size}, {eval_every}")
-    _check_stop_rule(until)  # before any training
+    check_stop_rule(until)  # before any training
     unknown = set(domain_weights or {}) - {d.name for d in world.domains}
     if unknown:
         raise ValueError(f"domain_weights names {sorted(unknown)}, not domains of world {world.name!r} "
