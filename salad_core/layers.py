@@ -18,7 +18,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("evaluation", ("eval",)),
     ("the mini world and the broad corpus", ("world", "broad")),
     ("recipes", ("train", "select", "explore", "compare", "shipping")),
-    ("entry points", ("cli", "console", "demo")),
+    ("entry points", ("cli", "cli_training", "console", "demo")),
     ("dashboard", ("dashboard", "pages")),
 )
 

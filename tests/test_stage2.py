@@ -131,12 +131,12 @@ def test_select_train_runs_stage2_on_the_round_and_evaluates_it(rounds):
 def test_select_train_names_the_round_and_the_command_when_stage2_fails(monkeypatch):
     import subprocess
 
-    from salad_core import cli
+    from salad_core.cli_training import train_stage2_process
 
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, stdout=""))
     with pytest.raises(RuntimeError, match="round select-1 failed.*salad train --stage 2 --from train-1 --round "
                                            "select-1 --json --db s.duckdb"):
-        cli.train_stage2_process("train-1", "select-1", "s.duckdb")
+        train_stage2_process("train-1", "select-1", "s.duckdb")
 
 
 def test_stage2_on_a_chained_round_trains_on_every_round_of_the_lineage_from_the_stage1_checkpoint(rounds):

@@ -144,7 +144,8 @@ def submit(at: AppTest) -> AppTest:
 
 def cli_config(args: list[str]) -> TrainConfig:
     """The config `salad <args>` would train."""
-    from salad_core.cli import build_parser, train_config
+    from salad_core.cli import build_parser
+    from salad_core.cli_training import train_config
 
     return train_config(build_parser().parse_args(args))
 
