@@ -13,6 +13,9 @@
     salad voices [--json]         TTS engines and their voices
 
 With --json, stdout carries exactly one JSON object; progress bars and logs go to stderr.
+A mistake the user can fix (salad_core.errors: a bad flag value, an unknown run, a missing asset, a busy store)
+prints one line, `salad <command>: error: ...`, and exits with code 2; any other exception is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from salad_core.cli_training import (
     cmd_train,
 )
 from salad_core.console import HEADLINE, format_eval, run_summary
+from salad_core.errors import InputError, SaladError
 
 
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
@@ -107,7 +111,7 @@ def cmd_runs(args: argparse.Namespace) -> dict | list:
                 print(f"{r['run_id']:<28} {r['status']:<11} {r['summary']}")
         return rows
     if not args.run_id or args.run_id not in set(store.runs()["run_id"]):
-        raise ValueError(f"no run {args.run_id!r} in {store.path}. Fix: pick one from `salad runs`.")
+        raise InputError(f"no run {args.run_id!r} in {store.path}. Fix: pick one from `salad runs`.")
     run = store.runs().set_index("run_id").loc[args.run_id]
     scored = final_eval_run(store, args.run_id) if run["kind"] == "train" else args.run_id
     metrics = store.metrics(scored) if scored and run["kind"] != "select" else None
@@ -160,7 +164,7 @@ def cmd_world(args: argparse.Namespace) -> dict:
         return {"world": world.name, "audit": rows}
     if args.action == "export":
         if not args.out:
-            raise ValueError("salad world export needs --out DIR, the folder to write the JSONL files into.")
+            raise InputError("salad world export needs --out DIR, the folder to write the JSONL files into.")
         written = world.export(args.out)
         if not args.json:
             print("\n".join(f"{args.out}/{name}: {n} lines" for name, n in written.items()))
@@ -180,7 +184,7 @@ def _broad_corpus(args: argparse.Namespace) -> dict:
     from salad_core.world.audit import format_table
 
     if args.action == "export" or not args.lm or args.force:
-        raise ValueError("--preset broad builds, describes and audits the broad speech corpus; export, --no-lm and "
+        raise InputError("--preset broad builds, describes and audits the broad speech corpus; export, --no-lm and "
                          "--force are for the mini worlds (delete its folder to rebuild it).")
     corpus = build_broad(progress=not args.json) if args.action == "build" else load_broad()
     if args.action == "audit":
@@ -247,12 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
-    from salad_core.assets import AssetError
-
     try:
         with _stdout_to_stderr(args.json):
             result = COMMANDS[args.command][0](args)
-    except (AssetError, KeyError, ValueError, FileNotFoundError) as err:
+    except SaladError as err:  # what the user can fix: one line; anything else is a bug and keeps its traceback
         print(f"salad {args.command}: error: {err}", file=sys.stderr)
         return 2
     if args.json and result is not None:

@@ -9,6 +9,7 @@ import argparse
 import json
 
 from salad_core.console import format_eval, format_round
+from salad_core.errors import InputError, TrainingError
 
 
 def _csv(value: str) -> list[str]:
@@ -44,10 +45,10 @@ def stage2_config(args: argparse.Namespace, store):
     from salad_core.train.stage2 import latest_round, stage2_of
 
     if not args.from_run:
-        raise ValueError("--stage 2 needs --from RUN, the Stage I run to continue. Fix: add --from train-….")
+        raise InputError("--stage 2 needs --from RUN, the Stage I run to continue. Fix: add --from train-….")
     saved = store.runs("train").set_index("run_id")
     if args.from_run not in saved.index:
-        raise ValueError(f"no training run {args.from_run!r} in {store.path}. Fix: name a finished Stage I run.")
+        raise InputError(f"no training run {args.from_run!r} in {store.path}. Fix: name a finished Stage I run.")
     round_id = args.round_id or latest_round(store, args.from_run)
     skip = {"preset", "stage", "from_run", "round_id"}
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name not in skip}
@@ -62,7 +63,7 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
     if args.resume:
         saved = store.runs("train").set_index("run_id")
         if args.resume not in saved.index:
-            raise ValueError(f"no training run {args.resume!r} in {store.path}. Fix: pick one from `salad runs`.")
+            raise InputError(f"no training run {args.resume!r} in {store.path}. Fix: pick one from `salad runs`.")
         config = TrainConfig.from_dict(saved.loc[args.resume, "config"])
     elif args.stage == 2:
         config = stage2_config(args, store)
@@ -136,7 +137,7 @@ def cmd_select(args: argparse.Namespace) -> dict:
     from salad_core.store import Store
 
     if not args.from_run:
-        raise ValueError("salad select needs --from RUN, the trained model that scores the clusters.")
+        raise InputError("salad select needs --from RUN, the trained model that scores the clusters.")
     config = SelectConfig(**{f.name: getattr(args, f.name) for f in fields(SelectConfig)
                              if getattr(args, f.name) is not None})
     store = Store(args.db)
@@ -162,6 +163,6 @@ def train_stage2_process(from_run: str, round_id: str, db: str | None) -> dict:
     cmd = cli_command(["train", "--stage", "2", "--from", from_run, "--round", round_id, "--json"], db)
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if done.returncode:
-        raise RuntimeError(f"Stage II on round {round_id} failed (exit code {done.returncode}; its log is above). "
+        raise TrainingError(f"Stage II on round {round_id} failed (exit code {done.returncode}; its log is above). "
                            f"The round is kept. Fix the cause, then rerun: salad {' '.join(cmd[3:])}")
     return json.loads(done.stdout)

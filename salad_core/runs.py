@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from salad_core.errors import InputError
 from salad_core.paths import data_dir
 from salad_core.store import FINAL_FOLDER as FINAL  # the model after the last step: `salad eval --model` takes it
 
@@ -139,7 +140,7 @@ class Lineage:
         """The Stage I run at the start of a run's lineage (the run itself for a Stage I run)."""
         root = self.chain(run_id)[-1]
         if self.kind.get(root) != "train":
-            raise ValueError(f"run {run_id!r} has no Stage I run behind it (its lineage ends at {root!r}). Fix: name "
+            raise InputError(f"run {run_id!r} has no Stage I run behind it (its lineage ends at {root!r}). Fix: name "
                              "a Stage I or Stage II run, or a round made from one.")
         return root
 
@@ -151,7 +152,7 @@ class Lineage:
     def training_rounds(self, round_id: str) -> list[str]:
         """The rounds a Stage II run on `round_id` trains on: that round and every round behind its scoring model."""
         if self.kind.get(round_id) != "select":
-            raise ValueError(f"Selection round {round_id!r} is not in the store. Fix: run salad select.")
+            raise InputError(f"Selection round {round_id!r} is not in the store. Fix: run salad select.")
         return self.rounds_behind(round_id)
 
     def round_number(self, round_id: str) -> int:

@@ -14,6 +14,7 @@ from functools import lru_cache
 import duckdb
 import pandas as pd
 
+from salad_core.errors import SaladError
 from salad_core.eval.vocabulary import LANES, NO_CONDITION
 
 log = logging.getLogger("salad_core.store")
@@ -26,7 +27,7 @@ SCHEMA_VERSION = 6  # 2 added train_steps, 3 the selection tables, 4 the voice c
 COLUMN_DEFAULTS = {"condition": NO_CONDITION}  # filled in when a row leaves the column out; the DDL's DEFAULT too
 
 
-class StoreError(RuntimeError):
+class StoreError(SaladError, RuntimeError):
     """The results store refused an input or could not be read; the message names the input and the fix."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from salad_core.errors import InputError
 from salad_core.eval.vocabulary import ALL_TASKS
 from salad_core.presets import ADAPTERS_DIR, get_preset
 from salad_core.runs import RunDir
@@ -116,7 +117,7 @@ def ship(run_id: str, eval_run: str, store: Store | None = None, out: Path | Non
     store = store or Store()
     run = RunDir(run_id)
     if not (run.final / "model.safetensors").is_file():
-        raise FileNotFoundError(f"run {run_id} has no final model in {run.final}. Fix: let the run finish "
+        raise InputError(f"run {run_id} has no final model in {run.final}. Fix: let the run finish "
                                 f"(salad train --resume {run_id}).")
     out = Path(out) if out else ADAPTERS_DIR / run.config()["preset"]
     size = write_weights(run.final, out)

@@ -132,10 +132,11 @@ def test_select_train_names_the_round_and_the_command_when_stage2_fails(monkeypa
     import subprocess
 
     from salad_core.cli_training import train_stage2_process
+    from salad_core.errors import TrainingError
 
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, stdout=""))
-    with pytest.raises(RuntimeError, match="round select-1 failed.*salad train --stage 2 --from train-1 --round "
-                                           "select-1 --json --db s.duckdb"):
+    with pytest.raises(TrainingError, match="round select-1 failed.*salad train --stage 2 --from train-1 --round "
+                                            "select-1 --json --db s.duckdb"):
         train_stage2_process("train-1", "select-1", "s.duckdb")
 
 

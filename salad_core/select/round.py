@@ -28,6 +28,7 @@ import numpy as np
 
 from salad_core.clips import ClipBank, read_jsonl
 from salad_core.documents import SpeechDoc, speak_documents
+from salad_core.errors import InputError
 from salad_core.jobs import note_run
 from salad_core.maps import MIN_POINTS, project
 from salad_core.progress import NoProgress, Progress
@@ -47,7 +48,7 @@ def budget_hours(budget: str | float, natural_hours: float) -> float:
     text = str(budget).strip().lower()
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(%|h|s|)", text)
     if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"Budget {budget!r} is not understood. Fix: give hours ('0.2' or '0.2h'), seconds ('720s') "
+        raise InputError(f"Budget {budget!r} is not understood. Fix: give hours ('0.2' or '0.2h'), seconds ('720s') "
                          "or a share of the natural speech ('10%').")
     value, unit = float(match.group(1)), match.group(2)
     return {"%": value / 100 * natural_hours, "s": value / 3600}.get(unit, value)
@@ -77,7 +78,7 @@ class SelectedSpeech:
         for round_id in self.round_ids:
             root = round_dir(round_id)
             if not (root / SELECTED_DOCS).exists():
-                raise FileNotFoundError(f"Selection round {round_id!r} has no selected speech at {root}. Fix: name "
+                raise InputError(f"Selection round {round_id!r} has no selected speech at {root}. Fix: name "
                                         "a finished round (salad select …, or the Active selection page).")
             self.banks[round_id] = ClipBank(root, ENCODER, f"selection round {round_id}", "rerun the round.")
 
@@ -106,12 +107,12 @@ def _source_run(store: Store, run_id: str) -> dict:
     row = runs[runs["run_id"] == run_id]
     if row.empty:
         known = ", ".join(runs["run_id"].head(5)) or "none yet"
-        raise ValueError(f"Training run {run_id!r} is not in the store {store.path}. Fix: name a finished "
+        raise InputError(f"Training run {run_id!r} is not in the store {store.path}. Fix: name a finished "
                          f"`salad train` run (newest: {known}).")
     row = row.iloc[0]
     model_dir = RunDir(run_id).final
     if row["status"] != "done" or not (model_dir / "config.json").exists():
-        raise ValueError(f"Training run {run_id} is {row['status']} and has no final model at {model_dir}. "
+        raise InputError(f"Training run {run_id} is {row['status']} and has no final model at {model_dir}. "
                          "Fix: let it finish (or resume it: salad train --resume RUN_ID) before selecting.")
     return {"config": row["config"], "model_dir": model_dir}
 
@@ -130,7 +131,7 @@ def run_round(config: SelectConfig, store: Store | None = None, *, progress: boo
     from salad_core.world import preset_world
 
     if get_preset(preset).world is None:
-        raise ValueError(f"run {config.from_run} trained the {preset!r} preset, whose speech is a fixed corpus with no "
+        raise InputError(f"run {config.from_run} trained the {preset!r} preset, whose speech is a fixed corpus with no "
                          "selection pool (Stage II selects from a mini world's). Fix: select from a mini or nano run.")
     world = preset_world(preset)
     hours = budget_hours(config.budget, world.manifest["speech_hours"])

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from salad_core.errors import TrainingError
 from salad_core.model.modeling import WEIGHTS_NAME
 from salad_core.runs import RunDir
 
@@ -64,7 +65,7 @@ def load_checkpoint(folder: Path, model) -> tuple[dict, dict]:
     weights = load_file(Path(folder) / WEIGHTS_NAME)
     expected = set(model.trained_state_dict())
     if set(weights) != expected:
-        raise ValueError(f"checkpoint {folder} does not fit this model: it holds {len(weights)} tensors, the model "
+        raise TrainingError(f"checkpoint {folder} does not fit this model: it holds {len(weights)} tensors, the model "
                          f"trains {len(expected)}. Fix: resume with the same preset and llm_mode.")
     model.load_state_dict(weights, strict=False)
     state = torch.load(Path(folder) / "state.pt", weights_only=True)

@@ -9,6 +9,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 
+from salad_core.errors import InputError
 from salad_core.flags import to_argv
 from salad_core.options import KL_DIRECTIONS, LLM_MODES
 from salad_core.schedule import decay_start
@@ -102,19 +103,19 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+            raise InputError(f"alpha must be in [0, 1], got {self.alpha}")
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise InputError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.stage not in (1, 2) or (self.stage == 2 and not (self.from_run and self.round_id)):
-            raise ValueError("stage must be 1 or 2, and stage 2 needs from_run and round_id")
+            raise InputError("stage must be 1 or 2, and stage 2 needs from_run and round_id")
         if self.synthetic_prob is not None and not 0.0 <= self.synthetic_prob <= 1.0:
-            raise ValueError(f"synthetic_prob must be in [0, 1], got {self.synthetic_prob}")
+            raise InputError(f"synthetic_prob must be in [0, 1], got {self.synthetic_prob}")
         if self.align != "none" and self.ctc_warmup_steps >= self.max_steps:
-            raise ValueError(f"ctc_warmup_steps {self.ctc_warmup_steps} leaves no step of distillation in max_steps "
+            raise InputError(f"ctc_warmup_steps {self.ctc_warmup_steps} leaves no step of distillation in max_steps "
                              f"{self.max_steps}. Fix: pass a smaller --ctc-warmup-steps (0: none) or more --max-steps.")
         if self.kl_temperature <= 0 or self.batch_size < 1 or self.grad_accum < 1 or self.max_steps < 1:
-            raise ValueError("kl_temperature, batch_size, grad_accum and max_steps must be positive")
+            raise InputError("kl_temperature, batch_size, grad_accum and max_steps must be positive")
 
     @classmethod
     def for_preset(cls, preset: str = "mini", **options) -> TrainConfig:
@@ -152,7 +153,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown training options {sorted(unknown)}; known: {sorted(known)}")
+            raise InputError(f"unknown training options {sorted(unknown)}; known: {sorted(known)}")
         return cls(**values)
 
     def differences(self, other: TrainConfig, ignore: tuple[str, ...] = ("max_steps",)) -> dict[str, tuple]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from salad_core.errors import InputError
 from salad_core.runs import Lineage
 from salad_core.store import Store
 from salad_core.train.config import TrainConfig
@@ -19,6 +20,6 @@ def latest_round(store: Store, from_run: str) -> str:
     """The newest finished selection round scored by `from_run`."""
     rounds = Lineage.of(store).children(from_run, kind="select", status="done")
     if not rounds:
-        raise ValueError(f"no finished selection round was made from {from_run}. Fix: run "
+        raise InputError(f"no finished selection round was made from {from_run}. Fix: run "
                          f"`salad select --from {from_run}` first, or name one with --round.")
     return rounds[0]

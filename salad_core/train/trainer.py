@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from salad_core.errors import TrainingError
 from salad_core.jobs import note_run
 from salad_core.model.processing import tokenize_segment
 from salad_core.progress import Progress
@@ -66,10 +67,6 @@ def machine(accelerator) -> dict:
             "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
             "cpu_cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
             "device": device.type, "gpu": gpu, "processes": accelerator.num_processes, "torch": torch.__version__}
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (NaN loss, full disk, a checkpoint that does not fit); the message says why."""
 
 
 @dataclass

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from salad_core.assets import AssetError
+from salad_core.errors import InputError
 from salad_core.eval.probes import register_probe_source
 from salad_core.model.names import LLMName, LLMSource, parse_llm_name, register_llm_source
 from salad_core.paths import cache_dir
@@ -48,7 +49,7 @@ def preset_world(preset: str) -> World:
 
         return build_broad()
     if world_name is None:
-        raise ValueError(f"preset {preset!r} has no training world yet; train with --preset mini or nano")
+        raise InputError(f"preset {preset!r} has no training world yet; train with --preset mini or nano")
     world = build_world(world_name)
     if parse_llm_name(get_preset(preset).llm_name).is_world:
         from salad_core.world.lm import ensure_world_lm
