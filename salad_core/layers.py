@@ -11,7 +11,7 @@ inside functions too, and fails on one that goes up.
 from __future__ import annotations
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("utilities", ("salad_core", "errors", "paths", "text", "progress", "flags", "schedule", "maps", "assets", "jobs", "store",
+    ("utilities", ("salad_core", "errors", "paths", "text", "progress", "flags", "schedule", "maps", "assets", "jobs", "provenance", "store",
                    "schema", "losses", "fitting", "analysis", "layers", "options", "runs", "eval.vocabulary")),
     ("speech", ("audio", "tts", "asr")),
     ("models and tasks", ("model", "speechllm", "tasks", "clips", "documents", "presets")),

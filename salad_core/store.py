@@ -22,25 +22,20 @@ holds the lock (see `_connect`). Values only ever travel as parameters or as a r
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import logging
 import os
 import random
-import secrets
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from salad_core import __version__
-from salad_core.paths import REPO_ROOT, default_store_path
+from salad_core.paths import default_store_path
+from salad_core.provenance import code_version, new_run_id, package_versions, utc_now
 from salad_core.schema import (
     FINAL_FOLDER,
     HEADLINE_FILTER,
@@ -59,26 +54,14 @@ from salad_core.schema import (
 
 log = logging.getLogger(__name__)
 
-PACKAGES_RECORDED = ("torch", "transformers", "accelerate", "peft", "faster-whisper", "ctranslate2", "numpy",
-                     "duckdb", "kokoro-onnx", "piper-tts", "salad")
-
 
 # ---------------------------------------------------------------------------------------------------------------
-# Provenance and identifiers
+# Where the store is, and the keys of its items and audio
 
 
 def store_path() -> Path:
     """The store file used when none is given: `$SALAD_STORE` if set, else `$SALAD_DATA/salad.duckdb`."""
     return Path(os.environ["SALAD_STORE"]) if os.environ.get("SALAD_STORE") else default_store_path()
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def new_run_id(kind: str) -> str:
-    """Short, sortable, unique: `eval-20261125-223015-ab12` (UTC time, then 16 random bits)."""
-    return f"{kind}-{utc_now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def item_key(task: str, task_version: str, doc_id: str | int) -> str:
@@ -90,34 +73,6 @@ def audio_key(item_id: str, engine: str, voice: str, speed: float = 1.0, snr_db:
     """`capitals@1/3#flite:slt@1`, with `+noise10` after it for a rendering with white noise at 10 dB SNR."""
     noise = "" if snr_db is None or pd.isna(snr_db) else f"+noise{float(snr_db):g}"
     return f"{item_id}#{engine}:{voice}@{float(speed):g}{noise}"
-
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """Git SHA of the checkout (+ '-dirty' with uncommitted changes), else the package version."""
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", "--no-optional-locks", "-C", str(REPO_ROOT), *args],
-                              capture_output=True, text=True, timeout=10)
-        if done.returncode:
-            raise OSError(done.stderr.strip())
-        return done.stdout.strip()
-
-    try:
-        sha = git("rev-parse", "--short=12", "HEAD")
-        return sha + ("-dirty" if git("status", "--porcelain") else "")
-    except (OSError, subprocess.SubprocessError):
-        return f"salad-{__version__}"
-
-
-@lru_cache(maxsize=1)
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in PACKAGES_RECORDED:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 # ---------------------------------------------------------------------------------------------------------------

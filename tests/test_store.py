@@ -17,16 +17,8 @@ from conftest import FIXTURE_F, fixture_items, fixture_run
 
 from salad_core.eval.vocabulary import ALL_TASKS, LANES
 from salad_core.paths import REPO_ROOT
-from salad_core.store import (
-    Store,
-    StoreBusyError,
-    StoreError,
-    audio_key,
-    code_version,
-    item_key,
-    new_run_id,
-    store_path,
-)
+from salad_core.provenance import code_version, new_run_id
+from salad_core.store import Store, StoreBusyError, StoreError, audio_key, item_key, store_path
 
 
 def test_paired_items_put_every_lane_side_by_side(fixture_store):

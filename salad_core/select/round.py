@@ -32,10 +32,11 @@ from salad_core.errors import InputError
 from salad_core.jobs import note_run
 from salad_core.maps import MIN_POINTS, project
 from salad_core.progress import NoProgress, Progress
+from salad_core.provenance import new_run_id
 from salad_core.runs import Lineage, RunDir
 from salad_core.select.allocation import draw_texts, target_distribution
 from salad_core.select.config import SelectConfig
-from salad_core.store import Store, new_run_id
+from salad_core.store import Store
 from salad_core.world.speech import ENCODER
 
 log = logging.getLogger(__name__)

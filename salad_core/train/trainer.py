@@ -25,9 +25,10 @@ from salad_core.errors import TrainingError
 from salad_core.jobs import note_run
 from salad_core.model.processing import tokenize_segment
 from salad_core.progress import Progress
+from salad_core.provenance import new_run_id
 from salad_core.runs import Lineage, RunDir
 from salad_core.schedule import decay_start, lr_factor
-from salad_core.store import Store, new_run_id
+from salad_core.store import Store
 from salad_core.train import checkpoint as ckpt
 from salad_core.train.config import ALIGN_MODEL, TrainConfig
 from salad_core.train.data import WorldBatches
