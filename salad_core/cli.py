@@ -121,13 +121,16 @@ def cmd_runs(args: argparse.Namespace) -> dict | list:
     status = shown_status(run["kind"], args.run_id, run["status"])
     shown = {"run_id": args.run_id, "kind": run["kind"], "status": status, "error": run["error"],
              "created_at": str(run["created_at"]), "lineage": Lineage.of(store).chain(args.run_id),
-             "final_eval": scored if run["kind"] == "train" else None, "metrics": headline, "config": run["config"]}
+             "final_eval": scored if run["kind"] == "train" else None, "metrics": headline, "config": run["config"],
+             "plan": run["plan"], "notes": run["notes"] or []}
     if not args.json:
         print(f"{args.run_id}: {run['kind']} run, {status}; {run_summary(run['kind'], run['config'] or {})}")
         print("lineage: " + " <- ".join(shown["lineage"]))
         for name, value in headline.items():
             print(f"  {name:<14} {value:.3f}")
-        print(json.dumps(run["config"], indent=1, default=str))
+        for note in shown["notes"]:
+            print(f"note: {note}")
+        print(json.dumps({"config": run["config"], "plan": run["plan"]}, indent=1, default=str))
     return shown
 
 

@@ -75,7 +75,8 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
 def train_and_evaluate(config, store, resume: str | None, evaluate: bool, quiet: bool) -> dict | None:
     """Train (or resume), then `salad eval` the final model unless told not to; the summary `--json` prints."""
     from salad_core.train.evaluate import final_evaluation
-    from salad_core.train.trainer import DIVERGENCE_KEYS, DistillTrainer, every_core_while_others_wait
+    from salad_core.train.machine import every_core_while_others_wait
+    from salad_core.train.trainer import DIVERGENCE_KEYS, DistillTrainer
 
     summary = DistillTrainer(config, store, resume=resume).train()
     from accelerate import PartialState
@@ -87,7 +88,8 @@ def train_and_evaluate(config, store, resume: str | None, evaluate: bool, quiet:
             summary["eval"] = final_evaluation(summary["run_dir"], config, store)
         summary.update({k: summary["eval"][k] for k in DIVERGENCE_KEYS})  # the final model's, on every test item
     if not quiet:
-        print(f"run {summary['run_id']}: {summary['steps']} steps, {summary['tokens']} text tokens, "
+        warmup = f" (and {summary['ctc_targets']} CTC targets)" if summary["ctc_targets"] else ""
+        print(f"run {summary['run_id']}: {summary['steps']} steps, {summary['tokens']} text tokens{warmup}, "
               f"{summary['speech_hours']:.2f} h of speech, {summary['wall_s']:.0f} s")
         if "eval" in summary:
             print(format_eval(summary["eval"]))

@@ -124,7 +124,10 @@ def test_select_train_runs_stage2_on_the_round_and_evaluates_it(rounds):
     assert run["status"] == "done" and run["config"]["stage"] == 2
     assert run["config"]["round_id"] == chained["round_id"]
     assert run["config"]["from_run"] == rounds["stage1"]["run_id"]  # the lineage's Stage I, not the Stage II it scored
-    assert summary["steps"] == 8 and summary["eval"]["tasks"]
+    assert run["parent_run"] == chained["round_id"]
+    # the config stays as given (no share named); the plan records the share drawn: the selection's share of the hours
+    assert run["config"]["synthetic_prob"] is None and 0 < run["plan"]["synthetic_prob"] < 1
+    assert run["plan"]["max_steps"] == summary["steps"] == 8 and summary["eval"]["tasks"]
     assert all(task["speech_acc"] is not None for task in summary["eval"]["tasks"].values())
 
 

@@ -48,6 +48,7 @@ from salad_core.eval.voices import (
 from salad_core.model.processing import Segment
 from salad_core.presets import shipped_adapter
 from salad_core.progress import Progress
+from salad_core.runs import model_run
 from salad_core.store import Store, audio_key, item_key
 from salad_core.tasks import Item, get_task
 from salad_core.tasks.registry import task_spec
@@ -229,18 +230,14 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
         from salad_core.asr import Transcriber
 
         transcriber = Transcriber(config.asr, beam_size=config.asr_beam)
-    run_id = store.create_run("eval", asdict(config), model=model_record(model, config),
-                              prompt_template=PROMPT_TEMPLATE, seed=config.seed)
-    try:
+    trained_by = model_run(config.model_path) if config.model_path else None  # the training run it scores
+    with store.run("eval", asdict(config), model=model_record(model, config), prompt_template=PROMPT_TEMPLATE,
+                   seed=config.seed, parent_run=trained_by) as run_id:
         per_task, probes = _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, meta, manifest_fewshot)
         pooled = divergence_estimates(probes, config.seed, prefix="item_")
         corpus = corpus_metrics(model, config, store, run_id, set(items_by_task)) if config.corpus else {}
         store.add_metrics(run_id, metric_rows(ALL_TASKS, pooled, config.reference))
         divergence = {**{k: e.value for k, e in pooled.items()}, **{k: e.value for k, e in corpus.get(POOLED, {}).items()}}
-    except BaseException as err:
-        store.finish_run(run_id, "failed", f"{type(err).__name__}: {err}")
-        raise
-    store.finish_run(run_id, "done")
     return summary(run_id, per_task, divergence, config, corpus)
 
 
@@ -279,13 +276,13 @@ def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, me
     with Progress(n_items * (1 + len(spoken)) + n_probes, "scoring items") as progress:
         for task, items in items_by_task.items():
             fewshot = fewshot_for(task, config.k_shot, config.seed, manifest_fewshot)
-            keys = _register(task, items, meta[task], spoken, store)
+            keys = _register(task, items, meta[task], spoken, store, run_id)
             read = [PreparedItem(i, keys[i.item_id], None, None) for i in items if i.item_id in keys]
             predictions, text_out = _score(scorer, read, fewshot, text_lanes, NO_CONDITION, progress, len(items),
                                            generate)
             heard = {}
             for key, audio in spoken.items():
-                prepared = _prepare(items, keys, audio, key, store, model.encoder)
+                prepared = _prepare(items, keys, audio, key, store, run_id, model.encoder)
                 rows, heard[key] = _score(scorer, prepared, fewshot, hearing, key, progress, len(items), generate)
                 predictions += rows
                 heard_all[key] += heard[key]
@@ -335,15 +332,16 @@ def _answers(scorer: LaneScorer, prepared: PreparedItem, fewshot: list[Item], la
             for lane, text in answers.items()]
 
 
-def _register(task: str, items: list[Item], meta: dict, spoken: dict[str, dict], store: Store) -> dict[str, str]:
+def _register(task: str, items: list[Item], meta: dict, spoken: dict[str, dict], store: Store,
+              run_id: str) -> dict[str, str]:
     """Register the task and its items heard in some condition (every item when no lane hears them); returns the
-    store key of each by item_id. Items heard nowhere are skipped with a warning."""
+    store key of each by item_id. Items heard nowhere are skipped, and the run notes each."""
     store.upsert_tasks([meta])
     keys, rows = {}, []
     for item in items:
         outcomes = [audio[item.item_id] for audio in spoken.values() if item.item_id in audio]
         if spoken and not any(isinstance(o, tuple) for o in outcomes):
-            log.warning("item %s skipped: %s", item.item_id, outcomes[0] if outcomes else "no audio in any condition")
+            _skip(store, run_id, item, outcomes[0] if outcomes else "no audio in any condition")
             continue
         keys[item.item_id] = item_key(task, meta["version"], item.doc_id)
         rows.append({"item_id": keys[item.item_id], "task": task, "task_version": meta["version"],
@@ -353,18 +351,17 @@ def _register(task: str, items: list[Item], meta: dict, spoken: dict[str, dict],
     return keys
 
 
-def _prepare(items: list[Item], keys: dict[str, str], spoken: dict, condition: str, store: Store,
+def _prepare(items: list[Item], keys: dict[str, str], spoken: dict, condition: str, store: Store, run_id: str,
              encoder=None) -> list[PreparedItem]:
     """The registered items heard in one condition, their audio registered in the store; an item whose audio
-    failed there is skipped with a warning (the others, and its other conditions, go on)."""
+    failed there is skipped, and the run notes it (the others, and its other conditions, go on)."""
     prepared, audio_rows = [], []
     for item in items:
         outcome = spoken.get(item.item_id)
         if item.item_id not in keys or outcome is None:
             continue
         if isinstance(outcome, Exception):
-            where = f" in condition {condition}" if condition else ""
-            log.warning("item %s skipped%s: %s", item.item_id, where, outcome)
+            _skip(store, run_id, item, outcome, f" in condition {condition}" if condition else "")
             continue
         audio, info = outcome
         info = dict(info)
@@ -376,6 +373,12 @@ def _prepare(items: list[Item], keys: dict[str, str], spoken: dict, condition: s
         prepared.append(PreparedItem(item, keys[item.item_id], audio, audio_id, frames))
     store.upsert_audio(audio_rows)
     return prepared
+
+
+def _skip(store: Store, run_id: str, item: Item, why: object, where: str = "") -> None:
+    """An item left out of the run (its audio failed): logged, and noted in the run (`salad runs show`)."""
+    log.warning("item %s skipped%s: %s", item.item_id, where, why)
+    store.add_note(run_id, f"item {item.item_id} skipped{where}: {why}")
 
 
 def _probe_items(task: str, config: EvalConfig) -> list[Item]:

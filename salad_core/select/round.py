@@ -61,7 +61,7 @@ def default_clusters(n_texts: int) -> int:
 
 
 def round_dir(round_id: str) -> Path:
-    return RunDir(round_id).root
+    return RunDir(round_id, "select").root
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def _source_run(store: Store, run_id: str) -> dict:
         raise InputError(f"Training run {run_id!r} is not in the store {store.path}. Fix: name a finished "
                          f"`salad train` run (newest: {known}).")
     row = row.iloc[0]
-    model_dir = RunDir(run_id).final
+    model_dir = RunDir(run_id, "train").final
     if row["status"] != "done" or not (model_dir / "config.json").exists():
         raise InputError(f"Training run {run_id} is {row['status']} and has no final model at {model_dir}. "
                          "Fix: let it finish (or resume it: salad train --resume RUN_ID) before selecting.")
@@ -138,18 +138,10 @@ def run_round(config: SelectConfig, store: Store | None = None, *, progress: boo
     hours = budget_hours(config.budget, world.manifest["speech_hours"])
     round_id = new_run_id("select")
     record = {**asdict(config), "preset": preset, "budget_hours": hours, "round_dir": str(round_dir(round_id))}
-    store.create_run("select", record, seed=config.seed, run_id=round_id, parent_run=config.from_run)
-    note_run(round_id)  # the dashboard's job that started this process knows its round
-    bar = Progress(None, "selection") if progress else NoProgress()
-    try:
-        summary = _run(config, store, world, source, round_id, hours, record, bar)
-    except BaseException as err:
-        store.finish_run(round_id, "failed", f"{type(err).__name__}: {err}")
-        raise
-    finally:
-        bar.close()
-    store.finish_run(round_id, "done")
-    return summary
+    with store.run("select", record, seed=config.seed, run_id=round_id, parent_run=config.from_run):
+        note_run(round_id)  # the dashboard's job that started this process knows its round
+        with Progress(None, "selection") if progress else NoProgress() as bar:
+            return _run(config, store, world, source, round_id, hours, record, bar)
 
 
 def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str, hours: float, record: dict,

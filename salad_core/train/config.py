@@ -79,8 +79,8 @@ class TrainConfig:
     batch_size: int = 16  # documents per micro-batch, summed over processes (each takes its share)
     grad_accum: int = 1  # micro-batches per optimizer step
     max_steps: int = 600  # optimizer steps
-    budget_tokens: int | None = None  # stop after this many text tokens (whichever budget comes first)
-    budget_hours: float | None = None  # the steps that see about this many hours of natural speech (sets max_steps)
+    budget_tokens: int | None = None  # stop after this many text tokens (KL/NLL positions; not the CTC warm-up's targets)
+    budget_hours: float | None = None  # the steps that hear about this many hours of natural speech (instead of max_steps)
     # alignment aid (documented, switchable; not in the paper): CTC on the adapter + compression, model/ctc.py
     align: str = "none"  # none | ctc | ctc-soft (the LLM reads soft tokens; see ALIGN_MODEL)
     ctc_weight: float = 1.0  # weight of the CTC loss when align is ctc or ctc-soft
@@ -98,7 +98,7 @@ class TrainConfig:
     from_run: str | None = None  # stage 2: the Stage I run (its pre-decay checkpoint, model options)
     round_id: str | None = None  # stage 2: the selection round whose speech is trained on (salad select)
     # None: the selection's share of the pooled speech (hours), i.e. documents drawn uniformly from natural +
-    # synthetic; the run records the value used
+    # synthetic; the run's plan records the value used
     synthetic_prob: float | None = None  # stage 2: share of speech documents from the selected speech
 
     def __post_init__(self) -> None:
@@ -124,13 +124,16 @@ class TrainConfig:
                       **{k: v for k, v in options.items() if v is not None}})
 
     @classmethod
-    def stage2(cls, stage1: TrainConfig, from_run: str, round_id: str, **options) -> TrainConfig:
+    def stage2(cls, stage1: TrainConfig, from_run: str, round_id: str, stage1_steps: int | None = None,
+               **options) -> TrainConfig:
         """Stage II of `stage1`: its model and loss options, decaying linearly from its stable learning rate to
         zero. Without a preset recipe (STAGE2_RECIPES) it takes the steps of Stage I's decay phase, with the same
         learning rate at each, so that Stage I's final model and this one differ only in the speech they decayed on.
-        `options` that are not None win."""
+        `stage1_steps`: the steps the Stage I run planned (its plan's, when a budget set them; default its
+        max_steps). `options` that are not None win."""
         recipe = dict(STAGE2_RECIPES.get(stage1.preset, {}))
-        decay_steps = stage1.max_steps - decay_start(stage1.max_steps, stage1.decay_fraction) + 1
+        steps = stage1_steps or stage1.max_steps
+        decay_steps = steps - decay_start(steps, stage1.decay_fraction) + 1
         base = {**stage1.to_dict(), **STAGE2_RESETS, "stage": 2, "from_run": from_run, "round_id": round_id,
                 "max_steps": decay_steps * recipe.pop("decay_multiple", 1), **recipe}
         return cls(**{**base, **{k: v for k, v in options.items() if v is not None}})
@@ -156,7 +159,7 @@ class TrainConfig:
             raise InputError(f"unknown training options {sorted(unknown)}; known: {sorted(known)}")
         return cls(**values)
 
-    def differences(self, other: TrainConfig, ignore: tuple[str, ...] = ("max_steps",)) -> dict[str, tuple]:
+    def differences(self, other: TrainConfig, ignore: tuple[str, ...] = ()) -> dict[str, tuple]:
         """Fields that differ (name -> (self, other)); resume uses it to refuse a mismatched checkpoint."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in ignore}

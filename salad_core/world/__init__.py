@@ -81,9 +81,10 @@ def clip_ref_audio(ref: str) -> np.ndarray:
     return World(root).audio(clip_id)
 
 
-def _spoken(item: Item) -> tuple[np.ndarray, dict]:
-    """An item's question as the world spoke it (one of its held-out evaluation voices), with its cached frames."""
-    world = load_world(item.task.split("-", 1)[0])
+def _spoken(preset: str, item: Item) -> tuple[np.ndarray, dict]:
+    """An item's question as the `preset` world spoke it (one of its held-out evaluation voices), with its cached
+    frames."""
+    world = load_world(preset)
     clip_id = world.eval_clip(item.item_id)
     record, audio = world.clip(clip_id), world.audio(clip_id)
     engine, _, voice = record["voice"].partition(":")
@@ -103,7 +104,7 @@ def _register_tasks() -> None:
                 build=lambda p=preset, d=dom.name: load_world(p).all_items(d),
                 check=lambda p=preset: _check(p),
                 transcript_form=world_form,  # Whisper's "3" is the world's "three"
-                spoken=_spoken, in_suite=False,
+                spoken=lambda item, p=preset: _spoken(p, item), in_suite=False,
             ))
 
 
