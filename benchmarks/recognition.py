@@ -115,7 +115,7 @@ def main() -> None:
     from salad_core.runs import RunDir
     from salad_core.world import preset_world
 
-    folder = Path(args.model) if Path(args.model).exists() else RunDir(args.model).final
+    folder = Path(args.model) if Path(args.model).exists() else RunDir(args.model, "train").final
     model = SaladModel.from_pretrained(folder).eval()
     llm = parse_llm_name(model.config.llm_name)
     corpus = preset_world(llm.world) if llm.is_world else load_broad()

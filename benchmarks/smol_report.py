@@ -53,7 +53,7 @@ def main() -> None:
         if steps.empty:
             raise SystemExit(f"the store {store.path} holds no training steps of run {args.train_run!r}. Fix: pass a "
                              "training run of this store (`salad runs`), or leave out --train.")
-        machines = RunDir(args.train_run).machines()
+        machines = RunDir(args.train_run, "train").machines()
         print(f"\ntraining {args.train_run}: {int(steps['step'].max())} steps, "
               f"{steps['speech_s'].max() / 3600:.1f} h of speech heard, "
               f"{steps['wall_s'].max() / 3600:.2f} h wall time on "

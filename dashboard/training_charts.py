@@ -27,7 +27,9 @@ Y_TITLES = {"F": "F: KL(original ‖ adapted) on text (nats/token)",
             "text_acc": "text accuracy, adapted model (fraction)", "speech_acc": "speech accuracy (fraction)",
             "text_acc_base": "text accuracy, original LLM (fraction)"}
 LOSS_PARTS = {"loss": "total loss", "kl": "KL to the teacher", "nll": "NLL",
-              "ctc": "CTC per speech token (alignment aid)"}
+              "ctc": "CTC per CTC target (alignment aid)"}
+UNITS = {"tokens": "text tokens (where KL and NLL are taken)",
+         "ctc_targets": "CTC targets (speech-span tokens; all the CTC warm-up counts)"}
 LR_PARTS = {"lr_adapter": "adapter", "lr_llm": "LLM"}
 EVAL_LABELS = {"text_acc_base": "text · original LLM", "text_acc": "text · adapted", "speech_acc": "speech · adapted",
                "F": "F (forgetting)", "M": "M (misalignment)"}
@@ -65,7 +67,16 @@ def loss_curves(steps: pd.DataFrame) -> go.Figure:
         replay = steps[steps["replay"].fillna(False).astype(bool)]
         fig.add_trace(go.Scatter(name="text-only replay step", x=replay["step"].tolist(), y=replay["loss"].tolist(),
                                  mode="markers", marker={"size": 4, "color": "#999"}))
-    return _layout(fig, "Training loss", X_TITLES["step"], "nats per text position (CTC: per speech token)", "part")
+    return _layout(fig, "Training loss", X_TITLES["step"],
+                   "nats per text position (CTC, and the CTC warm-up's loss: per CTC target)", "part")
+
+
+def unit_curves(steps: pd.DataFrame) -> go.Figure:
+    """What the run has trained on by each step, each unit on its own line: text tokens and, with the alignment aid,
+    CTC targets (in the CTC warm-up only these grow)."""
+    shown = {c: label for c, label in UNITS.items() if c in steps and steps[c].fillna(0).gt(0).any()}
+    fig = go.Figure(_lines(steps, "step", shown))
+    return _layout(fig, "Trained on", X_TITLES["step"], "count (cumulative)", "unit")
 
 
 def lr_curves(steps: pd.DataFrame) -> go.Figure:

@@ -141,7 +141,7 @@ def round_view(path: str, round_id: str, covered: set[str]) -> None:
                       name=f"{round_id}-selected-texts")
 
 
-def comparison(path: str, stage1: str, rounds: pd.DataFrame, train_configs: pd.Series, covered: set[str]) -> None:
+def comparison(path: str, stage1: str, rounds: pd.DataFrame, train_plans: pd.Series, covered: set[str]) -> None:
     """Stage I vs each Stage II run made from it, per task (final evaluations, 95 % CI)."""
     finals = {f"Stage I ({stage1})": final_metrics(path, stage1)}
     for _, r in rounds.iterrows():
@@ -159,13 +159,13 @@ def comparison(path: str, stage1: str, rounds: pd.DataFrame, train_configs: pd.S
     gains = report.gains(table, next(iter(finals)))
     st.caption("Gain over Stage I (difference in speech accuracy, as a fraction; positive = Stage II better)")
     widgets.table(gains, "sel_gains", name=f"{stage1}-gains")
-    active_vs_uniform(path, stage1, rounds, train_configs, covered)
+    active_vs_uniform(path, stage1, rounds, train_plans, covered)
 
 
-def active_vs_uniform(path: str, stage1: str, rounds: pd.DataFrame, train_configs: pd.Series,
+def active_vs_uniform(path: str, stage1: str, rounds: pd.DataFrame, train_plans: pd.Series,
                       covered: set[str]) -> None:
     """Active − uniform on the same test items, per pair of Stage II runs that differ only in the strategy."""
-    pairs = report.equal_budget_pairs(rounds, train_configs)
+    pairs = report.equal_budget_pairs(rounds, train_plans)
     if not pairs:
         st.caption("Active vs uniform at equal budget: run a round at γ = 0 with the budget and seed of an active "
                    "round (and train Stage II on both with the same synthetic share) to compare them item by item.")
@@ -228,7 +228,7 @@ def main() -> None:
     covered = covered_domains(path, run_id)  # reads the world once for both sections
     round_view(path, shown, covered)
     st.subheader("Stage I vs Stage II, active vs uniform")
-    comparison(path, run_id, done, train_runs.set_index("run_id")["config"], covered)
+    comparison(path, run_id, done, train_runs.set_index("run_id")["plan"], covered)
 
 
 main()

@@ -163,11 +163,12 @@ def job_for_run(run_id: str, found: list[dict]) -> dict | None:
 
 
 def run_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Training runs with their main config fields as columns."""
+    """Training runs with their main config fields as columns, and the steps each planned (a budget sets them)."""
     configs = [c if isinstance(c, dict) else {} for c in runs["config"]]
     table = runs[["run_id", "status", "created_at", "finished_at"]].copy()
     for key in CONFIG_COLUMNS:
         table[key] = [c.get(key) for c in configs]
+    table["planned_steps"] = [p.get("max_steps") if isinstance(p, dict) else None for p in runs["plan"]]
     table["error"] = runs["error"]
     return table.reset_index(drop=True)
 
@@ -193,11 +194,12 @@ def run_charts(store_path: str, run_id: str, status: str) -> None:
         return
     last = steps.iloc[-1] if not steps.empty else None
     if last is not None:
-        cells = st.columns(4)
+        cells = st.columns(5)
         cells[0].metric("step", int(last["step"]))
         cells[1].metric("loss", f"{last['loss']:.4g}")
         cells[2].metric("text tokens", f"{last['tokens']:,.0f}" if pd.notna(last["tokens"]) else "—")
-        cells[3].metric("tokens / s", f"{last['tokens_per_s']:.0f}" if pd.notna(last["tokens_per_s"]) else "—")
+        cells[3].metric("CTC targets", f"{last['ctc_targets']:,.0f}" if pd.notna(last["ctc_targets"]) else "—")
+        cells[4].metric("text tokens / s", f"{last['tokens_per_s']:.0f}" if pd.notna(last["tokens_per_s"]) else "—")
     left, right = st.columns(2)
     widgets.chart(training_charts.loss_curves(steps), "train_loss", name=f"{run_id}-loss", where=left)
     widgets.chart(training_charts.lr_curves(steps), "train_lr", name=f"{run_id}-lr", where=right)
@@ -207,6 +209,7 @@ def run_charts(store_path: str, run_id: str, status: str) -> None:
         kl = training_charts.eval_curves(points, ("F", "M"), "Forgetting F and misalignment M", "KL (nats/token)")
         widgets.chart(accuracy, "train_eval_acc", name=f"{run_id}-accuracy", where=left)
         widgets.chart(kl, "train_eval_kl", name=f"{run_id}-f-m", where=right)
+    widgets.chart(training_charts.unit_curves(steps), "train_units", name=f"{run_id}-units", where=left)
 
 
 def run_view(store_path: str, run_id: str) -> None:

@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from salad_core.errors import SaladError
 from salad_core.paths import cache_dir
 
 
-class AssetError(RuntimeError):
+class AssetError(SaladError, RuntimeError):
     """A model or data file cannot be had here; the message names the input and the fix."""
 
 

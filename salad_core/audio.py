@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from salad_core.errors import InputError
+
 SAMPLE_RATE = 16000
 SILENCE_PEAK = 1e-4  # below this peak amplitude a clip holds nothing a recogniser could hear
 _FORMATS = {".wav": "WAV", ".flac": "FLAC"}
@@ -23,7 +25,7 @@ _FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 AudioSource = str | Path | bytes | np.ndarray
 
 
-class AudioError(ValueError):
+class AudioError(InputError):
     """Audio that cannot be used; the message names the input and says how to fix it."""
 
 

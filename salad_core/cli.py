@@ -13,6 +13,9 @@
     salad voices [--json]         TTS engines and their voices
 
 With --json, stdout carries exactly one JSON object; progress bars and logs go to stderr.
+A mistake the user can fix (salad_core.errors: a bad flag value, an unknown run, a missing asset, a busy store)
+prints one line, `salad <command>: error: ...`, and exits with code 2; any other exception is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -25,11 +28,16 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 
-from salad_core.console import format_eval, format_round, run_summary
-
-
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+from salad_core.cli_training import (
+    add_select_args,
+    add_sweep_args,
+    add_train_args,
+    cmd_select,
+    cmd_sweep,
+    cmd_train,
+)
+from salad_core.console import format_eval, run_summary
+from salad_core.errors import InputError, SaladError
 
 
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
@@ -50,111 +58,6 @@ def cmd_eval(args: argparse.Namespace) -> dict:
     result = run_eval(EvalConfig(**fields), Store(args.db))
     if not args.json:
         print(format_eval(result))
-    return result
-
-
-def add_train_args(parser: argparse.ArgumentParser) -> None:
-    from salad_core.flags import add_dataclass_flags
-    from salad_core.train.config import CHOICES, PRESET_RECIPES, TrainConfig
-
-    add_dataclass_flags(parser, TrainConfig, PRESET_RECIPES, CHOICES)
-    parser.add_argument("--resume", metavar="RUN_ID", help="continue a run from its last checkpoint")
-    parser.add_argument("--no-final-eval", dest="final_eval", action="store_false",
-                        help="skip the closing `salad eval` of the final model")
-
-
-def train_config(args: argparse.Namespace):
-    """The TrainConfig of `salad train` flags: the preset's recipe, with every flag given on top."""
-    from dataclasses import fields
-
-    from salad_core.train.config import TrainConfig
-
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "preset"}
-    return TrainConfig.for_preset(args.preset or "mini", **given)
-
-
-def stage2_config(args: argparse.Namespace, store):
-    """Stage II: the named Stage I run's options with the Stage II schedule, on the round given (default: the
-    newest finished round selected from that run), with every flag given on top."""
-    from dataclasses import fields
-
-    from salad_core.train.config import TrainConfig
-    from salad_core.train.stage2 import latest_round, stage2_of
-
-    if not args.from_run:
-        raise ValueError("--stage 2 needs --from RUN, the Stage I run to continue. Fix: add --from train-….")
-    saved = store.runs("train").set_index("run_id")
-    if args.from_run not in saved.index:
-        raise ValueError(f"no training run {args.from_run!r} in {store.path}. Fix: name a finished Stage I run.")
-    round_id = args.round_id or latest_round(store, args.from_run)
-    skip = {"preset", "stage", "from_run", "round_id"}
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name not in skip}
-    return stage2_of(store, args.from_run, round_id, **given)
-
-
-def cmd_train(args: argparse.Namespace) -> dict | None:
-    from salad_core.store import Store
-    from salad_core.train.config import TrainConfig
-
-    store = Store(args.db)
-    if args.resume:
-        saved = store.runs("train").set_index("run_id")
-        if args.resume not in saved.index:
-            raise ValueError(f"no training run {args.resume!r} in {store.path}. Fix: pick one from `salad runs`.")
-        config = TrainConfig.from_dict(saved.loc[args.resume, "config"])
-    elif args.stage == 2:
-        config = stage2_config(args, store)
-    else:
-        config = train_config(args)
-    return train_and_evaluate(config, store, args.resume, args.final_eval, args.json)
-
-
-def train_and_evaluate(config, store, resume: str | None, evaluate: bool, quiet: bool) -> dict | None:
-    """Train (or resume), then `salad eval` the final model unless told not to; the summary `--json` prints."""
-    from salad_core.train.evaluate import final_evaluation
-    from salad_core.eval.vocabulary import DIVERGENCES
-    from salad_core.train.trainer import DistillTrainer, every_core_while_others_wait
-
-    summary = DistillTrainer(config, store, resume=resume).train()
-    from accelerate import PartialState
-
-    if not PartialState().is_main_process:  # under `accelerate launch`, one process reports
-        return None
-    if evaluate:
-        with every_core_while_others_wait():
-            summary["eval"] = final_evaluation(summary["run_dir"], config, store)
-        summary.update({k: summary["eval"][k] for k in DIVERGENCES})  # the final model's, on every test item
-    if not quiet:
-        print(f"run {summary['run_id']}: {summary['steps']} steps, {summary['tokens']} text tokens, "
-              f"{summary['speech_hours']:.2f} h of speech, {summary['wall_s']:.0f} s")
-        if "eval" in summary:
-            print(format_eval(summary["eval"]))
-    return summary
-
-
-def add_sweep_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="mini")
-    parser.add_argument("--alphas", type=lambda v: [float(x) for x in _csv(v)], default=[0.0, 0.25, 0.5, 0.75, 1.0])
-    parser.add_argument("--budgets-hours", dest="budgets_hours", type=lambda v: [float(x) for x in _csv(v)],
-                        default=[None], help="hours of natural speech each run hears, repeats counted; one run per α "
-                        "and budget (default: the preset recipe's steps)")
-    parser.add_argument("--seeds", type=lambda v: [int(x) for x in _csv(v)], default=[0],
-                        help="seeds: one run per α, budget and seed (default 0)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once, the CPU cores split between them")
-    parser.add_argument("--tag", default=None, help="the grid's name in the store (default: sweep-<time>)")
-    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="further `salad train` flags, after --")
-
-
-def cmd_sweep(args: argparse.Namespace) -> dict:
-    """A grid of Stage I runs over alpha x speech budget, one `salad train` process each, tagged with one sweep id."""
-    from salad_core.train.sweep import run_sweep
-
-    extra = [a for a in args.train_args if a != "--"]
-    result = run_sweep(args.preset, args.alphas, args.budgets_hours, extra, args.db, args.jobs, args.tag, args.seeds)
-    if not args.json:
-        for r in result["runs"]:
-            budget = "recipe" if r["budget_hours"] is None else f"{r['budget_hours']:g} h"
-            print(f"alpha={r['alpha']:<5g} {budget:>8} seed {r['seed']}  {r.get('run_id') or r['error']}")
     return result
 
 
@@ -208,7 +111,7 @@ def cmd_runs(args: argparse.Namespace) -> dict | list:
                 print(f"{r['run_id']:<28} {r['status']:<11} {r['summary']}")
         return rows
     if not args.run_id or args.run_id not in set(store.runs()["run_id"]):
-        raise ValueError(f"no run {args.run_id!r} in {store.path}. Fix: pick one from `salad runs`.")
+        raise InputError(f"no run {args.run_id!r} in {store.path}. Fix: pick one from `salad runs`.")
     run = store.runs().set_index("run_id").loc[args.run_id]
     scored = final_eval_run(store, args.run_id) if run["kind"] == "train" else args.run_id
     metrics = store.metrics(scored) if scored and run["kind"] != "select" else None
@@ -218,13 +121,16 @@ def cmd_runs(args: argparse.Namespace) -> dict | list:
     status = shown_status(run["kind"], args.run_id, run["status"])
     shown = {"run_id": args.run_id, "kind": run["kind"], "status": status, "error": run["error"],
              "created_at": str(run["created_at"]), "lineage": Lineage.of(store).chain(args.run_id),
-             "final_eval": scored if run["kind"] == "train" else None, "metrics": headline, "config": run["config"]}
+             "final_eval": scored if run["kind"] == "train" else None, "metrics": headline, "config": run["config"],
+             "plan": run["plan"], "notes": run["notes"] or []}
     if not args.json:
         print(f"{args.run_id}: {run['kind']} run, {status}; {run_summary(run['kind'], run['config'] or {})}")
         print("lineage: " + " <- ".join(shown["lineage"]))
         for name, value in headline.items():
             print(f"  {name:<14} {value:.3f}")
-        print(json.dumps(run["config"], indent=1, default=str))
+        for note in shown["notes"]:
+            print(f"note: {note}")
+        print(json.dumps({"config": run["config"], "plan": run["plan"]}, indent=1, default=str))
     return shown
 
 
@@ -248,7 +154,7 @@ CORPORA = ("mini", "nano", "broad")
 def world_corpus(args: argparse.Namespace) -> str:
     """`--corpus`, or the deprecated `--preset` it replaced (a preset names a model set-up in `train` and `eval`)."""
     if args.preset and args.corpus and args.preset != args.corpus:
-        raise ValueError(f"--preset {args.preset} and --corpus {args.corpus} disagree. Fix: pass --corpus alone.")
+        raise InputError(f"--preset {args.preset} and --corpus {args.corpus} disagree. Fix: pass --corpus alone.")
     if args.preset:
         print(f"salad world: --preset is deprecated and will be removed; use --corpus {args.preset}", file=sys.stderr)
     return args.corpus or args.preset or "mini"
@@ -274,7 +180,7 @@ def cmd_world(args: argparse.Namespace) -> dict:
         return {"world": world.name, "audit": rows}
     if args.action == "export":
         if not args.out:
-            raise ValueError("salad world export needs --out DIR, the folder to write the JSONL files into.")
+            raise InputError("salad world export needs --out DIR, the folder to write the JSONL files into.")
         written = world.export(args.out)
         if not args.json:
             print("\n".join(f"{args.out}/{name}: {n} lines" for name, n in written.items()))
@@ -294,7 +200,7 @@ def _broad_corpus(args: argparse.Namespace) -> dict:
     from salad_core.world.audit import format_table
 
     if args.action == "export" or not args.lm or args.force:
-        raise ValueError("--corpus broad builds, describes and audits the broad speech corpus; export, --no-lm and "
+        raise InputError("--corpus broad builds, describes and audits the broad speech corpus; export, --no-lm and "
                          "--force are for the mini worlds (delete its folder to rebuild it).")
     corpus = build_broad(progress=not args.json) if args.action == "build" else load_broad()
     if args.action == "audit":
@@ -309,54 +215,6 @@ def _broad_corpus(args: argparse.Namespace) -> dict:
               f"documents, {info['n_train_clips']} clips, {len(info['train_voices'])} voices; sentences per source "
               + ", ".join(f"{k} {v}" for k, v in info["sources"].items()))
     return info
-
-
-def add_select_args(parser: argparse.ArgumentParser) -> None:
-    from salad_core.flags import add_dataclass_flags
-    from salad_core.select.config import SelectConfig
-
-    add_dataclass_flags(parser, SelectConfig)
-    parser.add_argument("--train", action="store_true", help="then train Stage II on the round (salad train "
-                        "--stage 2 --from RUN --round ROUND, with its final evaluation): one round, end to end")
-
-
-def cmd_select(args: argparse.Namespace) -> dict:
-    from dataclasses import fields
-
-    from salad_core.select.config import SelectConfig
-    from salad_core.select.round import run_round
-    from salad_core.store import Store
-
-    if not args.from_run:
-        raise ValueError("salad select needs --from RUN, the trained model that scores the clusters.")
-    config = SelectConfig(**{f.name: getattr(args, f.name) for f in fields(SelectConfig)
-                             if getattr(args, f.name) is not None})
-    store = Store(args.db)
-    result = run_round(config, store)
-    if not args.json:
-        print(format_round(result))
-    if args.train:
-        result["stage2"] = train_stage2_process(config.from_run, result["round_id"], args.db)
-    return result
-
-
-def train_stage2_process(from_run: str, round_id: str, db: str | None) -> dict:
-    """Stage II on a round in a process of its own (`salad train --stage 2 … --json`; its progress on stderr).
-
-    Trained inside the selection's process, every step ran about 8 times slower (160 mini steps in 1,000 s against
-    123 s under the same load; docs/results/engineering.md): whatever the selection's models leave behind in a process stays
-    out of training.
-    """
-    import subprocess
-
-    from salad_core.jobs import cli_command
-
-    cmd = cli_command(["train", "--stage", "2", "--from", from_run, "--round", round_id, "--json"], db)
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-    if done.returncode:
-        raise RuntimeError(f"Stage II on round {round_id} failed (exit code {done.returncode}; its log is above). "
-                           f"The round is kept. Fix the cause, then rerun: salad {' '.join(cmd[3:])}")
-    return json.loads(done.stdout)
 
 
 def add_ship_args(parser: argparse.ArgumentParser) -> None:
@@ -409,12 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
-    from salad_core.assets import AssetError
-
     try:
         with _stdout_to_stderr(args.json):
             result = COMMANDS[args.command][0](args)
-    except (AssetError, KeyError, ValueError, FileNotFoundError) as err:
+    except SaladError as err:  # what the user can fix: one line; anything else is a bug and keeps its traceback
         print(f"salad {args.command}: error: {err}", file=sys.stderr)
         return 2
     if args.json and result is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from salad_core.errors import InputError
 from salad_core.eval.metrics import Estimate, correct_column, seeds_and_items
 from salad_core.eval.vocabulary import HEADLINE_SCORING
 from salad_core.store import Store
@@ -38,7 +39,7 @@ def eval_correctness(store: Store, eval_run: str, lane: str = "speech") -> pd.Da
     config = store.runs("eval").set_index("run_id")["config"].get(eval_run) or {}
     column = f"{lane}_{correct_column(config.get('scoring', HEADLINE_SCORING))}"
     if column not in items or items[column].isna().all():
-        raise ValueError(f"evaluation {eval_run} has no {lane!r} answers. Fix: score it with --lanes {lane},...")
+        raise InputError(f"evaluation {eval_run} has no {lane!r} answers. Fix: score it with --lanes {lane},...")
     items = items[items[column].notna()]
     return pd.DataFrame({"task": items["task"], "domain": items["domain"], "correct": items[column].astype(float)})
 
@@ -47,7 +48,7 @@ def item_correctness(store: Store, run_id: str, lane: str = "speech") -> pd.Data
     """Per item (index item_id) of a training run's final evaluation: its domain and the lane's correctness (0/1)."""
     eval_run = final_eval_run(store, run_id)
     if eval_run is None:
-        raise ValueError(f"run {run_id} has no final evaluation. Fix: salad eval --model data/runs/{run_id}/final")
+        raise InputError(f"run {run_id} has no final evaluation. Fix: salad eval --model data/runs/{run_id}/final")
     return eval_correctness(store, eval_run, lane)[["domain", "correct"]]
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from salad_core.errors import InputError
 from salad_core.eval.config import EvalConfig
 from salad_core.eval.lanes import LaneScorer, PreparedItem, fewshot_for
 from salad_core.eval.metrics import pred_column
@@ -59,7 +60,7 @@ class DemoSession:
         """Score `choices` on every demo lane; `audio` (16 kHz) is what the speech lanes hear."""
         choices = [c.strip() for c in choices if c.strip()]
         if len(choices) < 2:
-            raise ValueError("a question needs at least two non-empty answer options")
+            raise InputError("a question needs at least two non-empty answer options")
         item = Item(task or "demo", "demo", "test", question.strip(), tuple(choices), answer, "demo")
         fewshot = fewshot_for(task, self.config.k_shot, self.config.seed, []) if task else []
         prepared = PreparedItem(item, "demo", audio, "demo")

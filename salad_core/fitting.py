@@ -14,11 +14,13 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import OptimizeWarning, curve_fit
 
+from salad_core.errors import InputError
+
 BETA_STARTS = (0.05, 0.15, 0.3, 0.6, 1.0, 2.0)
 BETA_BOUNDS = (1e-3, 5.0)
 
 
-class AnalysisError(ValueError):
+class AnalysisError(InputError):
     """An analysis input is unusable; the message names it and the fix."""
 
 

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from salad_core.errors import SaladError
 from salad_core.paths import REPO_ROOT, data_dir
 from salad_core.progress import PROGRESS_ENV, read_progress
 
@@ -39,7 +40,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CHILDREN: dict[str, subprocess.Popen] = {}  # supervisors this process started: polled so they never linger as zombies
 
 
-class JobError(RuntimeError):
+class JobError(SaladError, RuntimeError):
     """A job could not be started, found or stopped; the message names the job and the fix."""
 
 

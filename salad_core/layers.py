@@ -11,14 +11,14 @@ inside functions too, and fails on one that goes up.
 from __future__ import annotations
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("utilities", ("salad_core", "paths", "text", "progress", "flags", "schedule", "maps", "assets", "jobs", "store",
+    ("utilities", ("salad_core", "errors", "paths", "text", "progress", "flags", "schedule", "maps", "assets", "jobs", "provenance", "store",
                    "schema", "losses", "fitting", "analysis", "layers", "options", "runs", "eval.vocabulary")),
     ("speech", ("audio", "tts", "asr")),
     ("models and tasks", ("model", "speechllm", "tasks", "clips", "documents", "presets")),
     ("evaluation", ("eval",)),
     ("the mini world and the broad corpus", ("world", "broad")),
     ("recipes", ("train", "select", "explore", "compare", "shipping")),
-    ("entry points", ("cli", "console", "demo")),
+    ("entry points", ("cli", "cli_training", "console", "demo")),
     ("dashboard", ("dashboard", "pages")),
 )
 

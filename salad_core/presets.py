@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from salad_core.errors import UnknownNameError
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -74,7 +76,7 @@ def shipped_adapter(preset: str) -> Path | None:
 
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
+        raise UnknownNameError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
     return PRESETS[name]
 
 

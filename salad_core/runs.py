@@ -1,13 +1,17 @@
 """Where a run lives and where it comes from.
 
-`RunDir` is the one folder layout of a run: a training run under `data/runs/<run id>/` (config.json, checkpoints,
-the final model, the pid file of a live trainer), a selection round under `data/rounds/<round id>/`. `Lineage` is the
-chain of runs a model comes from, read from the store's `parent_run` column: a Stage I run has none, a selection
-round's parent is the model that scored it, a Stage II run's the round it trained on, so
+`RunDir` is the one folder layout of a run: a training run under `data/runs/<run id>/` (config.json, plan.json,
+checkpoints, the final model, the pid file of a live trainer), a selection round under `data/rounds/<round id>/`. Its
+kind is given by the caller, which knows it (or reads it from the store's `runs.kind`), never parsed from its id.
+`Lineage` is the chain of runs a model comes from, read from the store's `parent_run` column: a Stage I run has none,
+a selection round's parent is the model that scored it, a Stage II run's the round it trained on, an evaluation's the
+training run whose model it scored, so
 
     Stage I  <-  round 1  <-  Stage II  <-  round 2  <-  Stage II  ...
 
-The store also holds each training run's final evaluation (`final_eval`). Nothing here imports torch.
+The store also holds each training run's final evaluation (`final_eval`). A model folder a trainer wrote names its
+run in `run.json` (`model_run`), so `salad eval --model FOLDER` records its parent wherever the folder lies. Nothing
+here imports torch.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from salad_core.errors import InputError
 from salad_core.paths import data_dir
-from salad_core.store import FINAL_FOLDER as FINAL  # the model after the last step: `salad eval --model` takes it
 
+FINAL = "final"  # the model after the last step, in the run folder: `salad eval --model` takes it
 FOLDERS = {"train": "runs", "select": "rounds"}  # run kind -> its folder under the data directory
 PID_FILE = "trainer.pid"  # present while a trainer runs (written by the trainer, read by the dashboard)
 CHECKPOINTS = "checkpoints"
+MODEL_RUN_FILE = "run.json"  # in a final model's folder: {"run_id": the training run that wrote it}
 
 
 def pid_alive(path: Path) -> bool:
@@ -37,24 +43,33 @@ def pid_alive(path: Path) -> bool:
     return True
 
 
+def model_run(model_folder: str | Path) -> str | None:
+    """The training run that wrote a model folder, as its trainer recorded it there; None for a model no run of
+    salad's wrote (the shipped adapter, a folder of a salad older than the record)."""
+    path = Path(model_folder) / MODEL_RUN_FILE
+    return json.loads(path.read_text())["run_id"] if path.is_file() else None
+
+
+def checkpoints_in(root: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every complete checkpoint under a run folder, oldest first."""
+    folder = Path(root) / CHECKPOINTS
+    found = [(int(p.name.split("-")[1]), p) for p in folder.glob("step-[0-9]*")
+             if p.name.split("-")[1].isdigit() and (p / "meta.json").is_file()] if folder.is_dir() else []
+    return sorted(found)
+
+
 @dataclass(frozen=True)
 class RunDir:
     run_id: str
-    folder: Path | None = None  # where it is, when not in this data directory (a model folder copied elsewhere)
+    kind: str  # the run's kind ('train' or 'select'): its folder under the data directory
 
-    @classmethod
-    def of_model(cls, model_folder: str | Path) -> RunDir:
-        """The run a saved model folder (<run folder>/final) belongs to, wherever it lies."""
-        root = Path(model_folder).resolve().parent
-        return cls(root.name, root)
-
-    @property
-    def kind(self) -> str:
-        return "select" if self.run_id.startswith("select-") else "train"
+    def __post_init__(self) -> None:
+        if self.kind not in FOLDERS:
+            raise ValueError(f"A run of kind {self.kind!r} has no folder; runs of {', '.join(FOLDERS)} have one.")
 
     @property
     def root(self) -> Path:
-        return self.folder or data_dir() / FOLDERS[self.kind] / self.run_id
+        return data_dir() / FOLDERS[self.kind] / self.run_id
 
     @property
     def final(self) -> Path:
@@ -63,6 +78,11 @@ class RunDir:
     @property
     def config_file(self) -> Path:
         return self.root / "config.json"
+
+    @property
+    def plan_file(self) -> Path:
+        """What the trainer derived from the config (train.plan.TrainPlan), beside it."""
+        return self.root / "plan.json"
 
     @property
     def pid_file(self) -> Path:
@@ -89,10 +109,7 @@ class RunDir:
 
     def checkpoints(self) -> list[tuple[int, Path]]:
         """(step, folder) of every complete checkpoint, oldest first."""
-        folder = self.root / CHECKPOINTS
-        found = [(int(p.name.split("-")[1]), p) for p in folder.glob("step-[0-9]*")
-                 if p.name.split("-")[1].isdigit() and (p / "meta.json").is_file()] if folder.is_dir() else []
-        return sorted(found)
+        return checkpoints_in(self.root)
 
     def latest_checkpoint(self) -> Path | None:
         found = self.checkpoints()
@@ -108,7 +125,7 @@ def shown_status(kind: str, run_id: str, status: str) -> str:
     """A run's status as the store holds it, except that a training run the store still calls running whose trainer
     process is gone from this machine (killed, or the machine stopped) reads "interrupted": `salad train --resume
     RUN` continues it."""
-    if kind == "train" and status == "running" and not RunDir(run_id).is_training():
+    if kind == "train" and status == "running" and not RunDir(run_id, kind).is_training():
         return "interrupted"
     return status
 
@@ -139,7 +156,7 @@ class Lineage:
         """The Stage I run at the start of a run's lineage (the run itself for a Stage I run)."""
         root = self.chain(run_id)[-1]
         if self.kind.get(root) != "train":
-            raise ValueError(f"run {run_id!r} has no Stage I run behind it (its lineage ends at {root!r}). Fix: name "
+            raise InputError(f"run {run_id!r} has no Stage I run behind it (its lineage ends at {root!r}). Fix: name "
                              "a Stage I or Stage II run, or a round made from one.")
         return root
 
@@ -151,7 +168,7 @@ class Lineage:
     def training_rounds(self, round_id: str) -> list[str]:
         """The rounds a Stage II run on `round_id` trains on: that round and every round behind its scoring model."""
         if self.kind.get(round_id) != "select":
-            raise ValueError(f"Selection round {round_id!r} is not in the store. Fix: run salad select.")
+            raise InputError(f"Selection round {round_id!r} is not in the store. Fix: run salad select.")
         return self.rounds_behind(round_id)
 
     def round_number(self, round_id: str) -> int:

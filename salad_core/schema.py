@@ -14,19 +14,19 @@ from functools import lru_cache
 import duckdb
 import pandas as pd
 
+from salad_core.errors import SaladError
 from salad_core.eval.vocabulary import LANES, NO_CONDITION
 
 log = logging.getLogger("salad_core.store")
 
 RUN_KINDS = ("eval", "train", "select")
-FINAL_FOLDER = "final"  # a training run's final model: <run folder>/final (salad_core.runs.FINAL)
 RUN_STATUSES = ("running", "done", "failed")
-SCHEMA_VERSION = 6  # 2 added train_steps, 3 the selection tables, 4 the voice condition, 5 lineage columns,
-# 6 generative scoring's answers
+SCHEMA_VERSION = 7  # 2 added train_steps, 3 the selection tables, 4 the voice condition, 5 lineage columns,
+# 6 generative scoring's answers, 7 a run's plan and notes, an evaluation's parent, the CTC warm-up's units
 COLUMN_DEFAULTS = {"condition": NO_CONDITION}  # filled in when a row leaves the column out; the DDL's DEFAULT too
 
 
-class StoreError(RuntimeError):
+class StoreError(SaladError, RuntimeError):
     """The results store refused an input or could not be read; the message names the input and the fix."""
 
 
@@ -71,7 +71,7 @@ def _table(name: str, columns: str, key: str, primary_key: bool = True) -> Table
 TABLES = {t.name: t for t in (
     _table("runs", "run_id VARCHAR!, kind VARCHAR!, created_at TIMESTAMP!, finished_at TIMESTAMP, status VARCHAR!, "
                    "error VARCHAR, model_id VARCHAR, config JSON, prompt_template VARCHAR, code_version VARCHAR, "
-                   "packages JSON, seed INTEGER, parent_run VARCHAR, final_eval VARCHAR", "run_id"),
+                   "packages JSON, seed INTEGER, parent_run VARCHAR, final_eval VARCHAR, plan JSON, notes JSON", "run_id"),
     _table("models", "model_id VARCHAR!, name VARCHAR, llm VARCHAR, encoder VARCHAR, adapter JSON, path VARCHAR, "
                      "params JSON, created_at TIMESTAMP", "model_id"),
     _table("tasks", "task VARCHAR!, version VARCHAR!, domain VARCHAR, description VARCHAR, source VARCHAR",
@@ -89,7 +89,8 @@ TABLES = {t.name: t for t in (
                       "condition VARCHAR!, answer_text VARCHAR, parse_fail BOOLEAN", "run_id item_id lane condition"),
     _table("train_steps", "run_id VARCHAR!, step INTEGER!, tokens BIGINT, speech_s DOUBLE, loss DOUBLE!, kl DOUBLE, "
                           "nll DOUBLE, ctc DOUBLE, lr_adapter DOUBLE, lr_llm DOUBLE, grad_norm DOUBLE, "
-                          "n_text_positions INTEGER, replay BOOLEAN, tokens_per_s DOUBLE, wall_s DOUBLE", "run_id step"),
+                          "n_text_positions INTEGER, replay BOOLEAN, tokens_per_s DOUBLE, wall_s DOUBLE, ctc_targets BIGINT, "
+                          "n_ctc_targets INTEGER", "run_id step"),
     _table("metrics", "run_id VARCHAR!, task VARCHAR!, metric VARCHAR!, value DOUBLE, ci_low DOUBLE, ci_high DOUBLE, "
                       "n INTEGER, step INTEGER, condition VARCHAR!", "run_id task metric step condition",
            primary_key=False),
@@ -165,6 +166,17 @@ def _fill_lineage(con: duckdb.DuckDBPyConnection) -> None:
                 "ORDER BY e.created_at LIMIT 1) WHERE t.kind = 'train'")
 
 
+def _fill_plans(con: duckdb.DuckDBPyConnection) -> None:
+    """Runs of a store older than plans: a training run's config then held what it derived (the steps a budget gave,
+    the synthetic share used), and an evaluation named the training run it scored only by its model's folder
+    (.../<run id>/final): read once, here, as salad found them before it stored them."""
+    con.execute("UPDATE runs SET plan = json_object('max_steps', json_extract(config, '$.max_steps'), "
+                "'synthetic_prob', json_extract(config, '$.synthetic_prob')) WHERE kind = 'train'")
+    con.execute("UPDATE runs AS e SET parent_run = (SELECT t.run_id FROM runs t WHERE t.kind = 'train' AND "
+                "rtrim(json_extract_string(e.config, '$.model_path'), '/') LIKE '%/' || t.run_id || '/final' LIMIT 1) "
+                "WHERE e.kind = 'eval' AND e.parent_run IS NULL")
+
+
 def shadow_older_tables(con: duckdb.DuckDBPyConnection) -> None:
     """An older store opened read-only cannot be upgraded: temporary views give its tables the columns added since,
     with their defaults, so this version's queries (and the stored paired_items view) run on it unchanged."""
@@ -184,14 +196,16 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
                          "Fix: upgrade salad, or point SALAD_STORE at another file.")
     if found == SCHEMA_VERSION:
         return
-    lineage_missing = bool(_missing_columns(con, TABLES["runs"]))
+    missing = _missing_columns(con, TABLES["runs"])
     for spec in TABLES.values():
         if _missing_columns(con, spec):
             _upgrade_table(con, spec)
         else:
             con.execute(spec.ddl())
-    if lineage_missing:
+    if "parent_run" in missing:
         _fill_lineage(con)
+    if "plan" in missing:
+        _fill_plans(con)
     con.execute(paired_items_view())
     con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
@@ -211,14 +225,15 @@ def _row_problem(spec: TableSpec, row: dict) -> str | None:
     """What is wrong with a row and how to fix it, or None."""
     missing = [c for c in spec.required if row.get(c) is None]
     if missing:
-        return f"missing {', '.join(missing)}; every {spec.name} row needs {', '.join(spec.required)}"
+        return f"it misses {', '.join(missing)}. Fix: fill {', '.join(spec.required)} in every {spec.name} row"
     if "lane" in spec.columns and row["lane"] not in LANES:
-        return f"lane {row['lane']!r} is unknown; use one of {', '.join(LANES)}"
+        return f"lane {row['lane']!r} is unknown. Fix: use one of {', '.join(LANES)}"
     return None
 
 
 def rows_frame(spec: TableSpec, rows: list[dict]) -> pd.DataFrame:
-    """Validated rows as a DataFrame with every column of the table; bad rows are logged and left out."""
+    """Validated rows as a DataFrame with every column of the table; a bad row refuses the whole batch (StoreError
+    naming the row and the fix): the caller decides what to leave out, and says so in its run."""
     if isinstance(rows, dict) or not all(isinstance(r, dict) for r in rows):
         raise StoreError(f"Rows for table '{spec.name}' must be a list of dicts. Fix: wrap a single row as [row].")
     unknown = sorted({k for r in rows for k in r} - set(spec.columns))
@@ -231,9 +246,10 @@ def rows_frame(spec: TableSpec, rows: list[dict]) -> pd.DataFrame:
                **{c: v for c, v in row.items() if v is not None}}
         problem = _row_problem(spec, row)
         if problem:
-            log.warning("store: skipped %s row %d %s: %s", spec.name, i, {k: row.get(k) for k in spec.key}, problem)
-        else:
-            good.append({c: _to_json(row.get(c)) if c in spec.json_columns else row.get(c) for c in spec.columns})
+            key = ", ".join(f"{k}={row.get(k)!r}" for k in spec.key)
+            raise StoreError(f"Table '{spec.name}' refused row {i} ({key}): {problem}. Nothing of this batch was "
+                             "written.")
+        good.append({c: _to_json(row.get(c)) if c in spec.json_columns else row.get(c) for c in spec.columns})
     frame = pd.DataFrame(good, columns=list(spec.columns), dtype=object)
     if len(frame) > frame.drop_duplicates(subset=list(spec.key)).shape[0]:
         log.warning("store: %s batch repeats keys; the last row of each key wins", spec.name)

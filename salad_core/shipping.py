@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from salad_core.errors import InputError
 from salad_core.eval.vocabulary import ALL_TASKS, FRACTIONS
 from salad_core.presets import ADAPTERS_DIR, get_preset
 from salad_core.runs import RunDir
@@ -65,11 +66,11 @@ def model_card(run_id: str, eval_run: str, store: Store, size: int) -> str:
 
     runs = store.runs().set_index("run_id")
     train, evaluation = runs.loc[run_id], runs.loc[eval_run]
-    config = TrainConfig.from_dict(RunDir(run_id).config())
+    config = TrainConfig.from_dict(RunDir(run_id, "train").config())
     steps = store.train_steps(run_id)
     corpus = load_broad().info() if get_preset(config.preset).corpus == "broad" else None
-    model = json.loads((RunDir(run_id).final / "config.json").read_text())
-    machines = RunDir(run_id).machines()
+    model = json.loads((RunDir(run_id, "train").final / "config.json").read_text())
+    machines = RunDir(run_id, "train").machines()
     eval_cfg = evaluation["config"]
     lines = [f"# The `{config.preset}` preset's trained adapter", "",
              f"{model['llm_name']} hears through the frozen {model['encoder_name']} encoder and this adapter "
@@ -80,7 +81,7 @@ def model_card(run_id: str, eval_run: str, store: Store, size: int) -> str:
              "## Reproduce", "", "```bash", "salad world build --corpus broad",
              "salad train " + shlex.join(config.to_argv()), "```", "",
              f"- commit: `{train['code_version']}`",
-             f"- steps: {config.max_steps} ({config.ctc_warmup_steps} of them the CTC warm-up), batch {config.batch_size}, "
+             f"- steps: {steps['step'].max()} ({config.ctc_warmup_steps} of them the CTC warm-up), batch {config.batch_size}, "
              f"peak learning rate {config.lr_adapter:g}, alpha {config.alpha:g}, seed {config.seed}",
              f"- speech heard: {steps['speech_s'].max() / 3600:.1f} h (with repeats); wall time "
              f"{steps['wall_s'].max() / 3600:.2f} h",
@@ -113,9 +114,9 @@ def ship(run_id: str, eval_run: str, store: Store | None = None, out: Path | Non
     """Write the run's final model, as float16, and its model card into `out` (default: the preset's shipped
     adapter folder); returns the folder."""
     store = store or Store()
-    run = RunDir(run_id)
+    run = RunDir(run_id, "train")
     if not (run.final / "model.safetensors").is_file():
-        raise FileNotFoundError(f"run {run_id} has no final model in {run.final}. Fix: let the run finish "
+        raise InputError(f"run {run_id} has no final model in {run.final}. Fix: let the run finish "
                                 f"(salad train --resume {run_id}).")
     out = Path(out) if out else ADAPTERS_DIR / run.config()["preset"]
     size = write_weights(run.final, out)

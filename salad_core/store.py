@@ -4,7 +4,8 @@ Everything the dashboard shows is a projection of the *paired item*: one questio
 outputs of every lane on it (the lanes: salad_core/eval/vocabulary.py). Full schema and conventions: docs/store.md.
 
 Tables (one `TableSpec` each in `TABLES`, the single source of the DDL):
-    runs        one row per eval/train/select run: config, prompt template, code version, package versions, seed
+    runs        one row per eval/train/select run: config as given, plan, prompt template, code version, package
+                versions, seed, status, lineage (parent_run, final_eval), notes on what it left out
     models      the model a run used: LLM, encoder, adapter settings, checkpoint path
     tasks       task suites by (task, version)
     items       text-side facts of a question, keyed by item_id (unique across tasks and versions)
@@ -15,6 +16,10 @@ Tables (one `TableSpec` each in `TABLES`, the single source of the DDL):
     metrics     aggregated values per (run, task or '__all__', metric, step); fractions, not points
     paired_items  VIEW: one row per run x item, lanes side by side
 
+A run's life in the store is one context manager, `Store.run` (`Store.running` for a resumed run): 'running', then
+'done', or 'failed' with its error. A bad row is refused with a StoreError naming it; callers leave out what they must
+and note it in the run.
+
 DuckDB admits one read-write process or many read-only ones. So every writer call opens the file, writes in one
 short transaction and closes; every reader opens read-only per query; both retry with backoff while the other side
 holds the lock (see `_connect`). Values only ever travel as parameters or as a registered DataFrame.
@@ -22,27 +27,21 @@ holds the lock (see `_connect`). Values only ever travel as parameters or as a r
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import logging
 import os
 import random
-import secrets
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from salad_core import __version__
-from salad_core.paths import REPO_ROOT, default_store_path
+from salad_core.paths import default_store_path
+from salad_core.provenance import code_version, new_run_id, package_versions, utc_now
 from salad_core.schema import (
-    FINAL_FOLDER,
     HEADLINE_FILTER,
     RUN_KINDS,
     RUN_STATUSES,
@@ -59,26 +58,14 @@ from salad_core.schema import (
 
 log = logging.getLogger(__name__)
 
-PACKAGES_RECORDED = ("torch", "transformers", "accelerate", "peft", "faster-whisper", "ctranslate2", "numpy",
-                     "duckdb", "kokoro-onnx", "piper-tts", "salad")
-
 
 # ---------------------------------------------------------------------------------------------------------------
-# Provenance and identifiers
+# Where the store is, and the keys of its items and audio
 
 
 def store_path() -> Path:
     """The store file used when none is given: `$SALAD_STORE` if set, else `$SALAD_DATA/salad.duckdb`."""
     return Path(os.environ["SALAD_STORE"]) if os.environ.get("SALAD_STORE") else default_store_path()
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def new_run_id(kind: str) -> str:
-    """Short, sortable, unique: `eval-20261125-223015-ab12` (UTC time, then 16 random bits)."""
-    return f"{kind}-{utc_now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def item_key(task: str, task_version: str, doc_id: str | int) -> str:
@@ -90,34 +77,6 @@ def audio_key(item_id: str, engine: str, voice: str, speed: float = 1.0, snr_db:
     """`capitals@1/3#flite:slt@1`, with `+noise10` after it for a rendering with white noise at 10 dB SNR."""
     noise = "" if snr_db is None or pd.isna(snr_db) else f"+noise{float(snr_db):g}"
     return f"{item_id}#{engine}:{voice}@{float(speed):g}{noise}"
-
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """Git SHA of the checkout (+ '-dirty' with uncommitted changes), else the package version."""
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", "--no-optional-locks", "-C", str(REPO_ROOT), *args],
-                              capture_output=True, text=True, timeout=10)
-        if done.returncode:
-            raise OSError(done.stderr.strip())
-        return done.stdout.strip()
-
-    try:
-        sha = git("rev-parse", "--short=12", "HEAD")
-        return sha + ("-dirty" if git("status", "--porcelain") else "")
-    except (OSError, subprocess.SubprocessError):
-        return f"salad-{__version__}"
-
-
-@lru_cache(maxsize=1)
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in PACKAGES_RECORDED:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -196,12 +155,15 @@ class Store:
     # -- writers -------------------------------------------------------------------------------------------------
 
     def create_run(self, kind: str, config: dict, *, model: dict | None = None, prompt_template: str = "",
-                   seed: int = 0, run_id: str | None = None, parent_run: str | None = None) -> str:
-        """Register a run (status 'running') and its model; returns the run id.
+                   seed: int = 0, run_id: str | None = None, parent_run: str | None = None,
+                   plan: dict | None = None) -> str:
+        """Register a run (status 'running') and its model; returns the run id. Most callers want `run`, which also
+        ends it.
 
-        The run's place in its lineage is recorded with it (runs.Lineage): `parent_run`, by default what the config
-        names (a Stage II run's `round_id`, a round's `from_run`); and an evaluation of a training run's final model
-        (`model_path` .../<run id>/final) becomes that run's `final_eval` unless it already has one."""
+        `config` is the run's config as given; `plan` what a training run derived from it (train.plan.TrainPlan).
+        `parent_run` is the run this one comes from, given by the code that knows it (runs.Lineage): a Stage II
+        run's round, a round's scoring model, an evaluation's training run. The first evaluation of a training run's
+        model becomes that run's `final_eval`."""
         if kind not in RUN_KINDS:
             raise StoreError(f"Run kind {kind!r} is unknown. Fix: use one of {', '.join(RUN_KINDS)}.")
         if model is not None and not model.get("model_id"):
@@ -210,7 +172,7 @@ class Store:
         row = {"run_id": run_id, "kind": kind, "created_at": utc_now(), "status": "running",
                "model_id": model["model_id"] if model else None, "config": config,
                "prompt_template": prompt_template, "code_version": code_version(),
-               "packages": package_versions(), "seed": seed, "parent_run": parent_run or _parent_run(kind, config)}
+               "packages": package_versions(), "seed": seed, "parent_run": parent_run, "plan": plan}
         with self._transaction() as con:
             while con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
                 if chosen:
@@ -219,10 +181,33 @@ class Store:
             if model is not None:
                 self._upsert(con, "models", [{"created_at": utc_now(), **model}])
             self._upsert(con, "runs", [row])
-            trained = _evaluated_training_run(kind, config)
-            if trained:
-                con.execute("UPDATE runs SET final_eval = ? WHERE run_id = ? AND final_eval IS NULL", [run_id, trained])
+            if kind == "eval" and parent_run:
+                con.execute("UPDATE runs SET final_eval = ? WHERE run_id = ? AND kind = 'train' AND final_eval IS NULL",
+                            [run_id, parent_run])
         return run_id
+
+    @contextmanager
+    def run(self, kind: str, config: dict, **options) -> Iterator[str]:
+        """`with store.run("eval", config, model=..., parent_run=...) as run_id:` creates the run (`create_run`
+        takes the same arguments) and ends it: 'done' on a clean exit, 'failed' with the error on any exception,
+        which goes on."""
+        with self.running(self.create_run(kind, config, **options)) as run_id:
+            yield run_id
+
+    @contextmanager
+    def running(self, run_id: str) -> Iterator[str]:
+        """The lifecycle of a stored run, entered again by a resumed one: 'running' on entry, then 'done' on a clean
+        exit, or 'failed' with `Type: message` on any exception, which goes on."""
+        self.finish_run(run_id, "running")
+        try:
+            yield run_id
+        except BaseException as err:
+            try:
+                self.finish_run(run_id, "failed", f"{type(err).__name__}: {err}")
+            except StoreError as busy:  # the run's own error is the one to see
+                log.warning("store: run %s could not be marked failed: %s", run_id, busy)
+            raise
+        self.finish_run(run_id, "done")
 
     def finish_run(self, run_id: str, status: str = "done", error: str | None = None) -> None:
         if status not in RUN_STATUSES:
@@ -231,6 +216,14 @@ class Store:
             self._require_run(con, run_id)
             con.execute("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
                         [status, error, utc_now() if status != "running" else None, run_id])
+
+    def add_note(self, run_id: str, note: str) -> None:
+        """Append a note to the run, e.g. what it skipped and why (`salad runs show` prints them)."""
+        with self._transaction() as con:
+            self._require_run(con, run_id)
+            stored = con.execute("SELECT notes FROM runs WHERE run_id = ?", [run_id]).fetchone()[0]
+            con.execute("UPDATE runs SET notes = ? WHERE run_id = ?",
+                        [json.dumps([*(json.loads(stored) if stored else []), note]), run_id])
 
     def upsert_tasks(self, rows: list[dict]) -> int:
         return self._write("tasks", rows)
@@ -271,7 +264,7 @@ class Store:
             if run_id is not None:
                 self._require_run(con, run_id)
             if known_items and len(frame):
-                frame = _drop_unknown_items(con, table, frame)
+                _require_items(con, table, frame)
             return self._upsert(con, table, frame)
 
     @staticmethod
@@ -304,7 +297,7 @@ class Store:
         where, params = ("WHERE r.kind = ?", [kind]) if kind else ("", [])
         frame = self._read("SELECT r.*, m.name AS model_name, m.path AS model_path FROM runs r LEFT JOIN models m "
                            f"USING (model_id) {where} ORDER BY r.created_at DESC, r.run_id DESC", params)
-        for col in ("config", "packages"):
+        for col in ("config", "packages", "plan", "notes"):
             frame[col] = [json.loads(v) if isinstance(v, str) else v for v in frame[col]]
         return frame
 
@@ -358,20 +351,6 @@ class Store:
         return self._read(sql, params)
 
 
-def _parent_run(kind: str, config: dict) -> str | None:
-    """What a run comes from, as its config names it: a Stage II run's round, a round's scoring model."""
-    if kind == "train" and config.get("stage") == 2:
-        return config.get("round_id")
-    return config.get("from_run") if kind == "select" else None
-
-
-def _evaluated_training_run(kind: str, config: dict) -> str | None:
-    """The training run whose final model an evaluation scores (`model_path` .../<run id>/final), if any."""
-    path = str(config.get("model_path") or "").rstrip("/") if kind == "eval" else ""
-    parts = path.split("/")
-    return parts[-2] if len(parts) >= 2 and parts[-1] == FINAL_FOLDER else None
-
-
 def _is_lock_error(err: Exception) -> bool:
     text = str(err).lower()
     return "lock" in text or "different configuration" in text
@@ -382,15 +361,14 @@ def _maybe_audio_key(row: dict) -> str | None:
     return None if any(p is None for p in parts) else audio_key(*parts, row["speed"], row.get("snr_db"))
 
 
-def _drop_unknown_items(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> pd.DataFrame:
+def _require_items(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
     known = {r[0] for r in con.execute("SELECT item_id FROM items WHERE item_id IN (SELECT unnest(?))",
                                        [sorted(set(frame["item_id"]))]).fetchall()}
     unknown = sorted(set(frame["item_id"]) - known)
     if unknown:
-        log.warning("store: skipped %d %s row(s) for item(s) not in the store: %s. Fix: upsert_items first.",
-                    int((~frame["item_id"].isin(known)).sum()), table, ", ".join(unknown[:5]))
-    return frame[frame["item_id"].isin(known)]
-
+        raise StoreError(f"Table '{table}' refused {int((~frame['item_id'].isin(known)).sum())} row(s) of item(s) not "
+                         f"in the store: {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}; nothing of this "
+                         "batch was written. Fix: upsert_items first, or leave those items out (and note it in the run).")
 
 
 def _empty_result(sql: str, params: list | tuple) -> pd.DataFrame:

@@ -81,7 +81,7 @@ def build_training_store(path) -> Store:
     store = Store(path)
     rng = np.random.default_rng(7)
     for alpha, steps, seed, status in SWEEP:
-        run_id = store.create_run("train", config(alpha, steps, seed), seed=seed,
+        run_id = store.create_run("train", config(alpha, steps, seed), seed=seed, plan={"max_steps": steps},
                                   model={"model_id": f"mini-a{alpha:g}-s{seed}", "name": "mini world LM + adapter"})
         store.add_train_steps(run_id, step_rows(alpha, steps, rng))
         evals = [metric_rows(alpha, s, s * TOKENS_PER_STEP, rng) for s in range(EVAL_EVERY, steps + 1, EVAL_EVERY)]

@@ -103,7 +103,8 @@ def use_training(page: sync_api.Page, pipeline: Pipeline) -> None:
         jobs.stop_job(job_id)
     finally:
         os.environ.pop("SALAD_DATA")
-    from salad_core.cli import build_parser, train_config
+    from salad_core.cli import build_parser
+    from salad_core.cli_training import train_config
 
     assert train_config(build_parser().parse_args(command.split())) == TrainConfig.for_preset("mini")
 

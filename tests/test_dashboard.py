@@ -97,7 +97,7 @@ def test_the_full_store_fills_the_pages(full_store):
     shown = {title: use_main_control(open_page(page, full_store.path), title, full_store) for page, _, title in PAGES[:5]}
     counts = {title: len(at.get("plotly_chart")) for title, at in shown.items()}
     assert counts["Gap per task"] == 2 and counts["Forgetting & dynamics"] == 7
-    assert counts["Training"] == 4 and counts["Active selection"] == 5  # preview, map, bars, allocation, comparison
+    assert counts["Training"] == 5 and counts["Active selection"] == 5  # preview, map, bars, allocation, comparison
     assert "12 of 12 items" in [c.value for c in shown["Gap per task"].caption]
     assert counts["Misalignment explorer"] == 0  # its model's hidden states are not computed: the page offers to
 

@@ -28,7 +28,7 @@ def by_item(rows: list[dict], lane: str) -> dict[tuple[str, str], bool]:
 
 def test_the_stopping_rule_the_training_curves_and_salad_eval_agree_item_by_item(pipeline, tmp_path, monkeypatch):
     monkeypatch.setenv("SALAD_DATA", str(pipeline.data))
-    run = RunDir(pipeline.alpha1, pipeline.data / "runs" / pipeline.alpha1)
+    run = RunDir(pipeline.alpha1, "train")
     step, folder = run.checkpoints()[-1]  # the last step: evaluated by the trainer, its curve point in the store
     model = SaladModel.from_pretrained(folder)
     world = load_world("nano")

@@ -1,5 +1,6 @@
-"""Runs have one home: `RunDir` (the folder layout), `Lineage` (Stage I <- round <- Stage II, from the store's
-parent_run column), the final evaluation as a store column, and `salad runs` over what the real commands made."""
+"""Runs have one home: `RunDir` (the folder layout), `Lineage` (Stage I <- round <- Stage II <- evaluation, from the
+store's parent_run column), the final evaluation as a store column, and `salad runs` over what the real commands made.
+Nothing is parsed from a run's id or a model's path."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ import os
 import subprocess
 import sys
 
-from salad_core.runs import Lineage, RunDir, shown_status
+import pytest
+
+from salad_core.runs import Lineage, RunDir, checkpoints_in, model_run, shown_status
 
 
 def test_a_run_folder_and_its_checkpoints(tmp_path, monkeypatch):
     monkeypatch.setenv("SALAD_DATA", str(tmp_path))
-    run = RunDir("train-20261202-000000-abcd")
+    run = RunDir("train-20261202-000000-abcd", "train")
     assert run.root == tmp_path / "runs" / run.run_id and run.final == run.root / "final"
-    assert RunDir("select-20261202-000000-abcd").root.parent.name == "rounds"
+    assert RunDir("any-id", "select").root == tmp_path / "rounds" / "any-id"  # the kind is given, not read from the id
+    with pytest.raises(ValueError, match="kind 'eval' has no folder"):
+        RunDir("eval-20261202-000000-abcd", "eval")
     for step, pre in ((100, False), (160, True), (200, False)):
         run.checkpoint(step).mkdir(parents=True)
         (run.checkpoint(step) / "meta.json").write_text(json.dumps({"step": step, "pre_decay": pre}))
@@ -23,13 +28,20 @@ def test_a_run_folder_and_its_checkpoints(tmp_path, monkeypatch):
     assert [s for s, _ in run.checkpoints()] == [100, 160, 200]
     assert run.latest_checkpoint() == run.checkpoint(200) and run.pre_decay_checkpoint() == run.checkpoint(160)
     assert not run.is_training()
-    elsewhere = RunDir.of_model(tmp_path / "copied" / run.run_id / "final")
-    assert elsewhere.run_id == run.run_id and elsewhere.root == (tmp_path / "copied" / run.run_id).resolve()
+    assert checkpoints_in(run.root) == run.checkpoints()
+
+
+def test_a_model_folder_names_the_run_that_wrote_it_wherever_it_lies(tmp_path):
+    copied = tmp_path / "copied" / "renamed"
+    copied.mkdir(parents=True)
+    assert model_run(copied) is None  # no record: the shipped adapter, or a folder of an older salad
+    (copied / "run.json").write_text(json.dumps({"run_id": "train-20261202-000000-abcd"}))
+    assert model_run(copied) == "train-20261202-000000-abcd"
 
 
 def test_a_training_run_whose_trainer_is_gone_reads_interrupted(tmp_path, monkeypatch):
     monkeypatch.setenv("SALAD_DATA", str(tmp_path))
-    run = RunDir("train-20261202-000000-abcd")
+    run = RunDir("train-20261202-000000-abcd", "train")
     run.root.mkdir(parents=True)
     assert shown_status("train", run.run_id, "running") == "interrupted"  # no pid file: the machine stopped
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -53,8 +65,10 @@ def test_the_lineage_of_what_the_real_commands_made(pipeline):
     evals = pipeline.store.runs("eval").set_index("run_id")
     for run_id in (pipeline.alpha1, pipeline.alpha0, pipeline.stage2):  # the training's own final evaluation ...
         final = runs.loc[run_id, "final_eval"]
-        assert evals.loc[final, "config"]["model_path"].endswith(f"{run_id}/final")
+        assert evals.loc[final, "parent_run"] == run_id and lineage.chain(final) == [final, *lineage.chain(run_id)]
+        assert model_run(pipeline.final(run_id)) == run_id
     assert runs.loc[pipeline.alpha1, "final_eval"] != pipeline.eval_run  # ... not a later one with the cascade
+    assert evals.loc[pipeline.eval_run, "parent_run"] == pipeline.alpha1  # `salad eval --model FOLDER` names it too
 
 
 def test_salad_runs_lists_and_shows(pipeline):
@@ -70,6 +84,8 @@ def test_salad_runs_lists_and_shows(pipeline):
     shown = salad("show", pipeline.stage2)
     assert shown["lineage"] == [pipeline.stage2, pipeline.round_id, pipeline.alpha1] and shown["kind"] == "train"
     assert 0.0 <= shown["metrics"]["speech_acc"] <= 1.0 and shown["config"]["stage"] == 2
+    assert shown["config"]["synthetic_prob"] is None and 0 < shown["plan"]["synthetic_prob"] < 1  # the share drawn
+    assert shown["notes"] == []
     done = subprocess.run([sys.executable, "-m", "salad_core.cli", "runs", "show", "train-missing", "--db",
                            str(pipeline.store.path)], capture_output=True, text=True, env=pipeline.env(), timeout=120)
     assert done.returncode == 2 and "pick one from `salad runs`" in done.stderr

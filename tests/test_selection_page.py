@@ -25,7 +25,7 @@ TASKS = ("mini-capitals", "mini-stories")
 
 
 def final_eval(store: Store, train_run: str, speech: dict[str, float]) -> None:
-    run = store.create_run("eval", {"model_path": f"/data/runs/{train_run}/final"})
+    run = store.create_run("eval", {"model_path": f"/data/runs/{train_run}/final"}, parent_run=train_run)
     store.add_metrics(run, [{"task": t, "metric": "speech_acc", "value": v, "ci_low": v - 0.05, "ci_high": v + 0.05,
                              "n": 100} for t, v in speech.items()])
     store.finish_run(run)
@@ -39,7 +39,7 @@ def build_store(path, with_round: bool = True) -> Store:
     if not with_round:
         return store
     round_id = store.create_run("select", {"from_run": stage1, "gamma": 5.0, "strategy": "active", "budget": "20%",
-                                           "budget_hours": 0.27})
+                                           "budget_hours": 0.27}, parent_run=stage1)
     members, selected, idx = [], [], 0
     rows = []
     for cluster, mix, m, cer, filtered, p_target in CLUSTERS:
@@ -57,7 +57,7 @@ def build_store(path, with_round: bool = True) -> Store:
     store.add_selection_texts(round_id, members + selected)
     store.finish_run(round_id)
     stage2 = store.create_run("train", {"preset": "mini", "alpha": 1.0, "stage": 2, "from_run": stage1,
-                                        "round_id": round_id}, model={"model_id": "s2"})
+                                        "round_id": round_id}, model={"model_id": "s2"}, parent_run=round_id)
     store.finish_run(stage2)
     final_eval(store, stage2, {"mini-capitals": 0.46, "mini-stories": 0.35})
     return store
@@ -69,10 +69,10 @@ def add_second_round(store: Store) -> tuple[str, str]:
     first_round = store.runs("select")["run_id"].iloc[0]
     stage2 = store.runs("train").sort_values("created_at")["run_id"].iloc[1]
     round_id = store.create_run("select", {"from_run": stage2, "gamma": 5.0, "strategy": "active", "budget": "5%",
-                                           "budget_hours": 0.07})
+                                           "budget_hours": 0.07}, parent_run=stage2)
     store.finish_run(round_id)
     again = store.create_run("train", {"preset": "mini", "alpha": 1.0, "stage": 2, "from_run": stage1,
-                                       "round_id": round_id}, model={"model_id": "s3"})
+                                       "round_id": round_id}, model={"model_id": "s3"}, parent_run=round_id)
     store.finish_run(again)
     final_eval(store, again, {"mini-capitals": 0.47, "mini-stories": 0.41})
     assert first_round != round_id
@@ -132,7 +132,7 @@ def test_rounds_table_numbers_each_round_in_its_stage1_lineage(store):
     stage1, stage2 = store.runs("train").sort_values("created_at")["run_id"]
     second, _ = add_second_round(store)
     other = store.create_run("train", {"preset": "mini", "stage": 1})  # another Stage I run's round
-    store.create_run("select", {"from_run": other, "gamma": 0.0, "strategy": "active", "budget": "1%"})
+    store.create_run("select", {"from_run": other, "gamma": 0.0, "strategy": "active", "budget": "1%"}, parent_run=other)
     rounds = report.rounds_table(store.runs("select"), store.runs("train")).set_index("round_id")
     assert rounds.loc[second, ["round", "stage1_run", "from_run"]].tolist() == [2, stage1, stage2]
     first = rounds[(rounds["stage1_run"] == stage1) & (rounds["round"] == 1)]
@@ -149,10 +149,11 @@ def test_paired_speech_difference_pairs_the_items_of_the_chosen_domains(tmp_path
     runs = {}
     for name, right in (("a", {"i0", "i1", "i2", "i4"}), ("b", {"i0", "i4", "i5"})):
         runs[name] = store.create_run("train", {"preset": "mini"})
-        run = store.create_run("eval", {"model_path": f"/data/runs/{runs[name]}/final"})
+        run = store.create_run("eval", {"model_path": f"/data/runs/{runs[name]}/final"}, parent_run=runs[name])
         store.add_outputs(run, [{"item_id": i["item_id"], "lane": "speech", "pred": 0, "correct": i["item_id"] in right,
                                  "correct_norm": i["item_id"] in right} for i in items])
-    later = store.create_run("eval", {"model_path": f"/data/runs/{runs['a']}/final", "limit": 1})  # a re-evaluation
+    later = store.create_run("eval", {"model_path": f"/data/runs/{runs['a']}/final", "limit": 1},
+                             parent_run=runs["a"])  # a re-evaluation
     store.add_outputs(later, [{"item_id": "i3", "lane": "speech", "pred": 0, "correct": True, "correct_norm": True}])
     uncovered = report.paired_speech_difference(store, runs["a"], runs["b"], {"stories", "calendar"})
     covered = report.paired_speech_difference(store, runs["a"], runs["b"], {"capitals"})
@@ -193,11 +194,11 @@ def test_equal_budget_pairs_match_strategy_on_budget_seed_synthetic_share_and_le
                            round_row("r3", 0.0, 0.5, 1, ["t3"]),           # another seed: no active partner
                            round_row("r4", 0.0, 0.1, 0, ["t4"], strategy="random"),
                            round_row("r5", 0.0, 0.5, 0, ["t6", "t8"])])    # more uniform runs for the pairs
-    configs = pd.Series({"t1": {"synthetic_prob": 0.1668}, "t2": {"synthetic_prob": 0.1667},
+    plans = pd.Series({"t1": {"synthetic_prob": 0.1668}, "t2": {"synthetic_prob": 0.1667},
                          "t3": {"synthetic_prob": 0.1667}, "t4": {}, "t5": {"synthetic_prob": 0.5},
                          "t6": {"synthetic_prob": 0.5}, "t7": {"synthetic_prob": 0.5, "max_steps": 480},
                          "t8": {"synthetic_prob": 0.5, "max_steps": 480}})
-    pairs = report.equal_budget_pairs(rounds, configs)
+    pairs = report.equal_budget_pairs(rounds, plans)
     assert [(p["active"], p["uniform"], p["synthetic_prob"], p["steps"]) for p in pairs] == \
         [("t1", "t2", 0.17, None), ("t5", "t6", 0.5, None), ("t7", "t8", 0.5, 480)]  # a longer Stage II: its own pair
 
@@ -324,7 +325,7 @@ def test_page_pools_active_vs_uniform_only_among_stage2_runs_of_one_length(store
     stage1 = store.runs("train").sort_values("created_at")["run_id"].iloc[0]
     active = store.runs("select")["run_id"].iloc[0]
     uniform = store.create_run("select", {"from_run": stage1, "gamma": 0.0, "strategy": "active", "budget": "20%",
-                                          "budget_hours": 0.27})
+                                          "budget_hours": 0.27}, parent_run=stage1)
     store.finish_run(uniform)
     items = [{"item_id": f"i{k}", "task": f"mini-{d}", "task_version": "1", "doc_id": str(k), "split": "test",
               "question": "q", "choices": ["a", "b"], "answer": 0, "domain": d}
@@ -333,9 +334,10 @@ def test_page_pools_active_vs_uniform_only_among_stage2_runs_of_one_length(store
     right = {(active, 160): 2, (uniform, 160): 2, (active, 480): 4, (uniform, 480): 1}  # stories items right
     for (round_id, steps), n_right in right.items():
         run = store.create_run("train", {"preset": "mini", "stage": 2, "from_run": stage1, "round_id": round_id,
-                                         "max_steps": steps, "synthetic_prob": 0.5})
+                                         "max_steps": steps, "synthetic_prob": 0.5}, parent_run=round_id,
+                               plan={"max_steps": steps, "decay_start": 1, "synthetic_prob": 0.5})
         store.finish_run(run)
-        evaluation = store.create_run("eval", {"model_path": f"/data/runs/{run}/final"})
+        evaluation = store.create_run("eval", {"model_path": f"/data/runs/{run}/final"}, parent_run=run)
         store.add_metrics(evaluation, [{"task": "mini-stories", "metric": "speech_acc", "value": n_right / 4,
                                         "ci_low": 0.0, "ci_high": 1.0, "n": 4}])
         store.add_outputs(evaluation, [{"item_id": i["item_id"], "lane": "speech", "pred": 0, "correct_norm": ok,

@@ -124,19 +124,23 @@ def test_select_train_runs_stage2_on_the_round_and_evaluates_it(rounds):
     assert run["status"] == "done" and run["config"]["stage"] == 2
     assert run["config"]["round_id"] == chained["round_id"]
     assert run["config"]["from_run"] == rounds["stage1"]["run_id"]  # the lineage's Stage I, not the Stage II it scored
-    assert summary["steps"] == 8 and summary["eval"]["tasks"]
+    assert run["parent_run"] == chained["round_id"]
+    # the config stays as given (no share named); the plan records the share drawn: the selection's share of the hours
+    assert run["config"]["synthetic_prob"] is None and 0 < run["plan"]["synthetic_prob"] < 1
+    assert run["plan"]["max_steps"] == summary["steps"] == 8 and summary["eval"]["tasks"]
     assert all(task["speech_acc"] is not None for task in summary["eval"]["tasks"].values())
 
 
 def test_select_train_names_the_round_and_the_command_when_stage2_fails(monkeypatch):
     import subprocess
 
-    from salad_core import cli
+    from salad_core.cli_training import train_stage2_process
+    from salad_core.errors import TrainingError
 
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, stdout=""))
-    with pytest.raises(RuntimeError, match="round select-1 failed.*salad train --stage 2 --from train-1 --round "
-                                           "select-1 --json --db s.duckdb"):
-        cli.train_stage2_process("train-1", "select-1", "s.duckdb")
+    with pytest.raises(TrainingError, match="round select-1 failed.*salad train --stage 2 --from train-1 --round "
+                                            "select-1 --json --db s.duckdb"):
+        train_stage2_process("train-1", "select-1", "s.duckdb")
 
 
 def test_stage2_on_a_chained_round_trains_on_every_round_of_the_lineage_from_the_stage1_checkpoint(rounds):

@@ -4,7 +4,6 @@ processes (a writer in a loop while another process reads in a loop)."""
 from __future__ import annotations
 
 import json
-import logging
 import re
 import subprocess
 import sys
@@ -17,16 +16,8 @@ from conftest import FIXTURE_F, fixture_items, fixture_run
 
 from salad_core.eval.vocabulary import ALL_TASKS, LANES
 from salad_core.paths import REPO_ROOT
-from salad_core.store import (
-    Store,
-    StoreBusyError,
-    StoreError,
-    audio_key,
-    code_version,
-    item_key,
-    new_run_id,
-    store_path,
-)
+from salad_core.provenance import code_version, new_run_id
+from salad_core.store import Store, StoreBusyError, StoreError, audio_key, item_key, store_path
 
 
 def test_paired_items_put_every_lane_side_by_side(fixture_store):
@@ -122,18 +113,71 @@ def test_finish_run_records_failure(fixture_store):
 
 
 
-def test_bad_rows_are_skipped_and_named(fixture_store, caplog):
+def test_a_bad_row_refuses_its_batch_and_names_the_row(fixture_store):
     run_id = fixture_run(fixture_store)
-    rows = [{"item_id": "capitals@1/0", "lane": "speach", "pred": 0, "correct": True},
-            {"item_id": "capitals@1/0", "lane": "speech", "correct": True},
-            {"item_id": "nowhere@1/0", "lane": "speech", "pred": 0, "correct": True},
-            {"item_id": "capitals@1/1", "lane": "speech", "pred": 2, "correct": False}]
-    with caplog.at_level(logging.WARNING, logger="salad_core.store"):
-        written = fixture_store.add_outputs(run_id, rows)
-    assert written == 1
-    assert "lane 'speach' is unknown" in caplog.text and "missing pred" in caplog.text
-    assert "nowhere@1/0" in caplog.text and "upsert_items first" in caplog.text
-    assert fixture_store.paired_items(run_id).set_index("item_id").loc["capitals@1/1", "speech_pred"] == 2
+    good = {"item_id": "capitals@1/1", "lane": "speech", "pred": 2, "correct": False}
+    bad = {"item_id": "capitals@1/0", "lane": "speach", "pred": 0, "correct": True}
+    with pytest.raises(StoreError, match=r"'outputs' refused row 1 \(run_id='eval-.*', item_id='capitals@1/0', "
+                                         r"lane='speach', condition=''\): lane 'speach' is unknown. Fix: use one of"):
+        fixture_store.add_outputs(run_id, [good, bad])
+    with pytest.raises(StoreError, match="refused row 0 .* misses pred. Fix: fill run_id, item_id, lane, pred"):
+        fixture_store.add_outputs(run_id, [{"item_id": "capitals@1/0", "lane": "speech", "correct": True}])
+    with pytest.raises(StoreError, match=r"refused 1 row\(s\) of item\(s\) not in the store: nowhere@1/0.*"
+                                         "Fix: upsert_items first"):
+        fixture_store.add_outputs(run_id, [good, {**good, "item_id": "nowhere@1/0"}])
+    paired = fixture_store.paired_items(run_id).set_index("item_id")
+    assert paired.loc["capitals@1/1", "speech_pred"] != 2  # nothing of a refused batch was written
+
+
+def test_a_run_ends_done_or_failed_with_its_error(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    with store.run("select", {"gamma": 5}) as run_id:
+        assert store.runs().set_index("run_id").loc[run_id, "status"] == "running"
+        store.add_note(run_id, "skipped cluster 3: no probe speech")
+    with pytest.raises(ZeroDivisionError):
+        with store.run("eval", {}) as failed:
+            1 / 0
+    runs = store.runs().set_index("run_id")
+    assert runs.loc[run_id, "status"] == "done" and runs.loc[run_id, "notes"] == ["skipped cluster 3: no probe speech"]
+    assert runs.loc[failed, "status"] == "failed" and runs.loc[failed, "error"] == "ZeroDivisionError: division by zero"
+    with pytest.raises(KeyboardInterrupt):  # a resumed run re-enters the lifecycle under its own id
+        with store.running(run_id):
+            assert store.runs().set_index("run_id").loc[run_id, "status"] == "running"
+            raise KeyboardInterrupt
+    assert store.runs().set_index("run_id").loc[run_id, "status"] == "failed"
+
+
+def test_an_evaluation_names_its_training_run_and_the_first_is_its_final_evaluation(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    trained = store.create_run("train", {"preset": "nano"}, plan={"max_steps": 40})
+    first = store.create_run("eval", {"model_path": "/anywhere/copied"}, parent_run=trained)
+    store.create_run("eval", {"model_path": "/anywhere/copied"}, parent_run=trained)  # a later one
+    store.create_run("eval", {"model_path": f"/data/runs/{trained}/final"})  # a path names no parent
+    runs = store.runs().set_index("run_id")
+    assert runs.loc[trained, "final_eval"] == first and runs.loc[trained, "plan"] == {"max_steps": 40}
+    assert (runs["parent_run"] == trained).sum() == 2
+
+
+def test_a_store_of_schema_6_gets_plans_and_evaluation_parents_from_what_it_held(tmp_path):
+    """Before schema 7 a training run's config held the steps a budget gave, and an evaluation named its training
+    run only by the model folder: the upgrade reads both once."""
+    path = tmp_path / "old.duckdb"
+    store = Store(path)
+    trained = store.create_run("train", {"preset": "nano", "budget_hours": 0.1, "max_steps": 57, "stage": 1})
+    evaluation = store.create_run("eval", {"model_path": f"/data/runs/{trained}/final/"})
+    con = duckdb.connect(str(path))  # as salad wrote stores before schema 7
+    for table, column in (("runs", "plan"), ("runs", "notes"), ("train_steps", "ctc_targets"),
+                          ("train_steps", "n_ctc_targets")):
+        con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    con.execute("UPDATE runs SET final_eval = NULL")
+    con.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    con.close()
+    assert store.runs().set_index("run_id").loc[trained, "plan"] is None  # read-only: not upgraded yet
+    store.add_note(evaluation, "upgraded")  # the next write upgrades
+    runs = store.runs().set_index("run_id")
+    assert runs.loc[trained, "plan"] == {"max_steps": 57, "synthetic_prob": None}
+    assert runs.loc[evaluation, "parent_run"] == trained and runs.loc[evaluation, "notes"] == ["upgraded"]
+    assert runs.loc[trained, "final_eval"] is None  # set by an evaluation made since, not guessed
 
 
 def test_bad_calls_raise_clear_errors(fixture_store, tmp_path):

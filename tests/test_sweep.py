@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from salad_core.store import Store
+from salad_core.train.config import TrainConfig
 from salad_core.train.sweep import GridPoint, grid, thread_env, train_command
 
 
@@ -52,9 +53,11 @@ def test_sweep_runs_the_grid(tmp_path):
     assert all(c["budget_hours"] == 0.002 for c in configs)
     assert all(r["steps"] >= 1 for r in result["runs"])
     store = Store(db)
+    plans = runs.set_index("run_id")["plan"]
     for r in result["runs"]:  # the planned steps ran (the schedule decayed), and the last one was evaluated
         steps = store.train_steps(r["run_id"])
-        assert steps["step"].max() == r["steps"] == configs[0]["max_steps"]
+        assert steps["step"].max() == r["steps"] == plans[r["run_id"]]["max_steps"]
+        assert configs[0]["max_steps"] == TrainConfig.for_preset("nano").max_steps  # the config as given
         assert store.metrics(r["run_id"])["step"].max() == r["steps"]
         hours = steps["speech_s"].max() / 3600
         assert 0.5 * 0.002 < hours < 2 * 0.002  # the budget, within the spread of document lengths

@@ -15,7 +15,8 @@ def test_preset_recipe_fills_what_is_not_given_and_flags_win():
 
 
 def test_cli_flags_map_onto_the_recipe():
-    from salad_core.cli import build_parser, train_config
+    from salad_core.cli import build_parser
+    from salad_core.cli_training import train_config
 
     config = train_config(build_parser().parse_args(["train", "--preset", "mini", "--align", "none", "--alpha", "0.5"]))
     assert (config.preset, config.align, config.alpha, config.llm_mode) == ("mini", "none", 0.5, "full")
@@ -44,7 +45,8 @@ def test_help_shows_each_fields_comment_with_its_default_and_preset_value():
                                      {"llm_mode": "lora", "lr_llm": 1.234567e-05, "budget_tokens": 10_000}])
 @pytest.mark.parametrize("preset", ["mini", "nano", "smol"])
 def test_a_config_written_as_flags_parses_back_to_itself(preset, options):
-    from salad_core.cli import build_parser, train_config
+    from salad_core.cli import build_parser
+    from salad_core.cli_training import train_config
 
     config = TrainConfig.for_preset(preset, **options)
     argv = config.to_argv()

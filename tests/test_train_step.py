@@ -137,7 +137,8 @@ def test_periodic_evaluation_names_each_task_in_the_progress_message(tmp_path, m
         def update(self, n: int = 1, message: str | None = None) -> None:
             messages.append((n, message))
 
-    trainer.evaluate(7, Recorder())
+    with trainer.recorded():  # the run in the store, as training opens it
+        trainer.evaluate(7, Recorder())
     assert messages == [(0, f"evaluating step 7: {d.task}") for d in trainer.world.domains] + [
         (0, "evaluating step 7: corpus F and M")]
     metrics = Store(tmp_path / "store.duckdb").metrics(trainer.run_id)

@@ -2,8 +2,9 @@
 
 Gradient clipping covers the parameters that learn at that step: before `llm_unfreeze_step` the LLM's rate is 0, and
 its gradients must not shrink the adapter's step. The loss and its KL are logged per text position; the alignment
-aid's CTC per token of the speech spans in both phases (CTC warm-up and distillation), so that its curve means the
-same thing across the switch."""
+aid's CTC per token of the speech spans (its CTC targets) in both phases (CTC warm-up and distillation), so that its
+curve means the same thing across the switch; the warm-up reads no text, so its steps count CTC targets, not text
+tokens."""
 
 from __future__ import annotations
 
@@ -63,11 +64,15 @@ def test_ctc_is_logged_per_speech_token_in_the_warm_up_and_in_distillation(tmp_p
     tokenizer = trainer.model.tokenizer
     for step, batch in zip(steps, drawn):
         heard = heard_tokens(tokenizer, batch)
-        assert heard > 0 and step["ctc"] > 0
-        if batch.ctc_only:  # the warm-up's loss is the CTC alone, per speech token
-            assert step["kl"] == 0 and step["n_text_positions"] == heard and step["loss"] == pytest.approx(step["ctc"])
-        else:  # alpha = 1: loss = (KL sum + CTC sum) / text positions, while the CTC column is CTC sum / speech tokens
+        assert heard > 0 and step["ctc"] > 0 and step["n_ctc_targets"] == heard
+        if batch.ctc_only:  # the warm-up's loss is the CTC alone, per CTC target; no text is read
+            assert step["kl"] == 0 and step["n_text_positions"] == 0 and step["loss"] == pytest.approx(step["ctc"])
+        else:  # alpha = 1: loss = (KL sum + CTC sum) / text positions, while the CTC column is CTC sum / CTC targets
             positions = step["n_text_positions"]
             assert step["kl"] > 0 and positions != heard
             assert (step["loss"] - step["kl"]) * positions == pytest.approx(step["ctc"] * heard, rel=1e-4)
     assert [b.ctc_only for b in drawn] == [True, True, False, False]
+    # the counters keep the units apart: text tokens count from distillation on, CTC targets from the start
+    assert [s["tokens"] for s in steps[:2]] == [0, 0]
+    assert steps[3]["tokens"] == steps[2]["n_text_positions"] + steps[3]["n_text_positions"]
+    assert steps[3]["ctc_targets"] == sum(s["n_ctc_targets"] for s in steps)

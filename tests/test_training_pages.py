@@ -74,6 +74,19 @@ def test_loss_and_lr_curves(sweep_template):
     lr = charts.lr_curves(steps)
     assert [t.name for t in lr.data] == ["adapter", "LLM"] and max(lr.data[0].y) == pytest.approx(1e-3)
     assert lr.data[1].y[-1] < lr.data[1].y[50]  # decays at the end
+    units = charts.unit_curves(steps)
+    assert [t.name for t in units.data] == [charts.UNITS["tokens"]]  # no alignment aid: no CTC targets
+    assert list(units.data[0].y) == steps["tokens"].tolist()
+
+
+def test_the_ctc_warm_up_counts_ctc_targets_on_a_line_of_their_own():
+    steps = pd.DataFrame({"step": [1, 2, 3, 4], "tokens": [0, 0, 30, 61], "ctc_targets": [12, 25, 36, 48],
+                          "loss": [2.0, 1.8, 3.1, 2.9], "ctc": [2.0, 1.8, 1.7, 1.6]})
+    units = charts.unit_curves(steps)
+    assert [t.name for t in units.data] == [charts.UNITS["tokens"], charts.UNITS["ctc_targets"]]
+    assert list(units.data[0].y) == [0, 0, 30, 61] and list(units.data[1].y) == [12, 25, 36, 48]
+    assert units.layout.yaxis.title.text == "count (cumulative)"
+    assert "per CTC target" in charts.loss_curves(steps).layout.yaxis.title.text
 
 
 def test_dynamics_curves_colour_runs_by_alpha_with_fits(points):
@@ -123,9 +136,10 @@ def test_training_page_on_the_sweep(store):
     assert [t.value for t in at.title] == ["Training"]
     runs = store.runs("train")
     assert at.selectbox(key="train_run").value == runs["run_id"].iloc[0]
-    assert len(at.get("plotly_chart")) == 4  # loss, lr, accuracy, F and M
+    assert len(at.get("plotly_chart")) == 5  # loss, lr, accuracy, F and M, what it trained on
     table = frame_with(at, "llm_mode")
     assert len(table) == 4 and sorted(table["alpha"]) == [0.0, 0.5, 1.0, 1.0]
+    assert sorted(table["planned_steps"]) == [60, 60, 100, 100]  # the runs' plans
     assert {m.label: m.value for m in at.metric}["step"] == "100"
 
 
@@ -145,7 +159,8 @@ def submit(at: AppTest) -> AppTest:
 
 def cli_config(args: list[str]) -> TrainConfig:
     """The config `salad <args>` would train."""
-    from salad_core.cli import build_parser, train_config
+    from salad_core.cli import build_parser
+    from salad_core.cli_training import train_config
 
     return train_config(build_parser().parse_args(args))
 

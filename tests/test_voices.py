@@ -215,6 +215,8 @@ def test_the_failed_item_is_skipped_in_its_condition_only(sweep):
     heard = store.query("SELECT condition FROM outputs WHERE run_id = ? AND item_id LIKE ? AND lane = 'speech'",
                         [result["run_id"], "%" + failed.split(":", 1)[1]])
     assert list(heard["condition"]) == ["flite:slt@1"]
+    notes = store.runs().set_index("run_id").loc[result["run_id"], "notes"]  # the run says what it left out
+    assert len(notes) == 1 and failed in notes[0] and NOISY in notes[0] and "injected" in notes[0]
 
 
 def test_noisy_renderings_are_stored_apart(sweep):

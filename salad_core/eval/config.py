@@ -5,13 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from salad_core.eval.vocabulary import (
-    DEFAULT_VOICE,
-    K_SHOT,
-    LANES,
-    NO_CONDITION,
-    SCORINGS,
-)
+from salad_core.errors import InputError
+from salad_core.eval.vocabulary import DEFAULT_VOICE, K_SHOT, LANES, NO_CONDITION, SCORINGS
 from salad_core.eval.voices import Condition, parse_conditions
 from salad_core.flags import to_argv
 from salad_core.presets import PRESETS
@@ -55,19 +50,19 @@ class EvalConfig:
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise InputError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.speech_llm and (self.model_path or self.encoder):
-            raise ValueError("--speech-llm diagnoses a speech LLM as it is: it takes no --model or --encoder. Fix: drop "
+            raise InputError("--speech-llm diagnoses a speech LLM as it is: it takes no --model or --encoder. Fix: drop "
                              "them (--llm names the text LLM it was built from).")
         if self.corpus_docs < 0:
-            raise ValueError(f"--corpus-docs must be 0 (every probe document) or more, got {self.corpus_docs}.")
+            raise InputError(f"--corpus-docs must be 0 (every probe document) or more, got {self.corpus_docs}.")
         unknown = [lane for lane in self.lanes if lane not in LANES]
         if unknown or not self.lanes:
-            raise ValueError(f"unknown or no lanes {unknown or self.lanes}. Fix: choose from {', '.join(LANES)}.")
+            raise InputError(f"unknown or no lanes {unknown or self.lanes}. Fix: choose from {', '.join(LANES)}.")
         if self.voices is not None:
             keys = [c.key for c in parse_conditions(self.voices)]
             if self.voice not in (DEFAULT_VOICE, keys[0]):
-                raise ValueError(f"--voice {self.voice} and --voices {','.join(self.voices)} were both given. "
+                raise InputError(f"--voice {self.voice} and --voices {','.join(self.voices)} were both given. "
                                  "Fix: drop --voice and list the reference voice first in --voices.")
             self.voices, self.voice = keys, keys[0]
 

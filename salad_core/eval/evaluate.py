@@ -19,6 +19,7 @@ from typing import Protocol
 
 import torch
 
+from salad_core.errors import InputError
 from salad_core.eval.divergence import ProbeDivergence, probe_divergence
 from salad_core.eval.lanes import LaneScorer, PreparedItem, prompt_segments
 from salad_core.eval.vocabulary import LANE_TABLE, NO_CONDITION, SCORINGS
@@ -68,10 +69,10 @@ def evaluate(model, items: Sequence[PreparedItem], lanes: Sequence[str], scoring
     `condition` labels the rows of one voice condition of a sweep. An item is left out of a lane it cannot be put
     to (a lane that hears needs the item's audio or cached frames)."""
     if scoring not in SCORINGS:
-        raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
+        raise InputError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
     unknown = [lane for lane in lanes if lane not in LANE_TABLE]
     if unknown:
-        raise ValueError(f"unknown lanes {unknown}. Fix: choose from {', '.join(LANE_TABLE)}.")
+        raise InputError(f"unknown lanes {unknown}. Fix: choose from {', '.join(LANE_TABLE)}.")
     scorer = LaneScorer(model, transcriber, max_new_tokens)
     shots: dict[str, list[Item]] = {}
     predictions, outputs = [], []

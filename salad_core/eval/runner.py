@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from salad_core.clips import same_encoder
+from salad_core.errors import InputError
 from salad_core.eval.config import EvalConfig
 from salad_core.eval.divergence import divergence_estimates
 from salad_core.eval.evaluate import StoreSink, evaluate, item_divergences
@@ -53,6 +54,7 @@ from salad_core.eval.voices import (
 )
 from salad_core.presets import shipped_adapter
 from salad_core.progress import Progress
+from salad_core.runs import model_run
 from salad_core.store import Store, audio_key, item_key
 from salad_core.tasks import Item, get_task
 from salad_core.tasks.registry import task_spec
@@ -218,7 +220,7 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
     config = config.resolved()  # the run records the model folder it used (the shipped adapter's, for smol)
     items_by_task, meta, manifest_rest = load_items(config)
     if not items_by_task:
-        raise ValueError("nothing to evaluate: no task produced test items (check --tasks, --manifest, --dataset "
+        raise InputError("nothing to evaluate: no task produced test items (check --tasks, --manifest, --dataset "
                          "and --limit)")
     check_conditions(config.conditions, [i for items in items_by_task.values() for i in items])
     model = build_model(config)
@@ -229,18 +231,14 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
         from salad_core.asr import Transcriber
 
         transcriber = Transcriber(config.asr, beam_size=config.asr_beam)
-    run_id = store.create_run("eval", asdict(config), model=model_record(model, config),
-                              prompt_template=PROMPT_TEMPLATE, seed=config.seed)
-    try:
+    trained_by = model_run(config.model_path) if config.model_path else None  # the training run it scores
+    with store.run("eval", asdict(config), model=model_record(model, config), prompt_template=PROMPT_TEMPLATE,
+                   seed=config.seed, parent_run=trained_by) as run_id:
         per_task, probes = _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, meta, manifest_rest)
         pooled = divergence_estimates(probes, config.seed, prefix="item_")
         corpus = corpus_metrics(model, config, store, run_id, set(items_by_task)) if config.corpus else {}
         store.add_metrics(run_id, metric_rows(ALL_TASKS, pooled, config.reference))
         divergence = {**{k: e.value for k, e in pooled.items()}, **{k: e.value for k, e in corpus.get(ALL_TASKS, {}).items()}}
-    except BaseException as err:
-        store.finish_run(run_id, "failed", f"{type(err).__name__}: {err}")
-        raise
-    store.finish_run(run_id, "done")
     return summary(run_id, per_task, divergence, config, corpus, heard_spans(model) if config.corpus else None)
 
 
@@ -283,14 +281,14 @@ def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, me
     with Progress(n_items * (bool(reading) + len(spoken)) + sum(map(len, probe_items.values())),
                   "scoring items") as progress:
         for task, items in items_by_task.items():
-            keys = _register(task, items, meta[task], spoken, store)
+            keys = _register(task, items, meta[task], spoken, store, run_id)
             text_out, heard, scored = [], {}, 0
             if reading:
                 read = [PreparedItem(i, keys[i.item_id], None, None) for i in items if i.item_id in keys]
                 text_out = evaluate(model, read, reading, config.scoring, sink, progress=progress, **options)
                 scored += len(read)
             for key, audio in spoken.items():
-                prepared = _prepare(items, keys, audio, key, store, model.encoder)
+                prepared = _prepare(items, keys, audio, key, store, run_id, model.encoder)
                 heard[key] = evaluate(model, prepared, hearing, config.scoring, sink, transcriber=transcriber,
                                       condition=key, progress=progress, **options)
                 heard_all[key] += heard[key]
@@ -313,15 +311,16 @@ def _evaluate_tasks(config, store, run_id, model, transcriber, items_by_task, me
     return per_task, probes
 
 
-def _register(task: str, items: list[Item], meta: dict, spoken: dict[str, dict], store: Store) -> dict[str, str]:
+def _register(task: str, items: list[Item], meta: dict, spoken: dict[str, dict], store: Store,
+              run_id: str) -> dict[str, str]:
     """Register the task and its items heard in some condition (every item when no lane hears them); returns the
-    store key of each by item_id. Items heard nowhere are skipped with a warning."""
+    store key of each by item_id. Items heard nowhere are skipped, and the run notes each."""
     store.upsert_tasks([meta])
     keys, rows = {}, []
     for item in items:
         outcomes = [audio[item.item_id] for audio in spoken.values() if item.item_id in audio]
         if spoken and not any(isinstance(o, tuple) for o in outcomes):
-            log.warning("item %s skipped: %s", item.item_id, outcomes[0] if outcomes else "no audio in any condition")
+            _skip(store, run_id, item, outcomes[0] if outcomes else "no audio in any condition")
             continue
         keys[item.item_id] = item_key(task, meta["version"], item.doc_id)
         rows.append({"item_id": keys[item.item_id], "task": task, "task_version": meta["version"],
@@ -331,18 +330,17 @@ def _register(task: str, items: list[Item], meta: dict, spoken: dict[str, dict],
     return keys
 
 
-def _prepare(items: list[Item], keys: dict[str, str], spoken: dict, condition: str, store: Store,
+def _prepare(items: list[Item], keys: dict[str, str], spoken: dict, condition: str, store: Store, run_id: str,
              encoder=None) -> list[PreparedItem]:
     """The registered items heard in one condition, their audio registered in the store; an item whose audio
-    failed there is skipped with a warning (the others, and its other conditions, go on)."""
+    failed there is skipped, and the run notes it (the others, and its other conditions, go on)."""
     prepared, rows = [], []
     for item in items:
         outcome = spoken.get(item.item_id)
         if item.item_id not in keys or outcome is None:
             continue
         if isinstance(outcome, Exception):
-            where = f" in condition {condition}" if condition else ""
-            log.warning("item %s skipped%s: %s", item.item_id, where, outcome)
+            _skip(store, run_id, item, outcome, f" in condition {condition}" if condition else "")
             continue
         heard, row = _heard_item(item, keys[item.item_id], outcome, encoder)
         prepared.append(heard)
@@ -361,6 +359,12 @@ def _heard_item(item: Item, item_id: str, outcome: tuple[np.ndarray, dict], enco
         frames = None  # cached frames are another encoder's: this one hears the audio
     audio_id = audio_key(item_id, info["engine"], info["voice"], info["speed"], info.get("snr_db"))
     return PreparedItem(item, item_id, audio, audio_id, frames), {"audio_id": audio_id, "item_id": item_id, **info}
+
+
+def _skip(store: Store, run_id: str, item: Item, why: object, where: str = "") -> None:
+    """An item left out of the run (its audio failed): logged, and noted in the run (`salad runs show`)."""
+    log.warning("item %s skipped%s: %s", item.item_id, where, why)
+    store.add_note(run_id, f"item {item.item_id} skipped{where}: {why}")
 
 
 def _probe_items(task: str, config: EvalConfig, manifest_rest: list[Item]) -> list[Item]:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from salad_core.errors import InputError
+
 
 @dataclass(frozen=True)
 class OptionScore:
@@ -31,7 +33,7 @@ def option_token_ids(tokenizer, choices: list[str], delimiter: str = " ") -> lis
     ids = [tokenizer(delimiter + choice, add_special_tokens=False).input_ids for choice in choices]
     empty = [c for c, i in zip(choices, ids) if not i]
     if empty:
-        raise ValueError(f"options {empty!r} tokenize to nothing; every option needs at least one token")
+        raise InputError(f"options {empty!r} tokenize to nothing; every option needs at least one token")
     return ids
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from salad_core.audio import add_noise, load_audio, save_audio
+from salad_core.errors import InputError
 from salad_core.eval.metrics import parse_fail_metric
 from salad_core.eval.vocabulary import (
     ALL_TASKS,
@@ -80,7 +81,7 @@ class Condition:
         text = text.strip()
         noise = _NOISE.match(text)
         if not noise and "+noise" in text:
-            raise ValueError(f"voice condition '{text}': '+noise' needs the SNR in dB after it. "
+            raise InputError(f"voice condition '{text}': '+noise' needs the SNR in dB after it. "
                              "Fix: write e.g. 'flite:slt+noise10'.")
         base, snr = (noise["base"], float(noise["snr"])) if noise else (text, None)
         if base == RECORDED:
@@ -88,12 +89,12 @@ class Condition:
         try:
             spec = VoiceSpec.parse(base)
         except TTSError:
-            raise ValueError(f"voice condition '{text}' is not {_FORM}. Fix: write e.g. 'espeak:en-us@1.2', "
+            raise InputError(f"voice condition '{text}' is not {_FORM}. Fix: write e.g. 'espeak:en-us@1.2', "
                              "'flite:slt+noise10' or 'recorded' (`salad voices` lists the voices).") from None
         try:
             check_speed(spec.speed)
         except TTSError as err:
-            raise ValueError(f"voice condition '{text}': {err}") from None
+            raise InputError(f"voice condition '{text}': {err}") from None
         return cls(spec, snr)
 
 
@@ -104,7 +105,7 @@ def parse_conditions(texts: Sequence[str]) -> list[Condition]:
     repeated = sorted({k for k in keys if keys.count(k) > 1})
     if not conditions or repeated:
         problem = f"lists {', '.join(repeated)} twice" if repeated else "is empty"
-        raise ValueError(f"--voices {problem}. Fix: give each condition once, comma-separated, e.g. "
+        raise InputError(f"--voices {problem}. Fix: give each condition once, comma-separated, e.g. "
                          f"--voices {','.join(DEFAULT_SWEEP)}.")
     return conditions
 
@@ -114,7 +115,7 @@ def check_conditions(conditions: Sequence[Condition], items: Sequence[Item]) -> 
     for condition in conditions:
         if condition.voice is None:
             if not any(item.audio for item in items):
-                raise ValueError(f"voice condition '{condition.key}': none of the {len(items)} items has a recording. "
+                raise InputError(f"voice condition '{condition.key}': none of the {len(items)} items has a recording. "
                                  "Fix: add --manifest with `audio` paths (docs/manifest.md), or drop 'recorded'.")
             continue
         try:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from salad_core.model.names import parse_llm_name
-from salad_core.runs import FINAL, RunDir
+from salad_core.runs import FINAL, checkpoints_in
 from salad_core.store import Store
 from salad_core.tasks.item import SPLITS, Item
 
@@ -108,7 +108,7 @@ def store_models(store: Store) -> list[ModelRef]:
         out.append(ref)
         if ref.path and Path(ref.path).name == FINAL:
             out += [ModelRef(str(p), f"{ref.label} · step {step}", ref.model_id, str(p), preset=ref.preset, step=step)
-                    for step, p in reversed(RunDir.of_model(ref.path).checkpoints())]
+                    for step, p in reversed(checkpoints_in(Path(ref.path).parent))]
     return out
 
 

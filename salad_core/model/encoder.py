@@ -28,6 +28,7 @@ from transformers.audio_utils import mel_filter_bank
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from salad_core.assets import PACKAGED_WHISPER, AssetError, cached_build, canonical_name, whisper_ct2_dir
+from salad_core.errors import InputError
 from salad_core.model.whisper_ct2 import whisper_encoder_from_ct2
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ CONVERT_RECIPE = "ct2-whisper-encoder-v1"  # bump when the conversion changes, s
 ALLOW_DOWNLOADS_ENV = "SALAD_ALLOW_DOWNLOAD"
 
 
-class AudioInputError(ValueError):
+class AudioInputError(InputError):
     """A clip cannot be encoded; the message names the clip and the fix."""
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from salad_core.errors import InputError
 from salad_core.model.adapter import SpeechAdapter
 from salad_core.model.config import SaladConfig
 from salad_core.model.ctc import CTCHead, compress, greedy_tokens
@@ -208,7 +209,7 @@ class SaladModel(HearsSegments, PreTrainedModel):
     def heard_words(self, frames: list[torch.Tensor]) -> list[str]:
         """What the CTC aid recognises in each clip (greedy decoding, as text); needs a model trained with the aid."""
         if self.ctc is None:
-            raise ValueError("This model has no CTC head (trained with align 'none'), so it spells nothing out. "
+            raise InputError("This model has no CTC head (trained with align 'none'), so it spells nothing out. "
                              "Fix: use a model trained with --align ctc or ctc-soft.")
         _, logits = self.adapt_frames_with_ctc(frames)
         return [self.tokenizer.decode(greedy_tokens(l)).strip() for l in logits]
@@ -277,7 +278,7 @@ class SaladModel(HearsSegments, PreTrainedModel):
         folder = Path(pretrained_model_name_or_path)
         _check_unused(model_args, kwargs)
         if not (folder / WEIGHTS_NAME).is_file():
-            raise FileNotFoundError(f"{folder} holds no {WEIGHTS_NAME}: not a saved SaladModel. Fix: pass a folder written by save_pretrained.")
+            raise InputError(f"{folder} holds no {WEIGHTS_NAME}: not a saved SaladModel. Fix: pass a folder written by save_pretrained.")
         if config is not None and not isinstance(config, SaladConfig):
             raise TypeError(f"config is a {type(config).__name__}, not a SaladConfig. "
                             "Fix: pass a SaladConfig, or none to read the folder's.")
@@ -286,7 +287,7 @@ class SaladModel(HearsSegments, PreTrainedModel):
         expected = set(model.trained_state_dict())
         missing, unexpected = expected - set(state), set(state) - expected
         if missing or unexpected:
-            raise ValueError(f"{folder}/{WEIGHTS_NAME} does not fit this config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+            raise InputError(f"{folder}/{WEIGHTS_NAME} does not fit this config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
         model.load_state_dict(state, strict=False)
         return model.eval()
 

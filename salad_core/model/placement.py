@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from salad_core.errors import InputError
+
 DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")  # handed to the LLM's from_pretrained
 
 
@@ -14,7 +16,7 @@ def checked_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
         return torch.float32
     named = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
     if not isinstance(named, torch.dtype) or not named.is_floating_point:
-        raise ValueError(f"dtype={dtype!r} is not a floating-point torch dtype. Fix: pass torch.float32, "
+        raise InputError(f"dtype={dtype!r} is not a floating-point torch dtype. Fix: pass torch.float32, "
                          "torch.bfloat16 or torch.float16 (or its name), or None for float32.")
     return named
 
@@ -34,5 +36,5 @@ def checked_device_map(device_map: str | int | torch.device | None) -> str | tor
             return torch.device(device_map)
     except RuntimeError:
         pass
-    raise ValueError(f"device_map={device_map!r} is not supported. Fix: pass None or 'cpu', a device ('cuda', "
+    raise InputError(f"device_map={device_map!r} is not supported. Fix: pass None or 'cpu', a device ('cuda', "
                      f"'cuda:1', a torch.device or a GPU index), or one of {', '.join(DEVICE_MAP_STRATEGIES)}.")

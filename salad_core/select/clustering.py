@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from salad_core.errors import InputError
+
 TOLERANCE = 0.1  # sizes within ±10 % of N/K
 
 
@@ -120,7 +122,7 @@ def balanced_kmeans(x: np.ndarray, k: int, *, seed: int = 0, tolerance: float = 
     """Cluster unit-length rows of `x` into `k` clusters of balanced size (see the module docstring)."""
     n = len(x)
     if not 1 <= k <= n:
-        raise ValueError(f"Cannot make {k} clusters of {n} texts. Fix: choose K between 1 and the corpus size.")
+        raise InputError(f"Cannot make {k} clusters of {n} texts. Fix: choose K between 1 and the corpus size.")
     lo, hi = size_bounds(n, k, tolerance)
     rng = np.random.default_rng(seed)
     centroids = np.asarray(x[np.sort(rng.choice(n, size=k, replace=False))], dtype=np.float32).copy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from salad_core.errors import InputError
 from salad_core.flags import to_argv
 
 STRATEGIES = ("active", "random")  # active: clusters by P_target; random: texts uniformly from the whole corpus
@@ -38,12 +39,12 @@ class SelectConfig:
 
     def __post_init__(self) -> None:
         if not self.voices():
-            raise ValueError(f"voice names no TTS voice: {self.voice!r}. Fix: e.g. --voice espeak:en-us")
+            raise InputError(f"voice names no TTS voice: {self.voice!r}. Fix: e.g. --voice espeak:en-us")
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+            raise InputError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
+            raise InputError(f"score must be one of {SCORES}, got {self.score!r}")
         if self.gamma < 0 or self.probes < 1 or self.clusters < 0:
-            raise ValueError("gamma must be >= 0, probes >= 1 and clusters >= 0 (0 = automatic)")
+            raise InputError("gamma must be >= 0, probes >= 1 and clusters >= 0 (0 = automatic)")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from salad_core.assets import AssetError, package_dir
+from salad_core.errors import InputError
 from salad_core.paths import cache_dir
 from salad_core.progress import Progress
 from salad_core.select.config import DEFAULT_EMBEDDER
@@ -55,7 +56,7 @@ def embed_texts(texts: Sequence[str], model: str = DEFAULT_EMBEDDER, *, batch_si
                 progress: bool = True, embedder=None) -> np.ndarray:
     """(len(texts), dim) float32 unit-length embeddings, in input order."""
     if not texts:
-        raise ValueError("Nothing to embed: the corpus is empty. Fix: pass at least one text.")
+        raise InputError("Nothing to embed: the corpus is empty. Fix: pass at least one text.")
     embedder = embedder or load_embedder(model)
     dim = getattr(embedder, "get_embedding_dimension", None) or embedder.get_sentence_embedding_dimension
     out = np.empty((len(texts), dim()), dtype=np.float32)

@@ -75,20 +75,20 @@ def rounds_table(select_runs: pd.DataFrame, train_runs: pd.DataFrame) -> pd.Data
                                        "budget_hours", "seed", "status", "created_at", "stage2_runs"])
 
 
-def equal_budget_pairs(rounds: pd.DataFrame, train_configs: pd.Series) -> list[dict]:
+def equal_budget_pairs(rounds: pd.DataFrame, train_plans: pd.Series) -> list[dict]:
     """Active (γ > 0) and uniform (γ = 0) Stage II runs that differ only in the strategy: the same budget, selection
     seed, synthetic share (to two decimals; the default share is the selected hours', which both nearly equal) and
-    Stage II length. `rounds` is a `rounds_table`; `train_configs` maps a training run id to its config. Oldest pair
-    first."""
+    Stage II length. `rounds` is a `rounds_table`; `train_plans` maps a training run id to its plan (the store's
+    `runs.plan`: the share and steps it used). Oldest pair first."""
     found: dict[tuple, dict[str, str]] = {}
     for _, r in rounds.sort_values("created_at").iterrows():
         if r["strategy"] != "active" or r["status"] != "done":
             continue
         kind = "uniform" if r["gamma"] == 0 else "active"
         for run_id in filter(None, r["stage2_runs"].split(", ")):
-            config = train_configs[run_id]
-            share = round(float(config.get("synthetic_prob") or 0.0), 2)
-            key = (r["from_run"], round(float(r["budget_hours"]), 4), r["seed"], share, config.get("max_steps"))
+            plan = train_plans[run_id] if isinstance(train_plans[run_id], dict) else {}
+            share = round(float(plan.get("synthetic_prob") or 0.0), 2)
+            key = (r["from_run"], round(float(r["budget_hours"]), 4), r["seed"], share, plan.get("max_steps"))
             found.setdefault(key, {}).setdefault(kind, run_id)
     return [{"budget_hours": key[1], "seed": key[2], "synthetic_prob": key[3], "steps": key[4], **runs}
             for key, runs in found.items() if len(runs) == 2]

@@ -28,13 +28,15 @@ import numpy as np
 
 from salad_core.clips import ClipBank, read_jsonl
 from salad_core.documents import SpeechDoc, speak_documents
+from salad_core.errors import InputError
 from salad_core.jobs import note_run
 from salad_core.maps import MIN_POINTS, project
 from salad_core.progress import NoProgress, Progress
+from salad_core.provenance import new_run_id
 from salad_core.runs import Lineage, RunDir
 from salad_core.select.allocation import draw_texts, target_distribution
 from salad_core.select.config import SelectConfig
-from salad_core.store import Store, new_run_id
+from salad_core.store import Store
 from salad_core.world.speech import ENCODER
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ def budget_hours(budget: str | float, natural_hours: float) -> float:
     text = str(budget).strip().lower()
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(%|h|s|)", text)
     if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"Budget {budget!r} is not understood. Fix: give hours ('0.2' or '0.2h'), seconds ('720s') "
+        raise InputError(f"Budget {budget!r} is not understood. Fix: give hours ('0.2' or '0.2h'), seconds ('720s') "
                          "or a share of the natural speech ('10%').")
     value, unit = float(match.group(1)), match.group(2)
     return {"%": value / 100 * natural_hours, "s": value / 3600}.get(unit, value)
@@ -59,7 +61,7 @@ def default_clusters(n_texts: int) -> int:
 
 
 def round_dir(round_id: str) -> Path:
-    return RunDir(round_id).root
+    return RunDir(round_id, "select").root
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -77,7 +79,7 @@ class SelectedSpeech:
         for round_id in self.round_ids:
             root = round_dir(round_id)
             if not (root / SELECTED_DOCS).exists():
-                raise FileNotFoundError(f"Selection round {round_id!r} has no selected speech at {root}. Fix: name "
+                raise InputError(f"Selection round {round_id!r} has no selected speech at {root}. Fix: name "
                                         "a finished round (salad select …, or the Active selection page).")
             self.banks[round_id] = ClipBank(root, ENCODER, f"selection round {round_id}", "rerun the round.")
 
@@ -106,12 +108,12 @@ def _source_run(store: Store, run_id: str) -> dict:
     row = runs[runs["run_id"] == run_id]
     if row.empty:
         known = ", ".join(runs["run_id"].head(5)) or "none yet"
-        raise ValueError(f"Training run {run_id!r} is not in the store {store.path}. Fix: name a finished "
+        raise InputError(f"Training run {run_id!r} is not in the store {store.path}. Fix: name a finished "
                          f"`salad train` run (newest: {known}).")
     row = row.iloc[0]
-    model_dir = RunDir(run_id).final
+    model_dir = RunDir(run_id, "train").final
     if row["status"] != "done" or not (model_dir / "config.json").exists():
-        raise ValueError(f"Training run {run_id} is {row['status']} and has no final model at {model_dir}. "
+        raise InputError(f"Training run {run_id} is {row['status']} and has no final model at {model_dir}. "
                          "Fix: let it finish (or resume it: salad train --resume RUN_ID) before selecting.")
     return {"config": row["config"], "model_dir": model_dir}
 
@@ -130,24 +132,16 @@ def run_round(config: SelectConfig, store: Store | None = None, *, progress: boo
     from salad_core.world import preset_world
 
     if get_preset(preset).world is None:
-        raise ValueError(f"run {config.from_run} trained the {preset!r} preset, whose speech is a fixed corpus with no "
+        raise InputError(f"run {config.from_run} trained the {preset!r} preset, whose speech is a fixed corpus with no "
                          "selection pool (Stage II selects from a mini world's). Fix: select from a mini or nano run.")
     world = preset_world(preset)
     hours = budget_hours(config.budget, world.manifest["speech_hours"])
     round_id = new_run_id("select")
     record = {**asdict(config), "preset": preset, "budget_hours": hours, "round_dir": str(round_dir(round_id))}
-    store.create_run("select", record, seed=config.seed, run_id=round_id, parent_run=config.from_run)
-    note_run(round_id)  # the dashboard's job that started this process knows its round
-    bar = Progress(None, "selection") if progress else NoProgress()
-    try:
-        summary = _run(config, store, world, source, round_id, hours, record, bar)
-    except BaseException as err:
-        store.finish_run(round_id, "failed", f"{type(err).__name__}: {err}")
-        raise
-    finally:
-        bar.close()
-    store.finish_run(round_id, "done")
-    return summary
+    with store.run("select", record, seed=config.seed, run_id=round_id, parent_run=config.from_run):
+        note_run(round_id)  # the dashboard's job that started this process knows its round
+        with Progress(None, "selection") if progress else NoProgress() as bar:
+            return _run(config, store, world, source, round_id, hours, record, bar)
 
 
 def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str, hours: float, record: dict,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from salad_core.assets import AssetError
+from salad_core.errors import InputError
 from salad_core.paths import cache_dir
 from salad_core.tasks.item import Item
 
@@ -42,7 +43,7 @@ class DatasetSpec:
     @classmethod
     def parse(cls, text: str) -> DatasetSpec:
         if not text.startswith(PREFIX) or len(text) == len(PREFIX):
-            raise ValueError(f"--dataset {text!r}: expected hf:ORG/NAME[:CONFIG][@SPLIT] or hf:FOLDER[@SPLIT]")
+            raise InputError(f"--dataset {text!r}: expected hf:ORG/NAME[:CONFIG][@SPLIT] or hf:FOLDER[@SPLIT]")
         body, _, split = text[len(PREFIX):].partition("@")
         name, _, config = body.partition(":") if not Path(body).expanduser().exists() else (body, "", "")
         return cls(name, config or None, split or DEFAULT_SPLIT)

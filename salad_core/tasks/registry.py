@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from salad_core.assets import AssetError
+from salad_core.errors import InputError, UnknownNameError
 from salad_core.tasks.item import SPLITS, Item
 from salad_core.text import stable_hash
 
@@ -33,11 +34,8 @@ class TaskSpec:
     in_suite: bool = True  # part of the default suite of `salad eval` (a mini world's tasks are not)
 
 
-class UnknownTaskError(KeyError):
+class UnknownTaskError(UnknownNameError):
     """A task name that is not registered; the message lists the registered ones."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 _REGISTRY: dict[str, TaskSpec] = {}
@@ -136,9 +134,9 @@ class Task:
     def items(self, split: str = "test", limit: int | None = None) -> list[Item]:
         """The items of one split in their fixed order; the first `limit` of them when given."""
         if split not in SPLITS:
-            raise ValueError(f"Unknown split {split!r} for task {self.name!r}. Fix: use one of {', '.join(SPLITS)}")
+            raise InputError(f"Unknown split {split!r} for task {self.name!r}. Fix: use one of {', '.join(SPLITS)}")
         if limit is not None and limit < 0:
-            raise ValueError(f"limit must be >= 0 or None, got {limit}")
+            raise InputError(f"limit must be >= 0 or None, got {limit}")
         chosen = [it for it in self.all_items() if it.split == split]
         return chosen if limit is None else chosen[:limit]
 
@@ -146,7 +144,7 @@ class Task:
         """`k` items from the few-shot pool, the same ones for the same (k, seed); disjoint from dev and test."""
         pool = self.items("fewshot")
         if not 0 <= k <= len(pool):
-            raise ValueError(
+            raise InputError(
                 f"Task {self.name!r} has {len(pool)} few-shot items; asked for k={k}. Fix: use 0 <= k <= {len(pool)}"
             )
         return sorted(pool, key=lambda it: stable_hash(self.name, "fewshot", str(seed), it.doc_id))[:k]

@@ -1,10 +1,12 @@
 """Checkpoints with exact resume: trained weights (safetensors), optimizer, scheduler, RNG and data position.
 
 Layout of a run folder (`data/runs/<run_id>/`, `salad_core.runs.RunDir`):
-    config.json                the TrainConfig (also in the store's runs table)
+    config.json                the TrainConfig as given (also in the store's runs table)
+    plan.json                  what the trainer derived from it (train.plan.TrainPlan; the store's runs.plan)
     checkpoints/step-000200/   model.safetensors + config.json (SaladModel.save_pretrained: trained weights only),
                                state.pt (optimizer, scheduler, RNG, data position, counters), meta.json
-    final/                     the model after the last step (what `salad eval --model` takes)
+    final/                     the model after the last step (what `salad eval --model` takes), with run.json naming
+                               the run (runs.model_run)
 The checkpoint at the last step before the learning-rate decay is marked `pre_decay` in its meta.json and is never
 pruned: Stage II continues from it. A checkpoint is written to a temporary folder and renamed when complete.
 `state.pt` holds only tensors and plain Python values, read back with `torch.load(weights_only=True)`.
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from salad_core.errors import TrainingError
 from salad_core.model.modeling import WEIGHTS_NAME
 from salad_core.runs import RunDir
 
@@ -64,8 +67,20 @@ def load_checkpoint(folder: Path, model) -> tuple[dict, dict]:
     weights = load_file(Path(folder) / WEIGHTS_NAME)
     expected = set(model.trained_state_dict())
     if set(weights) != expected:
-        raise ValueError(f"checkpoint {folder} does not fit this model: it holds {len(weights)} tensors, the model "
+        raise TrainingError(f"checkpoint {folder} does not fit this model: it holds {len(weights)} tensors, the model "
                          f"trains {len(expected)}. Fix: resume with the same preset and llm_mode.")
     model.load_state_dict(weights, strict=False)
     state = torch.load(Path(folder) / "state.pt", weights_only=True)
     return state, json.loads((Path(folder) / "meta.json").read_text())
+
+
+def restore_training(folder: Path, model, optimizer, data, scheduler=None) -> dict:
+    """Continue from checkpoint `folder`: its weights, optimizer moments, RNG, data position and (when given) the
+    scheduler's place; returns its meta (step, counters)."""
+    state, meta = load_checkpoint(folder, model)
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    data.load_state_dict(state["data"])
+    return meta

@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 
+from salad_core.errors import InputError
 from salad_core.flags import to_argv
 from salad_core.options import KL_DIRECTIONS, LLM_MODES
 from salad_core.schedule import decay_start
@@ -79,8 +80,8 @@ class TrainConfig:
     batch_size: int = 16  # documents per micro-batch, summed over processes (each takes its share)
     grad_accum: int = 1  # micro-batches per optimizer step
     max_steps: int = 600  # optimizer steps
-    budget_tokens: int | None = None  # stop after this many text tokens (whichever budget comes first)
-    budget_hours: float | None = None  # the steps that see about this many hours of natural speech (sets max_steps)
+    budget_tokens: int | None = None  # stop after this many text tokens (KL/NLL positions; not the CTC warm-up's targets)
+    budget_hours: float | None = None  # the steps that hear about this many hours of natural speech (instead of max_steps)
     # alignment aid (documented, switchable; not in the paper): CTC on the adapter + compression, model/ctc.py
     align: str = "none"  # none | ctc | ctc-soft (the LLM reads soft tokens; see ALIGN_MODEL)
     ctc_weight: float = 1.0  # weight of the CTC loss when align is ctc or ctc-soft
@@ -98,24 +99,24 @@ class TrainConfig:
     from_run: str | None = None  # stage 2: the Stage I run (its pre-decay checkpoint, model options)
     round_id: str | None = None  # stage 2: the selection round whose speech is trained on (salad select)
     # None: the selection's share of the pooled speech (hours), i.e. documents drawn uniformly from natural +
-    # synthetic; the run records the value used
+    # synthetic; the run's plan records the value used
     synthetic_prob: float | None = None  # stage 2: share of speech documents from the selected speech
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+            raise InputError(f"alpha must be in [0, 1], got {self.alpha}")
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise InputError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.stage not in (1, 2) or (self.stage == 2 and not (self.from_run and self.round_id)):
-            raise ValueError("stage must be 1 or 2, and stage 2 needs from_run and round_id")
+            raise InputError("stage must be 1 or 2, and stage 2 needs from_run and round_id")
         if self.synthetic_prob is not None and not 0.0 <= self.synthetic_prob <= 1.0:
-            raise ValueError(f"synthetic_prob must be in [0, 1], got {self.synthetic_prob}")
+            raise InputError(f"synthetic_prob must be in [0, 1], got {self.synthetic_prob}")
         if self.align != "none" and self.ctc_warmup_steps >= self.max_steps:
-            raise ValueError(f"ctc_warmup_steps {self.ctc_warmup_steps} leaves no step of distillation in max_steps "
+            raise InputError(f"ctc_warmup_steps {self.ctc_warmup_steps} leaves no step of distillation in max_steps "
                              f"{self.max_steps}. Fix: pass a smaller --ctc-warmup-steps (0: none) or more --max-steps.")
         if self.kl_temperature <= 0 or self.batch_size < 1 or self.grad_accum < 1 or self.max_steps < 1:
-            raise ValueError("kl_temperature, batch_size, grad_accum and max_steps must be positive")
+            raise InputError("kl_temperature, batch_size, grad_accum and max_steps must be positive")
 
     @classmethod
     def for_preset(cls, preset: str = "mini", **options) -> TrainConfig:
@@ -124,13 +125,16 @@ class TrainConfig:
                       **{k: v for k, v in options.items() if v is not None}})
 
     @classmethod
-    def stage2(cls, stage1: TrainConfig, from_run: str, round_id: str, **options) -> TrainConfig:
+    def stage2(cls, stage1: TrainConfig, from_run: str, round_id: str, stage1_steps: int | None = None,
+               **options) -> TrainConfig:
         """Stage II of `stage1`: its model and loss options, decaying linearly from its stable learning rate to
         zero. Without a preset recipe (STAGE2_RECIPES) it takes the steps of Stage I's decay phase, with the same
         learning rate at each, so that Stage I's final model and this one differ only in the speech they decayed on.
-        `options` that are not None win."""
+        `stage1_steps`: the steps the Stage I run planned (its plan's, when a budget set them; default its
+        max_steps). `options` that are not None win."""
         recipe = dict(STAGE2_RECIPES.get(stage1.preset, {}))
-        decay_steps = stage1.max_steps - decay_start(stage1.max_steps, stage1.decay_fraction) + 1
+        steps = stage1_steps or stage1.max_steps
+        decay_steps = steps - decay_start(steps, stage1.decay_fraction) + 1
         base = {**stage1.to_dict(), **STAGE2_RESETS, "stage": 2, "from_run": from_run, "round_id": round_id,
                 "max_steps": decay_steps * recipe.pop("decay_multiple", 1), **recipe}
         return cls(**{**base, **{k: v for k, v in options.items() if v is not None}})
@@ -153,10 +157,10 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown training options {sorted(unknown)}; known: {sorted(known)}")
+            raise InputError(f"unknown training options {sorted(unknown)}; known: {sorted(known)}")
         return cls(**values)
 
-    def differences(self, other: TrainConfig, ignore: tuple[str, ...] = ("max_steps",)) -> dict[str, tuple]:
+    def differences(self, other: TrainConfig, ignore: tuple[str, ...] = ()) -> dict[str, tuple]:
         """Fields that differ (name -> (self, other)); resume uses it to refuse a mismatched checkpoint."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in ignore}

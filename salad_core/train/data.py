@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from salad_core.assets import AssetError
+from salad_core.errors import InputError
 from salad_core.model.processing import Segment
 from salad_core.train.step import Batch
 
@@ -32,11 +34,11 @@ class WorldBatches:
         self.speech_docs = _spoken(world.speech_docs())
         self.text_docs = world.text_corpus()
         if not self.speech_docs:
-            raise ValueError(f"world {world.name} has no natural-speech documents. Fix: rebuild it (salad world build).")
+            raise AssetError(f"world {world.name} has no natural-speech documents. Fix: rebuild it (salad world build).")
         self.synthetic = synthetic
         self.synthetic_docs = _spoken(synthetic.speech_docs()) if synthetic is not None else []
         if synthetic is not None and len(self.synthetic_docs) < world_size:
-            raise ValueError(f"selection round {synthetic.round_id} selected {len(self.synthetic_docs)} documents, "
+            raise InputError(f"selection round {synthetic.round_id} selected {len(self.synthetic_docs)} documents, "
                              f"fewer than the {world_size} processes. Fix: rerun it with a larger budget.")
         if synthetic is None:
             synthetic_prob = 0.0

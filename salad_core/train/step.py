@@ -33,6 +33,22 @@ class Batch:
     ctc_only: bool = False  # the CTC warm-up: only the alignment aid's loss, the LLM does not run
 
 
+def text_positions(tokenizer, batches: list[Batch]) -> int:
+    """Positions whose next token is text in `batches`: each document's text tokens, less its first token when it
+    opens with text (nothing predicts it). The KL and NLL are taken there."""
+    def count(segments: list[Segment]) -> int:
+        n = sum(len(tokenizer(s.text, add_special_tokens=False).input_ids) for s in segments if not s.is_speech)
+        return n - (0 if segments[0].is_speech else 1)
+
+    return sum(count(segments) for batch in batches for segments in batch.docs)
+
+
+def ctc_targets(tokenizer, batches: list[Batch]) -> int:
+    """Tokens of the speech spans in `batches`: the alignment aid's CTC targets (salad_core/model/ctc.py)."""
+    return sum(len(tokenize_segment(tokenizer, s.text)) for batch in batches for segments in batch.docs
+               for s in segments if s.is_speech)
+
+
 def _parts(llm: nn.Module) -> tuple[nn.Module, nn.Module]:
     """(decoder stack, output head) of a causal LM, through a PEFT wrapper if there is one."""
     base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm

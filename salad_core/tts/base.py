@@ -15,12 +15,13 @@ import numpy as np
 
 from salad_core.assets import AssetError
 from salad_core.audio import load_audio
+from salad_core.errors import InputError
 
 MIN_SPEED, MAX_SPEED = 0.5, 2.0  # the range every engine renders intelligibly (Kokoro refuses anything outside)
 MAX_TTS_SECONDS = 600.0
 
 
-class TTSError(ValueError):
+class TTSError(InputError):
     """A bad synthesis request (unknown engine or voice, empty text, speed out of range) or a failed synthesis."""
 
 

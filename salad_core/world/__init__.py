@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from salad_core.assets import AssetError
+from salad_core.errors import InputError
 from salad_core.eval.probes import register_probe_source
 from salad_core.model.names import LLMName, LLMSource, parse_llm_name, register_llm_source
 from salad_core.paths import cache_dir
@@ -48,7 +49,7 @@ def preset_world(preset: str) -> World:
 
         return build_broad()
     if world_name is None:
-        raise ValueError(f"preset {preset!r} has no training world yet; train with --preset mini or nano")
+        raise InputError(f"preset {preset!r} has no training world yet; train with --preset mini or nano")
     world = build_world(world_name)
     if parse_llm_name(get_preset(preset).llm_name).is_world:
         from salad_core.world.lm import ensure_world_lm
@@ -80,9 +81,10 @@ def clip_ref_audio(ref: str) -> np.ndarray:
     return World(root).audio(clip_id)
 
 
-def _spoken(item: Item) -> tuple[np.ndarray, dict]:
-    """An item's question as the world spoke it (one of its held-out evaluation voices), with its cached frames."""
-    world = load_world(item.task.split("-", 1)[0])
+def _spoken(preset: str, item: Item) -> tuple[np.ndarray, dict]:
+    """An item's question as the `preset` world spoke it (one of its held-out evaluation voices), with its cached
+    frames."""
+    world = load_world(preset)
     clip_id = world.eval_clip(item.item_id)
     record, audio = world.clip(clip_id), world.audio(clip_id)
     engine, _, voice = record["voice"].partition(":")
@@ -102,7 +104,7 @@ def _register_tasks() -> None:
                 build=lambda p=preset, d=dom.name: load_world(p).all_items(d),
                 check=lambda p=preset: _check(p),
                 transcript_form=world_form,  # Whisper's "3" is the world's "three"
-                spoken=_spoken, in_suite=False,
+                spoken=lambda item, p=preset: _spoken(p, item), in_suite=False,
             ))
 
 

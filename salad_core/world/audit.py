@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from salad_core.errors import SaladError
 from salad_core.text import number_words
 from salad_core.world.domains import Fact
 
@@ -123,7 +124,7 @@ def audit(eval_facts: dict[str, list[Fact | dict]], sources: dict[str, list[str]
     return rows
 
 
-class LeakError(RuntimeError):
+class LeakError(SaladError, RuntimeError):
     """A training source states evaluation facts; the message holds the audit table."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from salad_core.errors import InputError, UnknownNameError
 from salad_core.speechllm.family import SpeechLLMFamily
 
 FAMILY_CLASSES = {  # name -> "module:class" under salad_core.speechllm.families
@@ -17,7 +18,7 @@ FAMILY_CLASSES = {  # name -> "module:class" under salad_core.speechllm.families
 
 def get_family(name: str) -> SpeechLLMFamily:
     if name not in FAMILY_CLASSES:
-        raise KeyError(f"unknown speech LLM family {name!r}. Fix: choose one of {', '.join(FAMILY_CLASSES)}.")
+        raise UnknownNameError(f"unknown speech LLM family {name!r}. Fix: choose one of {', '.join(FAMILY_CLASSES)}.")
     module, cls = FAMILY_CLASSES[name].split(":")
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)()
 
@@ -29,6 +30,6 @@ def family_for(model_type: str) -> SpeechLLMFamily:
         if model_type in family.model_types:
             return family
     supported = ", ".join(f"{n} ({'/'.join(get_family(n).model_types)})" for n in FAMILY_CLASSES)
-    raise ValueError(f"salad cannot diagnose a speech LLM of type {model_type!r}: no family reads it. Supported "
+    raise InputError(f"salad cannot diagnose a speech LLM of type {model_type!r}: no family reads it. Supported "
                      f"families (config model_type): {supported}. Fix: pass one of those, or add a family in "
                      "salad_core/speechllm/families/ (docs/diagnose-your-model.md).")
