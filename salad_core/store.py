@@ -191,14 +191,19 @@ class Store:
         """`with store.run("eval", config, model=..., parent_run=...) as run_id:` creates the run (`create_run`
         takes the same arguments) and ends it: 'done' on a clean exit, 'failed' with the error on any exception,
         which goes on."""
-        with self.running(self.create_run(kind, config, **options)) as run_id:
+        with self._lifecycle(self.create_run(kind, config, **options)) as run_id:
             yield run_id
 
     @contextmanager
     def running(self, run_id: str) -> Iterator[str]:
-        """The lifecycle of a stored run, entered again by a resumed one: 'running' on entry, then 'done' on a clean
-        exit, or 'failed' with `Type: message` on any exception, which goes on."""
+        """The lifecycle of a stored run, entered again by a resumed one: 'running' on entry, then as `run` ends."""
         self.finish_run(run_id, "running")
+        with self._lifecycle(run_id):
+            yield run_id
+
+    @contextmanager
+    def _lifecycle(self, run_id: str) -> Iterator[str]:
+        """'done' on a clean exit, or 'failed' with `Type: message` on any exception, which goes on."""
         try:
             yield run_id
         except BaseException as err:

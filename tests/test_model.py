@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from salad_core.errors import InputError
 from salad_core.model.modeling import WEIGHTS_NAME, SaladModel
 from salad_core.model.processing import Segment, pair_segments
 from tests.tiny_models import smol_tokenizer, tiny_encoder, tiny_llm, tiny_salad
@@ -87,7 +88,7 @@ def test_save_and_load_keep_only_trained_weights(tmp_path, monkeypatch):
 
 
 def test_loading_a_folder_without_weights_says_what_is_wrong(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a saved SaladModel"):
+    with pytest.raises(InputError, match="not a saved SaladModel"):
         SaladModel.from_pretrained(tmp_path)
 
 
