@@ -19,6 +19,7 @@ import torch
 from salad_core.assets import AssetError
 from salad_core.demo import unknown_words
 from salad_core.eval.lanes import prompt_segments
+from salad_core.eval.vocabulary import HEADLINE_SCORING
 from salad_core.model.llm import load_llm, pinned_llm_name
 from salad_core.progress import PROGRESS_ENV, read_progress
 from salad_core.tasks import Item
@@ -92,9 +93,9 @@ def trained(world, tmp_path_factory):
     progress_file = tmp_path_factory.mktemp("lm-progress") / "progress.json"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(PROGRESS_ENV, str(progress_file))
-        folder = lm.ensure_world_lm(world, "lm-v4", steps=400, batch_size=16, eval_every=50, decay_steps=50,
+        folder = lm.ensure_world_lm(world, "lm-v5", steps=400, batch_size=16, eval_every=50, decay_steps=50,
                                     until="target", k_shot=2, row_length=64, hidden=64, layers=2, threads=1)
-    return folder, lm.lm_report(world, "lm-v4"), read_progress(progress_file)
+    return folder, lm.lm_report(world, "lm-v5"), read_progress(progress_file)
 
 
 # -- tokenizer ------------------------------------------------------------------------------------------------
@@ -241,6 +242,7 @@ def test_pretraining_shows_its_steps_and_each_dev_check(trained):
     _, report, progress = trained
     assert progress["stage"] == "pretraining toy LM" and progress["closed"]
     assert progress["done"] == report["steps"] and progress["total"] == 400
+    assert report["stop_scoring"] == HEADLINE_SCORING  # the checks pick as salad eval does (the v4 recipes: "acc")
     last = report["history"][-1]["dev_accuracy"]
     assert progress["message"] == "dev accuracy " + ", ".join(f"{d} {a:.2f}" for d, a in last.items())
 
@@ -294,11 +296,11 @@ def test_second_call_reuses_the_cached_lm(world, trained, monkeypatch):
         raise AssertionError("retrained")
 
     monkeypatch.setattr(lm, "pretrain_world_lm", fail)
-    assert lm.ensure_world_lm(world, "lm-v4") == folder == lm.world_lm_dir(world, "lm-v4")
+    assert lm.ensure_world_lm(world, "lm-v5") == folder == lm.world_lm_dir(world, "lm-v5")
     assert lm.world_lm_dir(world) == world.root / lm.LM_FOLDER  # a plain world name means today's recipe
     monkeypatch.setattr(lm, "load_world", lambda preset: world if preset == "toy" else None)
-    assert lm.resolve_world_llm("world:toy/lm-v4") == folder  # the loader's name for a world's LM
-    assert lm.resolve_world_llm(pinned_llm_name("world:toy/lm-v4")) == folder  # ... and the name a model saves
+    assert lm.resolve_world_llm("world:toy/lm-v5") == folder  # the loader's name for a world's LM
+    assert lm.resolve_world_llm(pinned_llm_name("world:toy/lm-v5")) == folder  # ... and the name a model saves
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
     assert not list(folder.parent.glob(".lm-*"))  # no temporary folder left behind
 

@@ -32,7 +32,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from salad_core.assets import AssetError
 from salad_core.eval.lanes import FEWSHOT_TEMPLATE, QUESTION_TEMPLATE, prompt_segments
-from salad_core.eval.vocabulary import K_SHOT
+from salad_core.eval.vocabulary import HEADLINE_SCORING, K_SHOT
 from salad_core.model.names import LLMName, parse_llm_name
 from salad_core.model.processing import tokenize_segment
 from salad_core.progress import Progress
@@ -143,14 +143,16 @@ def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_si
                       until: str = "plateau", patience: int = 2, min_gain: float = 0.02, k_shot: int = K_SHOT,
                       row_length: int | None = None, hidden: int = 192, layers: int = 3, heads: int = 4,
                       domain_weights: dict[str, float] | None = None, threads: int | Callable[[], int] | None = None,
-                      tokenizer: str = "word", vocab_size: int | None = None, progress: bool = True) -> dict:
+                      tokenizer: str = "word", vocab_size: int | None = None, stop_scoring: str = HEADLINE_SCORING,
+                      progress: bool = True) -> dict:
     """Train the world's LM from scratch and save model + tokenizer (`save_pretrained`) into `out_dir`.
 
     The training package's warmup-stable-decay schedule (salad_core/schedule.py): once `ready_to_decay` says so
     (`until`: the fact domains reach `target`, or that and the mean dev accuracy stops rising; checked every
     `eval_every` steps), the LR decays linearly over `decay_steps` (default 10% of `steps`, at least 50) and training
-    ends; otherwise it decays over the last `decay_steps` of `steps`. `tokenizer` is "word" or "bpe" (with
-    `vocab_size`; world/tokenizer.py). Training
+    ends; otherwise it decays over the last `decay_steps` of `steps`; the dev checks pick each answer by
+    `stop_scoring` (the headline scoring; the v4 recipes' "acc", as they were made). `tokenizer` is "word" or "bpe"
+    (with `vocab_size`; world/tokenizer.py). Training
     rows hold `row_length` tokens (default: the longest k-shot eval prompt, at least 128). `domain_weights` draws the
     named domains' documents that many times as often as the others' (weight 1; unnamed: 1). `threads` sets torch's CPU
     threads for the run (1 is much faster on a machine whose cores are busy with other work: OpenMP threads then wait
@@ -171,14 +173,14 @@ def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_si
     # the world's LM) gets the same weights whether or not the LM had to be trained first.
     try:
         with torch.random.fork_rng():
-            return _pretrain(world, Path(out_dir), steps, batch_size, lr, seed, target, stop, eval_every,
+            return _pretrain(world, Path(out_dir), steps, batch_size, lr, seed, target, stop, stop_scoring, eval_every,
                              decay_steps, k_shot, row_length, (hidden, layers, heads), domain_weights or {},
                              (tokenizer, vocab_size), thread_count, progress)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, eval_every, decay_steps, k_shot,
+def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, scoring, eval_every, decay_steps, k_shot,
               row_length, shape, domain_weights, tokenizer_kind, thread_count, progress) -> dict:
     torch.set_flush_denormal(True)  # denormals slow CPU training 5-10x after a few dozen updates
     torch.manual_seed(seed)
@@ -217,7 +219,7 @@ def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, e
         if bar is not None:
             bar.update()
         if step % eval_every == 0 and step < decay_begin:
-            accuracy = text_accuracy(llm, tokenizer, world, "dev", k_shot)
+            accuracy = text_accuracy(llm, tokenizer, world, "dev", k_shot, scoring=scoring)
             if bar is not None:
                 bar.update(0, message="dev accuracy " + ", ".join(f"{d} {a:.2f}" for d, a in accuracy.items()))
             history.append({"step": step, "loss": float(np.mean(losses[-eval_every:])), "dev_accuracy": accuracy})
@@ -229,13 +231,13 @@ def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, e
     llm.eval()
     report = {
         "world": world.name, "steps": step, "batch_size": batch_size, "row_length": row_length, "lr": lr, "seed": seed,
-        "k_shot": k_shot, "target": target, **stop, "domain_weights": domain_weights,
+        "k_shot": k_shot, "target": target, **stop, "stop_scoring": scoring, "domain_weights": domain_weights,
         "decay_start": decay_begin, "tokenizer": tokenizer_kind[0], "vocab_size": len(tokenizer),
         "hidden": hidden, "layers": layers, "threads": used,
         "parameters": sum(p.numel() for p in llm.parameters()), "train_s": round(train_s, 2),
         "final_loss": float(np.mean(losses[-min(20, len(losses)):])), "history": history,
-        "dev_accuracy": text_accuracy(llm, tokenizer, world, "dev", k_shot),
-        "test_accuracy": text_accuracy(llm, tokenizer, world, "test", k_shot),
+        "dev_accuracy": text_accuracy(llm, tokenizer, world, "dev", k_shot, scoring=scoring),
+        "test_accuracy": text_accuracy(llm, tokenizer, world, "test", k_shot, scoring=scoring),
         "kinds": {d.name: d.kind for d in world.domains},
     }
     report["target_reached"] = target_reached(report["dev_accuracy"], world, target)

@@ -7,13 +7,19 @@ takes; a world preset adds its own (`PRESET_PRETRAINING`). LM_FOLDER is the reci
 from __future__ import annotations
 
 LM_RECIPES: dict[str, dict] = {
-    "lm-v4": {"tokenizer": "word"},
-    "lm-v4-bpe": {"tokenizer": "bpe", "vocab_size": 400},  # subwords: an unheard word is made of heard pieces
+    # v5: the dev checks that decide when pretraining decays pick each answer by the evaluation's headline scoring
+    # (acc_norm), as salad eval and the training curves do. On the mini world the LM then decays at step 1,401, not
+    # 1,201, and reads the stories better (test acc_norm 0.74, against 0.55).
+    "lm-v5": {"tokenizer": "word"},
+    "lm-v5-bpe": {"tokenizer": "bpe", "vocab_size": 400},  # subwords: an unheard word is made of heard pieces
+    # v4, as they were made (the results of docs/results/stage1.md and stage2.md): the checks picked by plain acc
+    "lm-v4": {"tokenizer": "word", "stop_scoring": "acc"},
+    "lm-v4-bpe": {"tokenizer": "bpe", "vocab_size": 400, "stop_scoring": "acc"},
 }
 # The subword LM: on the mini world's dev split its Stage I model answered the spoken questions of the covered fact
 # domains far better than the word-level one's (capitals 0.51 against 0.22, docs/results/stage1.md): a CTC aid
 # over word pieces gets a rarely heard name nearly right ("elbania") where one over whole words loses it.
-LM_FOLDER = "lm-v4-bpe"
+LM_FOLDER = "lm-v5-bpe"
 
 # The nano world exists to run the whole pipeline in tests: its LM gets a short pretraining (half the mini LM's batch:
 # a minute on 2 cores), not a quality target.

@@ -47,18 +47,20 @@ def task_outputs(llm, tokenizer, task: Task, split: str = "dev", k_shot: int = K
 
 
 def task_accuracy(llm, tokenizer, task: Task, split: str = "dev", k_shot: int = K_SHOT, limit: int | None = None,
-                  seed: int = 0) -> float:
-    """Text accuracy of `llm` on one task split, by the headline scoring (`HEADLINE_SCORING`)."""
+                  seed: int = 0, scoring: str = HEADLINE_SCORING) -> float:
+    """Text accuracy of `llm` on one task split, each answer picked by `scoring` (by default the headline's)."""
     outputs = task_outputs(llm, tokenizer, task, split, k_shot, limit, seed)
-    return float(np.mean([o[correct_column(HEADLINE_SCORING)] for o in outputs]))
+    return float(np.mean([o[correct_column(scoring)] for o in outputs]))
 
 
-def text_accuracy(llm, tokenizer, world, split: str = "dev", k_shot: int = K_SHOT, limit: int | None = None) -> dict[str, float]:
+def text_accuracy(llm, tokenizer, world, split: str = "dev", k_shot: int = K_SHOT, limit: int | None = None,
+                  scoring: str = HEADLINE_SCORING) -> dict[str, float]:
     """Accuracy per domain name on one split."""
     was_training = llm.training
     llm.eval()
     try:
-        return {d.name: task_accuracy(llm, tokenizer, world_task(world, d.name), split, k_shot, limit) for d in world.domains}
+        return {d.name: task_accuracy(llm, tokenizer, world_task(world, d.name), split, k_shot, limit, scoring=scoring)
+                for d in world.domains}
     finally:
         llm.train(was_training)
 
