@@ -4,8 +4,9 @@ Every training run's periodic evaluations (metrics with a step) become checkpoin
 over every training run or one tag's (a `salad sweep` grid). Shown: F, M, text and speech accuracy against training
 tokens or hours of natural speech (one curve per run, coloured by α, with the power law M(D) = E + B·D^(−β) fitted
 per α); speech accuracy vs log M and text accuracy vs F across all checkpoints with R², leave-one-out R² and
-partial R², with the store's evaluated speech LLMs placed beside the checkpoints; a final per-task comparison of chosen runs; and the data-efficiency curve (speech accuracy against hours
-of natural speech) with the hours one α needs to match another's best. Widget keys start with `dyn_`.
+partial R², with the store's evaluated speech LLMs placed beside the checkpoints; a final per-task comparison of
+chosen runs; and the data-efficiency curve (speech accuracy against hours of natural speech) with the hours one α
+needs to match another's best. Widget keys start with `dyn_`.
 """
 
 from __future__ import annotations

@@ -34,9 +34,9 @@ INTRO = ("How much worse the adapted model answers from speech than the original
          "on text) and **misalignment** (adapted model on text − on speech). **F** and **M** measure the same two "
          "causes token by token, as KL divergences of next-token distributions in nats per token, on held-out "
          "documents half read, half heard (the model's world's probe documents, or broad English text); **item_F** "
-         "and **item_M** are F and M on the tasks' dev questions heard with their answer read. The grey mark on each task is the **no-audio "
-         "floor**: the adapted model hearing silence as long as the question, which is what the prompt and the options "
-         "alone give away. Error bars are 95 % bootstrap confidence intervals over items.")
+         "and **item_M** are F and M on the tasks' dev questions heard with their answer read. The grey mark on each "
+         "task is the **no-audio floor**: the adapted model hearing silence as long as the question, which is what "
+         "the prompt and the options alone give away. Error bars are 95 % bootstrap confidence intervals over items.")
 HELP = {
     "gap": "accuracy of the original LLM on text minus the adapted model's on speech",
     "forgetting": "original LLM on text minus adapted model on text",

@@ -4,9 +4,10 @@ For each item the same prompt is scored in each lane of the paired item (eval/vo
     base_text  the original LLM reads the question          text  the adapted model reads it
     speech     the adapted model hears it                   cascade  Whisper transcribes it, the original LLM reads that
     noaudio    the adapted model hears silence as long as the question: the floor the prompt and options give
-then accuracies (with audio_gain = speech − noaudio), gap = forgetting + misalignment with bootstrap intervals, cascade WER, and the token-level F and
-M on the tasks' dev items (held out from the test items scored). Results go to the store task by task, so an
-interrupted run keeps what it finished.
+each through the one evaluation loop (eval/evaluate.py); then accuracies (with audio_gain = speech − noaudio), gap =
+forgetting + misalignment with bootstrap intervals, cascade WER, the token-level F and M on the tasks' dev items
+(held out from the test items scored), and corpus F and M on the model's held-out probe documents (eval/probes.py).
+Results go to the store task by task, so an interrupted run keeps what it finished.
 
 With `voices` (a sweep, `salad eval --voices`), the text lanes are scored once and the lanes that hear the question
 once per voice condition (eval/voices.py); F and M are measured in the first condition, the run's reference voice.
@@ -100,8 +101,8 @@ def summary(run_id: str, per_task: dict[str, dict[str, dict]], divergence: dict[
                           "ci": {k: [_num(e.ci_low), _num(e.ci_high)] for k, e in est.items()},
                           "m_tokens": est["M"].n} for domain, est in (corpus or {}).items()}
     return {"run_id": run_id, "tasks": tasks, **{k: _num(divergence.get(k)) for k in DIVERGENCES},
-            "corpus": by_domain, "corpus_heard": corpus_heard, "scoring": config.scoring, "k_shot": config.k_shot, "voice": config.voice,
-            "conditions": conditions}
+            "corpus": by_domain, "corpus_heard": corpus_heard, "scoring": config.scoring, "k_shot": config.k_shot,
+            "voice": config.voice, "conditions": conditions}
 
 
 def _num(x) -> float | None:
@@ -238,7 +239,7 @@ def run_eval(config: EvalConfig, store: Store | None = None) -> dict:
         pooled = divergence_estimates(probes, config.seed, prefix="item_")
         corpus = corpus_metrics(model, config, store, run_id, set(items_by_task)) if config.corpus else {}
         store.add_metrics(run_id, metric_rows(ALL_TASKS, pooled, config.reference))
-        divergence = {**{k: e.value for k, e in pooled.items()}, **{k: e.value for k, e in corpus.get(ALL_TASKS, {}).items()}}
+        divergence = {k: e.value for k, e in {**pooled, **corpus.get(ALL_TASKS, {})}.items()}
     return summary(run_id, per_task, divergence, config, corpus, heard_spans(model) if config.corpus else None)
 
 

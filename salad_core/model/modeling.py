@@ -278,7 +278,8 @@ class SaladModel(HearsSegments, PreTrainedModel):
         folder = Path(pretrained_model_name_or_path)
         _check_unused(model_args, kwargs)
         if not (folder / WEIGHTS_NAME).is_file():
-            raise InputError(f"{folder} holds no {WEIGHTS_NAME}: not a saved SaladModel. Fix: pass a folder written by save_pretrained.")
+            raise InputError(f"{folder} holds no {WEIGHTS_NAME}: not a saved SaladModel. Fix: pass a folder written "
+                             "by save_pretrained.")
         if config is not None and not isinstance(config, SaladConfig):
             raise TypeError(f"config is a {type(config).__name__}, not a SaladConfig. "
                             "Fix: pass a SaladConfig, or none to read the folder's.")
@@ -287,7 +288,8 @@ class SaladModel(HearsSegments, PreTrainedModel):
         expected = set(model.trained_state_dict())
         missing, unexpected = expected - set(state), set(state) - expected
         if missing or unexpected:
-            raise InputError(f"{folder}/{WEIGHTS_NAME} does not fit this config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+            raise InputError(f"{folder}/{WEIGHTS_NAME} does not fit this config: missing {sorted(missing)[:5]}, "
+                             f"unexpected {sorted(unexpected)[:5]}")
         model.load_state_dict(state, strict=False)
         return model.eval()
 
