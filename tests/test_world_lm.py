@@ -265,7 +265,6 @@ def test_a_world_build_follows_its_lm_childs_progress(tmp_path, monkeypatch):
                 bar.update(1, message=f"dev accuracy capitals 0.{{step}}0")
     """)
     (tmp_path / build.LM_LOG).write_text("")
-    (tmp_path / build.SPEECH_DONE).touch()
     monkeypatch.setenv(PROGRESS_ENV, str(tmp_path / "build.json"))
     monkeypatch.setattr(build, "FOLLOW_EVERY_S", 0.1)
     build._finish_lm(subprocess.Popen([sys.executable, "-c", child]), tmp_path)

@@ -212,7 +212,6 @@ def _write_world(out: Path, preset: str, cfg: dict, progress: bool, lm: bool) ->
         kept_docs = [d for d in kept_docs if d is not None]  # a failed clip drops its document, the rest go on
         speech_done = time.monotonic()
         if lm_job:
-            (out / SPEECH_DONE).touch()  # the LM child takes every core from here on
             _finish_lm(lm_job, out, progress)
     finally:
         if lm_job and lm_job.poll() is None:
@@ -239,12 +238,11 @@ def _write_text(out: Path, preset: str, cfg: dict, plan: dict, speech_docs: list
 
 
 # The world's LM needs only the text, so it pretrains in a child process while the speech is synthesized and
-# encoded, each on one core; whichever finishes first hands its core to the other (the encoder takes every core
-# once the LM is done, the LM once the file SPEECH_DONE appears). The child writes its progress (steps, and the dev
-# accuracy at each check) to LM_PROGRESS; once the speech is done, the build shows it as its own bar.
+# encoded, each on one core; the encoder takes every core once the LM is done (the LM keeps its one thread, so every
+# build gives the same LM). The child writes its progress (steps, and the dev accuracy at each check) to LM_PROGRESS;
+# once the speech is done, the build shows it as its own bar.
 LM_LOG = "lm-pretraining.log"
 LM_PROGRESS = "lm-progress.json"
-SPEECH_DONE = "speech.done"
 FOLLOW_EVERY_S = 1.0
 
 
@@ -267,7 +265,7 @@ def _finish_lm(job: subprocess.Popen, out: Path, progress: bool = True) -> None:
         raise AssetError(f"Pretraining the world's LM failed (exit {job.returncode}); its log ends:\n{tail}\n"
                          "Fix: read the error above; `salad world build --no-lm` builds the world without it, and "
                          "the LM is then trained on first use.")
-    for name in (LM_LOG, LM_PROGRESS, SPEECH_DONE):
+    for name in (LM_LOG, LM_PROGRESS):
         (out / name).unlink(missing_ok=True)
 
 

@@ -23,7 +23,6 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +141,7 @@ def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_si
                       seed: int = 0, target: float = 0.9, eval_every: int = 100, decay_steps: int | None = None,
                       until: str = "plateau", patience: int = 2, min_gain: float = 0.02, k_shot: int = K_SHOT,
                       row_length: int | None = None, hidden: int = 192, layers: int = 3, heads: int = 4,
-                      domain_weights: dict[str, float] | None = None, threads: int | Callable[[], int] | None = None,
+                      domain_weights: dict[str, float] | None = None, threads: int = 1,
                       tokenizer: str = "word", vocab_size: int | None = None, stop_scoring: str = HEADLINE_SCORING,
                       progress: bool = True) -> dict:
     """Train the world's LM from scratch and save model + tokenizer (`save_pretrained`) into `out_dir`.
@@ -155,9 +154,10 @@ def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_si
     (with `vocab_size`; world/tokenizer.py). Training
     rows hold `row_length` tokens (default: the longest k-shot eval prompt, at least 128). `domain_weights` draws the
     named domains' documents that many times as often as the others' (weight 1; unnamed: 1). `threads` sets torch's CPU
-    threads for the run (1 is much faster on a machine whose cores are busy with other work: OpenMP threads then wait
-    on each other); a callable is asked again at every step, so the count can grow when the other work ends. Returns the report also written to
-    `out_dir/lm_report.json`.
+    threads for the whole run: one by default, so that a world gives the same LM on any machine and whatever runs
+    beside it (a count that changed mid-run, at a step that depended on when the build's speech was done, changed the
+    float sums and with them the step at which the mini LM decayed: 1,401 and 1,701 in two builds; and the tiny LM
+    trains no slower on one thread). Returns the report also written to `out_dir/lm_report.json`.
     """
     if steps < 1 or batch_size < 1 or eval_every < 1:
         raise ValueError(f"steps, batch_size and eval_every must be >= 1; got {steps}, {batch_size}, {eval_every}")
@@ -168,21 +168,21 @@ def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_si
                          f"({', '.join(d.name for d in world.domains)})")
     stop = {"until": until, "patience": patience, "min_gain": min_gain}
     previous_threads = torch.get_num_threads()
-    thread_count = threads if callable(threads) else lambda: threads or previous_threads
     # Its own RNG stream: a caller that seeded torch before the LM was first needed (an untrained adapter built on
     # the world's LM) gets the same weights whether or not the LM had to be trained first.
     try:
         with torch.random.fork_rng():
             return _pretrain(world, Path(out_dir), steps, batch_size, lr, seed, target, stop, stop_scoring, eval_every,
                              decay_steps, k_shot, row_length, (hidden, layers, heads), domain_weights or {},
-                             (tokenizer, vocab_size), thread_count, progress)
+                             (tokenizer, vocab_size), threads, progress)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, scoring, eval_every, decay_steps, k_shot,
-              row_length, shape, domain_weights, tokenizer_kind, thread_count, progress) -> dict:
+              row_length, shape, domain_weights, tokenizer_kind, threads, progress) -> dict:
     torch.set_flush_denormal(True)  # denormals slow CPU training 5-10x after a few dozen updates
+    torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
@@ -201,11 +201,7 @@ def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, s
     history, losses, step, accuracy = [], [], 0, {}
     bar = Progress(steps, f"pretraining {world.name} LM") if progress else None
     llm.train()
-    used = []  # the thread counts the run used, in order
     while step < min(decay_begin + decay_steps - 1, steps):
-        if thread_count() != torch.get_num_threads() or not used:
-            torch.set_num_threads(thread_count())
-            used.append(thread_count())
         for group in optimizer.param_groups:
             group["lr"] = lr * wsd_factor(step + 1, warmup, decay_begin, decay_begin + decay_steps - 1)
         batch = pack_rows(groups, batch_size, row_length, rng, weights)
@@ -233,7 +229,7 @@ def _pretrain(world, out_dir: Path, steps, batch_size, lr, seed, target, stop, s
         "world": world.name, "steps": step, "batch_size": batch_size, "row_length": row_length, "lr": lr, "seed": seed,
         "k_shot": k_shot, "target": target, **stop, "stop_scoring": scoring, "domain_weights": domain_weights,
         "decay_start": decay_begin, "tokenizer": tokenizer_kind[0], "vocab_size": len(tokenizer),
-        "hidden": hidden, "layers": layers, "threads": used,
+        "hidden": hidden, "layers": layers, "threads": threads,
         "parameters": sum(p.numel() for p in llm.parameters()), "train_s": round(train_s, 2),
         "final_loss": float(np.mean(losses[-min(20, len(losses)):])), "history": history,
         "dev_accuracy": text_accuracy(llm, tokenizer, world, "dev", k_shot, scoring=scoring),
@@ -315,10 +311,7 @@ def resolve_world_llm(name: str | LLMName) -> Path | None:
 if __name__ == "__main__":  # `python -m salad_core.world.lm FOLDER`: the world build pretrains the LM beside the speech
     import sys
 
-    from salad_core.world.build import SPEECH_DONE
     from salad_core.world.world import World
 
-    folder = Path(sys.argv[1])
-    cores = len(os.sched_getaffinity(0))
     # its bar goes to the build's log, its state to the file the build follows ($SALAD_PROGRESS_FILE)
-    ensure_world_lm(World(folder), threads=lambda: cores if (folder / SPEECH_DONE).exists() else 1)
+    ensure_world_lm(World(Path(sys.argv[1])))

@@ -9,7 +9,7 @@ from __future__ import annotations
 LM_RECIPES: dict[str, dict] = {
     # v5: the dev checks that decide when pretraining decays pick each answer by the evaluation's headline scoring
     # (acc_norm), as salad eval and the training curves do. On the mini world the LM then decays at step 1,401, not
-    # 1,201, and reads the stories better (test acc_norm 0.74, against 0.55).
+    # 1,201 (docs/world.md).
     "lm-v5": {"tokenizer": "word"},
     "lm-v5-bpe": {"tokenizer": "bpe", "vocab_size": 400},  # subwords: an unheard word is made of heard pieces
     # v4, as they were made (the results of docs/results/stage1.md and stage2.md): the checks picked by plain acc
