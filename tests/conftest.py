@@ -158,9 +158,10 @@ def fixture_store(tmp_path: Path, fixture_store_template: Store) -> Store:
 # The slow lane: the modules that build a world, train, run the real commands, load real pretrained models or drive
 # a browser, and every test of the real commands' store (`pipeline`). `pytest -m "not slow"` (docs/testing.md) runs
 # the rest: the fast lane.
-SLOW_MODULES = {"test_browser", "test_compare", "test_demo", "test_eval", "test_explore", "test_one_evaluation",
-                "test_reports", "test_speechllm_eval", "test_stage2", "test_sweep", "test_trainer", "test_trainer_ddp",
-                "test_trainer_failures", "test_trainer_steps", "test_voices", "test_world", "test_world_audit"}
+SLOW_MODULES = {"test_browser", "test_compare", "test_demo", "test_eval", "test_explore", "test_explorer_page",
+                "test_one_evaluation", "test_reports", "test_speechllm_eval", "test_stage2", "test_sweep",
+                "test_trainer", "test_trainer_ddp", "test_trainer_failures", "test_trainer_steps", "test_voices",
+                "test_world", "test_world_audit"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -33,12 +33,18 @@ def add_model(store: Store, root, run_id: str, seed: int):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, explore_cache):  # noqa: F811
-    """Two models; representations of both on the nano world's test items, as the page's job would compute them."""
-    from salad_core.explore.representations import ensure_representations
+def nano_world():
+    """The page asks for the nano world's test items by default: the world must be built."""
     from salad_core.world import build_world
 
-    build_world("nano", progress=False)
+    return build_world("nano", progress=False)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, explore_cache, nano_world):  # noqa: F811
+    """Two models; representations of both on the nano world's test items, as the page's job would compute them."""
+    from salad_core.explore.representations import ensure_representations
+
     root = tmp_path_factory.mktemp("explorer")
     store = Store(root / "s.duckdb")
     items = sources.load_item_set(SPEC, store)
@@ -135,6 +141,7 @@ def test_page_on_an_empty_store_says_what_to_do(tmp_path):
     assert "No model with loadable weights" in at.info[0].value
 
 
+@pytest.mark.usefixtures("nano_world")
 def test_a_model_without_representations_offers_to_compute_them(tmp_path, started):
     store = Store(tmp_path / "s.duckdb")
     add_model(store, tmp_path, "train-new", seed=7)

@@ -255,10 +255,12 @@ def test_every_family_scores_in_bfloat16_as_on_a_gpu(family, tiny_folders):
     import torch
 
     from salad_core.eval.lanes import LaneScorer, PreparedItem
+    from salad_core.eval.model import EvaluatedModel
     from salad_core.speechllm.model import load_speech_llm
     from salad_core.tasks import Item
 
     model = load_speech_llm(str(tiny_folders[family]), dtype=torch.bfloat16)
+    assert isinstance(model, EvaluatedModel)  # what the evaluation asks of every model it scores
     item = Item("t", "1", "test", "What is two plus two?", ("three", "four"), 1, "math")
     audio = (0.3 * np.sin(np.arange(24000) * 2 * np.pi * 220 / 16000)).astype(np.float32)
     lanes = ["text", "speech", "noaudio"] + (["base_text"] if model.base is not None else [])

@@ -147,6 +147,16 @@ def test_a_run_ends_done_or_failed_with_its_error(tmp_path):
     assert store.runs().set_index("run_id").loc[run_id, "status"] == "failed"
 
 
+def test_an_invalid_row_fails_its_run_with_the_row_named(fixture_store):
+    with pytest.raises(StoreError):
+        with fixture_store.run("eval", {"limit": 1}) as run_id:
+            fixture_store.add_outputs(run_id, [{"item_id": "capitals@1/0", "lane": "speach", "pred": 0,
+                                                "correct": True}])
+    run = fixture_store.runs().set_index("run_id").loc[run_id]
+    assert run["status"] == "failed"
+    assert run["error"].startswith("StoreError: Table 'outputs' refused row 0") and "item_id='capitals@1/0'" in run["error"]
+
+
 def test_an_evaluation_names_its_training_run_and_the_first_is_its_final_evaluation(tmp_path):
     store = Store(tmp_path / "s.duckdb")
     trained = store.create_run("train", {"preset": "nano"}, plan={"max_steps": 40})
