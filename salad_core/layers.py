@@ -14,7 +14,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("utilities", ("salad_core", "errors", "paths", "text", "progress", "flags", "schedule", "maps", "assets", "jobs", "provenance", "store",
                    "schema", "losses", "fitting", "analysis", "layers", "options", "runs", "eval.vocabulary")),
     ("speech", ("audio", "tts", "asr")),
-    ("models and tasks", ("model", "speechllm", "tasks", "clips", "documents", "presets")),
+    ("models and tasks", ("model", "speechllm", "tasks", "clips", "documents", "presets", "speech_data")),
     ("evaluation", ("eval",)),
     ("the mini world and the broad corpus", ("world", "broad")),
     ("recipes", ("train", "select", "explore", "compare", "shipping")),
