@@ -156,8 +156,9 @@ def pretrain_world_lm(world, out_dir: str | Path, *, steps: int = 1500, batch_si
     named domains' documents that many times as often as the others' (weight 1; unnamed: 1). `threads` sets torch's CPU
     threads for the whole run: one by default, so that a world gives the same LM on any machine and whatever runs
     beside it (a count that changed mid-run, at a step that depended on when the build's speech was done, changed the
-    float sums and with them the step at which the mini LM decayed: 1,401 and 1,701 in two builds; and the tiny LM
-    trains no slower on one thread). Returns the report also written to `out_dir/lm_report.json`.
+    float sums and with them the step at which the mini LM decayed: 1,401 and 1,701 in two builds; one thread costs
+    a third more time per step when the other core is free). Returns the report also written to
+    `out_dir/lm_report.json`.
     """
     if steps < 1 or batch_size < 1 or eval_every < 1:
         raise ValueError(f"steps, batch_size and eval_every must be >= 1; got {steps}, {batch_size}, {eval_every}")
