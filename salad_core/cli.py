@@ -27,6 +27,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from salad_core.cli_training import (
     add_select_args,
@@ -146,6 +147,9 @@ def add_world_args(parser: argparse.ArgumentParser) -> None:
                         help="skip pretraining the world's LM beside the speech (it is then trained on first use)")
     parser.add_argument("--out", help="export: the folder to write eval_items.jsonl, speech_train.jsonl and "
                         "selection_pool.jsonl into")
+    parser.add_argument("--speech-dataset", action="store_true",
+                        help="export: also the natural speech as a `datasets` folder, OUT/speech (one row per "
+                        "utterance: audio, text, doc, pos), which `salad train --speech hf:OUT/speech` reads")
 
 
 CORPORA = ("mini", "nano", "broad")
@@ -182,8 +186,13 @@ def cmd_world(args: argparse.Namespace) -> dict:
         if not args.out:
             raise InputError("salad world export needs --out DIR, the folder to write the JSONL files into.")
         written = world.export(args.out)
+        if args.speech_dataset:
+            from salad_core.world.speech_export import export_speech_dataset
+
+            written["speech"] = export_speech_dataset(world, Path(args.out) / "speech", progress=not args.json)
         if not args.json:
-            print("\n".join(f"{args.out}/{name}: {n} lines" for name, n in written.items()))
+            print("\n".join(f"{args.out}/{name}: {n} {'utterances' if name == 'speech' else 'lines'}"
+                            for name, n in written.items()))
         return {"world": world.name, "out": args.out, "files": written}
     info = world.info()
     if not args.json:

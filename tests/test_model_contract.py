@@ -135,7 +135,7 @@ def test_from_pretrained_honours_dtype_and_device_map(tiny_folders, tmp_path):
         parts = [loaded.llm, loaded.adapter, loaded.encoder.encoder]
         assert {p.dtype for part in parts for p in part.parameters()} == {torch.bfloat16}
         assert {p.device.type for p in loaded.parameters()} == {"cpu"}
-        assert loaded.encoder.mel_filters.dtype == torch.float32  # the log-mel front end stays float32
+        assert loaded.encoder.log_mel.mel_filters.dtype == torch.float32  # the log-mel front end stays float32
         for key, value in trained.adapter.state_dict().items():
             assert torch.equal(loaded.adapter.state_dict()[key], value.to(torch.bfloat16))
     reference = SaladModel.from_pretrained(tmp_path)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from salad_core.errors import InputError
 from salad_core.train.config import PRESET_RECIPES, TrainConfig
 
 
@@ -125,3 +126,25 @@ def test_the_ctc_warm_up_leaves_room_for_distillation():
         TrainConfig.for_preset("nano", align="ctc", ctc_warmup_steps=40, max_steps=40)
     smol = TrainConfig.for_preset("smol")
     assert smol.align == "ctc-soft" and 0 < smol.ctc_warmup_steps < smol.max_steps and smol.llm_mode == "frozen"
+
+
+def test_the_model_options_set_only_what_is_given_on_top_of_the_preset():
+    from salad_core.presets import model_config
+
+    given = TrainConfig.for_preset("nano", encoder="openai/whisper-small", adapter_width=96, adapter_hz=12.5)
+    built = model_config("nano", **given.model_options())
+    assert (built.encoder_name, built.adapter_width, built.adapter_stack) == ("openai/whisper-small", 96, 4)
+    assert (built.llm_name, built.adapter_layers, built.adapter_heads) == ("world:nano", 1, 2)  # the preset's
+    plain = model_config("nano", **TrainConfig.for_preset("nano").model_options())
+    assert (plain.encoder_name, plain.adapter_width, plain.adapter_stack) == ("openai/whisper-tiny.en", 64, 4)
+
+
+@pytest.mark.parametrize("options, says", [
+    ({"adapter_hz": 15.0}, "adapter_hz 15.0 is not the encoder's 50 Hz divided by a whole number"),
+    ({"adapter_hz": 100.0}, "adapter_hz 100.0"),
+    ({"adapter_width": 50, "adapter_heads": 4}, "adapter_width 50 does not split into 4 heads"),
+    ({"adapter_layers": 0}, "adapter_layers must be a positive count"),
+])
+def test_an_adapter_shape_that_cannot_be_built_is_refused_by_name(options, says):
+    with pytest.raises(InputError, match=says):
+        TrainConfig.for_preset("mini", **options)

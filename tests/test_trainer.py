@@ -177,3 +177,20 @@ def test_the_ctc_warm_up_trains_the_adapter_alone_then_distillation_takes_over(t
     machines = [json.loads(line) for line in (Path(summary["run_dir"]) / "machines.jsonl").read_text().splitlines()]
     assert len(machines) == 1 and machines[0]["from_step"] == 0 and machines[0]["device"] == "cpu"
     assert machines[0]["cpu_cores"] >= 1
+
+
+def test_any_encoder_and_adapter_shape_train_and_are_saved(tmp_path):
+    """`salad train --encoder` takes another Whisper-family encoder (Whisper-base, 512 wide, where the preset's
+    tiny.en is 384) and the adapter's shape from flags; the saved model rebuilds with both."""
+    from salad_core.model.config import SaladConfig
+
+    summary = finish(salad(["--preset", "nano", "--encoder", "whisper-base", "--adapter-layers", "2",
+                            "--adapter-width", "48", "--adapter-heads", "3", "--adapter-hz", "25", "--max-steps", "3",
+                            "--batch-size", "2", "--warmup-steps", "1", "--eval-every", "3", "--eval-items", "1",
+                            "--ckpt-every", "3", "--no-final-eval", "--json", "--db", str(tmp_path / "s.duckdb")],
+                           tmp_path))
+    saved = SaladConfig.from_pretrained(Path(summary["run_dir"]) / "final")
+    assert (saved.encoder_name, saved.encoder_hidden_size) == ("whisper-base", 512)
+    assert (saved.adapter_layers, saved.adapter_width, saved.adapter_heads, saved.adapter_stack) == (2, 48, 3, 2)
+    losses = Store(str(tmp_path / "s.duckdb")).train_steps(summary["run_id"])["loss"]
+    assert summary["steps"] == 3 and len(losses) == 3 and losses.notna().all() and (losses > 0).all()

@@ -243,3 +243,31 @@ def test_another_encoder_gets_its_own_frames_from_the_clips_audio(world):
     torch.testing.assert_close(other[0], expected)
     torch.testing.assert_close(other[1], expected)
     assert list(world.bank._other_frames[str(encoder.name)]) == [clip]  # encoded once, memoised
+
+
+def test_the_natural_speech_exports_as_a_users_corpus(world, tmp_path):
+    """`salad world export --speech-dataset`: one row per span, in document order, every one with audio (the spoken
+    spans are the world's clips, the read ones spoken now in the document's voice), as a `datasets` folder."""
+    import io
+
+    import datasets
+    import soundfile as sf
+
+    from salad_core.cli import main
+
+    assert main(["world", "export", "--corpus", "nano", "--out", str(tmp_path), "--speech-dataset", "--json"]) == 0
+    rows = datasets.load_from_disk(str(tmp_path / "speech")).cast_column("audio", datasets.Audio(decode=False))
+    docs = [d for d in world.speech_docs() if any(s.clip_id for s in d.spans)]
+    by_doc: dict[str, list[dict]] = {}
+    for row in rows:
+        by_doc.setdefault(row["doc"], []).append(row)
+    assert list(by_doc) == [d.doc_id for d in docs]
+    for doc in docs:
+        assert " ".join(r["text"] for r in by_doc[doc.doc_id]) == doc.text  # every span, in order
+        assert [r["spoken_in_world"] for r in by_doc[doc.doc_id]] == [s.clip_id is not None for s in doc.spans]
+    first = next(r for r in rows if r["spoken_in_world"])
+    audio, rate = sf.read(io.BytesIO(first["audio"]["bytes"]), dtype="float32")
+    clip = world.audio(f"{first['doc']}-{first['pos']:02d}")
+    assert rate == 16000 and np.abs(audio - clip).max() < 1e-3  # the world's clip (16-bit FLAC)
+    read = next(r for r in rows if not r["spoken_in_world"])
+    assert sf.info(io.BytesIO(read["audio"]["bytes"])).duration > 0.2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+from salad_core.errors import InputError
 from salad_core.options import CTC_READS, LLM_MODES
 
 
@@ -37,13 +38,14 @@ class SaladConfig(PretrainedConfig):
         **kwargs,
     ):
         if llm_mode not in LLM_MODES:
-            raise ValueError(f"llm_mode must be one of {LLM_MODES}, got {llm_mode!r}")
+            raise InputError(f"llm_mode must be one of {LLM_MODES}, got {llm_mode!r}")
         if encoder_context not in ("clip", "30s"):
-            raise ValueError(f"encoder_context must be 'clip' or '30s', got {encoder_context!r}")
+            raise InputError(f"encoder_context must be 'clip' or '30s', got {encoder_context!r}")
         if ctc_read not in CTC_READS:
-            raise ValueError(f"ctc_read must be one of {CTC_READS}, got {ctc_read!r}")
+            raise InputError(f"ctc_read must be one of {CTC_READS}, got {ctc_read!r}")
         if adapter_width % adapter_heads:
-            raise ValueError(f"adapter_width ({adapter_width}) must be divisible by adapter_heads ({adapter_heads})")
+            raise InputError(f"adapter_width ({adapter_width}) must be divisible by adapter_heads ({adapter_heads}). "
+                             f"Fix: pass an adapter width that is a multiple of the heads, or other heads.")
         self.llm_name = llm_name
         self.encoder_name = encoder_name
         self.encoder_context = encoder_context

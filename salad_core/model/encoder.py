@@ -163,6 +163,45 @@ def audio_problem(audio: object) -> str | None:
 # The encoder
 
 
+class LogMel(torch.nn.Module):
+    """Whisper's log-mel front end, apart from the encoder so that a training job's data workers run it on the CPU
+    while the encoder runs on the accelerator (`SpeechEncoder.encode_features`)."""
+
+    def __init__(self, n_mels: int, context: str = "clip", pad_seconds: float = 1.0, max_frames: int = 1500):
+        super().__init__()
+        self.n_mels, self.context, self.pad_seconds, self.max_frames = n_mels, context, pad_seconds, max_frames
+        filters = mel_filter_bank(num_frequency_bins=N_FFT // 2 + 1, num_mel_filters=n_mels, min_frequency=0.0,
+                                  max_frequency=SAMPLE_RATE / 2, sampling_rate=SAMPLE_RATE, norm="slaney",
+                                  mel_scale="slaney")
+        self.register_buffer("mel_filters", torch.tensor(filters.T, dtype=torch.float32), persistent=False)
+        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+
+    def forward(self, audio: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """The log-mel spectrogram (n_mels, len // 160) of one 16 kHz clip, exactly as given (no padding)."""
+        wave = _as_wave(audio).to(self.window.device)
+        if wave.ndim != 1 or wave.numel() <= N_FFT // 2:
+            raise AudioInputError(f"features() needs one mono clip of more than {N_FFT // 2} samples, got shape "
+                                  f"{tuple(wave.shape)}. Fix: pass a 1-D 16 kHz clip (pad very short ones).")
+        spec = torch.stft(wave, N_FFT, HOP, window=self.window, return_complex=True)  # centred, reflect-padded
+        power = spec[:, :-1].abs() ** 2  # Whisper drops the last STFT frame
+        log_mel = torch.clamp(self.mel_filters @ power, min=1e-10).log10()
+        log_mel = torch.maximum(log_mel, log_mel.max() - 8.0)
+        return (log_mel + 4.0) / 4.0
+
+    def padded(self, audio: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """The log-mel of one clip padded as `SpeechEncoder.encode` pads it: to whole encoder frames plus
+        `pad_seconds` of silence ("clip" context), or to Whisper's 30 s window ("30s")."""
+        wave = _as_wave(audio)
+        target = SAMPLES_PER_FRAME * self.max_frames if self.context == "30s" else self._padded_length(wave.numel())
+        return self(torch.nn.functional.pad(wave, (0, target - wave.numel())))
+
+    def _padded_length(self, samples: int) -> int:
+        # At least whole encoder frames over the clip, at most the position table (30 s).
+        whole_frames = math.ceil(samples / SAMPLES_PER_FRAME) * SAMPLES_PER_FRAME
+        padded = max(samples + round(self.pad_seconds * SAMPLE_RATE), whole_frames)
+        return min(padded, SAMPLES_PER_FRAME * self.max_frames)
+
+
 class SpeechEncoder(torch.nn.Module):
     """A frozen Whisper-family encoder: 16 kHz audio in, (frames, hidden) at 50 Hz out. Always in eval mode."""
 
@@ -182,11 +221,7 @@ class SpeechEncoder(torch.nn.Module):
         self.hidden_size: int = encoder.config.d_model
         self.n_mels: int = encoder.config.num_mel_bins
         self.max_frames: int = encoder.config.max_source_positions
-        filters = mel_filter_bank(num_frequency_bins=N_FFT // 2 + 1, num_mel_filters=self.n_mels, min_frequency=0.0,
-                                  max_frequency=SAMPLE_RATE / 2, sampling_rate=SAMPLE_RATE, norm="slaney",
-                                  mel_scale="slaney")
-        self.register_buffer("mel_filters", torch.tensor(filters.T, dtype=torch.float32), persistent=False)
-        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+        self.log_mel = LogMel(self.n_mels, context, pad_seconds, self.max_frames)
 
     @classmethod
     def load(cls, name: str | Path, context: str = "clip", pad_seconds: float = 1.0,
@@ -202,19 +237,11 @@ class SpeechEncoder(torch.nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.window.device
+        return self.log_mel.window.device
 
     def features(self, audio: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Whisper's log-mel spectrogram (n_mels, len // 160) of one 16 kHz clip, exactly as given (no padding)."""
-        wave = _as_wave(audio).to(self.device)
-        if wave.ndim != 1 or wave.numel() <= N_FFT // 2:
-            raise AudioInputError(f"features() needs one mono clip of more than {N_FFT // 2} samples, got shape "
-                                  f"{tuple(wave.shape)}. Fix: pass a 1-D 16 kHz clip (pad very short ones).")
-        spec = torch.stft(wave, N_FFT, HOP, window=self.window, return_complex=True)  # centred, reflect-padded
-        power = spec[:, :-1].abs() ** 2  # Whisper drops the last STFT frame
-        log_mel = torch.clamp(self.mel_filters @ power, min=1e-10).log10()
-        log_mel = torch.maximum(log_mel, log_mel.max() - 8.0)
-        return (log_mel + 4.0) / 4.0
+        return self.log_mel(audio)
 
     def forward(self, input_features: torch.Tensor, mel_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Encode a padded batch of any length up to 30 s; positions sliced to fit.
@@ -267,29 +294,23 @@ class SpeechEncoder(torch.nn.Module):
         order = sorted(good, key=lambda i: -waves[i].numel())
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            run = self._encode_30s if self.context == "30s" else self._encode_clips
-            for i, frames in zip(batch, run([waves[i] for i in batch])):
+            feats = [self.log_mel.padded(waves[i]) for i in batch]
+            for i, frames in zip(batch, self.encode_features(feats, [waves[i].numel() for i in batch])):
                 out[i] = frames
         return out
 
-    def _padded_length(self, samples: int) -> int:
-        # At least whole encoder frames over the clip, at most the position table (30 s).
-        whole_frames = math.ceil(samples / SAMPLES_PER_FRAME) * SAMPLES_PER_FRAME
-        padded = max(samples + round(self.pad_seconds * SAMPLE_RATE), whole_frames)
-        return min(padded, SAMPLES_PER_FRAME * self.max_frames)
+    @torch.no_grad()
+    def encode_features(self, feats: Sequence[torch.Tensor], samples: Sequence[int]) -> list[torch.Tensor]:
+        """Per clip, the frames covering its `samples`, from its front end (`log_mel.padded`, run here or in a
+        data worker), in one batch."""
+        feats = [f.to(self.device) for f in feats]
+        if self.context == "30s":
+            hidden = self.encoder(torch.stack(feats).to(self.encoder.conv1.weight.dtype)).last_hidden_state
+        else:
+            lengths = torch.tensor([f.shape[1] for f in feats], device=self.device)
+            batch = torch.zeros(len(feats), self.n_mels, int(lengths.max()), device=self.device)
+            for row, f in zip(batch, feats):
+                row[:, : f.shape[1]] = f
+            hidden = self(batch, lengths)
+        return [hidden[k, : math.ceil(n / SAMPLES_PER_FRAME)].clone() for k, n in enumerate(samples)]
 
-    def _encode_clips(self, waves: list[torch.Tensor]) -> list[torch.Tensor]:
-        feats = [self.features(torch.nn.functional.pad(w, (0, self._padded_length(w.numel()) - w.numel())))
-                 for w in waves]
-        lengths = torch.tensor([f.shape[1] for f in feats], device=self.device)
-        batch = torch.zeros(len(feats), self.n_mels, int(lengths.max()), device=self.device)
-        for row, f in zip(batch, feats):
-            row[:, : f.shape[1]] = f
-        hidden = self(batch, lengths)
-        return [hidden[k, : math.ceil(w.numel() / SAMPLES_PER_FRAME)].clone() for k, w in enumerate(waves)]
-
-    def _encode_30s(self, waves: list[torch.Tensor]) -> list[torch.Tensor]:
-        window = SAMPLES_PER_FRAME * self.max_frames
-        batch = torch.stack([self.features(torch.nn.functional.pad(w, (0, window - w.numel()))) for w in waves])
-        hidden = self.encoder(batch.to(self.encoder.conv1.weight.dtype)).last_hidden_state
-        return [hidden[k, : math.ceil(w.numel() / SAMPLES_PER_FRAME)].clone() for k, w in enumerate(waves)]

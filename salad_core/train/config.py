@@ -15,6 +15,8 @@ from salad_core.flags import to_argv
 from salad_core.options import KL_DIRECTIONS, LLM_MODES
 from salad_core.schedule import decay_start
 
+ENCODER_HZ = 50.0  # frames per second of every Whisper-family encoder
+
 # Per-preset recipes: the options in which a preset's tested set-up differs from the defaults below. A flag given on
 # the command line (or a field passed to `for_preset`) always wins. The mini recipe is what reaches the spoken
 # accuracy target on the CPU (docs/results/stage1.md): the CTC alignment aid with the
@@ -61,6 +63,12 @@ STAGE2_RESETS = {"warmup_steps": 0, "decay_fraction": 1.0, "llm_unfreeze_step": 
 class TrainConfig:
     preset: str = "mini"  # model + data preset (see salad_core.presets)
     llm: str | None = None  # the LLM instead of the preset's: a hub id, a folder, or world:<preset>/<lm recipe>
+    encoder: str | None = None  # the frozen speech encoder instead of the preset's: a Whisper-family hub id or folder
+    # the adapter's shape instead of the preset's (None: the preset's)
+    adapter_layers: int | None = None  # causal transformer layers
+    adapter_width: int | None = None  # their width
+    adapter_heads: int | None = None  # attention heads (must divide the width)
+    adapter_hz: float | None = None  # frames per second it emits: the encoder's 50 Hz frames stacked 50/hz at a time
     # loss: alpha * KL(teacher(all text) || student(interleaved)) + (1 - alpha) * NLL, at next-is-text positions
     alpha: float = 1.0  # SALAD uses 1.0 (pure distillation); 0.0 is plain next-token training
     kl_direction: str = "forward"  # forward = KL(teacher || student) (assumed by the paper; unsure)
@@ -115,8 +123,31 @@ class TrainConfig:
         if self.align != "none" and self.ctc_warmup_steps >= self.max_steps:
             raise InputError(f"ctc_warmup_steps {self.ctc_warmup_steps} leaves no step of distillation in max_steps "
                              f"{self.max_steps}. Fix: pass a smaller --ctc-warmup-steps (0: none) or more --max-steps.")
+        self._check_adapter_shape()
         if self.kl_temperature <= 0 or self.batch_size < 1 or self.grad_accum < 1 or self.max_steps < 1:
             raise InputError("kl_temperature, batch_size, grad_accum and max_steps must be positive")
+
+    def _check_adapter_shape(self) -> None:
+        sizes = {"adapter_layers": self.adapter_layers, "adapter_width": self.adapter_width,
+                 "adapter_heads": self.adapter_heads}
+        for name, size in sizes.items():
+            if size is not None and size < 1:
+                raise InputError(f"{name} must be a positive count, got {size}")
+        if self.adapter_width and self.adapter_heads and self.adapter_width % self.adapter_heads:
+            raise InputError(f"adapter_width {self.adapter_width} does not split into {self.adapter_heads} heads. "
+                             f"Fix: pass an --adapter-width that is a multiple of --adapter-heads.")
+        if self.adapter_hz is not None:
+            stack = ENCODER_HZ / self.adapter_hz if self.adapter_hz > 0 else 0
+            if stack < 1 or abs(stack - round(stack)) > 1e-9:
+                raise InputError(f"adapter_hz {self.adapter_hz} is not the encoder's {ENCODER_HZ:g} Hz divided by a "
+                                 f"whole number. Fix: pass one of 50, 25, 16.667, 12.5, 10, 6.25 ...")
+
+    def model_options(self) -> dict:
+        """The model fields (`SaladConfig`'s) this run sets on top of its preset's; None leaves the preset's."""
+        stack = None if self.adapter_hz is None else round(ENCODER_HZ / self.adapter_hz)
+        return {"llm_name": self.llm, "encoder_name": self.encoder, "llm_mode": self.llm_mode,
+                "adapter_layers": self.adapter_layers, "adapter_width": self.adapter_width,
+                "adapter_heads": self.adapter_heads, "adapter_stack": stack, **ALIGN_MODEL[self.align]}
 
     @classmethod
     def for_preset(cls, preset: str = "mini", **options) -> TrainConfig:

@@ -46,52 +46,77 @@ class WorldBatches:
             hours = [sum(d.seconds for d in docs) for docs in (self.synthetic_docs, self.speech_docs)]
             synthetic_prob = hours[0] / sum(hours)
         self.synthetic_prob = synthetic_prob
-        self.position = {"speech": [0, 0], "text": [0, 0], "synthetic": [0, 0]}  # [epoch, cursor] per stream
-        # Seeded as rank 0's always was: a single-process run draws exactly what it drew before the coin was shared.
-        self.coin = np.random.default_rng([seed, 0, 7])
+        self.streams = {name: Shuffled(docs, seed, name, rank, world_size) for name, docs in
+                        (("speech", self.speech_docs), ("text", self.text_docs), ("synthetic", self.synthetic_docs))}
+        self.coin = coin(seed)
 
-    # -- resumable state ---------------------------------------------------------------------------------------
+    @property
+    def mean_doc_s(self) -> float:
+        return sum(d.seconds for d in self.speech_docs) / len(self.speech_docs)
 
     def state_dict(self) -> dict:
-        return {"position": {k: list(v) for k, v in self.position.items()}, "coin": self.coin.bit_generator.state}
+        return {"position": {k: list(stream.position) for k, stream in self.streams.items()},
+                "coin": self.coin.bit_generator.state}
 
     def load_state_dict(self, state: dict) -> None:
-        self.position.update({k: list(v) for k, v in state["position"].items()})
+        for name, position in state["position"].items():
+            self.streams[name].position = list(position)
         self.coin.bit_generator.state = state["coin"]
-
-    # -- sampling ----------------------------------------------------------------------------------------------
-
-    def _order(self, stream: str, n: int, epoch: int) -> np.ndarray:
-        order = np.random.default_rng([self.seed, epoch, STREAMS.index(stream)]).permutation(n)
-        return order[self.rank :: self.world_size]  # each process its own share
-
-    def _take(self, stream: str, docs: list, count: int) -> list:
-        out = []
-        while len(out) < count:
-            epoch, cursor = self.position[stream]
-            order = self._order(stream, len(docs), epoch)
-            if cursor >= len(order):
-                self.position[stream] = [epoch + 1, 0]
-                continue
-            out.append(docs[order[cursor]])
-            self.position[stream] = [epoch, cursor + 1]
-        return out
 
     def next_batch(self, batch_size: int, allow_replay: bool = True, ctc_only: bool = False) -> Batch:
         """A replay batch (with probability replay_prob, when allowed) or a speech batch; `ctc_only` marks a speech
         batch for the CTC warm-up (no replay then)."""
-        replay = bool(self.coin.random() < self.replay_prob) and allow_replay and not ctc_only
-        if replay:
-            return Batch(docs=[[Segment(text)] for text in self._take("text", self.text_docs, batch_size)], replay=True)
+        if replay_drawn(self.coin, self.replay_prob, allow_replay, ctc_only):
+            return replay_batch(self.streams["text"], batch_size)
         # Stage II: each document of the batch comes from the synthetic speech with probability synthetic_prob
         # (a batch is a sample of the mixture; with no synthetic speech no coin is thrown, so Stage I is unchanged)
         n_synthetic = int((self.coin.random(batch_size) < self.synthetic_prob).sum()) if self.synthetic_prob > 0 else 0
-        natural = self._take("speech", self.speech_docs, batch_size - n_synthetic)
-        synthetic = self._take("synthetic", self.synthetic_docs, n_synthetic)
+        natural = self.streams["speech"].take(batch_size - n_synthetic)
+        synthetic = self.streams["synthetic"].take(n_synthetic)
         segments = [doc.segments() for doc in natural + synthetic]
         frames = _frames(self.world, natural, self.encoder) + _frames(self.synthetic, synthetic, self.encoder)
         return Batch(docs=segments, frames=frames, speech_s=float(sum(d.seconds for d in natural)),
                      synthetic=n_synthetic, ctc_only=ctc_only)
+
+
+class Shuffled:
+    """A list of documents visited in a seeded permutation per epoch, each process its own share of it; resumable:
+    `position` is [epoch, cursor]."""
+
+    def __init__(self, docs: list, seed: int, name: str, rank: int = 0, world_size: int = 1):
+        self.docs, self.seed, self.stream, self.rank, self.world_size = docs, seed, STREAMS.index(name), rank, world_size
+        self.position = [0, 0]
+
+    def _order(self, epoch: int) -> np.ndarray:
+        order = np.random.default_rng([self.seed, epoch, self.stream]).permutation(len(self.docs))
+        return order[self.rank :: self.world_size]  # each process its own share
+
+    def take(self, count: int) -> list:
+        out = []
+        while len(out) < count:
+            epoch, cursor = self.position
+            order = self._order(epoch)
+            if cursor >= len(order):
+                self.position = [epoch + 1, 0]
+                continue
+            out.append(self.docs[order[cursor]])
+            self.position = [epoch, cursor + 1]
+        return out
+
+
+def coin(seed: int) -> np.random.Generator:
+    """The run's coin (replay or speech; which speech): the same on every process, so a global batch is one kind of
+    batch. Seeded as rank 0's always was: a single-process run draws what it drew before the coin was shared."""
+    return np.random.default_rng([seed, 0, 7])
+
+
+def replay_drawn(generator: np.random.Generator, replay_prob: float, allow_replay: bool, ctc_only: bool) -> bool:
+    """Whether the next batch is text replay (the coin is thrown for every batch, so the draws stay in step)."""
+    return bool(generator.random() < replay_prob) and allow_replay and not ctc_only
+
+
+def replay_batch(text: Shuffled, batch_size: int) -> Batch:
+    return Batch(docs=[[Segment(t)] for t in text.take(batch_size)], replay=True)
 
 
 def _frames(source, docs: list, encoder) -> list:

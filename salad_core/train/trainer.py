@@ -34,7 +34,7 @@ from salad_core.runs import MODEL_RUN_FILE, Lineage, RunDir
 from salad_core.schedule import lr_factor
 from salad_core.store import Store
 from salad_core.train import checkpoint as ckpt
-from salad_core.train.config import ALIGN_MODEL, TrainConfig
+from salad_core.train.config import TrainConfig
 from salad_core.train.data import WorldBatches
 from salad_core.train.machine import every_core_while_others_wait, machine
 from salad_core.train.plan import TrainPlan
@@ -83,8 +83,7 @@ class DistillTrainer:
         self.accelerator = Accelerator(step_scheduler_with_optimizer=False,
                                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         self.model = SaladModel.build(self.continued_model_config() or
-                                      model_config(cfg.preset, llm_name=cfg.llm, llm_mode=cfg.llm_mode,
-                                                   **ALIGN_MODEL[cfg.align]))
+                                      model_config(cfg.preset, **cfg.model_options()))
         self.data = WorldBatches(self.world, cfg.seed, cfg.replay_prob, self.accelerator.process_index,
                                  self.accelerator.num_processes, encoder=self.model.encoder,
                                  synthetic=self.selected_speech(), synthetic_prob=cfg.synthetic_prob)
