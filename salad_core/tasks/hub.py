@@ -26,6 +26,7 @@ from salad_core.tasks.item import Item
 log = logging.getLogger(__name__)
 PREFIX = "hf:"
 DEFAULT_SPLIT = "test"
+SAVED_FOLDER_FILES = ("dataset_info.json", "dataset_dict.json", "state.json")
 USUAL_COLUMNS = {"question": ("question", "prompt", "question_stem"), "choices": ("choices", "options"),
                  "answer": ("answer", "reference", "answerKey", "label"), "audio": ("audio",)}
 # Layouts by dataset config name: the prompt holds the options as lettered lines, the reference is their letter.
@@ -41,12 +42,14 @@ class DatasetSpec:
     split: str
 
     @classmethod
-    def parse(cls, text: str) -> DatasetSpec:
+    def parse(cls, text: str, *, flag: str = "--dataset", default_split: str = DEFAULT_SPLIT) -> DatasetSpec:
+        """`hf:ORG/NAME[:CONFIG][@SPLIT]` or `hf:FOLDER[@SPLIT]`; `flag` is named in the error, `default_split` taken
+        when none is given (a benchmark is read from its test split, a training corpus from its train split)."""
         if not text.startswith(PREFIX) or len(text) == len(PREFIX):
-            raise InputError(f"--dataset {text!r}: expected hf:ORG/NAME[:CONFIG][@SPLIT] or hf:FOLDER[@SPLIT]")
+            raise InputError(f"{flag} {text!r}: expected hf:ORG/NAME[:CONFIG][@SPLIT] or hf:FOLDER[@SPLIT]")
         body, _, split = text[len(PREFIX):].partition("@")
         name, _, config = body.partition(":") if not Path(body).expanduser().exists() else (body, "", "")
-        return cls(name, config or None, split or DEFAULT_SPLIT)
+        return cls(name, config or None, split or default_split)
 
     @property
     def task(self) -> str:
@@ -55,29 +58,47 @@ class DatasetSpec:
         return re.sub(r"[^0-9A-Za-z_.-]+", "-", "-".join(p for p in parts if p)).strip("-").lower()
 
 
-def load_rows(spec: DatasetSpec, audio_column: str):
-    """The split as a `datasets.Dataset` whose audio column gives encoded bytes (no decoder package needed)."""
+def is_saved_folder(folder: Path) -> bool:
+    """Whether `folder` was written by `datasets`' save_to_disk (a Dataset, or a DatasetDict with its splits)."""
+    return folder.is_dir() and any((folder / f).exists() for f in SAVED_FOLDER_FILES)
+
+
+def open_rows(spec: DatasetSpec, *, streaming: bool = False):
+    """The split as `datasets` gives it: a saved folder memory-mapped (a `Dataset`, never held in memory), a hub
+    dataset or a folder of data files as a `Dataset`, or, when `streaming`, an `IterableDataset` read as iterated.
+    A hub dataset is read from the local cache unless SALAD_ALLOW_DOWNLOAD=1."""
     try:
         import datasets
     except ImportError as err:
-        raise ImportError("--dataset needs the `datasets` package. Fix: pip install datasets "
+        raise ImportError("hf: datasets need the `datasets` package. Fix: pip install datasets "
                           "(scripts/setup.sh installs it).") from err
     from salad_core.model.llm import hub_kwargs
 
     folder = Path(spec.name).expanduser()
     try:
-        if folder.is_dir() and any((folder / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json")):
+        if is_saved_folder(folder):
             rows = datasets.load_from_disk(str(folder))
-            rows = rows[spec.split] if isinstance(rows, datasets.DatasetDict) else rows
-        else:
-            if not folder.is_dir() and hub_kwargs(spec.name):  # the local cache only, as for models
-                datasets.config.HF_HUB_OFFLINE = True
-            rows = datasets.load_dataset(str(folder) if folder.is_dir() else spec.name, spec.config, split=spec.split)
+            if isinstance(rows, datasets.DatasetDict):
+                if spec.split not in rows:
+                    raise ValueError(f"no split {spec.split!r} (splits: {', '.join(rows)})")
+                rows = rows[spec.split]
+            return rows
+        if not folder.is_dir() and hub_kwargs(spec.name):  # the local cache only, as for models
+            datasets.config.HF_HUB_OFFLINE = True
+        return datasets.load_dataset(str(folder) if folder.is_dir() else spec.name, spec.config, split=spec.split,
+                                     streaming=streaming)
     except (FileNotFoundError, ConnectionError, ValueError, KeyError) as err:
         raise AssetError(f"Dataset {spec.name} (config {spec.config}, split {spec.split}) could not be loaded here: "
                          f"{str(err).splitlines()[0][:200]}. Fix: check the name, config and split; for a hub dataset "
                          "on a machine with hub access set SALAD_ALLOW_DOWNLOAD=1, or save it with "
                          "`datasets` (save_to_disk) and pass hf:FOLDER.") from err
+
+
+def load_rows(spec: DatasetSpec, audio_column: str):
+    """The split as a `datasets.Dataset` whose audio column gives encoded bytes (no decoder package needed)."""
+    import datasets
+
+    rows = open_rows(spec)
     if audio_column not in rows.column_names:
         raise AssetError(f"Dataset {spec.name} has no audio column {audio_column!r} (columns: "
                          f"{', '.join(rows.column_names)}). Fix: pass --audio-column.")
