@@ -24,7 +24,7 @@ class FieldSpec:
     name: str
     kind: type  # int | float | str | bool (of each element, for a list)
     optional: bool  # None is a value (e.g. a budget left unset)
-    is_list: bool  # comma-separated on the command line
+    is_list: bool  # comma-separated on the command line, and the flag repeatable
     default: object
     choices: tuple | None
     help: str
@@ -73,6 +73,13 @@ def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+class _ExtendList(argparse.Action):
+    """A list flag may be given again: `--speech A --speech B` is `--speech A,B`."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, (getattr(namespace, self.dest) or []) + list(values))
+
+
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls, recipes: dict[str, dict] | None = None,
                         choices: dict[str, tuple] | None = None) -> None:
     """One flag per field, default None: a flag not given leaves the field to the recipe, then to the default."""
@@ -88,7 +95,8 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, recipes: dict[str,
         else:
             parser.add_argument(*FLAG_ALIASES.get(spec.name, []), spec.flag, dest=spec.name, default=None,
                                 type=_csv if spec.is_list else spec.kind, help=text,
-                                choices=None if spec.is_list else spec.choices)
+                                choices=None if spec.is_list else spec.choices,
+                                action=_ExtendList if spec.is_list else "store")
 
 
 def flag_value(value: object) -> str:

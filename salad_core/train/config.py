@@ -44,7 +44,7 @@ ALIGN_MODEL: dict[str, dict] = {"none": {"ctc_compress": False},
 
 # The fields with a fixed set of values: validated here, offered as choices by `salad train` and the Training page.
 CHOICES: dict[str, tuple[str, ...]] = {"kl_direction": KL_DIRECTIONS, "llm_mode": LLM_MODES, "align": tuple(ALIGN_MODEL),
-                                       "final_split": ("dev", "test")}
+                                       "final_split": ("dev", "test"), "word_timings": ("auto", "none")}
 
 
 # Per-preset Stage II recipes (options given always win): the share of speech documents drawn from the selected
@@ -94,6 +94,15 @@ class TrainConfig:
     align: str = "none"  # none | ctc | ctc-soft (the LLM reads soft tokens; see ALIGN_MODEL)
     ctc_weight: float = 1.0  # weight of the CTC loss when align is ctc or ctc-soft
     ctc_warmup_steps: int = 0  # with the aid: the first steps train the adapter by CTC alone, the LLM not run
+    # a user's speech instead of the preset's world (docs/train-your-model.md); the world still gives the replay
+    # text, the teacher's LLM (unless --llm) and the evaluation
+    speech: list[str] | None = None  # speech sources SOURCE[:WEIGHT]: hf:ORG/NAME, a datasets folder, Lhotse, JSONL
+    speech_columns: list[str] | None = None  # hf sources' columns as FIELD=COLUMN (fields: audio, text, doc, pos, id)
+    speech_span_words: list[int] | None = None  # the speech spans' length range in words (default 5,15: the paper's)
+    text_span_words: list[int] | None = None  # the text spans' length range in words (default 10,30: the paper's)
+    word_timings: str = "auto"  # auto: the source's, else the ASR's for long utterances; none: heard or read whole
+    max_cer: float = 0.3  # drop an utterance the ASR timed whose transcript disagrees with it by a larger CER
+    data_workers: int = 1  # DataLoader workers that decode and prepare the streamed speech (0: in the training process)
     # bookkeeping
     eval_every: int = 100  # steps between dev-slice evaluations (accuracy, M, F)
     eval_items: int = 40  # dev items per task in periodic evaluations
@@ -124,6 +133,7 @@ class TrainConfig:
             raise InputError(f"ctc_warmup_steps {self.ctc_warmup_steps} leaves no step of distillation in max_steps "
                              f"{self.max_steps}. Fix: pass a smaller --ctc-warmup-steps (0: none) or more --max-steps.")
         self._check_adapter_shape()
+        self._check_speech()
         if self.kl_temperature <= 0 or self.batch_size < 1 or self.grad_accum < 1 or self.max_steps < 1:
             raise InputError("kl_temperature, batch_size, grad_accum and max_steps must be positive")
 
@@ -141,6 +151,23 @@ class TrainConfig:
             if stack < 1 or abs(stack - round(stack)) > 1e-9:
                 raise InputError(f"adapter_hz {self.adapter_hz} is not the encoder's {ENCODER_HZ:g} Hz divided by a "
                                  f"whole number. Fix: pass one of 50, 25, 16.667, 12.5, 10, 6.25 ...")
+
+    def _check_speech(self) -> None:
+        for name in ("speech_span_words", "text_span_words"):
+            span = getattr(self, name)
+            if span is None:
+                continue
+            try:
+                low, high = (int(v) for v in span)
+            except (TypeError, ValueError):
+                low = high = 0
+            if not 1 <= low <= high:
+                raise InputError(f"{name} {span} is not a range of words. Fix: pass two counts, least first (5,15).")
+            setattr(self, name, [low, high])  # as ints, also when the command line gave text
+        if self.speech is not None and self.stage == 2:
+            raise InputError("Stage II trains on its world's selected speech; --speech is for Stage I. Fix: drop it.")
+        if self.data_workers < 0 or not 0 < self.max_cer:
+            raise InputError(f"data_workers must be >= 0 and max_cer > 0, got {self.data_workers} and {self.max_cer}")
 
     def model_options(self) -> dict:
         """The model fields (`SaladConfig`'s) this run sets on top of its preset's; None leaves the preset's."""

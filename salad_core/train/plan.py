@@ -7,6 +7,7 @@ works out from it sits beside it, in the run folder's `plan.json` and the store'
     max_steps       the optimizer steps: the config's, or those its `budget_hours` of natural speech buys
     decay_start     the first step of the learning-rate decay (Stage II continues from the checkpoint before it)
     synthetic_prob  Stage II: the share of speech documents drawn from the selected speech (None in Stage I)
+    speech          `--speech` runs: each source as read (kind, location, weight, columns, digest or revision)
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ class TrainPlan:
     max_steps: int
     decay_start: int
     synthetic_prob: float | None = None
+    speech: list[dict] | None = None
 
     @classmethod
-    def of(cls, config: TrainConfig, mean_doc_s: float, synthetic_prob: float | None = None) -> TrainPlan:
-        """The plan of `config` on data whose natural-speech documents last `mean_doc_s` seconds on average, with
-        the synthetic share the data drew (Stage II)."""
-        steps = budget_steps(config, mean_doc_s) if config.budget_hours else config.max_steps
-        return cls(steps, decay_start(steps, config.decay_fraction), synthetic_prob if config.stage == 2 else None)
+    def of(cls, config: TrainConfig, data) -> TrainPlan:
+        """The plan of `config` on its training data (`WorldBatches` or `StreamBatches`): a budget of hours buys
+        steps by the seconds its documents last on average; Stage II keeps the synthetic share the data drew."""
+        steps = budget_steps(config, data.mean_doc_s) if config.budget_hours else config.max_steps
+        return cls(steps, decay_start(steps, config.decay_fraction),
+                   data.synthetic_prob if config.stage == 2 else None, getattr(data, "described", None))
 
     def to_dict(self) -> dict:
         return asdict(self)

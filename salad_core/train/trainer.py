@@ -84,12 +84,9 @@ class DistillTrainer:
                                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         self.model = SaladModel.build(self.continued_model_config() or
                                       model_config(cfg.preset, **cfg.model_options()))
-        self.data = WorldBatches(self.world, cfg.seed, cfg.replay_prob, self.accelerator.process_index,
-                                 self.accelerator.num_processes, encoder=self.model.encoder,
-                                 synthetic=self.selected_speech(), synthetic_prob=cfg.synthetic_prob)
+        self.data = self.training_data()
         self.local_batch = self.process_share(cfg.batch_size, self.accelerator.num_processes)
-        docs = self.data.speech_docs
-        self.plan = TrainPlan.of(cfg, sum(d.seconds for d in docs) / len(docs), self.data.synthetic_prob)
+        self.plan = TrainPlan.of(cfg, self.data)
         step_module = DistillationStep(self.model, cfg.alpha, cfg.kl_direction, cfg.kl_temperature, cfg.kl_chunk,
                                        cfg.ctc_weight)
         self.optimizer = torch.optim.AdamW(self.param_groups(), weight_decay=cfg.weight_decay)
@@ -101,6 +98,17 @@ class DistillTrainer:
             self.restore()
         elif cfg.stage == 2:
             self.start_from_stage1()
+
+    def training_data(self):
+        """The speech the run hears: its `--speech` sources, streamed, else the preset's world (and in Stage II the
+        selected speech); replay text from the world either way."""
+        cfg, rank, processes = self.config, self.accelerator.process_index, self.accelerator.num_processes
+        if cfg.speech:
+            from salad_core.train.stream_batches import streamed
+
+            return streamed(cfg, self.model.encoder, self.world.text_corpus(), rank, processes)
+        return WorldBatches(self.world, cfg.seed, cfg.replay_prob, rank, processes, encoder=self.model.encoder,
+                            synthetic=self.selected_speech(), synthetic_prob=cfg.synthetic_prob)
 
     def continued_model_config(self):
         """The model of the run this one continues (a resumed run, or Stage II's Stage I run), as its checkpoints
@@ -261,7 +269,9 @@ class DistillTrainer:
         divergence = {k: self.last_evaluation.get(k) for k in DIVERGENCES}
         return {"run_id": self.run_id, "wall_s": time.perf_counter() - start, "steps": self.counters.step,
                 "tokens": self.counters.tokens, "ctc_targets": self.counters.ctc_targets,
-                "speech_hours": self.counters.speech_s / 3600, "run_dir": str(self.run.root), **divergence}
+                "speech_hours": self.counters.speech_s / 3600, "run_dir": str(self.run.root), **divergence,
+                **({"speech_read": self.data.record(self.store, self.run_id, self.accelerator.is_main_process)}
+                   if self.config.speech else {})}
 
     def loop(self, start: float) -> None:
         """The steps up to the plan's end; the store holds every step up to a checkpoint, so a resumed run is

@@ -1,0 +1,121 @@
+"""Streamed speech batches (`salad train --speech`): documents prepared by DataLoader workers in the order of the
+process's share, batches cut from length-sorted windows, a state that resumes with the batch that came next, and
+disjoint shares for two processes; bad rows and bad audio counted, the rest trained on."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from salad_core.speech_data.documents import SpanRanges
+from salad_core.speech_data.sources import SpeechSource
+from salad_core.speech_data.stream import SourceDocuments
+from salad_core.train.stream_batches import StreamBatches, drop_reason, speech_columns
+from tests.tiny_models import tiny_encoder
+
+RANGES = SpanRanges((2, 4), (2, 4))
+
+
+def tone(seconds: float, hz: float, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> str:
+    """30 documents of 2-4 utterances (a tone each, 0.3-1.2 s), one missing file, one 8 kHz file declared 16 kHz,
+    one row without a transcript."""
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    lines = []
+    for doc in range(30):
+        for pos in range(int(rng.integers(2, 5))):
+            name = f"d{doc:02d}-{pos}.wav"
+            sf.write(root / name, tone(float(rng.uniform(0.3, 1.2)), 200 + 10 * doc), 16000)
+            lines.append({"audio": name, "text": f"doc {doc} part {pos} says words", "doc": f"d{doc:02d}",
+                          "pos": pos, "id": f"d{doc:02d}-{pos}"})
+    lines[3]["audio"] = "gone.wav"
+    sf.write(root / "slow.wav", tone(1.0, 300, 8000), 8000)
+    lines[7].update(audio="slow.wav", sampling_rate=16000)
+    lines[11]["text"] = " "
+    (root / "corpus.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return str(root / "corpus.jsonl")
+
+
+def documents(manifest: str, workers: int = 0, rank: int = 0, world_size: int = 1, start: int = 0) -> list:
+    dataset = SourceDocuments(SpeechSource.parse(manifest), 0, tiny_encoder().log_mel, seed=3, rank=rank,
+                              world_size=world_size, start=start, ranges=RANGES)
+    return list(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers))
+
+
+def test_workers_give_the_documents_in_the_order_one_process_reads_them(manifest):
+    alone, two = documents(manifest), documents(manifest, workers=2)
+    assert [d.doc_id for d in two] == [d.doc_id for d in alone] and len(alone) == 30
+    assert all(torch.equal(a, b) for x, y in zip(alone, two) for a, b in zip(x.features, y.features))
+    assert [d.index for d in documents(manifest, workers=2, start=5)] == list(range(5, 30))
+
+
+def test_two_processes_read_disjoint_shares_of_the_documents(manifest):
+    shares = [{d.doc_id for d in documents(manifest, rank=r, world_size=2)} for r in (0, 1)]
+    assert not shares[0] & shares[1] and len(shares[0] | shares[1]) == 30
+
+
+def test_bad_rows_and_bad_audio_are_counted_and_the_documents_go_on(manifest):
+    docs = documents(manifest)
+    dropped = Counter(drop_reason(m) for d in docs for m in d.dropped.values())
+    assert dropped == {"missing audio file": 1, "wrong sample rate": 1}
+    assert sum(len(d.bad_rows) for d in docs) == 1 and "line 12" in next(r for d in docs for r in d.bad_rows)
+    heard = [key for d in docs for _, key in d.spans if key]
+    assert heard and all(d.spans for d in docs)
+
+
+def batches(manifest: str, state: dict | None = None) -> StreamBatches:
+    encoder = tiny_encoder()
+    source = SpeechSource.parse(manifest)
+
+    def open_at(start: int):
+        dataset = SourceDocuments(source, 0, encoder.log_mel, seed=3, start=start, ranges=RANGES)
+        return iter(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=0))
+
+    data = StreamBatches([open_at], [1.0], [f"text {k}" for k in range(10)], encoder, seed=1, replay_prob=0.25,
+                         window_docs=8)
+    if state is not None:
+        data.load_state_dict(state)
+    return data
+
+
+def shown(batch) -> list:
+    return [batch.replay, [[(s.text, s.clip_id) for s in doc] for doc in batch.docs], [f.shape for f in batch.frames]]
+
+
+def test_a_resumed_stream_gives_the_batch_that_came_next(manifest):
+    """Windows of 8 documents over 30 (an epoch ends in a short window): a state saved after any batch resumes to the
+    same batches as the run that went on, across windows and epochs."""
+    whole = batches(manifest)
+    first = [shown(whole.next_batch(3)) for _ in range(7)]
+    state = json.loads(json.dumps(whole.state_dict()))  # as a checkpoint keeps it
+    later = [shown(whole.next_batch(3)) for _ in range(12)]
+    resumed = batches(manifest, state)
+    assert [shown(resumed.next_batch(3)) for _ in range(12)] == later
+    assert resumed.state_dict()["stats"] == whole.state_dict()["stats"]
+    assert len({str(b) for b in first + later}) > 15  # they are not one batch again and again
+
+
+def test_a_window_is_cut_into_batches_of_neighbouring_lengths(manifest):
+    """Batches are consecutive slices of the window sorted by length (padding stays small), given in a seeded order."""
+    window = batches(manifest).sources[0]
+    window.next(3)
+    cut = sorted(window.batches, key=lambda batch: min(d.seconds for d in batch))
+    assert len(cut) == 2  # 8 documents: two batches of 3; the two left over, the seed picks
+    assert max(d.seconds for d in cut[0]) <= min(d.seconds for d in cut[1])
+
+
+def test_speech_columns_are_field_equals_column():
+    assert speech_columns(["text=sentence", "doc=chapter_id"]) == {"text": "sentence", "doc": "chapter_id"}
+    with pytest.raises(ValueError, match="is not FIELD=COLUMN"):
+        speech_columns(["sentence"])
