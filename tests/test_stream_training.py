@@ -64,8 +64,8 @@ def test_a_streamed_run_killed_mid_way_resumes_to_the_same_losses(runs):
 
 
 def test_a_manifest_with_bad_rows_trains_on_the_rest_and_says_what_it_dropped(corpus, tmp_path):
-    """A JSONL manifest of the export's first 40 utterances, with a missing file, audio at the wrong rate and an
-    empty transcript among them."""
+    """A JSONL manifest of the export's first 40 utterances, with a missing file, audio at the wrong rate, an
+    empty transcript and a document that states an evaluation fact among them."""
     import datasets
 
     rows = datasets.load_from_disk(corpus.removeprefix("hf:")).cast_column("audio", datasets.Audio(decode=False))
@@ -79,13 +79,20 @@ def test_a_manifest_with_bad_rows_trains_on_the_rest_and_says_what_it_dropped(co
     sf.write(tmp_path / "slow.wav", audio[::2], 8000)
     lines[2].update(audio="slow.wav", sampling_rate=16000)
     lines[3]["text"] = ""
+    from salad_core.world import load_world
+
+    fact = load_world("nano").eval_facts()["nano-capitals"][0]  # a document saying what the evaluation asks
+    lines.append({**lines[0], "id": "leak", "doc": "leak", "text": f"{fact['question']} it is {fact['answer']} ."})
     manifest = tmp_path / "corpus.jsonl"
     manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
     summary = finish(salad([*COMMON, "--max-steps", "3", "--speech", str(manifest), "--data-workers", "0", "--db",
                             str(tmp_path / "s.duckdb")], tmp_path))
     (read,) = summary["speech_read"]
-    assert read["dropped"] == {"missing audio file": 1, "wrong sample rate": 1} and read["bad_rows"] == 1
+    assert read["dropped"] == {"missing audio file": 1, "wrong sample rate": 1,
+                               "documents stating an evaluation fact": 1} and read["bad_rows"] == 1
     assert summary["steps"] == 3
+    notes = Store(str(tmp_path / "s.duckdb")).runs().set_index("run_id").loc[summary["run_id"], "notes"]
+    assert any(n.startswith(f"leak audit of {manifest}: ") and "1 documents left out" in n for n in notes)
 
 
 def test_a_speech_source_that_is_not_there_is_one_line_and_exit_code_2(tmp_path):

@@ -261,7 +261,7 @@ def test_the_natural_speech_exports_as_a_users_corpus(world, tmp_path):
     by_doc: dict[str, list[dict]] = {}
     for row in rows:
         by_doc.setdefault(row["doc"], []).append(row)
-    assert list(by_doc) == [d.doc_id for d in docs]
+    assert sorted(by_doc) == sorted(d.doc_id for d in docs) and list(by_doc) != [d.doc_id for d in docs]  # shuffled
     for doc in docs:
         assert " ".join(r["text"] for r in by_doc[doc.doc_id]) == doc.text  # every span, in order
         assert [r["spoken_in_world"] for r in by_doc[doc.doc_id]] == [s.clip_id is not None for s in doc.spans]

@@ -80,11 +80,17 @@ class BroadSpeech:
 
         return broad_probe_set(self.manifest["encoder"])
 
+    def eval_facts(self) -> dict[str, list[dict]]:
+        """Task -> the facts of every item of the built-in tasks it was audited against (broad/audit.py)."""
+        from salad_core.broad.audit import suite_facts
+
+        return suite_facts(self.manifest["tasks"])
+
     def audit(self) -> list[dict]:
         """The leak audit of the built corpus against every item of the built-in tasks (0 leaks, or it is not built)."""
-        from salad_core.broad.audit import audit_table, suite_facts
+        from salad_core.broad.audit import audit_table
 
-        return audit_table(suite_facts(self.manifest["tasks"]), self.training_texts())
+        return audit_table(self.eval_facts(), self.training_texts())
 
     def info(self) -> dict:
         keys = ("name", "folder", "tasks", "sources", "n_speech_docs", "n_train_clips", "n_failed_clips",

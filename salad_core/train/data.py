@@ -27,6 +27,8 @@ STREAMS = ("speech", "text", "synthetic")  # the order seeds each stream's permu
 
 
 class WorldBatches:
+    described = None  # the world's speech needs no record of sources (`StreamBatches` keeps its own)
+
     def __init__(self, world, seed: int, replay_prob: float, rank: int = 0, world_size: int = 1, encoder=None,
                  synthetic=None, synthetic_prob: float | None = None):
         self.world, self.seed, self.replay_prob, self.encoder = world, seed, replay_prob, encoder

@@ -32,7 +32,7 @@ class TrainPlan:
         steps by the seconds its documents last on average; Stage II keeps the synthetic share the data drew."""
         steps = budget_steps(config, data.mean_doc_s) if config.budget_hours else config.max_steps
         return cls(steps, decay_start(steps, config.decay_fraction),
-                   data.synthetic_prob if config.stage == 2 else None, getattr(data, "described", None))
+                   data.synthetic_prob if config.stage == 2 else None, data.described)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -13,6 +13,7 @@ the batch it would have seen next.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from itertools import islice
@@ -25,6 +26,7 @@ from salad_core.speech_data.stream import PreparedDoc
 from salad_core.train.data import Shuffled, coin, replay_batch, replay_drawn
 from salad_core.train.step import Batch
 
+log = logging.getLogger(__name__)
 WINDOW_DOCS = 1024  # documents per window: the length sort's reach, and a shuffle over that many
 
 
@@ -32,7 +34,8 @@ def drop_reason(message: str) -> str:
     """The kind of a dropped utterance's problem, for the counts a run reports."""
     kinds = {"no audio file": "missing audio file", "has no audio": "no audio", "declares": "wrong sample rate",
              "CER": "transcript disagrees with the ASR", "silent": "silent audio", "empty": "empty audio",
-             "decode": "undecodable audio", "NaN": "non-finite samples"}
+             "decode": "undecodable audio", "NaN": "non-finite samples",
+             "evaluation fact": "documents stating an evaluation fact"}
     return next((kind for key, kind in kinds.items() if key in message), "other")
 
 
@@ -111,7 +114,10 @@ class StreamBatches:
 
     def __init__(self, loaders: list[Callable[[int], Iterator[PreparedDoc]]], weights: list[float],
                  text_docs: list[str], encoder, *, seed: int, replay_prob: float, rank: int = 0, world_size: int = 1,
-                 window_docs: int = WINDOW_DOCS):
+                 window_docs: int = WINDOW_DOCS, described: list[dict] | None = None,
+                 leak_audit: list[dict] | None = None):
+        self.described = described or [{} for _ in loaders]  # each source as the run records it (`describe`)
+        self.leak_audit = leak_audit or []  # what the leak audit found, per source (`SpeechAudit.summary`)
         self.stats = [Counter() for _ in loaders]
         self.sources = [SourceWindows(open_loader, k, seed, window_docs, self.stats[k])
                         for k, open_loader in enumerate(loaders)]
@@ -146,18 +152,19 @@ class StreamBatches:
     def report(self) -> list[dict]:
         """Per source, what this process read of it in its first pass (documents, utterances, hours heard, what it
         dropped and why), and the passes it began since."""
-        described = getattr(self, "described", None) or [{} for _ in self.stats]
         return [{"spec": about.get("spec"), "epochs": window.epoch, "documents": int(stats["documents"]), "utterances": int(stats["utterances"]),
                  "heard_hours": stats["heard_s"] / 3600, "bad_rows": int(stats["bad rows"]),
                  "dropped": {k.removeprefix("dropped: "): int(v) for k, v in stats.items() if k.startswith("dropped: ")},
                  "documents_with_nothing_heard": int(stats["documents with nothing heard"])}
-                for about, stats, window in zip(described, self.stats, self.sources)]
+                for about, stats, window in zip(self.described, self.stats, self.sources)]
 
     def record(self, store, run_id: str, main: bool) -> list[dict]:
         """The report, also as the run's notes (written by the main process: it reports its own share)."""
         read = self.report()
         for source in read if main else []:
             store.add_note(run_id, report_note(source))
+        for found in self.leak_audit if main else []:
+            store.add_note(run_id, audit_note(found))
         return read
 
     def next_batch(self, batch_size: int, allow_replay: bool = True, ctc_only: bool = False) -> Batch:
@@ -188,8 +195,9 @@ def speech_columns(given: list[str] | None) -> dict[str, str]:
     return columns
 
 
-def streamed(config, encoder, text_docs: list[str], rank: int, world_size: int) -> StreamBatches:
-    """The batches of a run's `--speech` sources (`TrainConfig.speech`), read by `config.data_workers` workers."""
+def streamed(config, encoder, world, rank: int, world_size: int) -> StreamBatches:
+    """The batches of a run's `--speech` sources (`TrainConfig.speech`), read by `config.data_workers` workers,
+    audited first against what `world` evaluates (train/speech_audit.py); replay from the world's text."""
     import copy
 
     import torch
@@ -198,11 +206,18 @@ def streamed(config, encoder, text_docs: list[str], rank: int, world_size: int) 
     from salad_core.speech_data.sources import SpeechSource, describe
     from salad_core.speech_data.stream import AsrTimer, SourceDocuments
 
+    from salad_core.train.speech_audit import audit_speech
+
     columns = speech_columns(config.speech_columns)
     sources = []
     for spec in config.speech:
         source = SpeechSource.parse(spec)
         sources.append(SpeechSource.parse(spec, columns) if source.kind == "hf" and columns else source)
+    text_docs = world.text_corpus()
+    audit = audit_speech(world, sources, text_docs)
+    if rank == 0:
+        log.info("leak audit of the run's speech and replay text: eval facts stated, per task and source "
+                    "(speech documents that state one are left out)\n%s", audit.table())
     defaults = SpanRanges()
     ranges = SpanRanges(tuple(config.speech_span_words or defaults.speech_words),
                         tuple(config.text_span_words or defaults.text_words))
@@ -213,16 +228,15 @@ def streamed(config, encoder, text_docs: list[str], rank: int, world_size: int) 
     def opener(source, index: int):
         def open_at(start: int) -> Iterator[PreparedDoc]:
             dataset = SourceDocuments(source, index, log_mel, seed=config.seed, rank=rank, world_size=world_size,
-                                      start=start, ranges=ranges, timer=timer, max_cer=config.max_cer)
+                                      start=start, ranges=ranges, timer=timer, max_cer=config.max_cer,
+                                      left_out=audit.documents_left_out(source))
             return iter(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers,
                                                     worker_init_fn=_one_thread, prefetch_factor=4 if workers else None))
         return open_at
 
-    batches = StreamBatches([opener(s, k) for k, s in enumerate(sources)], [s.weight for s in sources], text_docs,
-                            encoder, seed=config.seed, replay_prob=config.replay_prob, rank=rank,
-                            world_size=world_size)
-    batches.described = [describe(s) for s in sources]
-    return batches
+    return StreamBatches([opener(s, k) for k, s in enumerate(sources)], [s.weight for s in sources], text_docs,
+                         encoder, seed=config.seed, replay_prob=config.replay_prob, rank=rank, world_size=world_size,
+                         described=[describe(s) for s in sources], leak_audit=audit.summary())
 
 
 def _one_thread(_worker: int) -> None:
@@ -238,3 +252,11 @@ def report_note(read: dict) -> str:
             f"{read['heard_hours']:.3f} h heard per pass, {read['epochs'] + 1} passes begun; rows that could not be "
             f"read: {read['bad_rows']}; utterances dropped: {dropped}; documents with nothing left to hear: "
             f"{read['documents_with_nothing_heard']}")
+
+
+def audit_note(found: dict) -> str:
+    """One source's leak audit (`SpeechAudit.summary()` entry) as a run's note."""
+    left_out = found["documents_left_out"]
+    what = "" if left_out is None else f"; {left_out} documents left out of training"
+    examples = f" (e.g. {', '.join(found['examples'])})" if found["examples"] else ""
+    return f"leak audit of {found['source']}: {found['facts_stated']} evaluation facts stated{examples}{what}"

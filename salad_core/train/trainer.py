@@ -106,7 +106,7 @@ class DistillTrainer:
         if cfg.speech:
             from salad_core.train.stream_batches import streamed
 
-            return streamed(cfg, self.model.encoder, self.world.text_corpus(), rank, processes)
+            return streamed(cfg, self.model.encoder, self.world, rank, processes)
         return WorldBatches(self.world, cfg.seed, cfg.replay_prob, rank, processes, encoder=self.model.encoder,
                             synthetic=self.selected_speech(), synthetic_prob=cfg.synthetic_prob)
 

@@ -1,7 +1,8 @@
 """A world's natural speech written out as a user's speech corpus would come: one row per utterance, with its audio,
 transcript, document and position, as a `datasets` folder (`salad world export --speech-dataset`).
 
-Each span of a natural-speech document becomes one utterance, in order: a spoken span is the clip the world trains
+Each span of a natural-speech document becomes one utterance, in order (the documents in a seeded shuffle: the world
+lists them by domain, and a streamed source is read in its own order): a spoken span is the clip the world trains
 on; a read span is spoken now in the document's voice and speed (it has no clip in the world, and a natural corpus
 has audio for every utterance). `salad train --speech hf:FOLDER` then trains on the same documents through the path a
 user's corpus takes, which is how the two paths are compared (docs/results/engineering.md).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import io
+import random
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,8 +50,9 @@ def _read_span_requests(world, docs: list) -> list[ClipRequest]:
 
 
 def utterance_rows(world, progress: bool = False) -> Iterator[dict]:
-    """One row per span of each natural-speech document, in document order (see the module's docstring)."""
+    """One row per span of each natural-speech document (see the module's docstring)."""
     docs = [d for d in world.speech_docs() if any(s.clip_id for s in d.spans)]
+    random.Random(f"export/{world.name}").shuffle(docs)  # the world lists them by domain; a corpus need not
     with Progress(len(docs), "export speech") if progress else NoProgress() as bar:
         yield from _chunked_rows(world, docs, bar)
 
