@@ -15,7 +15,9 @@ import torch
 from salad_core.speech_data.documents import SpanRanges
 from salad_core.speech_data.sources import SpeechSource
 from salad_core.speech_data.stream import SourceDocuments
-from salad_core.train.stream_batches import StreamBatches, drop_reason, speech_columns
+from salad_core.train.data import Shuffled
+from salad_core.train.stream_batches import StreamBatches, StreamedText, speech_columns
+from salad_core.train.windows import drop_reason
 from tests.tiny_models import tiny_encoder
 
 RANGES = SpanRanges((2, 4), (2, 4))
@@ -82,8 +84,8 @@ def batches(manifest: str, state: dict | None = None) -> StreamBatches:
         dataset = SourceDocuments(source, 0, encoder.log_mel, seed=3, start=start, ranges=RANGES)
         return iter(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=0))
 
-    data = StreamBatches([open_at], [1.0], [f"text {k}" for k in range(10)], encoder, seed=1, replay_prob=0.25,
-                         window_docs=8)
+    data = StreamBatches([open_at], [1.0], Shuffled([f"text {k}" for k in range(10)], 1, "text"), encoder, seed=1,
+                         replay_prob=0.25, window_docs=8)
     if state is not None:
         data.load_state_dict(state)
     return data
@@ -119,3 +121,47 @@ def test_speech_columns_are_field_equals_column():
     assert speech_columns(["text=sentence", "doc=chapter_id"]) == {"text": "sentence", "doc": "chapter_id"}
     with pytest.raises(ValueError, match="is not FIELD=COLUMN"):
         speech_columns(["sentence"])
+
+
+def test_streamed_replay_text_resumes_and_mixes_its_sources_by_weight(tmp_path):
+    """`--text A --text B:3`: replay batches drawn from two JSONL sources about 1:3, in length-sorted windows, and a
+    state that resumes to the same texts."""
+    from salad_core.speech_data.texts import TextSource, iter_texts
+
+    for name, n in (("a", 40), ("b", 60)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps({"text": f"{name} " + "w " * (k % 7)}) + "\n"
+                                                        for k in range(n)))
+    sources = [TextSource.parse(str(tmp_path / "a.jsonl")), TextSource.parse(f"{tmp_path / 'b.jsonl'}:3")]
+
+    def replay() -> StreamedText:
+        return StreamedText([lambda start, s=s: iter_texts(s, start=start) for s in sources], [s.weight for s in sources],
+                            seed=0, window_docs=16)
+
+    whole = replay()
+    taken = [whole.take(4) for _ in range(20)]
+    share_b = sum(t[0].startswith("b") for t in taken) / len(taken)
+    assert 0.5 < share_b < 0.95 and all(len({x[0] for x in t}) == 1 for t in taken)  # one source per batch
+    state = json.loads(json.dumps(whole.position))
+    later = [whole.take(4) for _ in range(10)]
+    resumed = replay()
+    resumed.position = state
+    assert [resumed.take(4) for _ in range(10)] == later
+
+
+def test_text_sources_read_parquet_jsonl_and_plain_text_cut_to_the_context(tmp_path):
+    import pandas as pd
+
+    from salad_core.errors import InputError
+    from salad_core.speech_data.texts import TextSource, iter_texts
+
+    pd.DataFrame({"body": ["one two three", "four five"]}).to_parquet(tmp_path / "t.parquet")
+    (tmp_path / "t.txt").write_text("first para\nstill first\n\nsecond " + "x " * 10 + "\n")
+    assert list(iter_texts(TextSource.parse(str(tmp_path / "t.parquet"), column="body"))) == ["one two three",
+                                                                                             "four five"]
+    assert list(iter_texts(TextSource.parse(str(tmp_path / "t.txt")), max_words=5)) == [
+        "first para still first", "second x x x x", "x x x x x", "x"]
+    assert list(iter_texts(TextSource.parse(str(tmp_path / "t.txt")), start=1)) == ["second" + " x" * 10]
+    with pytest.raises(InputError, match="no column 'text'"):
+        list(iter_texts(TextSource.parse(str(tmp_path / "t.parquet"))))
+    with pytest.raises(InputError, match="no file matches"):
+        TextSource.parse(str(tmp_path / "missing.jsonl"))

@@ -101,3 +101,20 @@ def test_a_speech_source_that_is_not_there_is_one_line_and_exit_code_2(tmp_path)
                           capture_output=True, text=True, env={**os.environ, "SALAD_DATA": str(tmp_path)})
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "there is no file or folder" in done.stderr and "Known kinds" in done.stderr
+
+
+def test_replay_text_from_the_users_text_sources(corpus, tmp_path):
+    """`--text` replaces the world's replay text: the run records its sources, and replay batches are trained on
+    (a frozen LLM skips replay: it cannot forget)."""
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("the river runs to the sea .\n\nbirds fly over the hills .\n")
+    (texts / "b.txt").write_text("a quiet morning in the valley .\n")
+    summary = finish(salad([*COMMON, "--max-steps", "6", "--replay-prob", "0.5", "--llm-mode", "full", "--speech",
+                            corpus, "--text", str(texts), "--data-workers", "0", "--db", str(tmp_path / "s.duckdb")],
+                           tmp_path))
+    store = Store(str(tmp_path / "s.duckdb"))
+    (text,) = store.runs().set_index("run_id").loc[summary["run_id"], "plan"]["text"]
+    assert (text["spec"], text["kind"], text["files"], text["column"]) == (str(texts), "txt", 2, "text")
+    assert text["digest"]
+    assert store.train_steps(summary["run_id"])["replay"].any()  # replay batches, from those three documents

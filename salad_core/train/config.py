@@ -103,6 +103,8 @@ class TrainConfig:
     word_timings: str = "auto"  # auto: the source's, else the ASR's for long utterances; none: heard or read whole
     max_cer: float = 0.3  # drop an utterance the ASR timed whose transcript disagrees with it by a larger CER
     data_workers: int = 1  # DataLoader workers that decode and prepare the streamed speech (0: in the training process)
+    text: list[str] | None = None  # replay text SOURCE[:WEIGHT]: hf:ORG/NAME, .parquet, .jsonl, .txt (default: world's)
+    text_column: str = "text"  # the text sources' column (hf, parquet) or key (JSONL)
     # bookkeeping
     eval_every: int = 100  # steps between dev-slice evaluations (accuracy, M, F)
     eval_items: int = 40  # dev items per task in periodic evaluations

@@ -30,7 +30,7 @@ class WorldBatches:
     described = None  # the world's speech needs no record of sources (`StreamBatches` keeps its own)
 
     def __init__(self, world, seed: int, replay_prob: float, rank: int = 0, world_size: int = 1, encoder=None,
-                 synthetic=None, synthetic_prob: float | None = None):
+                 synthetic=None, synthetic_prob: float | None = None, replay=None):
         self.world, self.seed, self.replay_prob, self.encoder = world, seed, replay_prob, encoder
         self.rank, self.world_size = rank, world_size
         self.speech_docs = _spoken(world.speech_docs())
@@ -50,6 +50,8 @@ class WorldBatches:
         self.synthetic_prob = synthetic_prob
         self.streams = {name: Shuffled(docs, seed, name, rank, world_size) for name, docs in
                         (("speech", self.speech_docs), ("text", self.text_docs), ("synthetic", self.synthetic_docs))}
+        if replay is not None:  # the run's own text (`--text`: stream_batches.StreamedText)
+            self.streams["text"] = replay
         self.coin = coin(seed)
 
     @property
@@ -57,12 +59,12 @@ class WorldBatches:
         return sum(d.seconds for d in self.speech_docs) / len(self.speech_docs)
 
     def state_dict(self) -> dict:
-        return {"position": {k: list(stream.position) for k, stream in self.streams.items()},
+        return {"position": {k: stream.position for k, stream in self.streams.items()},
                 "coin": self.coin.bit_generator.state}
 
     def load_state_dict(self, state: dict) -> None:
         for name, position in state["position"].items():
-            self.streams[name].position = list(position)
+            self.streams[name].position = position
         self.coin.bit_generator.state = state["coin"]
 
     def next_batch(self, batch_size: int, allow_replay: bool = True, ctc_only: bool = False) -> Batch:

@@ -8,6 +8,7 @@ works out from it sits beside it, in the run folder's `plan.json` and the store'
     decay_start     the first step of the learning-rate decay (Stage II continues from the checkpoint before it)
     synthetic_prob  Stage II: the share of speech documents drawn from the selected speech (None in Stage I)
     speech          `--speech` runs: each source as read (kind, location, weight, columns, digest or revision)
+    text            `--text` runs: each replay text source as read (kind, files, column, weight, digest)
 """
 
 from __future__ import annotations
@@ -25,17 +26,23 @@ class TrainPlan:
     decay_start: int
     synthetic_prob: float | None = None
     speech: list[dict] | None = None
+    text: list[dict] | None = None
 
     @classmethod
     def of(cls, config: TrainConfig, data) -> TrainPlan:
         """The plan of `config` on its training data (`WorldBatches` or `StreamBatches`): a budget of hours buys
         steps by the seconds its documents last on average; Stage II keeps the synthetic share the data drew."""
         steps = budget_steps(config, data.mean_doc_s) if config.budget_hours else config.max_steps
+        from salad_core.speech_data.texts import TextSource, describe_text
+
+        text = [describe_text(TextSource.parse(t, config.text_column)) for t in config.text] if config.text else None
         return cls(steps, decay_start(steps, config.decay_fraction),
-                   data.synthetic_prob if config.stage == 2 else None, data.described)
+                   data.synthetic_prob if config.stage == 2 else None, data.described, text)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The plan as plan.json keeps it; the sources only when the run has its own (so a plan written before they
+        existed still equals its config's plan on resume)."""
+        return {k: v for k, v in asdict(self).items() if v is not None or k not in ("speech", "text")}
 
 
 def budget_steps(config: TrainConfig, mean_doc_s: float) -> int:

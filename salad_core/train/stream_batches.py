@@ -1,14 +1,13 @@
-"""Training batches from a user's speech corpora (`salad train --speech SOURCE`), streamed, and text replay.
+"""Training batches from a user's speech corpora (`salad train --speech SOURCE`), streamed, and text replay from the
+world or from the user's text (`--text SOURCE`), streamed too.
 
-Each source is read by DataLoader workers (`speech_data.stream.SourceDocuments`: audio decoded, spans planned, the
-log-mel front end run) and comes in windows of `window_docs` documents. A window is sorted by length and cut into
-batches, so the documents of a batch last about as long and little of a batch is padding; the batches of a window
-are given in a seeded order. The encoder runs here, in the training process, on its device.
+Each speech source is read by DataLoader workers (`speech_data.stream.SourceDocuments`: audio decoded, spans
+planned, the log-mel front end run) and comes in length-sorted windows (`train/windows.py`). The encoder runs here,
+in the training process, on its device.
 
 Which source gives the next speech batch is drawn by weight with the run's coin, as is the replay coin
-(`train.data`). The state (per source: the epoch, the first document of the current window, the batches given from
-it; the coin; the replay text's place) is in every checkpoint: a resumed run reads the window again and goes on with
-the batch it would have seen next.
+(`train.data`). The state (per source its window and the batches given from it, the coin, the replay text's place)
+is in every checkpoint: a resumed run reads the window again and goes on with the batch it would have seen next.
 """
 
 from __future__ import annotations
@@ -16,145 +15,93 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
-from itertools import islice
 
 import numpy as np
 
 from salad_core.errors import InputError
 from salad_core.model.processing import Segment
 from salad_core.speech_data.stream import PreparedDoc
-from salad_core.train.data import Shuffled, coin, replay_batch, replay_drawn
+from salad_core.train.data import coin, replay_batch, replay_drawn
 from salad_core.train.step import Batch
+from salad_core.train.windows import TEXT, Mixture, SourceWindows
 
 log = logging.getLogger(__name__)
 WINDOW_DOCS = 1024  # documents per window: the length sort's reach, and a shuffle over that many
 
 
-def drop_reason(message: str) -> str:
-    """The kind of a dropped utterance's problem, for the counts a run reports."""
-    kinds = {"no audio file": "missing audio file", "has no audio": "no audio", "declares": "wrong sample rate",
-             "CER": "transcript disagrees with the ASR", "silent": "silent audio", "empty": "empty audio",
-             "decode": "undecodable audio", "NaN": "non-finite samples",
-             "evaluation fact": "documents stating an evaluation fact"}
-    return next((kind for key, kind in kinds.items() if key in message), "other")
+class StreamedText:
+    """Replay text from weighted streamed sources (`--text`), with `Shuffled`'s interface: `take(n)`, and a
+    `position` that is its resumable state."""
 
+    def __init__(self, loaders: list[Callable[[int], Iterator[str]]], weights: list[float], seed: int,
+                 window_docs: int = WINDOW_DOCS):
+        self.stats = [Counter() for _ in loaders]
+        self.generator = np.random.default_rng([seed, 1, 11])  # its own: the run's coin draws as without --text
+        windows = [SourceWindows(open_at, k, seed, window_docs, self.stats[k], TEXT) for k, open_at in enumerate(loaders)]
+        self.mixture = Mixture(windows, weights, self.generator)
 
-class SourceWindows:
-    """One source's documents, window by window; `next(size)` gives the next batch of `size` documents."""
+    def take(self, count: int) -> list[str]:
+        return self.mixture.next(count)
 
-    def __init__(self, open_loader: Callable[[int], Iterator[PreparedDoc]], index: int, seed: int,
-                 window_docs: int, stats: Counter):
-        self.open_loader, self.index, self.seed, self.window_docs, self.stats = open_loader, index, seed, window_docs, stats
-        self.epoch, self.start, self.given = 0, 0, 0
-        self.batches: list[list[PreparedDoc]] | None = None
-        self.loader: Iterator[PreparedDoc] | None = None
-        self.read = 0  # documents the current window took from the loader
+    @property
+    def position(self) -> dict:
+        return {"windows": self.mixture.state_dict(), "generator": self.generator.bit_generator.state,
+                "stats": [dict(s) for s in self.stats]}
 
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "start": self.start, "given": self.given}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.start, self.given = state["epoch"], state["start"], state["given"]
-        self.batches = self.loader = None
-
-    def next(self, size: int) -> list[PreparedDoc]:
-        empty_epochs = 0
-        while self.batches is None or self.given >= len(self.batches):
-            if self.batches is not None:  # the window is used up: the next one
-                self._advance()
-            self._fill(size)
-            empty_epochs = empty_epochs + 1 if not self.batches and self.start == 0 else 0
-            if empty_epochs > 1:
-                raise InputError(f"speech source {self.index + 1} gives fewer than {size} usable documents. Fix: check "
-                                 f"its rows (the run's notes count what was dropped and why), or pass a smaller "
-                                 f"--batch-size.")
-        batch = self.batches[self.given]
-        self.given += 1
-        return batch
-
-    def _advance(self) -> None:
-        exhausted = self.read < self.window_docs
-        self.start, self.given, self.batches = (0 if exhausted else self.start + self.read), 0, None
-        if exhausted:
-            self.epoch, self.loader = self.epoch + 1, None
-
-    def _fill(self, size: int) -> None:
-        """Read the window at `start`, sort it by length, cut it into batches and order them by the seed."""
-        if self.loader is None:
-            self.loader = self.open_loader(self.start)
-        docs = list(islice(self.loader, self.window_docs))
-        self.read = len(docs)
-        if self.given == 0 and self.epoch == 0:  # each document counted once, also when a resumed run reads it again
-            self._count(docs)
-        usable = sorted((d for d in docs if any(key for _, key in d.spans)), key=lambda d: (d.seconds, d.index))
-        rng = np.random.default_rng([self.seed, self.index, self.epoch, self.start])
-        # the documents that do not fill a batch are left out of this epoch: which ones, the seed says
-        skip = int(rng.integers(len(usable) % size + 1))
-        batches = [usable[k : k + size] for k in range(skip, len(usable) - size + 1, size)]
-        self.batches = [batches[k] for k in rng.permutation(len(batches))]
-        if self.read < self.window_docs:
-            self.loader = None  # the source is read to its end: the next window starts an epoch
-
-    def _count(self, docs: list[PreparedDoc]) -> None:
-        for doc in docs:
-            self.stats["documents"] += 1
-            self.stats["utterances"] += doc.utterances
-            self.stats["bad rows"] += len(doc.bad_rows)
-            self.stats["heard_s"] += doc.seconds
-            for message in doc.dropped.values():
-                self.stats[f"dropped: {drop_reason(message)}"] += 1
-            if not any(key for _, key in doc.spans):
-                self.stats["documents with nothing heard"] += 1
+    @position.setter
+    def position(self, state: dict) -> None:
+        self.mixture.load_state_dict(state["windows"])
+        self.generator.bit_generator.state = state["generator"]
+        for stats, saved in zip(self.stats, state["stats"]):
+            stats.clear()
+            stats.update(saved)
 
 
 class StreamBatches:
-    """Speech batches from weighted streamed sources, replay batches from `text_docs` (`WorldBatches`' interface)."""
+    """Speech batches from weighted streamed sources, replay batches from `replay` (`Shuffled` or `StreamedText`):
+    `WorldBatches`' interface."""
 
     synthetic_prob = 0.0  # Stage II reads a world's selection: not streamed sources
 
-    def __init__(self, loaders: list[Callable[[int], Iterator[PreparedDoc]]], weights: list[float],
-                 text_docs: list[str], encoder, *, seed: int, replay_prob: float, rank: int = 0, world_size: int = 1,
-                 window_docs: int = WINDOW_DOCS, described: list[dict] | None = None,
-                 leak_audit: list[dict] | None = None):
+    def __init__(self, loaders: list[Callable[[int], Iterator[PreparedDoc]]], weights: list[float], replay, encoder,
+                 *, seed: int, replay_prob: float, window_docs: int = WINDOW_DOCS,
+                 described: list[dict] | None = None, leak_audit: list[dict] | None = None):
         self.described = described or [{} for _ in loaders]  # each source as the run records it (`describe`)
         self.leak_audit = leak_audit or []  # what the leak audit found, per source (`SpeechAudit.summary`)
         self.stats = [Counter() for _ in loaders]
-        self.sources = [SourceWindows(open_loader, k, seed, window_docs, self.stats[k])
-                        for k, open_loader in enumerate(loaders)]
-        total = float(sum(weights))
-        self.weights = np.array([w / total for w in weights])
-        self.text = Shuffled(text_docs, seed, "text", rank, world_size)
-        self.encoder, self.replay_prob, self.coin = encoder, replay_prob, coin(seed)
+        self.coin = coin(seed)
+        self.sources = [SourceWindows(open_at, k, seed, window_docs, self.stats[k]) for k, open_at in enumerate(loaders)]
+        self.speech = Mixture(self.sources, weights, self.coin)
+        self.text, self.encoder, self.replay_prob = replay, encoder, replay_prob
         self._mean_doc_s: float | None = None
 
     @property
     def mean_doc_s(self) -> float:
-        """Seconds heard per document, from the first source's first batch (the sources' sizes are not known ahead)."""
+        """Seconds heard per document, from a peek at the first source's start (sizes are not known ahead)."""
         if self._mean_doc_s is None:
-            peek = SourceWindows(self.sources[0].open_loader, 0, 0, self.sources[0].window_docs, Counter())
-            docs = peek.next(1)
+            docs = SourceWindows(self.sources[0].open_loader, 0, 0, 32, Counter()).next(8)
             self._mean_doc_s = max(1e-3, float(np.mean([d.seconds for d in docs])))
         return self._mean_doc_s
 
     def state_dict(self) -> dict:
-        return {"sources": [s.state_dict() for s in self.sources], "text": list(self.text.position),
-                "coin": self.coin.bit_generator.state, "stats": [dict(s) for s in self.stats]}
+        return {"sources": self.speech.state_dict(), "text": self.text.position, "coin": self.coin.bit_generator.state,
+                "stats": [dict(s) for s in self.stats]}
 
     def load_state_dict(self, state: dict) -> None:
-        for source, saved in zip(self.sources, state["sources"]):
-            source.load_state_dict(saved)
+        self.speech.load_state_dict(state["sources"])
         for stats, saved in zip(self.stats, state["stats"]):
             stats.clear()
             stats.update(saved)
-        self.text.position = list(state["text"])
+        self.text.position = state["text"]
         self.coin.bit_generator.state = state["coin"]
 
     def report(self) -> list[dict]:
         """Per source, what this process read of it in its first pass (documents, utterances, hours heard, what it
         dropped and why), and the passes it began since."""
-        return [{"spec": about.get("spec"), "epochs": window.epoch, "documents": int(stats["documents"]), "utterances": int(stats["utterances"]),
-                 "heard_hours": stats["heard_s"] / 3600, "bad_rows": int(stats["bad rows"]),
-                 "dropped": {k.removeprefix("dropped: "): int(v) for k, v in stats.items() if k.startswith("dropped: ")},
+        return [{"spec": about.get("spec"), "epochs": window.epoch, "documents": int(stats["documents"]),
+                 "utterances": int(stats["utterances"]), "heard_hours": stats["heard_s"] / 3600,
+                 "bad_rows": int(stats["bad rows"]),
+                 "dropped": {k.removeprefix("dropped: "): int(v) for k, v in stats.items() if k.startswith("dropped")},
                  "documents_with_nothing_heard": int(stats["documents with nothing heard"])}
                 for about, stats, window in zip(self.described, self.stats, self.sources)]
 
@@ -170,8 +117,7 @@ class StreamBatches:
     def next_batch(self, batch_size: int, allow_replay: bool = True, ctc_only: bool = False) -> Batch:
         if replay_drawn(self.coin, self.replay_prob, allow_replay, ctc_only):
             return replay_batch(self.text, batch_size)
-        source = int(self.coin.choice(len(self.sources), p=self.weights)) if len(self.sources) > 1 else 0
-        docs = self.sources[source].next(batch_size)
+        docs = self.speech.next(batch_size)
         features = [f for d in docs for f in d.features]
         samples = [n for d in docs for n in d.samples]
         frames = []
@@ -195,9 +141,43 @@ def speech_columns(given: list[str] | None) -> dict[str, str]:
     return columns
 
 
-def streamed(config, encoder, world, rank: int, world_size: int) -> StreamBatches:
+def replay_text(config, world, rank: int, world_size: int):
+    """The replay batches' text: the world's (`Shuffled`), or the run's `--text` sources streamed (`StreamedText`);
+    a world run's own `--text` is audited here (a `--speech` run's, with its speech, in `streamed`)."""
+    from salad_core.speech_data.texts import TextSource, iter_texts
+    from salad_core.train.data import Shuffled
+    from salad_core.train.speech_audit import audit_speech
+
+    if not config.text:
+        return Shuffled(world.text_corpus(), config.seed, "text", rank, world_size)
+    sources = [TextSource.parse(spec, config.text_column) for spec in config.text]
+    if not config.speech and rank == 0:
+        log.info("leak audit of the run's replay text: eval facts stated, per task\n%s",
+                 audit_speech(world, [], replay_texts(config, world)).table())
+
+    def opener(source: TextSource):
+        def open_at(start: int) -> Iterator[str]:
+            pieces = enumerate(iter_texts(source))
+            return (p for k, p in pieces if k % world_size == rank and k // world_size >= start)
+        return open_at
+
+    return StreamedText([opener(s) for s in sources], [s.weight for s in sources], config.seed)
+
+
+def replay_texts(config, world) -> Iterator[str]:
+    """Every replay text once, in order (for the leak audit)."""
+    from salad_core.speech_data.texts import TextSource, iter_texts
+
+    if not config.text:
+        yield from world.text_corpus()
+        return
+    for spec in config.text:
+        yield from iter_texts(TextSource.parse(spec, config.text_column))
+
+
+def streamed(config, encoder, world, replay, rank: int, world_size: int) -> StreamBatches:
     """The batches of a run's `--speech` sources (`TrainConfig.speech`), read by `config.data_workers` workers,
-    audited first against what `world` evaluates (train/speech_audit.py); replay from the world's text."""
+    audited first, with the replay text, against what `world` evaluates (train/speech_audit.py)."""
     import copy
 
     import torch
@@ -205,7 +185,6 @@ def streamed(config, encoder, world, rank: int, world_size: int) -> StreamBatche
     from salad_core.speech_data.documents import SpanRanges
     from salad_core.speech_data.sources import SpeechSource, describe
     from salad_core.speech_data.stream import AsrTimer, SourceDocuments
-
     from salad_core.train.speech_audit import audit_speech
 
     columns = speech_columns(config.speech_columns)
@@ -213,11 +192,10 @@ def streamed(config, encoder, world, rank: int, world_size: int) -> StreamBatche
     for spec in config.speech:
         source = SpeechSource.parse(spec)
         sources.append(SpeechSource.parse(spec, columns) if source.kind == "hf" and columns else source)
-    text_docs = world.text_corpus()
-    audit = audit_speech(world, sources, text_docs)
+    audit = audit_speech(world, sources, replay_texts(config, world))
     if rank == 0:
         log.info("leak audit of the run's speech and replay text: eval facts stated, per task and source "
-                    "(speech documents that state one are left out)\n%s", audit.table())
+                 "(speech documents that state one are left out)\n%s", audit.table())
     defaults = SpanRanges()
     ranges = SpanRanges(tuple(config.speech_span_words or defaults.speech_words),
                         tuple(config.text_span_words or defaults.text_words))
@@ -234,8 +212,8 @@ def streamed(config, encoder, world, rank: int, world_size: int) -> StreamBatche
                                                     worker_init_fn=_one_thread, prefetch_factor=4 if workers else None))
         return open_at
 
-    return StreamBatches([opener(s, k) for k, s in enumerate(sources)], [s.weight for s in sources], text_docs,
-                         encoder, seed=config.seed, replay_prob=config.replay_prob, rank=rank, world_size=world_size,
+    return StreamBatches([opener(s, k) for k, s in enumerate(sources)], [s.weight for s in sources], replay,
+                         encoder, seed=config.seed, replay_prob=config.replay_prob,
                          described=[describe(s) for s in sources], leak_audit=audit.summary())
 
 

@@ -101,14 +101,15 @@ class DistillTrainer:
 
     def training_data(self):
         """The speech the run hears: its `--speech` sources, streamed, else the preset's world (and in Stage II the
-        selected speech); replay text from the world either way."""
-        cfg, rank, processes = self.config, self.accelerator.process_index, self.accelerator.num_processes
-        if cfg.speech:
-            from salad_core.train.stream_batches import streamed
+        selected speech); replay text from the world, or from its `--text` sources."""
+        from salad_core.train.stream_batches import replay_text, streamed
 
-            return streamed(cfg, self.model.encoder, self.world, rank, processes)
+        cfg, rank, processes = self.config, self.accelerator.process_index, self.accelerator.num_processes
+        replay = replay_text(cfg, self.world, rank, processes)
+        if cfg.speech:
+            return streamed(cfg, self.model.encoder, self.world, replay, rank, processes)
         return WorldBatches(self.world, cfg.seed, cfg.replay_prob, rank, processes, encoder=self.model.encoder,
-                            synthetic=self.selected_speech(), synthetic_prob=cfg.synthetic_prob)
+                            synthetic=self.selected_speech(), synthetic_prob=cfg.synthetic_prob, replay=replay)
 
     def continued_model_config(self):
         """The model of the run this one continues (a resumed run, or Stage II's Stage I run), as its checkpoints
