@@ -67,6 +67,15 @@ class Transcriber:
 
     def transcribe(self, audio: np.ndarray) -> str:
         """Text of 16 kHz float32 mono speech (up to 30 s; longer audio is cut by `load_audio`)."""
+        return " ".join(segment.text.strip() for segment in self._segments(audio)).strip()
+
+    def words(self, audio: np.ndarray) -> list[tuple[str, float, float]]:
+        """(word, start s, end s) of each word heard, from Whisper's cross-attention alignment; the words joined by
+        spaces are `transcribe`'s text (the decoding is the same, the alignment is a pass after it)."""
+        heard = [w for segment in self._segments(audio, word_timestamps=True) for w in segment.words or ()]
+        return [(w.word.strip(), float(w.start), float(w.end)) for w in heard if w.word.strip()]
+
+    def _segments(self, audio: np.ndarray, word_timestamps: bool = False) -> list:
         audio = load_audio(np.asarray(audio, np.float32), sample_rate=SAMPLE_RATE, name="audio to transcribe")
         segments, _ = self._model.transcribe(
             audio,
@@ -76,8 +85,9 @@ class Transcriber:
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,
+            word_timestamps=word_timestamps,
         )
-        return " ".join(segment.text.strip() for segment in segments).strip()
+        return list(segments)
 
     def transcribe_many(self, audios: Sequence[np.ndarray], progress: bool = True) -> list[str]:
         return [self.transcribe(a) for a in tqdm(audios, disable=not progress, file=sys.stderr, desc="asr")]
