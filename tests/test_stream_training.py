@@ -118,3 +118,32 @@ def test_replay_text_from_the_users_text_sources(corpus, tmp_path):
     assert (text["spec"], text["kind"], text["files"], text["column"]) == (str(texts), "txt", 2, "text")
     assert text["digest"]
     assert store.train_steps(summary["run_id"])["replay"].any()  # replay batches, from those three documents
+
+
+def test_long_utterances_are_timed_by_the_asr_and_a_wrong_transcript_is_dropped(tmp_path):
+    """`--word-timings auto`: an utterance longer than a speech span is cut at the words Whisper times, so its speech
+    spans are stretches of it; one whose transcript is another sentence's is dropped with its CER."""
+    import torch
+
+    from salad_core.speech_data.documents import SpanRanges
+    from salad_core.speech_data.sources import SpeechSource
+    from salad_core.speech_data.stream import AsrTimer, SourceDocuments
+    from salad_core.tts import VoiceSpec
+    from salad_core.tts.cache import synthesize
+    from tests.tiny_models import tiny_encoder
+
+    said = ["the old lighthouse keeper climbed the narrow stairs every evening to light the great lamp for the ships",
+            "a small brown dog waited by the garden gate until the children came home from the village school"]
+    lines = []
+    for k, text in enumerate(said):
+        path = synthesize(text, VoiceSpec("espeak", "en-us"))
+        lines.append({"audio": str(path), "text": text, "doc": "d", "pos": k, "id": f"u{k}"})
+    lines.append({**lines[0], "id": "wrong", "pos": 2, "text": said[1]})  # the first one's audio, the second's words
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    dataset = SourceDocuments(SpeechSource.parse(str(tmp_path / "m.jsonl")), 0, tiny_encoder().log_mel, seed=0,
+                              ranges=SpanRanges((3, 6), (3, 6)), timer=AsrTimer())
+    (doc,) = list(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=0))
+    assert list(doc.dropped) == ["wrong"] and "CER" in doc.dropped["wrong"]
+    heard = [key for _, key in doc.spans if key]
+    assert heard and all("@" in key for key in heard)  # stretches of an utterance, not whole ones
+    assert " ".join(text for text, _ in doc.spans) == " ".join(said)
