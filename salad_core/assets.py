@@ -28,11 +28,12 @@ class AssetError(SaladError, RuntimeError):
 class MissingPackageError(AssetError):
     """An optional package is not installed."""
 
-    def __init__(self, package: str, needed_for: str, pip_name: str | None = None, nodeps: bool = False):
-        flag = "--no-deps " if nodeps else ""
+    def __init__(self, package: str, needed_for: str, pip_name: str | None = None, nodeps: bool = False,
+                 note: str | None = None):
+        flag, note = "--no-deps " if nodeps else "", note or "(or rerun the README's set-up command)"
         super().__init__(
             f"{needed_for} needs the package '{package}', which is not installed. "
-            f"Fix: pip install {flag}{pip_name or package}  (or rerun the README's set-up command)."
+            f"Fix: pip install {flag}{pip_name or package}  {note}."
         )
         self.package = package
 

@@ -14,6 +14,7 @@ from salad_core.errors import InputError
 from salad_core.flags import to_argv
 from salad_core.options import KL_DIRECTIONS, LLM_MODES
 from salad_core.schedule import decay_start
+from salad_core.train.trackers import TRACKERS
 
 ENCODER_HZ = 50.0  # frames per second of every Whisper-family encoder
 
@@ -44,7 +45,8 @@ ALIGN_MODEL: dict[str, dict] = {"none": {"ctc_compress": False},
 
 # The fields with a fixed set of values: validated here, offered as choices by `salad train` and the Training page.
 CHOICES: dict[str, tuple[str, ...]] = {"kl_direction": KL_DIRECTIONS, "llm_mode": LLM_MODES, "align": tuple(ALIGN_MODEL),
-                                       "final_split": ("dev", "test"), "word_timings": ("auto", "none")}
+                                       "final_split": ("dev", "test"), "word_timings": ("auto", "none"),
+                                       "report_to": TRACKERS}
 
 
 # Per-preset Stage II recipes (options given always win): the share of speech documents drawn from the selected
@@ -113,6 +115,8 @@ class TrainConfig:
     seed: int = 0  # seeds the adapter's initialisation and the data order
     tag: str = ""  # free label, e.g. the sweep a run belongs to
     final_split: str = "test"  # the split the final model is scored on: dev while choosing a recipe, test once
+    report_to: str = "none"  # also show the run in tensorboard | wandb | mlflow (docs/training.md); none: store only
+    tracker_dir: str | None = None  # the folder --report-to writes to (None: the run folder's trackers/)
     # Stage II (SALAD): continue a Stage I run from its pre-decay checkpoint on natural + selected synthetic speech
     stage: int = 1  # 1: Stage I from the preset; 2: Stage II, with --from and --round
     from_run: str | None = None  # stage 2: the Stage I run (its pre-decay checkpoint, model options)

@@ -34,6 +34,7 @@ from salad_core.runs import MODEL_RUN_FILE, Lineage, RunDir
 from salad_core.schedule import lr_factor
 from salad_core.store import Store
 from salad_core.train import checkpoint as ckpt
+from salad_core.train import trackers
 from salad_core.train.config import TrainConfig
 from salad_core.train.data import WorldBatches
 from salad_core.train.machine import every_core_while_others_wait, machine
@@ -75,13 +76,17 @@ class DistillTrainer:
 
         torch.set_flush_denormal(True)
         cfg = self.config
+        trackers.require(cfg.report_to)  # before anything is built
         torch.manual_seed(cfg.seed)
         # The world comes first: the model's LLM is the world's pretrained LM.
         self.world = preset_world(cfg.preset)
+        self.run_id = self.resume_id or new_run_id("train")
+        self.run = RunDir(self.run_id, "train")
         # The schedule counts optimizer steps. accelerate's default steps a prepared scheduler once per process at
         # every optimizer step (it assumes per-process batches), which ran two processes' schedule at twice the speed.
         self.accelerator = Accelerator(step_scheduler_with_optimizer=False,
-                                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+                                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+                                       **trackers.accelerator_options(cfg, self.run.root))
         self.model = SaladModel.build(self.continued_model_config() or
                                       model_config(cfg.preset, **cfg.model_options()))
         self.data = self.training_data()
@@ -92,8 +97,6 @@ class DistillTrainer:
         self.optimizer = torch.optim.AdamW(self.param_groups(), weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_lambdas())
         self.step_module, self.optimizer, self.scheduler = self.accelerator.prepare(step_module, self.optimizer, self.scheduler)
-        self.run_id = self.resume_id or new_run_id("train")
-        self.run = RunDir(self.run_id, "train")
         if self.resume_id:
             self.restore()
         elif cfg.stage == 2:
@@ -259,7 +262,8 @@ class DistillTrainer:
     def train(self) -> dict:
         self.setup()
         start = time.perf_counter()
-        with self.recorded():
+        with self.recorded(), trackers.tracked(self.accelerator, self.config, self.run_id, self.plan,
+                                               self.counters.step):
             try:
                 self.loop(start)
             except OSError as err:
@@ -289,6 +293,7 @@ class DistillTrainer:
                     record = self.train_step()
                     record["tokens_per_s"] = record["n_text_positions"] / (time.perf_counter() - tick)
                     record["wall_s"] = time.perf_counter() - start
+                    trackers.log_step(self.accelerator, record)
                     pending.append(record)
                     progress.update(1, message=f"loss {record['loss']:.3f}")
                     step = self.counters.step
@@ -373,6 +378,7 @@ class DistillTrainer:
             rows = evaluate_world(self.model, self.world, self.config.eval_items, seed=self.config.seed, on_task=show)
         ckpt.set_rng_state(rng)
         self.last_evaluation = {r["metric"]: r["value"] for r in rows if r["task"] == ALL_TASKS}
+        trackers.log_evaluation(self.accelerator, self.last_evaluation, step)
         counters = [{"task": ALL_TASKS, "metric": "tokens", "value": self.counters.tokens},
                     {"task": ALL_TASKS, "metric": "speech_hours", "value": self.counters.speech_s / 3600}]
         self.store.add_metrics(self.run_id, [{**r, "step": step} for r in rows + counters])
