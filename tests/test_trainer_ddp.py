@@ -17,6 +17,7 @@ import pytest
 
 from salad_core.jobs import cpu_ddp_command
 from salad_core.store import Store
+from salad_core.train.machine import process_share
 
 # A learning LLM, so that replay batches are drawn (seed 0's coin: replay at steps 1 and 4, speech at 2 and 3).
 ARGS = ["--preset", "nano", "--max-steps", "4", "--llm-mode", "full", "--llm-unfreeze-step", "0", "--replay-prob", "0.5",
@@ -50,9 +51,9 @@ def test_two_cpu_processes_match_one(tmp_path):
 
 
 def test_the_batch_size_is_split_over_the_processes():
-    from salad_core.train.trainer import DistillTrainer, TrainingError
+    from salad_core.errors import TrainingError
 
-    assert DistillTrainer.process_share(16, 1) == 16
-    assert DistillTrainer.process_share(16, 2) == 8
+    assert process_share(16, 1) == 16
+    assert process_share(16, 2) == 8
     with pytest.raises(TrainingError, match="multiple of 3"):
-        DistillTrainer.process_share(16, 3)
+        process_share(16, 3)

@@ -1,5 +1,5 @@
-"""The machine a run trains on: what it is (recorded per start or resume in the run folder's machines.jsonl), and
-its cores for the evaluation, which the main process runs alone."""
+"""The machine a run trains on: what it is (recorded per start or resume in the run folder's machines.jsonl), its
+cores for the evaluation, which the main process runs alone, and each process's share of a batch."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 import time
 
 import torch
+
+from salad_core.errors import TrainingError
 
 
 @contextlib.contextmanager
@@ -38,3 +40,12 @@ def machine(accelerator) -> dict:
             "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
             "cpu_cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
             "device": device.type, "gpu": gpu, "processes": accelerator.num_processes, "torch": torch.__version__}
+
+
+def process_share(batch_size: int, processes: int) -> int:
+    """Documents per process in a micro-batch: `batch_size` is the global count, so the same command trains the
+    same model (up to float summation order) on one process or several."""
+    if batch_size % processes:
+        raise TrainingError(f"batch size {batch_size} does not split over {processes} processes. Fix: pass a "
+                            f"--batch-size that is a multiple of {processes}.")
+    return batch_size // processes

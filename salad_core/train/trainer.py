@@ -37,7 +37,7 @@ from salad_core.train import checkpoint as ckpt
 from salad_core.train import trackers
 from salad_core.train.config import TrainConfig
 from salad_core.train.data import WorldBatches
-from salad_core.train.machine import every_core_while_others_wait, machine
+from salad_core.train.machine import every_core_while_others_wait, machine, process_share
 from salad_core.train.plan import TrainPlan
 from salad_core.train.step import Batch, DistillationStep, ctc_targets, text_positions
 
@@ -90,7 +90,7 @@ class DistillTrainer:
         self.model = SaladModel.build(self.continued_model_config() or
                                       model_config(cfg.preset, **cfg.model_options()))
         self.data = self.training_data()
-        self.local_batch = self.process_share(cfg.batch_size, self.accelerator.num_processes)
+        self.local_batch = process_share(cfg.batch_size, self.accelerator.num_processes)
         self.plan = TrainPlan.of(cfg, self.data)
         step_module = DistillationStep(self.model, cfg.alpha, cfg.kl_direction, cfg.kl_temperature, cfg.kl_chunk,
                                        cfg.ctc_weight)
@@ -124,15 +124,6 @@ class DistillTrainer:
         folders = [RunDir(s, "train").latest_checkpoint() for s in sources if s]
         folder = next((f for f in folders if f is not None), None)
         return SaladConfig.from_pretrained(folder) if folder else None
-
-    @staticmethod
-    def process_share(batch_size: int, processes: int) -> int:
-        """Documents per process in a micro-batch: `batch_size` is the global count, so the same command trains the
-        same model (up to float summation order) on one process or several."""
-        if batch_size % processes:
-            raise TrainingError(f"batch size {batch_size} does not split over {processes} processes. Fix: pass a "
-                                f"--batch-size that is a multiple of {processes}.")
-        return batch_size // processes
 
     def selected_speech(self):
         """Stage II: the synthetic speech of the run's round and of the rounds behind it; None in Stage I."""
