@@ -4,6 +4,7 @@
     salad eval --voices flite:slt,espeak:en-us@1.2,flite:slt+noise10,recorded   the gap per voice condition
     salad world build|info|audit --corpus mini|nano|broad   a mini world, or the smol preset's broad speech corpus
     salad train --preset mini --alpha 1.0 [...]    Stage I distillation (see `salad train --help`)
+    salad speech check --speech SOURCE[:W] [--speech ...] [--preset mini] [--limit N]   a corpus as training reads it
     salad sweep --alphas 0,1 --seeds 0,1,2 --jobs 2 [--budgets-hours 10,20] [-- train flags]
     salad select --from RUN --gamma 5 --budget 10%  Stage II active selection of synthetic speech
     salad train --stage 2 --from RUN [--round ID]  Stage II: continue RUN on natural + selected speech
@@ -31,9 +32,11 @@ from pathlib import Path
 
 from salad_core.cli_training import (
     add_select_args,
+    add_speech_args,
     add_sweep_args,
     add_train_args,
     cmd_select,
+    cmd_speech,
     cmd_sweep,
     cmd_train,
 )
@@ -249,6 +252,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], object], str, Callable 
     "sweep": (cmd_sweep, "a grid of Stage I runs over alpha and speech budget", add_sweep_args),
     "select": (cmd_select, "Stage II: score clusters of the text corpus and select synthetic speech where the "
                "model is most misaligned", add_select_args),
+    "speech": (cmd_speech, "check speech sources before training on them: documents, hours, what is dropped and "
+               "why, and the leak audit", add_speech_args),
     "runs": (cmd_runs, "list the store's runs, or show one (config, lineage, headline metrics)", add_runs_args),
     "tasks": (cmd_tasks, "list the spoken task suite", None),
     "voices": (cmd_voices, "list TTS engines and voices", None),

@@ -1,6 +1,7 @@
 """The `salad` subcommands that train: `salad train` (Stage I, and Stage II with --stage 2), `salad sweep` (a grid of
-Stage I runs) and `salad select` (a Stage II selection round, then optionally its training). The table of commands,
-the parser and the error handling are `salad_core.cli`'s.
+Stage I runs), `salad select` (a Stage II selection round, then optionally its training) and `salad speech check`
+(what a run's --speech sources hold, before it trains). The table of commands, the parser and the error handling are
+`salad_core.cli`'s.
 """
 
 from __future__ import annotations
@@ -169,3 +170,39 @@ def train_stage2_process(from_run: str, round_id: str, db: str | None) -> dict:
         raise TrainingError(f"Stage II on round {round_id} failed (exit code {done.returncode}; its log is above). "
                            f"The round is kept. Fix the cause, then rerun: salad {' '.join(cmd[3:])}")
     return json.loads(done.stdout)
+
+
+def add_speech_args(parser: argparse.ArgumentParser) -> None:
+    from salad_core.flags import add_list_flag, field_comments
+    from salad_core.presets import PRESETS
+    from salad_core.train.config import TrainConfig
+
+    about = field_comments(TrainConfig)
+    parser.add_argument("action", choices=("check",), help="check: what the sources hold as training would read them "
+                        "(documents, utterances, hours, what is dropped and why, rows that cannot be read) and the "
+                        "leak audit against the preset's evaluation tasks")
+    add_list_flag(parser, "--speech", f"{about['speech']} (as `salad train --speech`; repeatable)", required=True)
+    add_list_flag(parser, "--speech-columns", about["speech_columns"])
+    parser.add_argument("--preset", default="mini", choices=sorted(PRESETS),
+                        help="the preset whose evaluation tasks the sources are audited against (default: mini)")
+    parser.add_argument("--limit", type=int, metavar="N", help="read only the first N utterances of each source")
+
+
+def cmd_speech(args: argparse.Namespace) -> dict:
+    """`salad speech check`: the sources' statistics and leak audit (salad_core/train/speech_check.py)."""
+    from salad_core.progress import Progress
+    from salad_core.train.speech_check import check_lines, check_speech
+    from salad_core.train.stream_batches import speech_sources
+    from salad_core.world import preset_world
+
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit {args.limit}: read at least one utterance of each source. Fix: --limit 1 or "
+                         "more, or leave it out to read every utterance.")
+    sources = speech_sources(args.speech, args.speech_columns)
+    with Progress(None, f"the evaluation facts of {args.preset} (its world is built if it is not)") as progress:
+        world = preset_world(args.preset, lm=False, progress=not args.json)
+        result = check_speech(sources, world, limit=args.limit, progress=progress)
+    result["preset"] = args.preset
+    if not args.json:
+        print("\n".join(check_lines(result)))
+    return result

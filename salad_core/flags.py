@@ -80,6 +80,12 @@ class _ExtendList(argparse.Action):
         setattr(namespace, self.dest, (getattr(namespace, self.dest) or []) + list(values))
 
 
+def add_list_flag(parser: argparse.ArgumentParser, flag: str, help: str, **options) -> None:
+    """A list flag of a command's own (not a config field's), read as the dataclass flags' lists are: comma-separated
+    and repeatable (`--speech A --speech B,C` is [A, B, C])."""
+    parser.add_argument(flag, type=_csv, action=_ExtendList, default=None, help=help.replace("%", "%%"), **options)
+
+
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls, recipes: dict[str, dict] | None = None,
                         choices: dict[str, tuple] | None = None) -> None:
     """One flag per field, default None: a flag not given leaves the field to the recipe, then to the default."""

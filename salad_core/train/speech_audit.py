@@ -43,25 +43,47 @@ class SpeechAudit:
         return format_table(self.rows)
 
 
+def document_text(chunk: list) -> str:
+    """A document chunk (consecutive utterances of one document) as the audit reads it: its transcripts joined."""
+    return " ".join(u.text for u in chunk)
+
+
 def chunk_texts(source: SpeechSource, max_words: int = MAX_DOC_WORDS):
     """The source's documents as training reads them (chunk by chunk, in order), each as one text."""
     for chunk in document_chunks(iter_utterances(source, on_bad=lambda _: None), max_words):
-        yield " ".join(u.text for u in chunk)
+        yield document_text(chunk)
+
+
+class SpeechAuditor:
+    """The audit one text at a time, so that a reader that already holds each document (`salad speech check`)
+    audits it in the same pass: `stated(name, place, text)` says whether the text states an eval fact of `world`,
+    `result()` is the audit of every text given."""
+
+    def __init__(self, world, names: list[str]):
+        self.facts = world.eval_facts()
+        self.auditor = Auditor(f for task_facts in self.facts.values() for f in task_facts)
+        self.stating: dict[str, list[str]] = {name: [] for name in names}  # every source has its rows, leak or not
+        self.leaking: dict[str, list[int]] = {}
+
+    def stated(self, name: str, place: int, text: str) -> bool:
+        if not self.auditor.stated(text_form(text)):
+            return False
+        self.leaking.setdefault(name, []).append(place)
+        self.stating.setdefault(name, []).append(text)
+        return True
+
+    def result(self) -> SpeechAudit:
+        """The table is made of the texts that state a fact alone (the others add nothing to it)."""
+        leaking = {name: places for name, places in self.leaking.items() if name != REPLAY}
+        return SpeechAudit(audit_table(self.facts, self.stating), leaking)
 
 
 def audit_speech(world, sources: list[SpeechSource], replay: list[str]) -> SpeechAudit:
     """The audit of `sources` and the `replay` texts against the eval facts of `world` (a world or the broad
-    corpus: what the run is evaluated on). One pass finds the texts that state a fact; the table is then made of
-    those alone (the others add nothing to it)."""
-    facts = world.eval_facts()
-    auditor = Auditor(f for task_facts in facts.values() for f in task_facts)
-    leaking: dict[str, list[int]] = {}
-    stating: dict[str, list[str]] = {}
-    for name, texts in {**{s.spec: chunk_texts(s) for s in sources}, REPLAY: replay}.items():
-        stating[name] = []
-        for place, text in enumerate(texts):
-            if auditor.stated(text_form(text)):
-                leaking.setdefault(name, []).append(place)
-                stating[name].append(text)
-    leaking.pop(REPLAY, None)
-    return SpeechAudit(audit_table(facts, stating), leaking)
+    corpus: what the run is evaluated on)."""
+    texts = {**{s.spec: chunk_texts(s) for s in sources}, REPLAY: replay}
+    auditor = SpeechAuditor(world, list(texts))
+    for name, documents in texts.items():
+        for place, text in enumerate(documents):
+            auditor.stated(name, place, text)
+    return auditor.result()

@@ -20,6 +20,7 @@ import numpy as np
 
 from salad_core.errors import InputError
 from salad_core.model.processing import Segment
+from salad_core.speech_data.sources import SpeechSource
 from salad_core.speech_data.stream import PreparedDoc
 from salad_core.train.data import coin, replay_batch, replay_drawn
 from salad_core.train.step import Batch
@@ -141,6 +142,17 @@ def speech_columns(given: list[str] | None) -> dict[str, str]:
     return columns
 
 
+def speech_sources(specs: list[str], columns: list[str] | None) -> list[SpeechSource]:
+    """The `SpeechSource`s of `--speech` values, `--speech-columns` applied to those from `datasets` (the others'
+    fields are fixed, so the columns of a run that mixes kinds are not an error)."""
+    mapping = speech_columns(columns)
+    sources = []
+    for spec in specs:
+        source = SpeechSource.parse(spec)
+        sources.append(SpeechSource.parse(spec, mapping) if source.kind == "hf" and mapping else source)
+    return sources
+
+
 def replay_text(config, world, rank: int, world_size: int):
     """The replay batches' text: the world's (`Shuffled`), or the run's `--text` sources streamed (`StreamedText`);
     a world run's own `--text` is audited here (a `--speech` run's, with its speech, in `streamed`)."""
@@ -183,15 +195,11 @@ def streamed(config, encoder, world, replay, rank: int, world_size: int) -> Stre
     import torch
 
     from salad_core.speech_data.documents import SpanRanges
-    from salad_core.speech_data.sources import SpeechSource, describe
+    from salad_core.speech_data.sources import describe
     from salad_core.speech_data.stream import AsrTimer, SourceDocuments
     from salad_core.train.speech_audit import audit_speech
 
-    columns = speech_columns(config.speech_columns)
-    sources = []
-    for spec in config.speech:
-        source = SpeechSource.parse(spec)
-        sources.append(SpeechSource.parse(spec, columns) if source.kind == "hf" and columns else source)
+    sources = speech_sources(config.speech, config.speech_columns)
     audit = audit_speech(world, sources, replay_texts(config, world))
     if rank == 0:
         log.info("leak audit of the run's speech and replay text: eval facts stated, per task and source "

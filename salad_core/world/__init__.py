@@ -38,20 +38,21 @@ def world_tasks(preset: str) -> list[str]:
     return [d.domain.task for d in domain_defs(preset)]
 
 
-def preset_world(preset: str) -> World:
+def preset_world(preset: str, *, lm: bool = True, progress: bool = True) -> World:
     """The world a model preset trains on (its speech and text), built, and its LM pretrained when the preset reads
-    with it; for a preset that trains on a speech corpus instead (`smol`: the broad corpus), that corpus, built."""
+    with it (and `lm`: a caller that only reads the world's facts, such as the leak audit, leaves it to the first
+    run); for a preset that trains on a speech corpus instead (`smol`: the broad corpus), that corpus, built."""
     from salad_core.presets import get_preset
 
     world_name = get_preset(preset).world
     if get_preset(preset).corpus == "broad":
         from salad_core.broad import build_broad
 
-        return build_broad()
+        return build_broad(progress=progress)
     if world_name is None:
         raise InputError(f"preset {preset!r} has no training world yet; train with --preset mini or nano")
-    world = build_world(world_name)
-    if parse_llm_name(get_preset(preset).llm_name).is_world:
+    world = build_world(world_name, progress=progress, lm=lm)
+    if lm and parse_llm_name(get_preset(preset).llm_name).is_world:
         from salad_core.world.lm import ensure_world_lm
 
         ensure_world_lm(world)
