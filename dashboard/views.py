@@ -171,7 +171,13 @@ def world_tables(info: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         "eval facts": d.get("n_eval_facts"), "train facts": d.get("n_train_facts"), "test items": d["n_test"],
         "dev items": d["n_dev"], "speech documents": d["n_speech_docs"], "selection pool documents": d.get("n_pool_docs"),
     } for d in info.get("domains", [])])
-    rows = info.get("audit") or []
-    audit = (pd.DataFrame(rows).pivot_table(index="task", columns="source", values="leaked", aggfunc="first",
-                                            sort=False).reset_index() if rows else pd.DataFrame())
-    return domains, audit
+    return domains, audit_pivot(info.get("audit") or [])
+
+
+def audit_pivot(rows: list[dict]) -> pd.DataFrame:
+    """A leak audit's rows (world/audit.py: task, source, leaked, ...) as a table: a row per task, a column per
+    source, each cell the task's eval facts that source states."""
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).pivot_table(index="task", columns="source", values="leaked", aggfunc="first",
+                                          sort=False).reset_index()

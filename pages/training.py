@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, job_panel, training_charts, views, widgets
+from dashboard import data, job_panel, source_check, training_charts, views, widgets
 from dashboard.first_launch import MINI_ARGS, MINI_JOB
 from salad_core import jobs
 from salad_core.analysis import checkpoints, run_alpha
@@ -42,7 +42,8 @@ def presets() -> list[str]:
 
 def form_fields() -> list[FieldSpec]:
     """Every Stage I field of `salad train`, the main ones first."""
-    specs = [s for s in field_specs(TrainConfig, CHOICES) if s.name not in ("preset", *STAGE2_FIELDS)]
+    skip = ("preset", *STAGE2_FIELDS, *source_check.SOURCE_FIELDS)  # the sources: in their panel, above the form
+    specs = [s for s in field_specs(TrainConfig, CHOICES) if s.name not in skip]
     return sorted(specs, key=lambda s: MAIN_FIELDS.index(s.name) if s.name in MAIN_FIELDS else len(MAIN_FIELDS))
 
 
@@ -114,14 +115,16 @@ def start_form(store_path: str) -> None:
     preset = st.selectbox("Preset", presets(), key="train_preset", on_change=apply_recipe,
                           help="choosing a preset fills the form with its tested recipe")
     world_summary(preset)
+    source_check.sources_panel(preset, start)
     for key, value in recipe_values(preset).items():
         st.session_state.setdefault(key, value)
     specs = form_fields()
     main = [s for s in specs if s.name in MAIN_FIELDS]
     with st.form("train_form"):
         st.markdown(f"**Start a Stage I run** on `{preset}`: the form starts from the preset's recipe, and the job "
-                    "runs `salad train` with the fields that differ from it. α = 1 is SALAD's distillation, α = 0 "
-                    "plain next-token training; a budget in hours or tokens, when set, fixes the steps.")
+                    "runs `salad train` with the fields that differ from it (and the speech sources named above, if "
+                    "any). α = 1 is SALAD's distillation, α = 0 plain next-token training; a budget in hours or "
+                    "tokens, when set, fixes the steps.")
         columns = st.columns(3)
         values = {s.name: field_input(s, columns[n % 3]) for n, s in enumerate(main)}
         with st.expander("Every other option"):
@@ -130,6 +133,8 @@ def start_form(store_path: str) -> None:
         if st.form_submit_button("Start training", type="primary"):
             values = {k: None if v == "" else v for k, v in values.items()}  # an empty text box leaves it unset
             try:
+                values |= source_check.form_values(st.session_state.get(source_check.SOURCES_KEY),
+                                                   st.session_state.get(source_check.COLUMNS_KEY))
                 config = TrainConfig.for_preset(preset, **values)
             except ValueError as err:
                 st.error(str(err))

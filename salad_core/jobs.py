@@ -5,7 +5,7 @@ Heavy work never runs inside a Streamlit script run. A job is a detached supervi
 outcome survives the dashboard restarting. Each job owns `data/jobs/<job_id>/`:
 
     job.json       {"job_id", "name", "args", "module", "pid", "started_at"}   (pid: the supervisor, a session leader)
-    stdout.log     the command's stdout; stderr.log its stderr (tracebacks end up here)
+    stdout.log     the command's stdout (a `--json` command's one JSON object: `job_output`); stderr.log its stderr
     progress.json  written by `salad_core.progress.Progress` inside the command (`SALAD_PROGRESS_FILE` points here)
     exit.json      {"exit_code", "finished_at"}, written by the supervisor when the command ends
     stopped        present when `stop_job` ended the job
@@ -188,6 +188,17 @@ def _tail(path: Path, lines: int = 30) -> str:
         return ""
     rows = [r for r in re.split(r"[\r\n]+", text) if r.strip()]  # tqdm redraws with \r
     return "\n".join(rows[-lines:])
+
+
+def job_output(job_id: str) -> object | None:
+    """What a finished job printed with `--json`: its stdout, parsed (one JSON object, as `salad --json` prints);
+    None while it runs, when it failed, or when its stdout is not JSON."""
+    if job_status(job_id)["state"] != "done":
+        return None
+    try:
+        return json.loads((_folder(job_id) / "stdout.log").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
 
 def job_status(job_id: str) -> dict:
