@@ -7,6 +7,7 @@ import itertools
 import json
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,6 +165,33 @@ def test_a_saved_dataset_dicts_split_is_chosen_after_the_at(clips):
     assert [u.text for u in read(f"hf:{folder}@dev")[0]] == ["say c"]
     with pytest.raises(AssetError, match="no split 'test' .*splits: train, dev"):
         read(f"hf:{folder}@test")
+
+
+def _mapped_file_kib() -> int:
+    """File pages mapped into this process and resident (RssFile of /proc/self/status)."""
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith("RssFile:"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/self/status (Linux)")
+def test_a_saved_dataset_is_read_a_batch_at_a_time_not_memory_mapped(clips):
+    """A pass over a memory-mapped folder would keep every page it read resident while it lasts: a data worker's
+    memory would grow with the corpus, up to its size on disk (issue 34). Read a record batch at a time, 32 MB of
+    rows are never mapped in."""
+    datasets = pytest.importorskip("datasets")
+    from salad_core.tasks.hub import open_rows
+
+    folder = clips / "big"
+    blob = np.random.default_rng(0).bytes(1 << 20)  # a megabyte per row, as encoded audio (not decoded here)
+    rows = {"audio": [{"bytes": blob, "path": None}] * 32, "text": [f"row {k}" for k in range(32)]}
+    datasets.Dataset.from_dict(rows).cast_column("audio", datasets.Audio()).save_to_disk(str(folder))
+    spec = DatasetSpec.parse(f"hf:{folder}", default_split="train")
+    assert isinstance(open_rows(spec, streaming=True), datasets.IterableDataset)
+    assert [u.text for u in read(f"hf:{folder}", start=30)[0]] == ["row 30", "row 31"]  # loads what a pass needs
+    before, peak, count = _mapped_file_kib(), 0, 0
+    for utt in iter_utterances(SpeechSource.parse(f"hf:{folder}")):
+        peak, count = max(peak, _mapped_file_kib()), count + (utt.audio.data == blob)
+    assert count == 32 and peak - before < 8 * 1024
 
 
 def test_a_missing_transcript_column_is_refused_at_once_naming_the_columns(clips):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,6 +61,19 @@ def test_workers_give_the_documents_in_the_order_one_process_reads_them(manifest
     assert [d.doc_id for d in two] == [d.doc_id for d in alone] and len(alone) == 30
     assert all(torch.equal(a, b) for x, y in zip(alone, two) for a, b in zip(x.features, y.features))
     assert [d.index for d in documents(manifest, workers=2, start=5)] == list(range(5, 30))
+
+
+def test_workers_read_a_streamed_datasets_folder_whole(manifest, tmp_path):
+    """A saved folder is streamed (`tasks.hub.streamed_files`); each worker still reads all its files, so two workers
+    give every document, in order, as one process does (left alone, `datasets` would split the files between them)."""
+    datasets = pytest.importorskip("datasets")
+    folder = tmp_path / "saved"
+    lines = [json.loads(line) for line in Path(manifest).read_text().splitlines()]
+    rows = [{**{k: r[k] for k in ("text", "doc", "pos", "id")}, "audio": str(Path(manifest).parent / r["audio"])}
+            for r in lines]  # the files' paths (the 8 kHz file is then read as it is: no rate declared)
+    datasets.Dataset.from_list(rows).save_to_disk(str(folder), num_shards=2)
+    alone, two = documents(f"hf:{folder}"), documents(f"hf:{folder}", workers=2)
+    assert [d.doc_id for d in two] == [d.doc_id for d in alone] == [d.doc_id for d in documents(manifest)]
 
 
 def test_two_processes_read_disjoint_shares_of_the_documents(manifest):

@@ -1,5 +1,6 @@
-"""A speech corpus read with `datasets`: a hub dataset, streamed; a folder saved with `save_to_disk`, memory-mapped;
-one utterance per row, in the dataset's order.
+"""A speech corpus read with `datasets`: a hub dataset or a folder saved with `save_to_disk`, streamed (a saved
+folder's Arrow files a record batch at a time, so memory stays flat however large the corpus); one utterance per row,
+in the dataset's order.
 
 Which column is what: the `columns` given (`--speech-columns audio=...,text=...,doc=...,pos=...,id=...`), else the
 first present of `SPEECH_COLUMNS`' usual names. The audio and the transcript must be there; without a document column
@@ -26,6 +27,7 @@ SPEECH_COLUMNS: dict[str, tuple[str, ...]] = {
     "id": ("id", "utt_id", "segment_id", "audio_id", "key"),
 }
 REQUIRED = ("audio", "text")
+STREAM_BATCH = 16  # rows of a stream decoded to Python at once (their audio stays encoded)
 
 
 def open_hub(spec: DatasetSpec, given: Mapping[str, str], source: str):
@@ -66,16 +68,25 @@ def hub_utterances(rows, mapping: dict[str, str | None], spec: DatasetSpec, sour
     """Each row from the `start`-th on: its utterance, or a `RowError` naming its index (and id, when it has one)."""
     import datasets
 
-    if isinstance(rows, datasets.Dataset):  # memory-mapped: start at the row itself
+    if isinstance(rows, datasets.Dataset):  # held whole (a dataset made in memory): start at the row itself
         rows = rows.select(range(min(start, len(rows)), len(rows)))
     else:
-        rows = rows.skip(start)  # a stream: the rows before are read past, their audio not decoded
+        rows = _every_row(rows.skip(start))  # a stream: the rows before are read past, their audio not decoded
     for index, row in enumerate(rows, start=start):
         try:
             yield row_utterance(row, index, mapping, spec.task)
         except BadRow as err:
             named = f" (id {row[mapping['id']]})" if mapping["id"] and row.get(mapping["id"]) is not None else ""
             yield RowError.at(source, f"row {index}{named}", err)
+
+
+def _every_row(rows, batch: int = STREAM_BATCH) -> Iterator[dict]:
+    """A stream's rows, all of them, in order, also in a DataLoader worker: iterated directly there, `datasets` would
+    give each worker only its share of the stream's files (none to a worker beyond their number), where every worker
+    of `SourceDocuments` must read the whole source to find its documents in turn."""
+    for block in rows.iter(batch_size=batch):
+        columns = list(block)
+        yield from (dict(zip(columns, values)) for values in zip(*block.values()))
 
 
 def row_utterance(row: dict, index: int, mapping: dict[str, str | None], task: str) -> Utterance:

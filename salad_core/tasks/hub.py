@@ -65,8 +65,9 @@ def is_saved_folder(folder: Path) -> bool:
 
 def open_rows(spec: DatasetSpec, *, streaming: bool = False):
     """The split as `datasets` gives it: a saved folder memory-mapped (a `Dataset`, never held in memory), a hub
-    dataset or a folder of data files as a `Dataset`, or, when `streaming`, an `IterableDataset` read as iterated.
-    A hub dataset is read from the local cache unless SALAD_ALLOW_DOWNLOAD=1."""
+    dataset or a folder of data files as a `Dataset`, or, when `streaming`, an `IterableDataset` read as iterated
+    (a saved folder's files too: `streamed_files`). A hub dataset is read from the local cache unless
+    SALAD_ALLOW_DOWNLOAD=1."""
     try:
         import datasets
     except ImportError as err:
@@ -82,7 +83,7 @@ def open_rows(spec: DatasetSpec, *, streaming: bool = False):
                 if spec.split not in rows:
                     raise ValueError(f"no split {spec.split!r} (splits: {', '.join(rows)})")
                 rows = rows[spec.split]
-            return rows
+            return streamed_files(rows) if streaming else rows
         if not folder.is_dir() and hub_kwargs(spec.name):  # the local cache only, as for models
             datasets.config.HF_HUB_OFFLINE = True
         return datasets.load_dataset(str(folder) if folder.is_dir() else spec.name, spec.config, split=spec.split,
@@ -92,6 +93,18 @@ def open_rows(spec: DatasetSpec, *, streaming: bool = False):
                          f"{str(err).splitlines()[0][:200]}. Fix: check the name, config and split; for a hub dataset "
                          "on a machine with hub access set SALAD_ALLOW_DOWNLOAD=1, or save it with "
                          "`datasets` (save_to_disk) and pass hf:FOLDER.") from err
+
+
+def streamed_files(rows):
+    """A saved split's Arrow files read one record batch at a time, in order (an `IterableDataset` of the same rows
+    and features). Why: a pass over the memory-mapped `Dataset` leaves every page it touched resident in the reading
+    process, so a data worker's memory would grow with the corpus, up to its whole size on disk (issue 34)."""
+    import datasets
+
+    files = [f["filename"] for f in rows.cache_files]  # save_to_disk writes the rows in order, no index over them
+    if not files:
+        return rows
+    return datasets.load_dataset("arrow", data_files=files, split="train", streaming=True, features=rows.features)
 
 
 def load_rows(spec: DatasetSpec, audio_column: str):
