@@ -77,8 +77,11 @@ def test_workers_read_a_streamed_datasets_folder_whole(manifest, tmp_path):
 
 
 def test_two_processes_read_disjoint_shares_of_the_documents(manifest):
-    shares = [{d.doc_id for d in documents(manifest, rank=r, world_size=2)} for r in (0, 1)]
-    assert not shares[0] & shares[1] and len(shares[0] | shares[1]) == 30
+    shares = [documents(manifest, rank=r, world_size=2, workers=r) for r in (0, 1)]
+    ids = [{d.doc_id for d in share} for share in shares]
+    assert not ids[0] & ids[1] and len(ids[0] | ids[1]) == 30
+    # a bad row is reported once, by the share whose document follows it, not again by the other process
+    assert sum(len(d.bad_rows) for share in shares for d in share) == 1
 
 
 def test_bad_rows_and_bad_audio_are_counted_and_the_documents_go_on(manifest):

@@ -69,11 +69,10 @@ class SourceDocuments(torch.utils.data.IterableDataset):
         bad: list[str] = []
         rows = iter_utterances(self.source, on_bad=lambda err: bad.append(str(err)))
         for number, chunk in enumerate(document_chunks(rows, self.max_words)):
-            if number % self.world_size != self.rank:
-                continue
             index = number // self.world_size
-            if index < self.start or (index - self.start) % workers != worker:
-                bad.clear()  # another worker's document reports them
+            mine = number % self.world_size == self.rank and index >= self.start
+            if not mine or (index - self.start) % workers != worker:
+                bad.clear()  # the process and worker whose document it is report them (a run resumed, no one again)
                 continue
             doc = self.prepare(number, index, chunk)
             doc.bad_rows, bad = bad, []
