@@ -160,8 +160,9 @@ def fixture_store(tmp_path: Path, fixture_store_template: Store) -> Store:
 # the rest: the fast lane.
 SLOW_MODULES = {"test_browser", "test_compare", "test_demo", "test_eval", "test_explore", "test_explorer_page",
                 "test_one_evaluation", "test_reports", "test_speechllm_eval", "test_stage2", "test_stream_training",
-                "test_speech_check", "test_sweep", "test_trackers", "test_trainer", "test_trainer_ddp",
-                "test_trainer_failures", "test_trainer_steps", "test_voices", "test_world", "test_world_audit"}
+                "test_speech_check", "test_speech_kinds", "test_sweep", "test_trackers", "test_trainer",
+                "test_trainer_ddp", "test_trainer_failures", "test_trainer_steps", "test_voices", "test_world",
+                "test_world_audit"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
