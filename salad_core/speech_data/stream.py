@@ -129,9 +129,10 @@ def _stretch(audio: np.ndarray, heard: Heard) -> np.ndarray:
 
 
 class AsrTimer:
-    """A `Timer` by the cascade's Whisper (base: the closer word times, and fewer good transcripts it disagrees
-    with, of the two offline models; benchmarks/word_timings.py): each data worker loads it on first use, on one CPU
-    thread, and every utterance is timed once, then read from the disk cache (`timing_cache`)."""
+    """A `Timer` by PocketSphinx's forced alignment of the transcript, with the cascade's Whisper (base: fewer good
+    transcripts it disagrees with, and the closer word times where the alignment fails, of the two offline models;
+    benchmarks/word_timings.py) judging the transcript: each data worker loads both on first use, on one CPU thread,
+    and every utterance is timed once, then read from the disk cache (`timing_cache`)."""
 
     def __init__(self, model: str = "whisper-base"):
         self.model = model
