@@ -19,7 +19,12 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import json
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -147,6 +152,27 @@ def _espeak() -> _Espeak:
 
 def sentence_clip(sentence: str, voice: VoiceSpec) -> Clip:
     """The sentence spoken whole in `voice`, with the word starts the synthesizer reports (see the module docstring)."""
+    return sentence_clips([(sentence, voice)])[0]
+
+
+def sentence_clips(requests: list[tuple[str, VoiceSpec]]) -> list[Clip]:
+    """`sentence_clip` of each request, made in a fresh Python process: libespeak-ng loaded through ctypes ends its
+    process when another copy of the library (salad's espeak engine's) was loaded there first, as earlier tests in a
+    session do; and a multiprocessing child would re-run whatever module a test left as `__main__`."""
+    with tempfile.TemporaryDirectory() as folder:
+        asked, made = Path(folder) / "asked.json", Path(folder) / "clips.npz"
+        asked.write_text(json.dumps([[text, voice.voice, voice.speed] for text, voice in requests]))
+        done = subprocess.run([sys.executable, "-m", "tests.timing_clips", str(asked), str(made)],
+                              cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+        if done.returncode:
+            raise OSError(f"espeak-ng's running speech could not be made: {done.stderr.strip()[-500:]}")
+        arrays = np.load(made)
+        return [Clip(text, arrays[f"audio{k}"], tuple((int(b[0]), float(b[1]), float(b[2]))
+                                                      for b in arrays[f"bounds{k}"].reshape(-1, 3)))
+                for k, (text, _) in enumerate(requests)]
+
+
+def _sentence_clip_here(sentence: str, voice: VoiceSpec) -> Clip:
     audio, starts = _espeak().speak(sentence, voice)
     offsets = [i for i, ch in enumerate(sentence) if not ch.isspace() and (i == 0 or sentence[i - 1].isspace())]
     known = [(k, EDGE_S + starts[at]) for k, at in enumerate(offsets) if k and at in starts]
@@ -156,8 +182,8 @@ def sentence_clip(sentence: str, voice: VoiceSpec) -> Clip:
 
 def build_clips(sentences: tuple[str, ...], running: bool = True) -> list[Clip]:
     """Each sentence in one of the voices, in turn: running speech, or words laid end to end."""
-    make = sentence_clip if running else word_clip
-    return [make(s, VOICES[i % len(VOICES)]) for i, s in enumerate(sentences)]
+    requests = [(s, VOICES[i % len(VOICES)]) for i, s in enumerate(sentences)]
+    return sentence_clips(requests) if running else [word_clip(s, voice) for s, voice in requests]
 
 
 def boundary_errors(words: tuple[Word, ...], clip: Clip) -> list[float]:
@@ -168,3 +194,11 @@ def boundary_errors(words: tuple[Word, ...], clip: Clip) -> list[float]:
 
 def share_within(errors: list[float], tolerance_s: float) -> float:
     return float(np.mean(np.asarray(errors) <= tolerance_s + 1e-9))
+
+
+if __name__ == "__main__":  # sentence_clips' process: asked.json in, clips.npz out
+    asked, made = sys.argv[1:3]
+    clips = [_sentence_clip_here(text, VoiceSpec("espeak", voice, speed))
+             for text, voice, speed in json.loads(Path(asked).read_text())]
+    np.savez(made, **{f"audio{k}": c.audio for k, c in enumerate(clips)},
+             **{f"bounds{k}": np.array(c.boundaries, dtype=np.float64).reshape(-1, 3) for k, c in enumerate(clips)})
