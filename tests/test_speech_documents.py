@@ -31,6 +31,9 @@ def test_untimed_utterances_are_read_or_heard_whole_in_alternation():
     heard = [h for _, h in spans]
     assert all((a is None) != (b is None) for a, b in zip(heard, heard[1:]))  # alternating
     assert all(h == Heard(u) for h, u in zip(heard, chunk) if h is not None)  # heard whole
+    varied = [utterance(f"v{k}", "A", k, " ".join(["w"] * (2 + 3 * k))) for k in range(6)]
+    spans = plan_spans(varied, random.Random(1), SpanRanges((1, 1), (1, 1)))
+    assert [text for text, _ in spans] == [u.text for u in varied]  # spans of a word: one utterance each, any length
 
 
 def test_timed_utterances_are_cut_at_word_boundaries_and_a_speech_span_stays_in_one_utterance():
