@@ -18,7 +18,7 @@ import tracemalloc
 import numpy as np
 
 from salad_core.select.clustering import balanced_kmeans, size_bounds
-from salad_core.select.embed import DEFAULT_EMBEDDER, embed_texts, load_embedder
+from salad_core.select.embed import DEFAULT_EMBEDDER, Embedder, embed_texts
 from salad_core.tasks.definitions import POS_FILES, load_synsets
 from salad_core.tasks.sources import wordnet_dir
 
@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = sorted(args.n or [100_000])
     corpus = wordnet_sentences(sizes[-1])
-    embedder = load_embedder(args.embedder)
+    embedder = Embedder(args.embedder)
     print(f"corpus: {len(corpus):,} WordNet sentences, mean {np.mean([len(s.split()) for s in corpus[:5000]]):.1f} "
           f"words; embedder {args.embedder}; K = {args.k}; peak RSS after loading {peak_rss_mb():.0f} MB")
     print("| N | embed s | sentences/s | cluster s | iterations | sizes min–max (allowed) | embeddings MB | "

@@ -68,6 +68,25 @@ def _price_assign(x, centroids, prices, lo, hi, chunk, rounds: int = 40) -> np.n
     return labels
 
 
+def balancing_prices(x: np.ndarray, centroids: np.ndarray, *, tolerance: float = TOLERANCE, chunk: int = 8192,
+                     rounds: int = 80) -> np.ndarray:
+    """Per-cluster prices that balance the assignment argmax(similarity − price) of `x` to fixed `centroids`: found
+    on a sample, they carry the balance over to a pool too large to hold (select/assign.py)."""
+    lo, hi = size_bounds(len(x), len(centroids), tolerance)
+    prices = np.zeros(len(centroids), dtype=np.float32)
+    _price_assign(x, centroids, prices, lo, hi, chunk, rounds)
+    return prices
+
+
+def balanced_labels(x: np.ndarray, centroids: np.ndarray, *, tolerance: float = TOLERANCE,
+                    chunk: int = 8192) -> np.ndarray:
+    """Labels of `x` for fixed `centroids`, every size within bounds: the prices, then the repair."""
+    lo, hi = size_bounds(len(x), len(centroids), tolerance)
+    labels = _assign(x, centroids, balancing_prices(x, centroids, tolerance=tolerance, chunk=chunk), chunk)
+    _repair(x, centroids, labels, lo, hi, chunk)
+    return labels
+
+
 def _repair(x, centroids, labels, lo, hi, chunk) -> None:
     """Move the cheapest points out of over-full clusters and into under-full ones (labels changed in place)."""
     k = len(centroids)

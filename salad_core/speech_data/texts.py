@@ -36,22 +36,24 @@ class TextSource:
     weight: float = 1.0
     column: str = TEXT_COLUMN
     dataset: DatasetSpec | None = None
+    flag: str = "--text"  # the option that named it, for errors (`--pool` names a selection round's pool)
 
     @classmethod
-    def parse(cls, spec: str, column: str = TEXT_COLUMN) -> TextSource:
+    def parse(cls, spec: str, column: str = TEXT_COLUMN, flag: str = "--text") -> TextSource:
+        """`flag` is the option errors name (`--text`, or `--pool` for a selection round's pool)."""
         body, weight = split_weight(spec)
         if body.startswith("hf:"):
-            return cls(body, "hf", (), weight, column, DatasetSpec.parse(body, flag="--text", default_split="train"))
+            return cls(body, "hf", (), weight, column, DatasetSpec.parse(body, flag=flag, default_split="train"), flag)
         path = Path(body).expanduser()
         files = sorted(str(p) for p in path.rglob("*.txt")) if path.is_dir() else sorted(glob.glob(str(path)))
         if not files:
-            raise InputError(f"--text {spec!r}: no file matches. Known kinds: hf:ORG/NAME[:CONFIG][@SPLIT], "
+            raise InputError(f"{flag} {spec!r}: no file matches. Known kinds: hf:ORG/NAME[:CONFIG][@SPLIT], "
                              f"hf:FOLDER, .parquet, .jsonl(.gz), .txt files or a folder of them. Fix: correct the path.")
         kinds = {_kind(f) for f in files}
         if len(kinds) != 1 or None in kinds:
-            raise InputError(f"--text {spec!r}: the files are not all of one known kind (parquet, jsonl, txt): "
+            raise InputError(f"{flag} {spec!r}: the files are not all of one known kind (parquet, jsonl, txt): "
                              f"{', '.join(sorted(Path(f).name for f in files)[:5])}. Fix: name one kind at a time.")
-        return cls(body, kinds.pop(), tuple(files), weight, column)
+        return cls(body, kinds.pop(), tuple(files), weight, column, None, flag)
 
 
 def describe_text(source: TextSource) -> dict:
@@ -75,31 +77,42 @@ def _kind(path: str) -> str | None:
     return None
 
 
-def iter_texts(source: TextSource, *, start: int = 0, max_words: int = MAX_DOC_WORDS) -> Iterator[str]:
-    """The source's documents (cut at `max_words` words), in order, from the `start`-th on."""
-    pieces = (piece for text in _documents(source) for piece in _pieces(text, max_words))
+def iter_texts(source: TextSource, *, start: int = 0, max_words: int = MAX_DOC_WORDS,
+               shard: tuple[int, int] | None = None) -> Iterator[str]:
+    """The source's documents (cut at `max_words` words), in order, from the `start`-th on; of a hub source, only
+    shard `shard[0]` of `shard[1]` (`hub_shards`) when given."""
+    pieces = (piece for text in _documents(source, shard) for piece in cut_words(text, max_words))
     for place, piece in enumerate(pieces):
         if place >= start:
             yield piece
 
 
-def _pieces(text: str, max_words: int) -> Iterator[str]:
+def cut_words(text: str, max_words: int) -> Iterator[str]:
     words = text.split()
     for k in range(0, len(words), max_words):
         yield " ".join(words[k : k + max_words])
 
 
-def _documents(source: TextSource) -> Iterator[str]:
+def hub_shards(source: TextSource) -> int:
+    """How many shards (data files) a hub source reads from: each can be read on its own (`iter_texts(shard=)`)."""
+    from salad_core.tasks.hub import open_rows
+
+    return max(1, open_rows(source.dataset, streaming=True).num_shards)
+
+
+def _documents(source: TextSource, shard: tuple[int, int] | None = None) -> Iterator[str]:
     if source.kind == "hf":
-        yield from _hub_texts(source)
+        yield from _hub_texts(source, shard)
     for path in source.files:
         yield from {"parquet": _parquet, "jsonl": _jsonl, "txt": _txt}[source.kind](path, source)
 
 
-def _hub_texts(source: TextSource) -> Iterator[str]:
+def _hub_texts(source: TextSource, shard: tuple[int, int] | None) -> Iterator[str]:
     from salad_core.tasks.hub import open_rows
 
     rows = open_rows(source.dataset, streaming=True)
+    if shard is not None and shard[1] > 1:
+        rows = rows.shard(num_shards=shard[1], index=shard[0])
     present = rows.column_names or list(next(iter(rows), {}).keys())
     _require(source, source.column, present)
     for row in rows:
@@ -137,5 +150,5 @@ def _txt(path: str, source: TextSource) -> Iterator[str]:
 
 def _require(source: TextSource, column: str, present: list[str], where: str = "") -> None:
     if column not in present:
-        raise InputError(f"--text {source.spec!r}{' ' + where if where else ''}: no column {column!r} (columns: "
-                         f"{', '.join(present)}). Fix: pass --text-column with one of them.")
+        raise InputError(f"{source.flag} {source.spec!r}{' ' + where if where else ''}: no column {column!r} (columns: "
+                         f"{', '.join(present)}). Fix: pass {source.flag}-column with one of them.")

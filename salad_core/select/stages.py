@@ -1,0 +1,42 @@
+"""The finished stages of a selection round, on disk: each stage writes its output under `stages/<name>/` and then,
+last, `stages/<name>.json` with what it found. A round run again (interrupted, or rerun with the same id) skips
+every stage that has its record and redoes the first that has none from an empty folder, so a half-written output
+is never read."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+
+class Stages:
+    def __init__(self, root: Path):
+        self.root = Path(root) / "stages"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def folder(self, name: str) -> Path:
+        return self.root / name
+
+    def record(self, name: str) -> dict | None:
+        """What the stage found, if it finished."""
+        path = self.root / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def run(self, name: str, stage: Callable[[Path], dict]) -> dict:
+        """The stage's record: read back if it finished before, else `stage(folder)` run now into an empty folder."""
+        done = self.record(name)
+        if done is not None:
+            return done
+        folder = self.folder(name)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        found = stage(folder)
+        tmp = self.root / f"{name}.json.tmp"
+        tmp.write_text(json.dumps(found, indent=1))
+        tmp.replace(self.root / f"{name}.json")
+        return found
+
+    def finished(self) -> list[str]:
+        return sorted(p.stem for p in self.root.glob("*.json"))

@@ -1,0 +1,197 @@
+"""A selection round's pool on Ray Data, on a local Ray with two CPUs: reading any text pool, the leak audit,
+exact duplicates, embeddings on disk, balanced clusters of a pool handled shard by shard, resuming from finished
+stages, and bad pools."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from salad_core.errors import InputError
+from salad_core.select import assign, draws
+from salad_core.select.clustering import size_bounds
+from salad_core.select.pool import PoolSource, drop_duplicates, text_key
+from salad_core.select.pool_stages import (documents_stage, embeddings_stage, read_embeddings, require_documents,
+                                           unique_stage)
+from salad_core.select.stages import Stages
+
+# one eval fact, stated in the form the audit reads ("the capital of zembla is ardis")
+FACTS = {"capitals": [{"key": "capital/zembla", "subject": ["zembla"], "said": ["ardis"], "cues": ["capital"],
+                       "scope": "sentence"}]}
+TOPICS = ["the river runs past the old mill and the fields", "a recipe for bread needs flour water and salt",
+          "the orchestra tuned their violins before the concert", "rain fell on the harbour all through the night"]
+
+
+def pool_files(folder: Path) -> Path:
+    """80 JSONL documents (the last 20 repeat the first 20, and the 8th states the eval fact instead: so 19 exact
+    duplicates and 60 unique) and 30 plain-text paragraphs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "a.jsonl", "w") as f:
+        for i in range(80):
+            text = f"{TOPICS[i % 4]} number {i % 60}" if i != 7 else "the capital of zembla is ardis they say"
+            f.write(json.dumps({"text": text}) + "\n")
+    (folder / "b.txt").write_text("\n\n".join(f"{TOPICS[i % 4]} and then {i} more" for i in range(30)))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ray_here():
+    ray = pytest.importorskip("ray")
+    from salad_core.select.ray_runtime import start_ray
+
+    resources = start_ray(cpus=2)
+    yield resources
+    ray.shutdown()
+
+
+def test_text_key_ignores_whitespace_and_fits_int64():
+    assert text_key("a  b\nc") == text_key(" a b c ")
+    assert text_key("a b c") != text_key("a b d")
+    assert 0 <= text_key("x") < 2**63
+
+
+def test_drop_duplicates_keeps_one_row_per_key_whatever_the_order():
+    rows = {"key": [3, 1, 3, 2, 1], "text": ["c", "a", "c", "b", "a"], "domain": ["z", "y", "x", "", "y"]}
+    table = pa.table(rows)
+    kept = drop_duplicates(table)
+    assert kept["key"].to_pylist() == [1, 2, 3]
+    assert kept["domain"].to_pylist() == ["y", "", "x"]  # the first domain in order, not the first read
+    assert drop_duplicates(table.take([4, 3, 2, 1, 0])).to_pylist() == kept.to_pylist()
+
+
+def test_a_pool_that_is_not_there_or_has_no_world_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(InputError, match=r"--pool .*no file matches.*Fix"):
+        PoolSource.parse(str(tmp_path / "nothing-*.jsonl"))
+    with pytest.raises(InputError, match=r"--pool world.*no world.*Fix: pass --pool SOURCE"):
+        PoolSource.parse("world", preset="smol")
+
+
+def test_uniform_draws_depend_on_key_and_seed_only():
+    keys = np.arange(10_000, dtype=np.int64) * 7919
+    a = assign.uniform(keys, seed=0, salt=1)
+    assert np.array_equal(a[::-1], assign.uniform(keys[::-1], seed=0, salt=1))
+    assert not np.array_equal(a, assign.uniform(keys, seed=1, salt=1))
+    assert 0 <= a.min() and a.max() < 1 and abs(a.mean() - 0.5) < 0.02
+
+
+@pytest.mark.slow
+def test_pool_stages_read_audit_dedupe_embed_and_resume(tmp_path, ray_here):
+    source = PoolSource.parse(str(pool_files(tmp_path / "pool")))  # a folder: its .txt files
+    assert source.parts()[0]["file"].endswith("b.txt")
+    source = PoolSource.parse(str(tmp_path / "pool" / "*.jsonl"))
+    stages = Stages(tmp_path / "round")
+    stages.run("documents", documents_stage(source, FACTS, segment_words=40))
+    found = stages.run("unique", unique_stage(stages.folder("documents")))
+    assert found == {"read": 80, "stating_eval_facts": 1, "duplicates": 19, "unique": 60,
+                     "fact_examples": ["capital/zembla"]}
+    stages.run("embeddings", embeddings_stage(stages.folder("unique"), "all-MiniLM-L6-v2", ray_here))
+    keys, x = read_embeddings(stages.folder("embeddings"))
+    assert len(set(keys.tolist())) == 60 and x.shape == (60, 384)
+    assert np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-4)
+
+    # a finished stage is read back, not run again; an unfinished one starts from an empty folder
+    (stages.folder("unique") / "stray.parquet").write_bytes(b"half written")
+    assert stages.run("unique", lambda folder: pytest.fail("ran again")) == found
+    assert stages.finished() == ["documents", "embeddings", "unique"]
+
+
+@pytest.mark.slow
+def test_bad_pools_end_the_round_with_what_was_found(tmp_path, ray_here):
+    folder = tmp_path / "dups"
+    folder.mkdir()
+    (folder / "p.jsonl").write_text("\n".join(json.dumps({"text": "the same words again"}) for _ in range(50)))
+    stages = Stages(tmp_path / "round")
+    stages.run("documents", documents_stage(PoolSource.parse(str(folder / "p.jsonl")), FACTS, 40))
+    found = stages.run("unique", unique_stage(stages.folder("documents")))
+    with pytest.raises(InputError, match=r"1 unique documents left \(of 50 read: 49 exact duplicates.*fewer than "
+                                         r"the 4 clusters.*Fix"):
+        require_documents(found, "p.jsonl", clusters=4)
+    with pytest.raises(InputError, match=r"holds no documents.*Fix"):
+        require_documents({"read": 0, "unique": 0}, "empty.jsonl", clusters=4)
+
+
+def lopsided_embeddings(folder: Path, sizes: list[int], dim: int = 16, seed: int = 0) -> int:
+    """Parquet shards of unit vectors around len(sizes) centres (one blob holds most of the points)."""
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(sizes), dim))
+    x = np.concatenate([c + 0.3 * rng.normal(size=(n, dim)) for c, n in zip(centres, sizes)]).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    keys = rng.choice(2**40, size=len(x), replace=False)
+    folder.mkdir(parents=True)
+    for part, rows in enumerate(np.array_split(np.arange(len(x)), 5)):
+        flat = pa.array(x[rows].reshape(-1), pa.float32())
+        pq.write_table(pa.table({"key": pa.array(keys[rows], pa.int64()),
+                                 "text": [f"doc {k}" for k in keys[rows]], "domain": [""] * len(rows),
+                                 "embedding": pa.FixedSizeListArray.from_arrays(flat, dim)}),
+                       folder / f"part-{part}.parquet")
+    return len(x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method, sample", [("balanced", 1000), ("faiss", 10_000)])
+def test_clusters_of_a_pool_read_shard_by_shard_honour_the_balance_bound_and_the_seed(tmp_path, ray_here, method,
+                                                                                      sample):
+    """A sample of a third of the pool (its prices are corrected on the whole, pass by pass), and a pool no larger
+    than the sample (clustered whole)."""
+    import pyarrow.parquet as pq
+
+    n = lopsided_embeddings(tmp_path / "embeddings", [2400, 500, 300, 100])
+    k = 12
+    found = Stages(tmp_path / "a").run("clusters", assign.clusters_stage(tmp_path / "embeddings", k, seed=5,
+                                                                          method=method, sample_size=sample))
+    lo, hi = size_bounds(n, k)
+    assert found["n"] == n and sum(found["sizes"]) == n
+    assert 900 <= found["sample"] <= 1100 if sample < n else found["sample"] == n
+    assert lo <= min(found["sizes"]) and max(found["sizes"]) <= hi, found
+    members = pq.read_table(tmp_path / "a" / "stages" / "clusters" / "members")
+    assert members.num_rows == n and len(set(members["key"].to_pylist())) == n
+    assert np.array_equal(np.bincount(members["cluster"].to_numpy(), minlength=k), found["sizes"])
+
+    again = Stages(tmp_path / "b").run("clusters", assign.clusters_stage(tmp_path / "embeddings", k, seed=5,
+                                                                          method=method, sample_size=sample))
+    other = pq.read_table(tmp_path / "b" / "stages" / "clusters" / "members")
+    by_key = lambda t: dict(zip(t["key"].to_pylist(), t["cluster"].to_pylist()))  # noqa: E731
+    assert by_key(members) == by_key(other) and again["sizes"] == found["sizes"]
+
+
+def members_table(n: int = 600, k: int = 3, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    keys = rng.choice(2**40, size=n, replace=False)
+    return pa.table({"key": pa.array(keys, pa.int64()), "text": [f"t{k_}" for k_ in keys], "domain": [""] * n,
+                     "cluster": pa.array(np.arange(n) % k, pa.int32())})
+
+
+def test_the_lowest_ranked_per_cluster_do_not_depend_on_how_the_pool_is_split():
+    table = members_table()
+    need, exclude = {0: 5, 2: 3}, np.sort(table["key"].to_numpy()[:30])
+    whole = draws.keep_lowest(draws.lowest_batch(table, need, exclude, seed=4, salt=2), need)
+    parts = [draws.lowest_batch(table.slice(s, 100), need, exclude, seed=4, salt=2) for s in range(0, 600, 100)]
+    assert draws.keep_lowest(pa.concat_tables(parts[::-1]), need).to_pylist() == whole.to_pylist()
+    assert whole["cluster"].to_pylist() == [0] * 5 + [2] * 3
+    assert not set(whole["key"].to_pylist()) & set(exclude.tolist())
+    anywhere = draws.keep_lowest(draws.lowest_batch(table, {draws.WHOLE_POOL: 7}, exclude, 4, 2),
+                                 {draws.WHOLE_POOL: 7})
+    assert anywhere.num_rows == 7 and len(set(anywhere["cluster"].to_pylist())) > 1
+
+
+def test_cluster_draws_follow_p_target_within_capacity_and_extend_their_prefix():
+    p_target = np.array([0.6, 0.3, 0.1, 0.0])
+    first = draws.cluster_draws(p_target, np.full(4, 2000), 1000, seed=1)
+    shares = np.bincount(first, minlength=4) / len(first)
+    assert abs(shares[0] - 0.6) < 0.04 and abs(shares[2] - 0.1) < 0.03 and shares[3] == 0  # sampling error
+    assert np.array_equal(draws.cluster_draws(p_target, np.full(4, 2000), 500, seed=1), first[:500])
+    short = draws.cluster_draws(p_target, np.array([10, 1000, 1000, 1000]), 300, seed=1)
+    assert (short == 0).sum() == 10 and len(short) == 300  # a cluster that runs out leaves the draw to the others
+    assert len(draws.cluster_draws(p_target, np.array([2, 2, 2, 2]), 50, seed=1)) == 6  # P_target 0: never drawn
+
+
+def test_documents_come_in_draw_order_each_cluster_by_rank():
+    fetched = pa.table({"key": [10, 11, 20, 21, 22], "cluster": [1, 1, 2, 2, 2], "rank": [.1, .2, .1, .3, .5]})
+    ordered = draws.in_draw_order(fetched, np.array([2, 1, 2, 2, 2, 1, 1]))
+    assert ordered["key"].to_pylist() == [20, 10, 21, 22, 11]
