@@ -15,6 +15,7 @@ the order in which tasks read it, so the same pool and seed give the same cluste
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import pyarrow as pa
 from salad_core.select.clustering import (TOLERANCE, balanced_kmeans, balanced_labels, balancing_prices,
                                           size_bounds)
 
+log = logging.getLogger(__name__)
 KMEANS = ("balanced", "faiss")
 _MASK = (1 << 64) - 1
 
@@ -174,6 +176,9 @@ def balance(dataset, rule: Assignment, n: int, *, tolerance: float = TOLERANCE, 
         sizes = sizes_of(dataset, rule)
         if sizes.min() >= lo and sizes.max() <= hi:
             break
+    else:
+        log.warning("cluster sizes %d-%d stay outside the balance bound %d-%d after the repair", sizes.min(),
+                    sizes.max(), lo, hi)
     return rule, sizes, made
 
 
