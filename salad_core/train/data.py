@@ -34,7 +34,6 @@ class WorldBatches:
         self.world, self.seed, self.replay_prob, self.encoder = world, seed, replay_prob, encoder
         self.rank, self.world_size = rank, world_size
         self.speech_docs = _spoken(world.speech_docs())
-        self.text_docs = world.text_corpus()
         if not self.speech_docs:
             raise AssetError(f"world {world.name} has no natural-speech documents. Fix: rebuild it (salad world build).")
         self.synthetic = synthetic
@@ -49,9 +48,10 @@ class WorldBatches:
             synthetic_prob = hours[0] / sum(hours)
         self.synthetic_prob = synthetic_prob
         self.streams = {name: Shuffled(docs, seed, name, rank, world_size) for name, docs in
-                        (("speech", self.speech_docs), ("text", self.text_docs), ("synthetic", self.synthetic_docs))}
-        if replay is not None:  # the run's own text (`--text`: stream_batches.StreamedText)
-            self.streams["text"] = replay
+                        (("speech", self.speech_docs), ("synthetic", self.synthetic_docs))}
+        # the run's own text (`--text`: stream_batches.StreamedText), else the world's text corpus
+        self.streams["text"] = replay if replay is not None else Shuffled(world.text_corpus(), seed, "text", rank,
+                                                                          world_size)
         self.coin = coin(seed)
 
     @property
