@@ -14,6 +14,7 @@ there on the key names a document (in shards, probes, selections), whatever the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -87,8 +88,7 @@ def _part_texts(part: dict, segment_words: int) -> Iterator[tuple[str, str]]:
         return
     source = _text_source(part["spec"], part["column"])
     if part["file"]:
-        source = type(source)(source.spec, source.kind, (part["file"],), source.weight, source.column, None,
-                              source.flag)
+        source = dataclasses.replace(source, files=(part["file"],))
     shard = (part["shard"], part["shards"]) if source.kind == "hf" else None
     yield from ((text, "") for text in iter_texts(source, max_words=segment_words, shard=shard))
 
