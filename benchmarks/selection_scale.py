@@ -3,6 +3,7 @@ the sentence embedder, then balanced k-means with K = 128; prints wall times, cl
 
     python benchmarks/selection_scale.py --n 100000            # the issue's scale
     python benchmarks/selection_scale.py --n 25000 --n 100000  # memory at two sizes, side by side
+    python benchmarks/selection_scale.py --n 20000 --compare static:all-MiniLM-L6-v2   # a second embedder beside it
 
 Memory: the embeddings are N × 384 float32; clustering is measured with tracemalloc (numpy's allocations), so its
 peak beyond the embeddings shows whether it grows with the corpus. Embedding memory is the process's peak RSS.
@@ -47,6 +48,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, action="append", help="corpus sizes (default 100000)")
     parser.add_argument("--k", type=int, default=128)
     parser.add_argument("--embedder", default=DEFAULT_EMBEDDER)
+    parser.add_argument("--compare", help="a second embedder (e.g. static:all-MiniLM-L6-v2): its speed on the same "
+                        "sentences, and how far its clusters agree with the first's (adjusted Rand index)")
     args = parser.parse_args()
     sizes = sorted(args.n or [100_000])
     corpus = wordnet_sentences(sizes[-1])
@@ -71,6 +74,27 @@ def main() -> None:
         print(f"| {n:,} | {embed_s:.0f} | {n / embed_s:.0f} | {cluster_s:.1f} | {clustering.iterations} | "
               f"{sizes_found.min()}–{sizes_found.max()} ({lo}–{hi}) | {vectors.nbytes / 2**20:.0f} | "
               f"{peak / 2**20:.1f} | {peak_rss_mb():.0f} |", flush=True)
+        if args.compare:
+            reseeded = balanced_kmeans(vectors, args.k, seed=1).labels
+            compare_embedder(args.compare, corpus[:n], args.k, embed_s, clustering.labels, reseeded)
+
+
+def compare_embedder(name: str, corpus: list[str], k: int, first_s: float, first_labels: np.ndarray,
+                     reseeded: np.ndarray) -> None:
+    """The second embedder on the same sentences: its speed against the first's, and the agreement of the two
+    clusterings (adjusted Rand index: 1 the same partition, 0 chance), beside the agreement of the first embedder's
+    clusterings with two seeds (what k-means itself leaves open)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    embedder = Embedder(name)  # a static model is distilled on first use, before the clock starts
+    start = time.perf_counter()
+    vectors = embed_texts(corpus, name, embedder=embedder, progress=False)
+    embed_s = time.perf_counter() - start
+    labels = balanced_kmeans(vectors, k, seed=0).labels
+    print(f"  {name}: {len(corpus) / embed_s:.0f} sentences/s ({first_s / embed_s:.1f} times the first embedder), "
+          f"dim {vectors.shape[1]}; clusters against the first's: adjusted Rand index "
+          f"{adjusted_rand_score(first_labels, labels):.3f} (the first's own clusterings, seeds 0 and 1: "
+          f"{adjusted_rand_score(first_labels, reseeded):.3f})", flush=True)
 
 
 if __name__ == "__main__":
