@@ -128,10 +128,11 @@ class ShardWriter:
 
 
 def encode_clips(requests: list[ClipRequest], folder: Path, *, encoder: str, shard_clips: int, chunk: int = 256,
-                 progress=None, label: str = "speech", threads: Callable[[], int | None] | None = None) -> list[dict]:
+                 progress=None, label: str = "speech", threads: Callable[[], int | None] | None = None,
+                 tts_workers: int | None = None) -> list[dict]:
     """Render, encode (with the frozen `encoder`) and store every clip; returns one record per clip (failed ones carry
     an "error"). `threads`, asked before each chunk, caps the encoder's CPU threads while other work shares the
-    machine (None: no cap)."""
+    machine (None: no cap); `tts_workers` caps the synthesis processes (None: every core)."""
     import torch
 
     from salad_core.model.encoder import SpeechEncoder
@@ -141,7 +142,7 @@ def encode_clips(requests: list[ClipRequest], folder: Path, *, encoder: str, sha
     if progress is not None:
         progress.set_stage(f"{label}: synthesis", len(requests))
     synthesize_many([r.text for r in requests], [voice_spec(r.voice, r.speed) for r in requests], progress=False,
-                    on_done=progress.update if progress is not None else None)
+                    on_done=progress.update if progress is not None else None, workers=tts_workers)
     if progress is not None:
         progress.set_stage(f"{label}: encoder frames", len(requests))
     torch.set_flush_denormal(True)  # denormals slow CPU matmuls 5-10x

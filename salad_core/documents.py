@@ -115,28 +115,44 @@ def with_seconds(doc: dict, seconds: dict[str, float]) -> dict | None:
     return {**doc, "seconds": sum(seconds[c] for c in clips)}
 
 
+def plan_document(text: str, doc_id: str, rng: random.Random, voice: str, speed: float, role: str,
+                  speech_words: tuple[int, int], text_words: tuple[int, int]) -> tuple[dict, list[ClipRequest]]:
+    """A text as one document ({"doc_id", "spans"}) and the clip requests of its speech spans (a text too short to
+    have a speech span is spoken whole)."""
+    spans = split_spans(text, rng, speech_words, text_words)
+    if not any(s.spoken and speakable_text(s.text) for s in spans):
+        spans = split_spans(text, rng, speech_words, text_words, all_spoken=True)
+    rows, requests = spans_to_clips(spans, doc_id, voice, speed, role, None, rng)
+    return {"doc_id": doc_id, "spans": rows}, requests
+
+
+def speak_planned(planned: list[tuple[dict, list[ClipRequest]]], folder: Path, prefix: str, *, role: str,
+                  encoder: str, progress=None, tts_workers: int | None = None) -> tuple[list[dict | None], list[dict]]:
+    """Speak and encode planned documents, frames under `folder/features/<prefix>/`; returns the documents with their
+    seconds (None where a clip failed) and the clip records, for the caller to add to `folder/clips.jsonl`."""
+    requests = [r for _, reqs in planned for r in reqs]
+    records = encode_clips(requests, folder / "features" / prefix, encoder=encoder, shard_clips=SHARD_CLIPS,
+                           progress=progress, label=f"{role} speech", tts_workers=tts_workers)
+    for record in records:
+        if "shard" in record:
+            record["shard"] = f"{prefix}/{record['shard']}"
+    seconds = {r["clip_id"]: r["seconds"] for r in records if "error" not in r}
+    return [with_seconds(doc, seconds) for doc, _ in planned], records
+
+
+def add_clips(folder: Path, records: list[dict]) -> None:
+    with open(folder / "clips.jsonl", "a") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+
+
 def speak_documents(texts: list[str], folder: Path, *, prefix: str, voices: tuple[str, ...], speed: float, seed: int,
                     speech_words: tuple[int, int], text_words: tuple[int, int], role: str, encoder: str,
                     progress=None) -> list[dict | None]:
     """One document per text ({"doc_id", "spans", "seconds"}), or None where a clip failed; clips appended to
     `folder/clips.jsonl`, frames written under `folder/features/<prefix>/`."""
-    docs, requests = [], []
-    for n, text in enumerate(texts):
-        rng = random.Random(f"{prefix}/{n}/{seed}")
-        spans = split_spans(text, rng, speech_words, text_words)
-        if not any(s.spoken and speakable_text(s.text) for s in spans):  # a text too short to have a
-            spans = split_spans(text, rng, speech_words, text_words, all_spoken=True)  # speech span
-        voice = voices[n % len(voices)]
-        rows, reqs = spans_to_clips(spans, f"{prefix}-{n:05d}", voice, speed, role, None, rng)
-        docs.append({"doc_id": f"{prefix}-{n:05d}", "spans": rows})
-        requests += reqs
-    records = encode_clips(requests, folder / "features" / prefix, encoder=encoder, shard_clips=SHARD_CLIPS, progress=progress,
-                                  label=f"{role} speech")
-    for record in records:
-        if "shard" in record:
-            record["shard"] = f"{prefix}/{record['shard']}"
-    with open(folder / "clips.jsonl", "a") as f:
-        for record in records:
-            f.write(json.dumps(record) + "\n")
-    seconds = {r["clip_id"]: r["seconds"] for r in records if "error" not in r}
-    return [with_seconds(doc, seconds) for doc in docs]
+    planned = [plan_document(text, f"{prefix}-{n:05d}", random.Random(f"{prefix}/{n}/{seed}"), voices[n % len(voices)],
+                             speed, role, speech_words, text_words) for n, text in enumerate(texts)]
+    docs, records = speak_planned(planned, folder, prefix, role=role, encoder=encoder, progress=progress)
+    add_clips(folder, records)
+    return docs

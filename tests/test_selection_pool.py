@@ -195,3 +195,26 @@ def test_documents_come_in_draw_order_each_cluster_by_rank():
     fetched = pa.table({"key": [10, 11, 20, 21, 22], "cluster": [1, 1, 2, 2, 2], "rank": [.1, .2, .1, .3, .5]})
     ordered = draws.in_draw_order(fetched, np.array([2, 1, 2, 2, 2, 1, 1]))
     assert ordered["key"].to_pylist() == [20, 10, 21, 22, 11]
+
+
+@pytest.mark.slow
+def test_an_actor_pool_speaks_documents_planned_from_their_keys_into_one_clip_bank(tmp_path, ray_here):
+    from salad_core.clips import ClipBank
+    from salad_core.select.speech_actors import doc_id, speak_on_ray
+    from salad_core.world.speech import ENCODER
+
+    texts = ["paris is the capital of france", "a cat has four legs and a tail", "lima lies near the sea",
+             "bread needs flour and water", "the river runs past the mill"]
+    documents = pa.table({"key": pa.array([text_key(t) for t in texts], pa.int64()), "text": texts})
+    speak = {"role": "selected", "voices": ("espeak:en-us", "espeak:en-gb"), "speed": 1.0, "seed": 0,
+             "speech_words": (2, 4), "text_words": (2, 4), "encoder": ENCODER}
+    docs = speak_on_ray(documents, tmp_path / "a", ray_here, batch_size=2, **speak)
+    assert [d["doc_id"] for d in docs] == [doc_id("selected", k) for k in documents["key"].to_pylist()]
+    assert all(d["seconds"] > 0 for d in docs)
+    bank = ClipBank(tmp_path / "a", ENCODER, "test bank", "rerun")
+    clip_ids = [clip for d in docs for _, clip in d["spans"] if clip]
+    assert sorted(bank.records) == sorted(clip_ids)  # every clip recorded once, by the driver
+    assert all(f.shape[0] > 0 for f in bank.features(clip_ids))
+    # the plan comes from the key and the seed, not from the batch a document travelled in
+    again = speak_on_ray(documents.take([4, 3, 2, 1, 0]), tmp_path / "b", ray_here, batch_size=3, **speak)
+    assert [d["spans"] for d in again[::-1]] == [d["spans"] for d in docs]
