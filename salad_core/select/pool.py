@@ -8,8 +8,9 @@
 The file kinds are those of `salad train --text`, read by the same code (speech_data/texts.py). Each file, or each
 shard of a hub dataset, is one read task, so a cluster reads a pool in parallel and no task holds more than a batch.
 A document is cut into pieces of at most `segment_words` words; blank pieces are dropped. Each piece is keyed by a
-63-bit hash of its whitespace-normalised text: exact duplicates share a key, and `dedupe` keeps one of each. From
-there on the key names a document (in shards, probes, selections), whatever the order in which tasks read the pool.
+63-bit hash of its whitespace-normalised text: exact duplicates share a key, and `drop_duplicates` keeps one of each
+(per dedup bucket: select/pool_stages.py). From there on the key names a document (in shards, probes, selections),
+whatever the order in which tasks read the pool.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from salad_core.errors import InputError
 
 WORLD = "world"
 READ_BATCH = 4096  # rows a read task hands on at a time
-COLUMNS = ("key", "text", "domain")
 SCHEMA = pa.schema([("key", pa.int64()), ("text", pa.string()), ("domain", pa.string())])
 
 
@@ -93,10 +93,10 @@ def _part_texts(part: dict, segment_words: int) -> Iterator[tuple[str, str]]:
     yield from ((text, "") for text in iter_texts(source, max_words=segment_words, shard=shard))
 
 
-def read_part(batch: dict, segment_words: int) -> Iterator[pa.Table]:
+def read_part(batch: pa.Table, segment_words: int) -> Iterator[pa.Table]:
     """Ray map_batches function: the documents of the read tasks in `batch` (one row each), a table per
     READ_BATCH rows."""
-    for part in _rows(batch):
+    for part in batch.to_pylist():
         keys, texts, domains = [], [], []
         for text, domain in _part_texts(part, segment_words):
             if text.strip():
@@ -104,15 +104,14 @@ def read_part(batch: dict, segment_words: int) -> Iterator[pa.Table]:
                 texts.append(text)
                 domains.append(domain)
             if len(keys) == READ_BATCH:
-                yield pa.Table.from_pydict({"key": keys, "text": texts, "domain": domains}, schema=SCHEMA)
+                yield _table(keys, texts, domains)
                 keys, texts, domains = [], [], []
         if keys:
-            yield pa.Table.from_pydict({"key": keys, "text": texts, "domain": domains}, schema=SCHEMA)
+            yield _table(keys, texts, domains)
 
 
-def _rows(batch) -> list[dict]:
-    table = batch if isinstance(batch, pa.Table) else pa.Table.from_pydict({k: list(v) for k, v in batch.items()})
-    return table.to_pylist()
+def _table(keys: list[int], texts: list[str], domains: list[str]) -> pa.Table:
+    return pa.Table.from_pydict({"key": keys, "text": texts, "domain": domains}, schema=SCHEMA)
 
 
 def pool_dataset(source: PoolSource, segment_words: int):
@@ -138,9 +137,3 @@ def drop_duplicates(table: pa.Table) -> pa.Table:
     first[1:] = keys[1:] != keys[:-1]
     return table.filter(pa.array(first))
 
-
-def dedupe(dataset, blocks: int):
-    """The dataset with one row per key: rows are hash-partitioned by key into `blocks` blocks (equal keys meet in
-    one), then each block drops its duplicates."""
-    return (dataset.repartition(blocks, keys=["key"])
-            .map_batches(drop_duplicates, batch_size=None, batch_format="pyarrow"))

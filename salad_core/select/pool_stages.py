@@ -131,7 +131,7 @@ def read_embeddings(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """(keys, embeddings) of an embeddings stage, in this process: for a sample or a small pool only."""
     import pyarrow.parquet as pq
 
+    from salad_core.select.assign import vectors
+
     table = pq.read_table(str(folder))
-    flat = table["embedding"].combine_chunks()
-    dim = flat.type.list_size
-    return table["key"].to_numpy(), flat.flatten().to_numpy().reshape(-1, dim)
+    return table["key"].to_numpy(), vectors(table)
