@@ -65,9 +65,8 @@ def main() -> None:
     print("| round | Stage I | setting | seed | selected (h) | uncovered: corpus | uncovered: selected audio |")
     print("|---|---|---|---|---|---|---|")
     for _, r in rounds.sort_values(["label", "seed"]).iterrows():
-        clusters, texts = store.selection_clusters(r["round_id"]), store.selection_texts(r["round_id"])
-        members, selected = texts[texts["role"] == "member"], texts[texts["role"] == "selected"]
-        alloc = report.domain_allocation(clusters, members, selected)
+        clusters, selected = store.selection_clusters(r["round_id"]), store.selection_texts(r["round_id"], "selected")
+        alloc = report.domain_allocation(clusters, store.selection_domains(r["round_id"]), selected)
         print(f"| {r['round_id']} | {r['stage1_run']} | {r['label']} | {r['seed']} | "
               f"{selected['seconds'].sum() / 3600:.3f} | {report.uncovered_share(alloc, covered, 'p_web'):.0%} | "
               f"{report.uncovered_share(alloc, covered):.0%} |")

@@ -1,7 +1,7 @@
 """Chart builders for the Active selection page: pure functions from selection frames to Plotly figures.
 
 Inputs: `Store.selection_clusters` (one row per cluster: size, p_web, m, m_distill, cer, filtered, p_target,
-n_selected, domain), `Store.selection_texts` (role 'member' rows carry the UMAP x/y of the texts on the map),
+n_selected, domain), `Store.selection_texts` (role 'member' rows: a sample of the pool, with UMAP x/y on the map),
 `salad_core.select.report.domain_allocation` and `task_comparison` frames.
 """
 
@@ -19,7 +19,7 @@ SHARE_LABELS = {"p_web": "P_web: share of the corpus", "p_target": "P_target: sh
 
 
 def cluster_map(members: pd.DataFrame, clusters: pd.DataFrame, selected: pd.DataFrame | None = None) -> go.Figure:
-    """UMAP of the corpus's sentence embeddings: each text coloured by its cluster's M(c); texts of filtered
+    """UMAP of the sentence embeddings of a sample of the pool: each text coloured by its cluster's M(c); texts of filtered
     clusters grey crosses; texts the round selected (and drawn on the map) circled."""
     shown = members.dropna(subset=["x", "y"]).merge(clusters[["cluster", "m", "filtered", "p_target"]], on="cluster")
     fig = go.Figure()
@@ -37,7 +37,7 @@ def cluster_map(members: pd.DataFrame, clusters: pd.DataFrame, selected: pd.Data
                                    marker={"size": 6, "color": FILTERED_COLOR, "symbol": "x"},
                                    hovertemplate="%{text}<extra>filtered</extra>"))
     if selected is not None and not selected.empty:
-        picked = shown[shown["text_idx"].isin(set(selected["text_idx"]))]
+        picked = shown[shown["text_key"].isin(set(selected["text_key"]))]
         if not picked.empty:
             fig.add_trace(go.Scattergl(name="selected for synthesis", x=picked["x"], y=picked["y"], mode="markers",
                                        marker={"size": 11, "color": "rgba(0,0,0,0)",

@@ -21,9 +21,10 @@ START_LABEL = "Start a round: select, synthesize, train Stage II"
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def selection(path: str, round_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def selection(path: str, round_id: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The round's clusters, its texts (map sample, probes, selection) and its domains per cluster."""
     store = Store(path)
-    return store.selection_clusters(round_id), store.selection_texts(round_id)
+    return store.selection_clusters(round_id), store.selection_texts(round_id), store.selection_domains(round_id)
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -85,7 +86,7 @@ def round_form(path: str, stage1: str, rounds: pd.DataFrame) -> None:
                                  float(defaults.cer_max), 0.05, key="sel_cer")
     clusters_k = right.number_input("Clusters K (0 = automatic)", 0, 1024, 0, key="sel_k")
     if last_round:
-        scored, _ = selection(path, last_round)
+        scored = selection(path, last_round)[0]
         try:
             preview = report.preview_allocation(scored, gamma if strategy == "active" else 0.0, score, cer_max)
             st.caption(f"Allocation before anything runs, on the cluster scores of round `{last_round}` "
@@ -114,13 +115,13 @@ def running_jobs() -> None:
 
 
 def round_view(path: str, round_id: str, covered: set[str]) -> None:
-    clusters, texts = selection(path, round_id)
+    clusters, texts, domains = selection(path, round_id)
     if clusters.empty:
         st.info(f"Round `{round_id}` has no cluster scores yet: it is still running (its progress shows above), or "
                 f"it failed (see its status in the Rounds table above). To try again, press “{START_LABEL}” above.")
         return
     members, selected = texts[texts["role"] == "member"], texts[texts["role"] == "selected"]
-    allocation = report.domain_allocation(clusters, members, selected)
+    allocation = report.domain_allocation(clusters, domains, selected)
     cells = st.columns(4)
     cells[0].metric("clusters", len(clusters))
     cells[1].metric("filtered", int(clusters["filtered"].sum()))
@@ -137,7 +138,7 @@ def round_view(path: str, round_id: str, covered: set[str]) -> None:
     with st.expander("Clusters (table)"):
         widgets.table(clusters.drop(columns=["run_id"]), "sel_clusters", name=f"{round_id}-clusters")
     with st.expander("Selected texts"):
-        widgets.table(selected[["text_idx", "cluster", "domain", "seconds", "text"]], "sel_texts",
+        widgets.table(selected[["text_key", "cluster", "domain", "seconds", "text"]], "sel_texts",
                       name=f"{round_id}-selected-texts")
 
 

@@ -129,6 +129,8 @@ def add_select_args(parser: argparse.ArgumentParser) -> None:
     from salad_core.select.config import SelectConfig
 
     add_dataclass_flags(parser, SelectConfig)
+    parser.add_argument("--resume", metavar="ROUND_ID", help="finish an interrupted round from its finished stages, "
+                        "with the config it was started with")
     parser.add_argument("--train", action="store_true", help="then train Stage II on the round (salad train "
                         "--stage 2 --from RUN --round ROUND, with its final evaluation): one round, end to end")
 
@@ -137,19 +139,23 @@ def cmd_select(args: argparse.Namespace) -> dict:
     from dataclasses import fields
 
     from salad_core.select.config import SelectConfig
-    from salad_core.select.round import run_round
+    from salad_core.select.round import resume_round, run_round
     from salad_core.store import Store
 
-    if not args.from_run:
-        raise InputError("salad select needs --from RUN, the trained model that scores the clusters.")
-    config = SelectConfig(**{f.name: getattr(args, f.name) for f in fields(SelectConfig)
-                             if getattr(args, f.name) is not None})
     store = Store(args.db)
-    result = run_round(config, store)
+    if args.resume:
+        result = resume_round(args.resume, store)
+    else:
+        if not args.from_run:
+            raise InputError("salad select needs --from RUN, the trained model that scores the clusters (or "
+                             "--resume ROUND_ID, an interrupted round).")
+        config = SelectConfig(**{f.name: getattr(args, f.name) for f in fields(SelectConfig)
+                                 if getattr(args, f.name) is not None})
+        result = run_round(config, store)
     if not args.json:
         print(format_round(result))
     if args.train:
-        result["stage2"] = train_stage2_process(config.from_run, result["round_id"], args.db)
+        result["stage2"] = train_stage2_process(result["from_run"], result["round_id"], args.db)
     return result
 
 

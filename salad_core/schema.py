@@ -21,8 +21,10 @@ log = logging.getLogger("salad_core.store")
 
 RUN_KINDS = ("eval", "train", "select")
 RUN_STATUSES = ("running", "done", "failed")
-SCHEMA_VERSION = 7  # 2 added train_steps, 3 the selection tables, 4 the voice condition, 5 lineage columns,
-# 6 generative scoring's answers, 7 a run's plan and notes, an evaluation's parent, the CTC warm-up's units
+SCHEMA_VERSION = 8  # 2 added train_steps, 3 the selection tables, 4 the voice condition, 5 lineage columns,
+# 6 generative scoring's answers, 7 a run's plan and notes, an evaluation's parent, the CTC warm-up's units,
+# 8 selection texts keyed by their text's hash (text_key, was text_idx) and a round's domains per cluster
+RENAMED = {"selection_texts": {"text_idx": "text_key"}}  # table -> {old column: new} (read as the new one)
 COLUMN_DEFAULTS = {"condition": NO_CONDITION}  # filled in when a row leaves the column out; the DDL's DEFAULT too
 
 
@@ -94,15 +96,19 @@ TABLES = {t.name: t for t in (
     _table("metrics", "run_id VARCHAR!, task VARCHAR!, metric VARCHAR!, value DOUBLE, ci_low DOUBLE, ci_high DOUBLE, "
                       "n INTEGER, step INTEGER, condition VARCHAR!", "run_id task metric step condition",
            primary_key=False),
-    # Stage II selection rounds (runs of kind 'select'): one row per cluster, and per text of the corpus
-    # (role 'member': its cluster and, for the texts drawn on the map, UMAP x/y), per probe and per selected text.
+    # Stage II selection rounds (runs of kind 'select'): one row per cluster, per cluster and domain of the pool's
+    # documents, and per text on the cluster map (role 'member', with UMAP x/y), per probe and per selected text;
+    # a text is named by its key (select/pool.py's hash of its text). Rounds before schema 8 stored every
+    # member, keyed by its index in the world's pool.
     _table("selection_clusters", "run_id VARCHAR!, cluster INTEGER!, size INTEGER!, p_web DOUBLE!, m DOUBLE, "
                                  "m_distill DOUBLE, m_tokens INTEGER, cer DOUBLE, filtered BOOLEAN!, p_target DOUBLE!, "
                                  "n_probes INTEGER, n_selected INTEGER!, selected_s DOUBLE, domain VARCHAR",
            "run_id cluster"),
-    _table("selection_texts", "run_id VARCHAR!, text_idx INTEGER!, role VARCHAR!, cluster INTEGER!, domain VARCHAR, "
+    _table("selection_domains", "run_id VARCHAR!, cluster INTEGER!, domain VARCHAR!, size BIGINT!",
+           "run_id cluster domain"),
+    _table("selection_texts", "run_id VARCHAR!, text_key BIGINT!, role VARCHAR!, cluster INTEGER!, domain VARCHAR, "
                               "text VARCHAR, doc_id VARCHAR, seconds DOUBLE, x DOUBLE, y DOUBLE",
-           "run_id text_idx role"),
+           "run_id text_key role"),
 )}
 
 _LANE_COLUMNS = ("pred", "pred_norm", "correct", "correct_norm")
@@ -137,21 +143,44 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-def _missing_columns(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> list[str]:
-    """Columns of `spec` that the stored table (written by an older salad) lacks; none if there is no such table."""
-    have = {r[0] for r in con.execute(
+def _stored_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {r[0] for r in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
-        "AND table_schema = 'main' AND table_name = ?", [spec.name]).fetchall()}
+        "AND table_schema = 'main' AND table_name = ?", [table]).fetchall()}
+
+
+def _renamed(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> dict[str, str]:
+    """{old: new} of the stored table's columns that this version renamed."""
+    have = _stored_columns(con, spec.name)
+    return {old: new for old, new in RENAMED.get(spec.name, {}).items() if old in have}
+
+
+def _missing_columns(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> list[str]:
+    """Columns of `spec` that the stored table (written by an older salad) lacks, renamed ones aside; none if
+    there is no such table."""
+    have = _stored_columns(con, spec.name) | set(_renamed(con, spec).values())
     return [c for c in spec.columns if c not in have] if have else []
 
 
+def _select_renamed(renames: dict[str, str], source: str) -> str:
+    listed = ", ".join(f"{old} AS {new}" for old, new in renames.items())
+    return f"SELECT * {f'RENAME ({listed}) ' if listed else ''}FROM {source}"
+
+
 def _upgrade_table(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
-    """Rebuild an older table with this version's columns (defaults filled in): its key may have grown, which an
-    ALTER TABLE cannot do to a primary key."""
+    """Rebuild an older table with this version's columns (defaults filled in, renamed ones read as their new
+    name): its key may have grown, which an ALTER TABLE cannot do to a primary key."""
+    renames = _renamed(con, spec)
     con.execute(f"ALTER TABLE {spec.name} RENAME TO {spec.name}_old")
     con.execute(spec.ddl())
-    con.execute(f"INSERT INTO {spec.name} BY NAME SELECT * FROM {spec.name}_old")
+    con.execute(f"INSERT INTO {spec.name} BY NAME {_select_renamed(renames, spec.name + '_old')}")
     con.execute(f"DROP TABLE {spec.name}_old")
+
+
+def _domains_from_members(source: str) -> str:
+    """Rounds stored before schema 8 held every member of the pool: their domains per cluster, counted."""
+    return (f"SELECT run_id, cluster, coalesce(domain, '') AS domain, count(*) AS size FROM {source} "
+            "WHERE role = 'member' GROUP BY ALL")
 
 
 def _fill_lineage(con: duckdb.DuckDBPyConnection) -> None:
@@ -179,13 +208,18 @@ def _fill_plans(con: duckdb.DuckDBPyConnection) -> None:
 
 def shadow_older_tables(con: duckdb.DuckDBPyConnection) -> None:
     """An older store opened read-only cannot be upgraded: temporary views give its tables the columns added since,
-    with their defaults, so this version's queries (and the stored paired_items view) run on it unchanged."""
+    with their defaults (and renamed ones their new name), so this version's queries (and the stored paired_items
+    view) run on it unchanged."""
     database = con.execute("SELECT current_database()").fetchone()[0]
     for spec in TABLES.values():
-        missing = _missing_columns(con, spec)
-        if missing:
-            added = ", ".join(f"CAST({_default_literal(c)} AS {spec.columns[c]}) AS {c}" for c in missing)
-            con.execute(f'CREATE TEMP VIEW {spec.name} AS SELECT *, {added} FROM "{database}".main.{spec.name}')
+        missing, renames = _missing_columns(con, spec), _renamed(con, spec)
+        if missing or renames:
+            added = "".join(f", CAST({_default_literal(c)} AS {spec.columns[c]}) AS {c}" for c in missing)
+            select = _select_renamed(renames, f'"{database}".main.{spec.name}').replace(" FROM ", f"{added} FROM ", 1)
+            con.execute(f"CREATE TEMP VIEW {spec.name} AS {select}")
+    if not _stored_columns(con, "selection_domains") and _stored_columns(con, "selection_texts"):
+        members = f'"{database}".main.selection_texts'
+        con.execute(f"CREATE TEMP VIEW selection_domains AS {_domains_from_members(members)}")
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -197,8 +231,9 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     if found == SCHEMA_VERSION:
         return
     missing = _missing_columns(con, TABLES["runs"])
+    had_domains = bool(_stored_columns(con, "selection_domains"))
     for spec in TABLES.values():
-        if _missing_columns(con, spec):
+        if _missing_columns(con, spec) or _renamed(con, spec):
             _upgrade_table(con, spec)
         else:
             con.execute(spec.ddl())
@@ -206,6 +241,8 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
         _fill_lineage(con)
     if "plan" in missing:
         _fill_plans(con)
+    if not had_domains:
+        con.execute(f"INSERT OR IGNORE INTO selection_domains {_domains_from_members('selection_texts')}")
     con.execute(paired_items_view())
     con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 

@@ -259,6 +259,9 @@ class Store:
     def add_selection_clusters(self, run_id: str, rows: list[dict]) -> int:
         return self._write("selection_clusters", [{**r, "run_id": run_id} for r in rows], run_id=run_id)
 
+    def add_selection_domains(self, run_id: str, rows: list[dict]) -> int:
+        return self._write("selection_domains", [{**r, "run_id": run_id} for r in rows], run_id=run_id)
+
     def add_selection_texts(self, run_id: str, rows: list[dict]) -> int:
         return self._write("selection_texts", [{**r, "run_id": run_id} for r in rows], run_id=run_id)
 
@@ -347,9 +350,13 @@ class Store:
     def selection_clusters(self, run_id: str) -> pd.DataFrame:
         return self._read("SELECT * FROM selection_clusters WHERE run_id = ? ORDER BY cluster", [run_id])
 
+    def selection_domains(self, run_id: str) -> pd.DataFrame:
+        """The round's pool documents counted per cluster and domain."""
+        return self._read("SELECT * FROM selection_domains WHERE run_id = ? ORDER BY cluster, domain", [run_id])
+
     def selection_texts(self, run_id: str, role: str | None = None) -> pd.DataFrame:
         where, params = ("AND role = ?", [run_id, role]) if role else ("", [run_id])
-        return self._read(f"SELECT * FROM selection_texts WHERE run_id = ? {where} ORDER BY role, text_idx", params)
+        return self._read(f"SELECT * FROM selection_texts WHERE run_id = ? {where} ORDER BY role, text_key", params)
 
     def query(self, sql: str, params: list | tuple = ()) -> pd.DataFrame:
         """A read-only query for views not covered above; pass values as `?` parameters."""

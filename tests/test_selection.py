@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 
 import numpy as np
 import pytest
 
-from salad_core.select.allocation import draw_texts, target_distribution
+from salad_core.select.allocation import target_distribution
 from salad_core.select.clustering import balanced_kmeans, size_bounds
 from salad_core.select.round import budget_hours, default_clusters
 
@@ -69,29 +68,6 @@ def test_target_distribution_follows_p_web_times_m_to_the_gamma():
 def test_target_distribution_refuses_when_every_cluster_is_filtered():
     with pytest.raises(ValueError, match="Every cluster was filtered"):
         target_distribution(np.array([0.5, 0.5]), np.array([1.0, 2.0]), 5.0, np.array([True, True]))
-
-
-def test_draw_texts_follows_p_target_without_repeats_and_skips_unavailable_texts():
-    labels = np.repeat(np.arange(4), 500)
-    p_target = np.array([0.7, 0.2, 0.1, 0.0])
-    available = np.ones(len(labels), dtype=bool)
-    available[:10] = False
-    order = draw_texts(labels, p_target, available, seed=1)
-    first = [next(order) for _ in range(400)]
-    assert len(set(first)) == 400 and min(first) >= 10
-    shares = Counter(labels[first])
-    assert shares[3] == 0
-    assert abs(shares[0] / 400 - 0.7) < 0.08 and abs(shares[2] / 400 - 0.1) < 0.05
-    everything = first + list(order)  # once a cluster runs out, the others go on
-    assert sorted(everything) == sorted(np.flatnonzero(available & (labels != 3)).tolist())
-    assert list(draw_texts(labels, p_target, available, seed=1))[:400] == first  # seeded
-
-
-def test_random_strategy_draws_uniformly_from_the_whole_corpus():
-    labels = np.repeat(np.arange(2), [900, 100])
-    drawn = list(draw_texts(labels, None, np.ones(1000, dtype=bool), seed=0))
-    assert sorted(drawn) == list(range(1000))
-    assert abs(np.mean(labels[drawn[:300]]) - 0.1) < 0.05
 
 
 def test_budgets_read_as_hours_seconds_or_a_share_of_the_natural_speech():

@@ -45,16 +45,18 @@ def build_store(path, with_round: bool = True) -> Store:
     for cluster, mix, m, cer, filtered, p_target in CLUSTERS:
         for domain, count in mix.items():
             for _ in range(count):
-                members.append({"text_idx": idx, "role": "member", "cluster": cluster, "domain": domain,
+                members.append({"text_key": idx, "role": "member", "cluster": cluster, "domain": domain,
                                 "text": f"text {idx} about {domain}", "x": float(cluster), "y": float(idx % 7)})
                 idx += 1
         rows.append({"cluster": cluster, "size": 10, "p_web": 0.25, "m": m, "m_distill": m + 0.1, "cer": cer,
                      "filtered": filtered, "p_target": p_target, "n_probes": 2, "n_selected": 0, "domain": None})
-    for i, text_idx in enumerate([0, 1, 2, 30]):  # three stories texts (cluster 0), one capitals (cluster 3)
-        member = members[text_idx]
+    for i, key in enumerate([0, 1, 2, 30]):  # three stories texts (cluster 0), one capitals (cluster 3)
+        member = members[key]
         selected.append({**member, "role": "selected", "doc_id": f"sel0-{i:05d}", "seconds": 10.0, "x": None, "y": None})
     store.add_selection_clusters(round_id, rows)
     store.add_selection_texts(round_id, members + selected)
+    counts = pd.DataFrame(members).groupby(["cluster", "domain"]).size().rename("size").reset_index()
+    store.add_selection_domains(round_id, counts.to_dict("records"))
     store.finish_run(round_id)
     stage2 = store.create_run("train", {"preset": "mini", "alpha": 1.0, "stage": 2, "from_run": stage1,
                                         "round_id": round_id}, model={"model_id": "s2"}, parent_run=round_id)
@@ -97,8 +99,8 @@ def round_frames(store: Store) -> tuple[str, pd.DataFrame, pd.DataFrame]:
 
 
 def test_domain_allocation_splits_p_target_over_each_clusters_domains(store):
-    _, clusters, texts = round_frames(store)
-    table = report.domain_allocation(clusters, texts[texts["role"] == "member"], texts[texts["role"] == "selected"])
+    round_id, clusters, texts = round_frames(store)
+    table = report.domain_allocation(clusters, store.selection_domains(round_id), texts[texts["role"] == "selected"])
     table = table.set_index("domain")
     assert table.loc["stories", "p_web"] == pytest.approx(14 / 40)
     # stories: all of cluster 0 (0.8) + 40 % of cluster 1 (filtered, 0); calendar: half of cluster 3 (0.15)

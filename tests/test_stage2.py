@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +22,33 @@ STAGE1 = ["--preset", "nano", "--max-steps", "40", "--batch-size", "2", "--warmu
 SELECT = ["--clusters", "4", "--probes", "2", "--budget", "30%", "--gamma", "5"]
 
 
+def command(args: list[str], data: Path) -> list[str]:
+    return [sys.executable, "-m", "salad_core.cli", *args, "--json", "--db", str(data / "s.duckdb")]
+
+
 def salad(args: list[str], data: Path) -> dict:
-    env = {**os.environ, "SALAD_DATA": str(data)}
-    proc = subprocess.run([sys.executable, "-m", "salad_core.cli", *args, "--json", "--db", str(data / "s.duckdb")],
-                          env=env, text=True, capture_output=True, timeout=900)
+    proc = subprocess.run(command(args, data), env={**os.environ, "SALAD_DATA": str(data)}, text=True,
+                          capture_output=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
+
+
+def killed_after(stage: str, args: list[str], data: Path) -> str:
+    """Start `salad select`, kill it (and the local Ray it started) once `stage` has finished; its round id."""
+    before = set((data / "rounds").iterdir())
+    proc = subprocess.Popen(command(args, data), env={**os.environ, "SALAD_DATA": str(data)}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        started = set((data / "rounds").iterdir()) - before
+        if started and (started.pop() / "stages" / f"{stage}.json").exists():
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (folder,) = set((data / "rounds").iterdir()) - before
+    assert (folder / "stages" / f"{stage}.json").exists() and not (folder / "stages" / "selected.json").exists()
+    return folder.name
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +56,9 @@ def rounds(tmp_path_factory):
     data = tmp_path_factory.mktemp("stage2")
     stage1 = salad(["train", *STAGE1], data)
     first = salad(["select", "--from", stage1["run_id"], *SELECT, "--map-points", "40"], data)
-    again = salad(["select", "--from", stage1["run_id"], *SELECT, "--map-points", "0"], data)
+    # the same config again, killed between two stages and resumed
+    again = salad(["select", "--resume", killed_after("probes", ["select", "--from", stage1["run_id"], *SELECT,
+                                                                  "--map-points", "0"], data)], data)
     replay = salad(["train", "--stage", "2", "--from", stage1["run_id"], "--round", first["round_id"],
                     "--synthetic-prob", "0", "--no-final-eval"], data)
     stage2 = salad(["train", "--stage", "2", "--from", stage1["run_id"], "--round", first["round_id"],
@@ -66,20 +91,24 @@ def test_select_prints_the_documented_object_and_spends_the_budget(rounds):
     assert selected["seconds"].sum() / 3600 == pytest.approx(first["selected_hours"])
     assert set(selected["cluster"]) <= {c["id"] for c in kept}
     members = store.selection_texts(first["round_id"], "member")
-    assert len(members) == n_texts and members["x"].notna().sum() == 40  # the UMAP cluster map
+    assert len(members) == 40 and members["x"].notna().all()  # the UMAP cluster map: a sample, not the pool
+    domains = store.selection_domains(first["round_id"])
+    assert domains.groupby("cluster")["size"].sum().tolist() == [c["size"] for c in clusters]
     folder = rounds["data"] / "rounds" / first["round_id"]
-    docs = [json.loads(line) for line in (folder / "speech_docs.jsonl").read_text().splitlines()]
-    assert sorted(d["text_idx"] for d in docs) == sorted(selected["text_idx"])
+    docs = [json.loads(line) for line in (folder / "stages" / "selected" / "speech_docs.jsonl").read_text().splitlines()]
+    assert sorted(d["key"] for d in docs) == sorted(selected["text_key"])
     config = json.loads((folder / "round.json").read_text())
     assert config["from_run"] == rounds["stage1"]["run_id"] and config["k"] == 4
+    assert config["pool_counts"]["unique"] == n_texts and config["ray_cpus"] >= 1
     assert store.runs("select").set_index("run_id").loc[first["round_id"], "status"] == "done"
 
 
-def test_the_same_seed_selects_the_same_texts(rounds):
+def test_the_same_seed_selects_the_same_texts_even_when_killed_between_stages_and_resumed(rounds):
     store = rounds["store"]
     a = store.selection_texts(rounds["first"]["round_id"], "selected")
     b = store.selection_texts(rounds["again"]["round_id"], "selected")
-    assert a["text_idx"].tolist() == b["text_idx"].tolist()
+    assert a["text_key"].tolist() == b["text_key"].tolist()
+    assert store.runs("select").set_index("run_id").loc[rounds["again"]["round_id"], "status"] == "done"
     assert [c["m"] for c in rounds["first"]["clusters"]] == [c["m"] for c in rounds["again"]["clusters"]]
 
 
@@ -109,8 +138,8 @@ def test_stage2_trains_on_the_selected_speech_and_records_its_lineage(rounds):
 
 def test_a_chained_round_scores_the_stage2_model_and_skips_texts_already_selected(rounds):
     store = rounds["store"]
-    before = set(store.selection_texts(rounds["first"]["round_id"], "selected")["text_idx"])
-    after = set(store.selection_texts(rounds["chained"]["round_id"], "selected")["text_idx"])
+    before = set(store.selection_texts(rounds["first"]["round_id"], "selected")["text_key"])
+    after = set(store.selection_texts(rounds["chained"]["round_id"], "selected")["text_key"])
     assert after and not (before & after)
     config = store.runs("select").set_index("run_id").loc[rounds["chained"]["round_id"], "config"]
     assert config["from_run"] == rounds["stage2"]["run_id"]

@@ -190,6 +190,35 @@ def test_a_store_of_schema_6_gets_plans_and_evaluation_parents_from_what_it_held
     assert runs.loc[trained, "final_eval"] is None  # set by an evaluation made since, not guessed
 
 
+def test_a_store_of_schema_7_reads_its_rounds_by_text_key_and_counts_their_domains(tmp_path):
+    """Before schema 8 a round stored every member of the world's pool, by its index: read as text_key, and its
+    domains per cluster counted from the members, read-only and after the upgrade alike."""
+    path = tmp_path / "old.duckdb"
+    store = Store(path)
+    round_id = store.create_run("select", {"from_run": "train-x"})
+    con = duckdb.connect(str(path))  # as salad wrote stores before schema 8
+    con.execute("DROP TABLE selection_texts")
+    con.execute("DROP TABLE selection_domains")
+    con.execute("CREATE TABLE selection_texts (run_id VARCHAR NOT NULL, text_idx INTEGER NOT NULL, role VARCHAR "
+                "NOT NULL, cluster INTEGER NOT NULL, domain VARCHAR, text VARCHAR, doc_id VARCHAR, seconds DOUBLE, "
+                "x DOUBLE, y DOUBLE, PRIMARY KEY (run_id, text_idx, role))")
+    rows = [(0, "member", 0, "capitals"), (1, "member", 0, "capitals"), (2, "member", 0, "animals"),
+            (3, "member", 1, "animals"), (2, "selected", 0, "animals")]
+    con.executemany("INSERT INTO selection_texts (run_id, text_idx, role, cluster, domain) VALUES (?, ?, ?, ?, ?)",
+                    [(round_id, *r) for r in rows])
+    con.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    con.close()
+    expected = [(0, "animals", 1), (0, "capitals", 2), (1, "animals", 1)]
+    for upgraded in (False, True):
+        if upgraded:
+            store.add_note(round_id, "upgraded")  # the next write upgrades
+        assert store.selection_texts(round_id, "selected")["text_key"].tolist() == [2]
+        domains = store.selection_domains(round_id)
+        assert list(zip(domains["cluster"], domains["domain"], domains["size"])) == expected
+    store.add_selection_texts(round_id, [{"text_key": 2**62 + 5, "role": "probe", "cluster": 1}])  # a 63-bit key
+    assert store.selection_texts(round_id, "probe")["text_key"].tolist() == [2**62 + 5]
+
+
 def test_bad_calls_raise_clear_errors(fixture_store, tmp_path):
     run_id = fixture_run(fixture_store)
     with pytest.raises(StoreError, match="no column.*colour.*Fix"):

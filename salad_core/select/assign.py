@@ -21,8 +21,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from salad_core.select.clustering import (TOLERANCE, balanced_kmeans, balanced_labels, balancing_prices,
-                                          size_bounds)
+from salad_core.select.clustering import (
+    TOLERANCE,
+    balanced_kmeans,
+    balanced_labels,
+    balancing_prices,
+    size_bounds,
+)
 
 log = logging.getLogger(__name__)
 KMEANS = ("balanced", "faiss")
@@ -90,6 +95,21 @@ def sample_batch(table: pa.Table, rate: float, seed: int) -> pa.Table:
 
 def member_batch(table: pa.Table, rule: Assignment) -> pa.Table:
     return table.select(["key", "text", "domain"]).append_column("cluster", pa.array(rule.labels(table)))
+
+
+def domains_batch(table: pa.Table) -> pa.Table:
+    """Ray map_batches function: the batch's documents counted per (cluster, domain)."""
+    frame = table.select(["cluster", "domain"]).group_by(["cluster", "domain"]).aggregate([([], "count_all")])
+    return frame.select(["cluster", "domain", "count_all"]).rename_columns(["cluster", "domain", "size"])
+
+
+def cluster_domains(members) -> list[dict]:
+    """The pool's documents per cluster and domain ({cluster, domain, size} rows), counted batch by batch."""
+    counts: dict[tuple[int, str], int] = {}
+    for row in members.map_batches(domains_batch, batch_format="pyarrow").take_all():
+        where = (int(row["cluster"]), row["domain"] or "")
+        counts[where] = counts.get(where, 0) + int(row["size"])
+    return [{"cluster": c, "domain": d, "size": n} for (c, d), n in sorted(counts.items())]
 
 
 def candidates_batch(table: pa.Table, rule: Assignment, sizes: np.ndarray, lo: int, hi: int) -> pa.Table:

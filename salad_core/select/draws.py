@@ -28,8 +28,8 @@ def lowest_batch(table: pa.Table, need: dict[int, int], exclude: np.ndarray, see
     whole batch for WHOLE_POOL), leaving out the keys in `exclude` (sorted); with their `rank`."""
     keys = table["key"].to_numpy()
     rank = uniform(keys, seed, salt)
-    free = ~np.isin(keys, exclude, assume_unique=False) if len(exclude) else np.ones(len(keys), dtype=bool)
-    clusters = table["cluster"].to_numpy()
+    free = ~np.isin(keys, exclude) if len(exclude) else np.ones(len(keys), dtype=bool)
+    clusters = table["cluster"].to_numpy() if set(need) != {WHOLE_POOL} else None
     chosen = []
     for c, n in need.items():
         rows = np.flatnonzero(free & ((clusters == c) if c != WHOLE_POOL else True))
@@ -38,9 +38,23 @@ def lowest_batch(table: pa.Table, need: dict[int, int], exclude: np.ndarray, see
     return table.take(pa.array(rows, pa.int64())).append_column("rank", pa.array(rank[rows]))
 
 
+def free_batch(table: pa.Table, exclude: np.ndarray, k: int) -> pa.Table:
+    """Ray map_batches function: the batch's documents per cluster, those in `exclude` (sorted) left out."""
+    keys = table["key"].to_numpy()
+    free = ~np.isin(keys, exclude) if len(exclude) else np.ones(len(keys), dtype=bool)
+    return pa.table({"counts": [np.bincount(table["cluster"].to_numpy()[free], minlength=k).tolist()]})
+
+
+def free_sizes(members, exclude: np.ndarray, k: int) -> np.ndarray:
+    """Documents per cluster that a draw may still take: the clusters' sizes less the `exclude`d keys."""
+    rows = members.map_batches(free_batch, batch_format="pyarrow",
+                               fn_kwargs={"exclude": np.sort(exclude), "k": k}).take_all()
+    return np.sum([np.asarray(r["counts"]) for r in rows], axis=0) if rows else np.zeros(k, dtype=int)
+
+
 def lowest_ranked(members, need: dict[int, int], exclude: np.ndarray, seed: int, salt: int) -> pa.Table:
-    """The draw over every shard of `members` (a Ray dataset of key, text, domain, cluster): per cluster, its
-    need[c] lowest-ranked documents, sorted by cluster and rank."""
+    """The draw over every shard of `members` (a Ray dataset of key, text, domain, cluster; cluster may be absent
+    for a WHOLE_POOL draw): per cluster, its need[c] lowest-ranked documents, sorted by cluster and rank."""
     parts = members.map_batches(lowest_batch, batch_format="pyarrow",
                                 fn_kwargs={"need": need, "exclude": np.sort(exclude), "seed": seed, "salt": salt})
     table = pa.concat_tables(list(parts.iter_batches(batch_format="pyarrow", batch_size=None)))

@@ -152,27 +152,3 @@ def embed_texts(texts: Sequence[str], model: str = DEFAULT_EMBEDDER, *, batch_si
     if bar:
         bar.close()
     return out
-
-
-def corpus_digest(texts: Sequence[str], model: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256(model.encode())
-    for text in texts:
-        h.update(b"\0" + text.encode())
-    return h.hexdigest()[:16]
-
-
-def cached_embeddings(texts: Sequence[str], model: str = DEFAULT_EMBEDDER, *,
-                      progress: bool = True) -> tuple[np.ndarray, Path]:
-    """`embed_texts`, stored once per (model, corpus) under data/cache/embeddings/; returns (embeddings, file)."""
-    from salad_core.paths import cache_dir
-
-    path = cache_dir("embeddings") / f"{model.rstrip('/').split('/')[-1]}-{corpus_digest(texts, model)}.npy"
-    if path.exists():
-        return np.load(path, mmap_mode="r"), path
-    vectors = embed_texts(texts, model, progress=progress)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, vectors)
-    tmp.replace(path)
-    return vectors, path

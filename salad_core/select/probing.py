@@ -37,7 +37,7 @@ class ClusterScore:
 def misalignment(model, bank, docs: list[dict], clusters: list[int], progress: Progress | None = None) -> dict[int, dict]:
     """Per cluster: summed M and distillation KL, and their token count, over its probe documents."""
     probes = [SpeechDoc.from_record({**doc, "domain": str(cluster)}) for doc, cluster in zip(docs, clusters)]
-    frames = lambda ds: bank.features([s.clip_id for d in ds for s in d.spans if s.clip_id], model.encoder)  # noqa: E731
+    frames = lambda ds: bank.features([s.clip_id for d in ds for s in d.spans if s.clip_id], model.encoder)
     sums: dict[int, dict] = defaultdict(lambda: {"m": 0.0, "distill": 0.0, "tokens": 0})
     for part, cluster in zip(document_divergences(model, probes, frames, progress), clusters):
         sums[cluster]["m"] += part.m_sum

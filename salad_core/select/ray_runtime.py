@@ -47,6 +47,8 @@ def start_ray(address: str | None = None, cpus: int | None = None, progress: boo
                              "here.") from err
     import ray.data
 
+    if not progress:  # each dataset logs its start and end at INFO
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = progress
     context.print_on_execution_start = False

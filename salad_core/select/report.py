@@ -1,6 +1,6 @@
 """Stage II from the store: rounds, where their budget went, and what their Stage II runs gained per task.
 
-Pure functions of store frames (`Store.runs`, `Store.selection_clusters`, `Store.selection_texts`,
+Pure functions of store frames (`Store.runs`, `Store.selection_clusters`, `Store.selection_texts`, `Store.selection_domains`,
 `Store.metrics`), shared by the Active selection page and `benchmarks/stage2_report.py`.
 """
 
@@ -127,16 +127,17 @@ def _estimate_columns(estimates: dict[str, Estimate]) -> dict[str, float]:
     return out
 
 
-def domain_allocation(clusters: pd.DataFrame, members: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
-    """Per domain of the corpus: its share of the corpus (P_web), of the target distribution (each cluster's
-    P_target split over its texts' domains) and of the selected audio (seconds)."""
-    if members.empty:
+def domain_allocation(clusters: pd.DataFrame, domains: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
+    """Per domain of the pool: its share of the pool (P_web), of the target distribution (each cluster's P_target
+    split over its documents' domains, `Store.selection_domains`) and of the selected audio (seconds)."""
+    if domains.empty:
         return pd.DataFrame(columns=["domain", "p_web", "p_target", "selected_share", "selected_s"])
+    sizes = domains.set_index(["cluster", "domain"])["size"].astype(float)
+    share_in_cluster = sizes / sizes.groupby(level=0).transform("sum")
     p_target = clusters.set_index("cluster")["p_target"]
-    share_in_cluster = members.groupby(["cluster", "domain"]).size() / members.groupby("cluster").size()
-    by_domain = (share_in_cluster * p_target.reindex(share_in_cluster.index.get_level_values(0)).to_numpy())
+    by_domain = share_in_cluster * p_target.reindex(share_in_cluster.index.get_level_values(0)).to_numpy()
     table = pd.DataFrame({
-        "p_web": members["domain"].value_counts(normalize=True),
+        "p_web": sizes.groupby(level=1).sum() / sizes.sum(),
         "p_target": by_domain.groupby(level=1).sum(),
         "selected_s": selected.groupby("domain")["seconds"].sum() if not selected.empty else pd.Series(dtype=float),
     }).fillna(0.0)

@@ -1,13 +1,19 @@
-"""One Stage II selection round (`salad select`): embed, cluster, probe, score, filter, allocate, synthesize, record.
+"""One Stage II selection round (`salad select`), a Ray Data pipeline of stages that resume.
 
     salad select --from train-…  --gamma 5 --budget 10%      # a tenth of the world's natural speech, active
-    salad select --from train-…  --gamma 0 --budget 10%      # the same budget, uniform over the corpus's clusters
+    salad select --from train-…  --gamma 0 --budget 10%      # the same budget, uniform over the pool's clusters
+    salad select --from train-…  --pool hf:HuggingFaceFW/fineweb-edu --budget 2h --ray-address HOST:6379
+    salad select --resume select-…                            # an interrupted round, from its finished stages
 
-A round reads the broad text corpus of the Stage I run's world, scores every cluster with that run's final model,
-and writes to `data/rounds/<round id>/` the spoken probe and selected documents (a `ClipBank`: clips.jsonl,
-features/) plus `speech_docs.jsonl`, the selected documents that `salad train --stage 2` trains on. The store holds
-the round (a run of kind 'select' with its config), one row per cluster and one per corpus, probe and selected text.
-Everything is drawn from `seed`: the same config gives the same clusters, probes and selection.
+    documents → unique → embeddings → clusters       select/pool_stages.py, select/assign.py
+    probes → scores → selected → map                 select/round_stages.py
+
+A round reads its pool (the Stage I run's world by default), scores every cluster with that run's final model, and
+writes under `data/rounds/<round id>/stages/` each stage's output: the selected documents and their speech in
+`stages/selected/` (a `ClipBank`, and `speech_docs.jsonl`, what `salad train --stage 2` trains on). The store holds
+the round (a run of kind 'select' with its config), one row per cluster, per cluster and domain, per text on the
+cluster map, per probe and per selected text: not one per pool document. Everything is drawn from `seed`: the same
+config gives the same clusters, probes and selection, however Ray splits the work.
 
 Rounds chain: `--from` may name a Stage II run, whose model then scores the clusters, and texts selected by the
 earlier rounds of that lineage are not drawn again.
@@ -16,32 +22,23 @@ earlier rounds of that lineage are not drawn again.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
-import time
-from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
 from salad_core.clips import ClipBank, read_jsonl
-from salad_core.documents import SpeechDoc, speak_documents
+from salad_core.documents import SpeechDoc
 from salad_core.errors import InputError
 from salad_core.jobs import note_run
-from salad_core.maps import MIN_POINTS, project
 from salad_core.progress import NoProgress, Progress
 from salad_core.provenance import new_run_id
 from salad_core.runs import Lineage, RunDir
-from salad_core.select.allocation import draw_texts, target_distribution
 from salad_core.select.config import SelectConfig
+from salad_core.select.round_stages import SELECTED_DOCS
 from salad_core.store import Store
-from salad_core.world.speech import ENCODER
-
-log = logging.getLogger(__name__)
-
-SELECTED_DOCS = "speech_docs.jsonl"
 
 
 def budget_hours(budget: str | float, natural_hours: float) -> float:
@@ -64,6 +61,11 @@ def round_dir(round_id: str) -> Path:
     return RunDir(round_id, "select").root
 
 
+def selected_dir(round_id: str) -> Path:
+    """The round's selected documents and their speech (the `selected` stage's folder)."""
+    return round_dir(round_id) / "stages" / "selected"
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Reading a finished round (the Stage II trainer's synthetic speech)
 
@@ -77,11 +79,14 @@ class SelectedSpeech:
         self.round_id = ", ".join(self.round_ids)
         self.banks = {}
         for round_id in self.round_ids:
-            root = round_dir(round_id)
+            root = selected_dir(round_id)
             if not (root / SELECTED_DOCS).exists():
-                raise InputError(f"Selection round {round_id!r} has no selected speech at {root}. Fix: name "
-                                        "a finished round (salad select …, or the Active selection page).")
-            self.banks[round_id] = ClipBank(root, ENCODER, f"selection round {round_id}", "rerun the round.")
+                raise InputError(f"Selection round {round_id!r} has no selected speech at {root}. Fix: name a "
+                                 "finished round (salad select …, or the Active selection page), or finish this one "
+                                 f"(salad select --resume {round_id}).")
+            encoder = json.loads((round_dir(round_id) / "round.json").read_text())["encoder"]
+            self.banks[round_id] = ClipBank(root, encoder, f"selection round {round_id}",
+                                            f"rerun the round (salad select --resume {round_id}).")
 
     def speech_docs(self) -> list[SpeechDoc]:
         return [SpeechDoc.from_record(d, prefix=f"{r}/")
@@ -118,156 +123,158 @@ def _source_run(store: Store, run_id: str) -> dict:
     return {"config": row["config"], "model_dir": model_dir}
 
 
-def _pick_probes(labels: np.ndarray, k: int, per_cluster: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng([seed, 5])
-    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_cluster] for c in range(k)]))
+def _plan(config: SelectConfig, source: dict, world) -> dict:
+    """What a round derives from its config and its scoring run: hours, how it speaks, with which encoder."""
+    from salad_core.speech_data.documents import SpanRanges
+
+    natural = (getattr(world, "manifest", None) or {}).get("speech_hours")
+    if natural is None and str(config.budget).strip().endswith("%"):
+        raise InputError(f"--budget {config.budget}: the {source['config']['preset']!r} preset has no natural speech "
+                         "hours to take a share of. Fix: give hours ('2h') or seconds ('720s').")
+    spans = SpanRanges()
+    world_config = getattr(world, "config", None) or {}
+    model = json.loads((Path(source["model_dir"]) / "config.json").read_text())
+    return {"preset": source["config"]["preset"], "budget_hours": budget_hours(config.budget, natural or 0.0),
+            "encoder": model["encoder_name"],
+            "speech_words": list(world_config.get("speech_words", spans.speech_words)),
+            "text_words": list(world_config.get("text_words", spans.text_words))}
 
 
-def run_round(config: SelectConfig, store: Store | None = None, *, progress: bool = True) -> dict:
-    """Run one selection round; returns what `salad select --json` prints."""
-    store = store or Store()
-    source = _source_run(store, config.from_run)
-    preset = source["config"]["preset"]
-    from salad_core.presets import get_preset
+def run_round(config: SelectConfig, store: Store | None = None, *, progress: bool = True,
+              resume: str | None = None) -> dict:
+    """Run one selection round (or finish the round `resume`, from its finished stages); returns what
+    `salad select --json` prints."""
     from salad_core.world import preset_world
 
-    if get_preset(preset).world is None:
-        raise InputError(f"run {config.from_run} trained the {preset!r} preset, whose speech is a fixed corpus with no "
-                         "selection pool (Stage II selects from a mini world's). Fix: select from a mini or nano run.")
-    world = preset_world(preset)
-    hours = budget_hours(config.budget, world.manifest["speech_hours"])
-    round_id = new_run_id("select")
-    record = {**asdict(config), "preset": preset, "budget_hours": hours, "round_dir": str(round_dir(round_id))}
-    with store.run("select", record, seed=config.seed, run_id=round_id, parent_run=config.from_run):
+    store = store or Store()
+    source = _source_run(store, config.from_run)
+    world = preset_world(source["config"]["preset"], lm=False, progress=False)
+    round_id = resume or new_run_id("select")
+    folder = round_dir(round_id)
+    record = {**asdict(config), **_plan(config, source, world), "round_dir": str(folder)}
+    if resume:
+        lifecycle = store.running(round_id)
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "round.json").write_text(json.dumps(record, indent=1))
+        lifecycle = store.run("select", record, seed=config.seed, run_id=round_id, parent_run=config.from_run)
+    with lifecycle:
         note_run(round_id)  # the dashboard's job that started this process knows its round
         with Progress(None, "selection") if progress else NoProgress() as bar:
-            return _run(config, store, world, source, round_id, hours, record, bar)
+            return _run(config, store, world, source, round_id, record, bar)
 
 
-def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str, hours: float, record: dict,
+def resume_round(round_id: str, store: Store | None = None, *, progress: bool = True) -> dict:
+    """Finish an interrupted round with the config it was started with."""
+    store = store or Store()
+    runs = store.runs("select").set_index("run_id")
+    if round_id not in runs.index:
+        raise InputError(f"Selection round {round_id!r} is not in the store {store.path}. Fix: name a round that "
+                         "`salad runs list --kind select` shows.")
+    if runs.loc[round_id, "status"] == "done":
+        raise InputError(f"Selection round {round_id} is finished; nothing to resume. Fix: start a new round.")
+    saved = runs.loc[round_id, "config"]
+    config = SelectConfig(**{f.name: saved[f.name] for f in fields(SelectConfig) if f.name in saved})
+    return run_round(config, store, progress=progress, resume=round_id)
+
+
+def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str, record: dict,
          bar: Progress | NoProgress) -> dict:
-    from salad_core.asr import Transcriber
-    from salad_core.model.modeling import SaladModel
-    from salad_core.select.clustering import balanced_kmeans
-    from salad_core.select.embed import cached_embeddings
-    from salad_core.select.probing import cluster_scores, intelligibility, misalignment
+    import ray.data
 
-    started, timings = time.monotonic(), {}
-    folder = round_dir(round_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    texts, domains = world.selection_pool()  # no eval fact in what Stage II may speak (world/audit.py)
-    n = len(texts)
-    k = config.clusters or default_clusters(n)
+    from salad_core.select import pool_stages, round_stages
+    from salad_core.select.allocation import target_distribution
+    from salad_core.select.assign import cluster_domains, clusters_stage
+    from salad_core.select.draws import free_sizes
+    from salad_core.select.pool import PoolSource
+    from salad_core.select.probing import cluster_scores
+    from salad_core.select.ray_runtime import start_ray
+    from salad_core.select.stages import Stages
 
-    def lap(name: str) -> None:
-        timings[name] = round(time.monotonic() - started - sum(timings.values()), 2)
-
-    bar.set_stage(f"embedding {n:,} texts", None)
-    embeddings, embed_file = cached_embeddings(texts, config.embedder, progress=False)
-    lap("embed_s")
-    bar.set_stage(f"clustering into {k} balanced clusters", 15)
-    clustering = balanced_kmeans(embeddings, k, seed=config.seed, on_iteration=lambda _: bar.update(1))
-    labels, sizes = clustering.labels, clustering.sizes
-    lap("cluster_s")
-
-    probe_idx = _pick_probes(labels, k, config.probes, config.seed)
-    spans = {"speech_words": tuple(world.config["speech_words"]), "text_words": tuple(world.config["text_words"])}
-    voices = config.voices()
-    speak = {"voices": voices, "speed": config.speed, "seed": config.seed, "encoder": ENCODER, **spans}
-    # probes in the first voice alone, so that every cluster's M(c) and CER are measured alike
-    probe_docs = speak_documents([texts[i] for i in probe_idx], folder, prefix="probe", role="probe",
-                                 progress=bar, **{**speak, "voices": voices[:1]})
-    kept = [(i, d) for i, d in zip(probe_idx, probe_docs) if d is not None]
-    bank = ClipBank(folder, ENCODER, f"selection round {round_id}", "rerun the round.")
-    lap("probe_speech_s")
-
-    model = SaladModel.from_pretrained(source["model_dir"])
-    bar.set_stage("scoring clusters (misalignment)", len(kept))
-    sums = misalignment(model, bank, [d for _, d in kept], [int(labels[i]) for i, _ in kept], bar)
-    lap("score_s")
-    bar.set_stage(f"intelligibility ({config.asr})", k)
-    cer = intelligibility(Transcriber(config.asr, beam_size=1), bank, [d for _, d in kept],
-                          [int(labels[i]) for i, _ in kept], progress=bar)
-    lap("asr_s")
-    scores = cluster_scores(k, sums, cer, np.bincount(labels[[i for i, _ in kept]], minlength=k))
+    stages = Stages(round_dir(round_id))
+    pool = PoolSource.parse(config.pool or None, config.pool_column, record["preset"])
+    bar.set_stage("starting Ray", None)
+    resources = start_ray(config.ray_address or None)
+    bar.set_stage(f"reading and auditing the pool ({pool.spec})", None)
+    stages.run("documents", pool_stages.documents_stage(pool, world.eval_facts(), config.segment_words))
+    bar.set_stage("dropping duplicates", None)
+    found = stages.run("unique", pool_stages.unique_stage(stages.folder("documents")))
+    k = config.clusters or default_clusters(found["unique"])
+    pool_stages.require_documents(found, pool.spec, k)
+    bar.set_stage(f"embedding {found['unique']:,} documents ({config.embedder})", None)
+    stages.run("embeddings", pool_stages.embeddings_stage(stages.folder("unique"), config.embedder, resources))
+    bar.set_stage(f"clustering into {k} balanced clusters", None)
+    clustered = stages.run("clusters", clusters_stage(stages.folder("embeddings"), k, config.seed, config.kmeans,
+                                                      config.cluster_sample))
+    speech = round_stages.Speech(config.voices(), config.speed, config.seed, tuple(record["speech_words"]),
+                                 tuple(record["text_words"]), record["encoder"])
+    bar.set_stage(f"speaking {config.probes} probes per cluster", None)
+    stages.run("probes", round_stages.probes_stage(stages.folder("clusters"), k, config.probes, config.seed, speech,
+                                                   resources))
+    bar.set_stage(f"scoring clusters (misalignment; intelligibility by {config.asr})", None)
+    scored = stages.run("scores", round_stages.scores_stage(stages.folder("probes"), record["encoder"],
+                                                            source["model_dir"], config.asr, resources))
+    probes = round_stages.read_jsonl_rows(stages.folder("probes") / round_stages.PROBES)
+    spoken = np.array([p["cluster"] for p in probes if p["doc"] is not None], dtype=int)
+    scores = cluster_scores(k, {int(c): s for c, s in scored["sums"].items()},
+                            {int(c): x for c, x in scored["cer"].items()}, np.bincount(spoken, minlength=k))
+    sizes, n = np.asarray(clustered["sizes"]), clustered["n"]
     m = np.array([s.m if config.score == "m" else s.distill for s in scores])
     filtered = np.array([not (s.cer <= config.cer_max) for s in scores])  # NaN (no probe speech) is filtered too
     p_web = sizes / n
-    # random draws texts uniformly from the whole corpus: the distribution it aims for is the corpus's own
-    p_target = target_distribution(p_web, m, config.gamma, filtered) if config.strategy == "active" else p_web
+    active = config.strategy == "active"
+    # random draws texts uniformly from the whole pool: the distribution it aims for is the pool's own
+    p_target = target_distribution(p_web, m, config.gamma, filtered) if active else p_web
 
-    available = np.ones(n, dtype=bool)
-    available[probe_idx] = False
     earlier = Lineage.of(store).rounds_behind(config.from_run)
-    for old in earlier:
-        available[store.selection_texts(old, "selected")["text_idx"].to_numpy(dtype=int)] = False
-    order = draw_texts(labels, p_target if config.strategy == "active" else None, available, config.seed)
-    selected = _synthesize_budget(order, texts, folder, hours * 3600, kept, speak, bar)
-    lap("selection_speech_s")
-
-    for doc in selected:
-        doc.update(cluster=int(labels[doc["text_idx"]]), domain=domains[doc["text_idx"]])
-    with open(folder / SELECTED_DOCS, "w") as f:
-        for doc in selected:
-            f.write(json.dumps(doc) + "\n")
-
+    taken = {int(key) for old in earlier for key in store.selection_texts(old, "selected")["text_key"]}
+    exclude = np.array(sorted(taken | {p["key"] for p in probes}), dtype=np.int64)
+    members = ray.data.read_parquet(str(stages.folder("clusters") / "members"))
+    capacity = free_sizes(members, exclude, k) if active else None
+    doc_seconds = float(np.mean([p["doc"]["seconds"] for p in probes if p["doc"]])) if len(spoken) else 3.0
+    bar.set_stage(f"speaking the selection ({record['budget_hours']:.2f} h)", None)
+    chosen = stages.run("selected", round_stages.selected_stage(
+        stages.folder("clusters"), p_target if active else None, capacity, exclude, record["budget_hours"] * 3600,
+        doc_seconds, config.seed, speech, resources))
     bar.set_stage("cluster map (UMAP)", None)
-    rng = np.random.default_rng([config.seed, 9])
-    shown = np.sort(rng.permutation(n)[: min(config.map_points, n)])
-    xy = project(embeddings[shown], config.seed) if len(shown) >= MIN_POINTS else np.zeros((len(shown), 2))
-    lap("map_s")
+    stages.run("map", round_stages.map_stage(stages.folder("embeddings"), stages.folder("clusters"),
+                                             config.map_points, config.seed))
 
-    clusters = _cluster_rows(k, sizes, p_web, scores, filtered, p_target, selected, labels, domains)
-    _record(store, round_id, texts, domains, labels, shown, xy, probe_idx, probe_docs, selected, clusters)
-    selected_s = sum(d["seconds"] for d in selected)
-    record.update(k=k, n_texts=n, embeddings=str(embed_file), kmeans_iterations=clustering.iterations,
-                  earlier_rounds=earlier, selected_hours=selected_s / 3600, timings=timings)
-    (folder / "round.json").write_text(json.dumps(record, indent=1))
-    return {"round_id": round_id, "gamma": config.gamma, "strategy": config.strategy, "budget_hours": hours,
-            "selected_hours": selected_s / 3600, "n_selected": len(selected), "from_run": config.from_run,
-            "timings": timings,
+    selected = round_stages.read_jsonl_rows(stages.folder("selected") / SELECTED_DOCS)
+    domains = cluster_domains(members)
+    clusters = _cluster_rows(k, sizes, p_web, scores, filtered, p_target, selected, domains)
+    _record(store, round_id, stages, clusters, domains, probes, selected)
+    timings = {f"{name}_s": stages.record(name)["seconds"] for name in stages.finished()}
+    record.update(k=k, n_texts=n, pool_counts={key: found[key] for key in ("read", "stating_eval_facts",
+                                                                           "duplicates", "unique")},
+                  kmeans_iterations=clustered["kmeans_iterations"], balance_passes=clustered["balance_passes"],
+                  ray_cpus=resources.cpus, ray_gpus=resources.gpus, earlier_rounds=earlier,
+                  selected_hours=chosen["selected_s"] / 3600, timings=timings)
+    (round_dir(round_id) / "round.json").write_text(json.dumps(record, indent=1))
+    return {"round_id": round_id, "gamma": config.gamma, "strategy": config.strategy,
+            "budget_hours": record["budget_hours"], "selected_hours": chosen["selected_s"] / 3600,
+            "n_selected": len(selected), "from_run": config.from_run, "n_texts": n, "timings": timings,
             "clusters": [{"id": c["cluster"], **{k2: c[k2] for k2 in ("size", "p_web", "m", "m_distill", "cer",
                                                                     "filtered", "p_target", "n_selected", "domain")}}
                          for c in clusters]}
 
 
-def _synthesize_budget(order, texts: list[str], folder: Path, budget_s: float, probes: list, speak: dict,
-                       bar: Progress | NoProgress) -> list[dict]:
-    """Speak drawn texts, batch by batch, until their audio reaches the budget (the last document may cross it)."""
-    per_doc = np.mean([d["seconds"] for _, d in probes]) if probes else 3.0
-    selected, spent, batch = [], 0.0, 0
-    bar.set_stage("selected speech", None)
-    while spent < budget_s:
-        want = max(8, math.ceil((budget_s - spent) / max(per_doc, 0.1) * 1.1))
-        idx = [i for _, i in zip(range(want), order)]
-        if not idx:
-            log.warning("the corpus ran out of texts after %.0f of %.0f s", spent, budget_s)
-            break
-        docs = speak_documents([texts[i] for i in idx], folder, prefix=f"sel{batch}", role="selected",
-                               progress=bar, **speak)
-        batch += 1
-        for i, doc in zip(idx, docs):
-            if doc is None or spent >= budget_s:
-                continue
-            selected.append({**doc, "text_idx": int(i)})
-            spent += doc["seconds"]
-    return selected
-
-
-def _cluster_rows(k, sizes, p_web, scores, filtered, p_target, selected, labels, domains) -> list[dict]:
-    picked = Counter(d["cluster"] for d in selected)
-    seconds = Counter()
-    for d in selected:
-        seconds[d["cluster"]] += d["seconds"]
+def _cluster_rows(k, sizes, p_web, scores, filtered, p_target, selected, domains) -> list[dict]:
+    picked, seconds = np.zeros(k, dtype=int), np.zeros(k)
+    for doc in selected:
+        picked[doc["cluster"]] += 1
+        seconds[doc["cluster"]] += doc["seconds"]
+    largest: dict[int, tuple[int, str]] = {}
+    for row in domains:
+        largest[row["cluster"]] = max(largest.get(row["cluster"], (0, "")), (row["size"], row["domain"]))
     rows = []
     for c in range(k):
-        members = Counter(domains[i] for i in np.flatnonzero(labels == c))
         s = scores[c]
         rows.append({"cluster": c, "size": int(sizes[c]), "p_web": float(p_web[c]), "m": _num(s.m),
                      "m_distill": _num(s.distill), "m_tokens": s.tokens, "cer": _num(s.cer),
                      "filtered": bool(filtered[c]), "p_target": float(p_target[c]), "n_probes": s.n_probes,
-                     "n_selected": picked[c], "selected_s": seconds[c],
-                     "domain": members.most_common(1)[0][0] if members else None})
+                     "n_selected": int(picked[c]), "selected_s": float(seconds[c]),
+                     "domain": largest.get(c, (0, None))[1] or None})
     return rows
 
 
@@ -275,14 +282,20 @@ def _num(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def _record(store, round_id, texts, domains, labels, shown, xy, probe_idx, probe_docs, selected, clusters) -> None:
-    where = {int(i): (float(a), float(b)) for i, (a, b) in zip(shown, xy)}
-    members = [{"text_idx": i, "role": "member", "cluster": int(labels[i]), "domain": domains[i], "text": texts[i],
-                "x": where.get(i, (None, None))[0], "y": where.get(i, (None, None))[1]} for i in range(len(texts))]
-    probes = [{"text_idx": int(i), "role": "probe", "cluster": int(labels[i]), "domain": domains[i],
-               "text": texts[i], "doc_id": d["doc_id"] if d else None, "seconds": d["seconds"] if d else None}
-              for i, d in zip(probe_idx, probe_docs)]
-    chosen = [{"text_idx": d["text_idx"], "role": "selected", "cluster": d["cluster"], "domain": d["domain"],
-               "text": texts[d["text_idx"]], "doc_id": d["doc_id"], "seconds": d["seconds"]} for d in selected]
+def _record(store: Store, round_id: str, stages, clusters: list[dict], domains: list[dict], probes: list[dict],
+            selected: list[dict]) -> None:
+    """The round in the store: its clusters, their domains, the texts on the map, the probes, the selection."""
+    import pyarrow.parquet as pq
+
+    drawn = stages.folder("map") / "map.parquet"
+    shown = pq.read_table(drawn).to_pylist() if drawn.exists() else []
+    texts = [{"text_key": r["key"], "role": "member", "cluster": r["cluster"], "domain": r["domain"],
+              "text": r["text"], "x": _num(r["x"]), "y": _num(r["y"])} for r in shown]
+    texts += [{"text_key": p["key"], "role": "probe", "cluster": p["cluster"], "domain": p["domain"],
+               "text": p["text"], "doc_id": p["doc"]["doc_id"] if p["doc"] else None,
+               "seconds": p["doc"]["seconds"] if p["doc"] else None} for p in probes]
+    texts += [{"text_key": d["key"], "role": "selected", "cluster": d["cluster"], "domain": d["domain"],
+               "text": d["text"], "doc_id": d["doc_id"], "seconds": d["seconds"]} for d in selected]
     store.add_selection_clusters(round_id, clusters)
-    store.add_selection_texts(round_id, members + probes + chosen)
+    store.add_selection_domains(round_id, domains)
+    store.add_selection_texts(round_id, texts)

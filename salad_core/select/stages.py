@@ -1,12 +1,13 @@
 """The finished stages of a selection round, on disk: each stage writes its output under `stages/<name>/` and then,
 last, `stages/<name>.json` with what it found. A round run again (interrupted, or rerun with the same id) skips
 every stage that has its record and redoes the first that has none from an empty folder, so a half-written output
-is never read."""
+is never read. Each record holds the stage's `seconds`."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +33,8 @@ class Stages:
         folder = self.folder(name)
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        found = stage(folder)
+        started = time.monotonic()
+        found = {**stage(folder), "seconds": round(time.monotonic() - started, 2)}
         tmp = self.root / f"{name}.json.tmp"
         tmp.write_text(json.dumps(found, indent=1))
         tmp.replace(self.root / f"{name}.json")
