@@ -57,8 +57,10 @@ def lowest_ranked(members, need: dict[int, int], exclude: np.ndarray, seed: int,
     for a WHOLE_POOL draw): per cluster, its need[c] lowest-ranked documents, sorted by cluster and rank."""
     parts = members.map_batches(lowest_batch, batch_format="pyarrow",
                                 fn_kwargs={"need": need, "exclude": np.sort(exclude), "seed": seed, "salt": salt})
-    table = pa.concat_tables(list(parts.iter_batches(batch_format="pyarrow", batch_size=None)))
-    return keep_lowest(table, need)
+    best = None  # merged part by part, so that the driver holds at most two draws' worth, however large the pool
+    for part in parts.iter_batches(batch_format="pyarrow", batch_size=None):
+        best = keep_lowest(part if best is None else pa.concat_tables([best, part]), need)
+    return best
 
 
 def keep_lowest(table: pa.Table, need: dict[int, int]) -> pa.Table:

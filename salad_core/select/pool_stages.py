@@ -22,8 +22,9 @@ from salad_core.errors import InputError
 from salad_core.select.pool import PoolSource, drop_duplicates, pool_dataset
 from salad_core.select.ray_runtime import Resources
 
-BUCKET_BYTES = 32 * 2**20  # a dedup bucket holds about this much pool text
+BUCKET_BYTES = 8 * 2**20  # a dedup bucket holds about this much of the pool's files
 HUB_BUCKETS = 64  # buckets of a hub pool, whose size is not known before reading
+FILE_ROWS = 50_000  # rows per file of unique documents: the blocks that the later stages read stay this small
 
 
 def bucket_count(source: PoolSource) -> int:
@@ -84,8 +85,9 @@ def unique_stage(documents: Path):
         @ray.remote(num_cpus=1)
         def one(bucket: Path) -> dict:
             kept, counts = unique_bucket(bucket)
-            if kept.num_rows:
-                pq.write_table(kept, folder / f"part-{bucket.name.split('=', 1)[1]}.parquet")
+            for start in range(0, kept.num_rows, FILE_ROWS):
+                name = f"part-{bucket.name.split('=', 1)[1]}-{start // FILE_ROWS:04d}.parquet"
+                pq.write_table(kept.slice(start, FILE_ROWS), folder / name)
             return counts
 
         counts = ray.get([one.remote(b) for b in sorted(documents.glob("bucket=*"))])
