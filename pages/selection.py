@@ -85,6 +85,12 @@ def round_form(path: str, stage1: str, rounds: pd.DataFrame) -> None:
     cer_max = right.number_input("Drop clusters whose probe speech the ASR reads back with CER above", 0.0, 5.0,
                                  float(defaults.cer_max), 0.05, key="sel_cer")
     clusters_k = right.number_input("Clusters K (0 = automatic)", 0, 1024, 0, key="sel_k")
+    with st.expander("Pool and engine (default: the world's pool, Ray on this machine)"):
+        pool = st.text_input("Pool: hf:ORG/NAME[:CONFIG][@SPLIT], a parquet or JSONL glob, or a folder of .txt files "
+                             "(empty: the world's pool)", "", key="sel_pool")
+        embedder = st.text_input("Embedder: a sentence-transformers model, or static:NAME (model2vec, far cheaper on "
+                                 "a CPU)", defaults.embedder, key="sel_embedder")
+        ray_address = st.text_input("Ray cluster address (empty: Ray on this machine's cores)", "", key="sel_ray")
     if last_round:
         scored = selection(path, last_round)[0]
         try:
@@ -100,7 +106,8 @@ def round_form(path: str, stage1: str, rounds: pd.DataFrame) -> None:
     if st.button(START_LABEL, type="primary", key="sel_start"):
         try:
             config = SelectConfig(from_run=run_id, gamma=gamma, strategy=strategy, budget=budget, score=score,
-                                  cer_max=cer_max, clusters=int(clusters_k))
+                                  cer_max=cer_max, clusters=int(clusters_k), pool=pool.strip(),
+                                  embedder=embedder.strip(), ray_address=ray_address.strip())
             args = ["select", "--train", *config.to_argv(), "--db", path]
             job_id = jobs.start_job(args, JOB_NAME)
             st.success(f"Started `salad {' '.join(args)}` as job `{job_id}`.")

@@ -283,6 +283,8 @@ def test_page_with_a_stage1_model_and_no_round_offers_the_form(tmp_path, started
     assert any("No selection round from this model yet" in i.value for i in at.info)
     at.slider(key="sel_gamma").set_value(3.0)
     at.text_input(key="sel_budget").set_value("5%")
+    at.text_input(key="sel_pool").set_value(" data/pool/*.parquet ")
+    at.text_input(key="sel_embedder").set_value("static:all-MiniLM-L6-v2")
     at.button(key="sel_start").click().run()
     args, name = started[0]
     assert name == "select" and args[:2] == ["select", "--train"]
@@ -290,7 +292,8 @@ def test_page_with_a_stage1_model_and_no_round_offers_the_form(tmp_path, started
 
     parsed = build_parser().parse_args(args)  # the page's command line is the config it shows
     given = {f: getattr(parsed, f) for f in SelectConfig.__dataclass_fields__ if getattr(parsed, f) is not None}
-    assert SelectConfig(**given) == SelectConfig(from_run=given["from_run"], gamma=3.0, budget="5%")
+    assert SelectConfig(**given) == SelectConfig(from_run=given["from_run"], gamma=3.0, budget="5%",
+                                                 pool="data/pool/*.parquet", embedder="static:all-MiniLM-L6-v2")
 
 
 def test_page_shows_a_round_its_allocation_and_the_stage_comparison(store):
