@@ -1,9 +1,10 @@
-"""Stage II at corpus scale: embed N real sentences (WordNet 3 glosses and their examples, Debian wordnet-base) with
-the sentence embedder, then balanced k-means with K = 128; prints wall times, cluster sizes and memory.
+"""Embedders and in-memory clustering for Stage II: embed N real sentences (WordNet 3 glosses and their examples,
+Debian wordnet-base) with the sentence embedder, then balanced k-means with K = 128 in one process; prints wall
+times, cluster sizes and memory. (The round's pipeline on Ray at millions of documents: selection_scale.py.)
 
-    python benchmarks/selection_scale.py --n 100000            # the issue's scale
-    python benchmarks/selection_scale.py --n 25000 --n 100000  # memory at two sizes, side by side
-    python benchmarks/selection_scale.py --n 20000 --compare static:all-MiniLM-L6-v2   # a second embedder beside it
+    python benchmarks/embedders.py --n 100000            # one process, 100,000 sentences
+    python benchmarks/embedders.py --n 25000 --n 100000  # memory at two sizes, side by side
+    python benchmarks/embedders.py --n 20000 --compare static:all-MiniLM-L6-v2   # a second embedder beside it
 
 Memory: the embeddings are N × 384 float32; clustering is measured with tracemalloc (numpy's allocations), so its
 peak beyond the embeddings shows whether it grows with the corpus. Embedding memory is the process's peak RSS.
@@ -24,8 +25,9 @@ from salad_core.tasks.definitions import POS_FILES, load_synsets
 from salad_core.tasks.sources import wordnet_dir
 
 
-def wordnet_sentences(limit: int) -> list[str]:
-    """Definitions and quoted examples of every WordNet synset, each piece one sentence, deduplicated, in file order."""
+def wordnet_sentences(limit: int | None) -> list[str]:
+    """Definitions and quoted examples of every WordNet synset, each piece one sentence, deduplicated, in file order
+    (the first `limit`; all of them for None)."""
     seen: dict[str, None] = {}
     for pos_file in POS_FILES:
         for synset in load_synsets(wordnet_dir(), pos_file).values():
@@ -34,6 +36,8 @@ def wordnet_sentences(limit: int) -> list[str]:
                 if len(text.split()) >= 3:
                     seen.setdefault(text, None)
     sentences = list(seen)
+    if limit is None:
+        return sentences
     if len(sentences) < limit:
         raise SystemExit(f"WordNet gives {len(sentences):,} sentences, fewer than --n {limit:,}")
     return sentences[:limit]
