@@ -32,7 +32,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -102,8 +101,6 @@ class MemoryWatch(threading.Thread):
 
 def run_one(docs: int, workers: int, embedder: str, k: int) -> dict:
     """The pool stages on a fresh local Ray of `workers` + 1 CPUs; seconds per stage, counts and memory peaks."""
-    import ray.data
-
     from salad_core.paths import cache_dir
     from salad_core.select.assign import clusters_stage
     from salad_core.select.draws import free_sizes
@@ -111,7 +108,7 @@ def run_one(docs: int, workers: int, embedder: str, k: int) -> dict:
     from salad_core.select.pool_stages import documents_stage, embeddings_stage, unique_stage
     from salad_core.select.ray_runtime import start_ray
     from salad_core.select.round_stages import drawn_in_order
-    from salad_core.select.stages import Stages
+    from salad_core.select.stages import Stages, read_shards
     from salad_core.world import preset_world
 
     pool = make_pool(docs)
@@ -129,7 +126,7 @@ def run_one(docs: int, workers: int, embedder: str, k: int) -> dict:
     clustered = stages.run("clusters", clusters_stage(stages.folder("embeddings"), k, seed=0, method="balanced"))
 
     def draws(folder: Path) -> dict:
-        members = ray.data.read_parquet(str(stages.folder("clusters") / "members"))
+        members = read_shards(stages.folder("clusters") / "members")
         from salad_core.select.draws import PROBE_SALT, lowest_ranked
 
         probes = lowest_ranked(members, {c: 8 for c in range(k)}, np.zeros(0, np.int64), 0, PROBE_SALT)

@@ -245,9 +245,9 @@ def clusters_stage(embeddings: Path, k: int, seed: int, method: str = "balanced"
     """The `clusters` stage: centroids on a sample, the balanced rule for the whole pool, and the members shards."""
 
     def stage(folder: Path) -> dict:
-        import ray.data
+        from salad_core.select.stages import SHARD_ROWS, read_shards
 
-        dataset = ray.data.read_parquet(str(embeddings))
+        dataset = read_shards(embeddings)
         n = dataset.count()
         keys, x = read_sample(dataset.select_columns(["key", "embedding"]), n, sample_size, seed)
         if len(keys) == n:  # the whole pool is the sample: clustered here, its labels carried as moves
@@ -260,7 +260,7 @@ def clusters_stage(embeddings: Path, k: int, seed: int, method: str = "balanced"
             rule, sizes, passes = balance(dataset, rule, n, tolerance=tolerance)
         save_rule(folder, rule)
         dataset.map_batches(member_batch, batch_format="pyarrow", fn_kwargs={"rule": rule}) \
-            .write_parquet(str(folder / "members"))
+            .write_parquet(str(folder / "members"), max_rows_per_file=SHARD_ROWS)
         lo, hi = size_bounds(n, k, tolerance)
         return {"n": n, "k": k, "method": method, "sample": len(keys), "kmeans_iterations": iterations,
                 "balance_passes": passes, "moved": len(rule.moved_keys), "sizes": sizes.tolist(),

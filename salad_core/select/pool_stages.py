@@ -21,10 +21,10 @@ import pyarrow.compute as pc
 from salad_core.errors import InputError
 from salad_core.select.pool import PoolSource, drop_duplicates, pool_dataset
 from salad_core.select.ray_runtime import Resources
+from salad_core.select.stages import SHARD_ROWS, read_shards
 
 BUCKET_BYTES = 8 * 2**20  # a dedup bucket holds about this much of the pool's files
 HUB_BUCKETS = 64  # buckets of a hub pool, whose size is not known before reading
-FILE_ROWS = 50_000  # rows per file of unique documents: the blocks that the later stages read stay this small
 
 
 def bucket_count(source: PoolSource) -> int:
@@ -85,9 +85,9 @@ def unique_stage(documents: Path):
         @ray.remote(num_cpus=1)
         def one(bucket: Path) -> dict:
             kept, counts = unique_bucket(bucket)
-            for start in range(0, kept.num_rows, FILE_ROWS):
-                name = f"part-{bucket.name.split('=', 1)[1]}-{start // FILE_ROWS:04d}.parquet"
-                pq.write_table(kept.slice(start, FILE_ROWS), folder / name)
+            for start in range(0, kept.num_rows, SHARD_ROWS):
+                name = f"part-{bucket.name.split('=', 1)[1]}-{start // SHARD_ROWS:04d}.parquet"
+                pq.write_table(kept.slice(start, SHARD_ROWS), folder / name)
             return counts
 
         counts = ray.get([one.remote(b) for b in sorted(documents.glob("bucket=*"))])
@@ -107,11 +107,11 @@ def embeddings_stage(unique: Path, embedder: str, resources: Resources, batch_si
         from salad_core.select.embed import EmbedBatches
 
         actors, gpus = resources.model_actors()
-        (ray.data.read_parquet(str(unique)).select_columns(["key", "text", "domain"])
+        (read_shards(unique, ["key", "text", "domain"])
          .map_batches(EmbedBatches, fn_constructor_kwargs={"name": embedder}, batch_size=batch_size,
                       batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=gpus,
                       num_cpus=0 if gpus else 1)
-         .write_parquet(str(folder)))
+         .write_parquet(str(folder), max_rows_per_file=SHARD_ROWS))
         return {"embedder": embedder, "actors": actors, "gpus_per_actor": gpus}
 
     return stage

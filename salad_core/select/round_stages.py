@@ -30,6 +30,7 @@ from salad_core.select.draws import (
 )
 from salad_core.select.ray_runtime import Resources
 from salad_core.select.speech_actors import speak_on_ray
+from salad_core.select.stages import read_shards
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,7 @@ class Speech:
 
 
 def _members(clusters: Path):
-    import ray.data
-
-    return ray.data.read_parquet(str(clusters / "members"))
+    return read_shards(clusters / "members")
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -147,14 +146,13 @@ def map_stage(embeddings: Path, rule_folder: Path, points: int, seed: int):
 
     def stage(folder: Path) -> dict:
         import pyarrow.parquet as pq
-        import ray.data
 
         from salad_core.maps import MIN_POINTS, project
         from salad_core.select.assign import load_rule, vectors
 
         if points == 0:
             return {"points": 0, "projected": False}
-        sample = lowest_ranked(ray.data.read_parquet(str(embeddings)), {WHOLE_POOL: points}, np.zeros(0, np.int64),
+        sample = lowest_ranked(read_shards(embeddings), {WHOLE_POOL: points}, np.zeros(0, np.int64),
                                seed, MAP_SALT)
         x = vectors(sample)
         xy = project(x, seed) if len(x) >= MIN_POINTS else np.full((len(x), 2), np.nan)

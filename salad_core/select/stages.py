@@ -1,7 +1,10 @@
 """The finished stages of a selection round, on disk: each stage writes its output under `stages/<name>/` and then,
 last, `stages/<name>.json` with what it found. A round run again (interrupted, or rerun with the same id) skips
 every stage that has its record and redoes the first that has none from an empty folder, so a half-written output
-is never read. Each record holds the stage's `seconds`."""
+is never read. Each record holds the stage's `seconds`.
+
+Stages hand each other parquet shards of at most SHARD_ROWS rows, read one task per file (`read_shards`), so that
+no task's memory grows with the pool."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+SHARD_ROWS = 50_000  # rows per parquet file that a stage writes for the next
 
 
 class Stages:
@@ -42,3 +47,11 @@ class Stages:
 
     def finished(self) -> list[str]:
         return sorted(p.stem for p in self.root.glob("*.json"))
+
+
+def read_shards(folder: Path, columns: list[str] | None = None):
+    """A stage's parquet output as a Ray dataset, one read task per file."""
+    import ray.data
+
+    files = len(list(Path(folder).rglob("*.parquet")))
+    return ray.data.read_parquet(str(folder), columns=columns, override_num_blocks=max(1, files))
