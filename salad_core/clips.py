@@ -178,6 +178,11 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+
+
 def same_encoder(encoder, name: str | None) -> bool:
     """Whether `encoder` (a SpeechEncoder; None: any) is the encoder called `name` (a hub id or its last part)."""
     return encoder is None or str(encoder.name).rstrip("/").split("/")[-1] == str(name).rstrip("/").split("/")[-1]

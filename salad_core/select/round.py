@@ -212,7 +212,7 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
     bar.set_stage(f"scoring clusters (misalignment; intelligibility by {config.asr})", None)
     scored = stages.run("scores", round_stages.scores_stage(stages.folder("probes"), record["encoder"],
                                                             source["model_dir"], config.asr, resources))
-    probes = round_stages.read_jsonl_rows(stages.folder("probes") / round_stages.PROBES)
+    probes = read_jsonl(stages.folder("probes") / round_stages.PROBES)
     spoken = np.array([p["cluster"] for p in probes if p["doc"] is not None], dtype=int)
     scores = cluster_scores(k, {int(c): s for c, s in scored["sums"].items()},
                             {int(c): x for c, x in scored["cer"].items()}, np.bincount(spoken, minlength=k))
@@ -238,7 +238,7 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
     stages.run("map", round_stages.map_stage(stages.folder("embeddings"), stages.folder("clusters"),
                                              config.map_points, config.seed))
 
-    selected = round_stages.read_jsonl_rows(stages.folder("selected") / SELECTED_DOCS)
+    selected = read_jsonl(stages.folder("selected") / SELECTED_DOCS)
     domains = cluster_domains(members)
     clusters = _cluster_rows(k, sizes, p_web, scores, filtered, p_target, selected, domains)
     _record(store, round_id, stages, clusters, domains, probes, selected)

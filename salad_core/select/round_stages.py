@@ -11,7 +11,6 @@ stages.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from salad_core.clips import read_jsonl, write_jsonl
 from salad_core.select.draws import (
     DRAW_SALT,
     PROBE_SALT,
@@ -59,15 +59,6 @@ def _members(clusters: Path):
     return read_shards(clusters / "members")
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    with open(path, "w") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
-
-
-def read_jsonl_rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def _rows(table: pa.Table, docs: list[dict | None]) -> list[dict]:
     return [{"key": key, "cluster": cluster, "domain": domain, "text": text, "doc": doc}
             for key, cluster, domain, text, doc in zip(table["key"].to_pylist(), table["cluster"].to_pylist(),
@@ -82,7 +73,7 @@ def probes_stage(clusters: Path, k: int, per_cluster: int, seed: int, speech: Sp
         drawn = lowest_ranked(_members(clusters), {c: per_cluster for c in range(k)}, np.zeros(0, np.int64), seed,
                               PROBE_SALT)
         docs = speech.speak(drawn, folder, resources, "probe", voices=speech.voices[:1])
-        _write_jsonl(folder / PROBES, _rows(drawn, docs))
+        write_jsonl(folder / PROBES, _rows(drawn, docs))
         return {"probes": drawn.num_rows, "spoken": sum(d is not None for d in docs)}
 
     return stage
@@ -94,7 +85,7 @@ def scores_stage(probes: Path, encoder: str, model_dir: Path, asr: str, resource
     def stage(folder: Path) -> dict:
         from salad_core.select.probe_actors import score_on_ray
 
-        sums, cer = score_on_ray(read_jsonl_rows(probes / PROBES), probes, encoder, model_dir, asr, resources)
+        sums, cer = score_on_ray(read_jsonl(probes / PROBES), probes, encoder, model_dir, asr, resources)
         return {"sums": {str(c): s for c, s in sums.items()}, "cer": {str(c): x for c, x in cer.items()},
                 "model": str(model_dir), "asr": asr}
 
@@ -119,7 +110,7 @@ def selected_stage(clusters: Path, p_target: np.ndarray | None, capacity: np.nda
 
     def stage(folder: Path) -> dict:
         members = _members(clusters)
-        selected, spent, spoken, drawn, batches = [], 0.0, set(), 0, 0
+        selected, spent, spoken, failed, drawn, batches = [], 0.0, set(), 0, 0, 0
         while spent < budget_s:
             drawn += max(8, math.ceil((budget_s - spent) / max(doc_seconds, 0.1) * 1.1))
             order = drawn_in_order(members, p_target, capacity, drawn, exclude, seed)
@@ -131,12 +122,13 @@ def selected_stage(clusters: Path, p_target: np.ndarray | None, capacity: np.nda
             batches += 1
             for row in _rows(fresh, docs):
                 spoken.add(row["key"])
+                failed += row["doc"] is None
                 if row["doc"] is not None and spent < budget_s:
                     selected.append(row)
                     spent += row["doc"]["seconds"]
-        _write_jsonl(folder / SELECTED_DOCS, [{**r.pop("doc"), **r} for r in selected])
+        write_jsonl(folder / SELECTED_DOCS, [{**r.pop("doc"), **r} for r in selected])
         return {"selected": len(selected), "selected_s": spent, "drawn": drawn, "batches": batches,
-                "failed": len(spoken) - len(selected)}
+                "spoken": len(spoken), "failed": failed}
 
     return stage
 
