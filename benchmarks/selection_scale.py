@@ -18,8 +18,9 @@ to the tasks that feed them: select/ray_runtime.py), through the stages whose co
     draws        8 probes per cluster, the clusters' free sizes, and a two-level draw of 2,000 documents
 
 The probes' speech, their scoring and the selection's speech grow with K and the budget, not with the pool.
-Memory: the peak resident set of the driver, of the largest Ray worker process (ray::…) and of Ray's own services,
-sampled every half second.
+Memory: the peak resident set (RSS) of the driver, of the largest Ray worker process (ray::…) and of Ray's own
+services, sampled every half second, and the same for the unique set (USS: pages no other process maps, so without
+the object store's shared pages that a worker reads blocks from).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class MemoryWatch(threading.Thread):
     def __init__(self):
         super().__init__(daemon=True)
         self.peaks = {"driver": 0.0, "worker": 0.0, "ray services": 0.0}
+        self.private = dict(self.peaks)  # the same for USS: memory no other process shares (object store pages aside)
         self.where: dict[str, str] = {}  # kind -> the process title (a worker's: the task it ran) at its peak
         self.done = threading.Event()
 
@@ -93,9 +95,15 @@ class MemoryWatch(threading.Thread):
         while not self.done.is_set():
             for process in psutil.process_iter(["name", "cmdline", "memory_info"]):
                 kind = self.kind(process) if process.info["memory_info"] else None
-                if kind and process.info["memory_info"].rss / 2**20 > self.peaks[kind]:
+                if not kind:
+                    continue
+                if process.info["memory_info"].rss / 2**20 > self.peaks[kind]:
                     self.peaks[kind] = process.info["memory_info"].rss / 2**20
                     self.where[kind] = " ".join(process.info["cmdline"] or [])[:60]
+                try:
+                    self.private[kind] = max(self.private[kind], process.memory_full_info().uss / 2**20)
+                except psutil.Error:  # the process ended between the two reads
+                    pass
             self.done.wait(0.5)
 
 
@@ -145,18 +153,20 @@ def run_one(docs: int, workers: int, embedder: str, k: int) -> dict:
             "duplicates": found["duplicates"], "sizes": [min(clustered["sizes"]), max(clustered["sizes"])],
             "size_bounds": clustered["size_bounds"], "balance_passes": clustered["balance_passes"],
             "probes": drawn["probes"], "drawn": drawn["drawn"], "seconds": seconds,
-            "peak_rss_mb": {kind: round(mb) for kind, mb in watch.peaks.items()}, "peak_where": watch.where}
+            "peak_rss_mb": {kind: round(mb) for kind, mb in watch.peaks.items()},
+            "peak_uss_mb": {kind: round(mb) for kind, mb in watch.private.items()}, "peak_where": watch.where}
 
 
 def report(results: list[dict]) -> None:
     print("| pool | workers | " + " | ".join(f"{s} docs/s (s)" for s in STAGES) + " | total s | peak RSS MB: driver / "
-          "largest worker / Ray services |")
-    print("|---|---|" + "---|" * (len(STAGES) + 2))
+          "largest worker / Ray services | peak USS MB: the same |")
+    print("|---|---|" + "---|" * (len(STAGES) + 3))
     for r in results:
         cells = [f"{r['read'] / r['seconds'][s]:,.0f} ({r['seconds'][s]:.0f})" for s in STAGES]
-        peaks = r["peak_rss_mb"]
+        peaks, private = r["peak_rss_mb"], r["peak_uss_mb"]
         print(f"| {r['docs']:,} | {r['workers']} | " + " | ".join(cells) + f" | {sum(r['seconds'].values()):.0f} | "
-              f"{peaks['driver']} / {peaks['worker']} / {peaks['ray services']} |")
+              f"{peaks['driver']} / {peaks['worker']} / {peaks['ray services']} | "
+              f"{private['driver']} / {private['worker']} / {private['ray services']} |")
     for r in results:
         print(f"\n{r['docs']:,} documents, {r['workers']} worker(s): {r['unique']:,} unique ({r['duplicates']:,} "
               f"exact duplicates), cluster sizes {r['sizes'][0]:,}–{r['sizes'][1]:,} (allowed "
@@ -170,9 +180,10 @@ def report(results: list[dict]) -> None:
     sizes = sorted({r["docs"] for r in results})
     for workers in sorted({r["workers"] for r in results}):
         if (sizes[0], workers) in by and (sizes[-1], workers) in by and len(sizes) > 1:
-            small, large = by[sizes[0], workers]["peak_rss_mb"], by[sizes[-1], workers]["peak_rss_mb"]
-            print(f"\npeak RSS from {sizes[0]:,} to {sizes[-1]:,} documents, {workers} worker(s): " + ", ".join(
-                f"{kind} {large[kind] / max(small[kind], 1):.2f}×" for kind in small))
+            for measure in ("rss", "uss"):
+                small, large = (by[n, workers][f"peak_{measure}_mb"] for n in (sizes[0], sizes[-1]))
+                print(f"\npeak {measure.upper()} from {sizes[0]:,} to {sizes[-1]:,} documents, {workers} worker(s): "
+                      + ", ".join(f"{kind} {large[kind] / max(small[kind], 1):.2f}×" for kind in small))
 
 
 def main() -> None:
