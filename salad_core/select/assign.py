@@ -245,10 +245,10 @@ def clusters_stage(embeddings: Path, k: int, seed: int, method: str = "balanced"
     """The `clusters` stage: centroids on a sample, the balanced rule for the whole pool, and the members shards."""
 
     def stage(folder: Path) -> dict:
-        from salad_core.select.stages import SHARD_ROWS, read_shards
+        from salad_core.select.stages import SHARD_ROWS, read_shards, shard_rows
 
         dataset = read_shards(embeddings)
-        n = dataset.count()
+        n = shard_rows(embeddings)
         keys, x = read_sample(dataset.select_columns(["key", "embedding"]), n, sample_size, seed)
         if len(keys) == n:  # the whole pool is the sample: clustered here, its labels carried as moves
             centroids, labels, iterations = cluster_whole(x, k, seed, method, tolerance)

@@ -98,8 +98,10 @@ def unique_stage(documents: Path):
     return stage
 
 
-def embeddings_stage(unique: Path, embedder: str, resources: Resources, batch_size: int = 256):
-    """The `embeddings` stage: the unique documents through `EmbedBatches` actors, written as parquet shards."""
+def embeddings_stage(unique: Path, embedder: str, resources: Resources):
+    """The `embeddings` stage: the unique documents through `EmbedBatches` actors, written as parquet shards. An
+    actor takes a whole shard at a time (the embedder batches inside): handed Ray batches smaller than the blocks,
+    the actor's memory grew with every shard it had read."""
 
     def stage(folder: Path) -> dict:
         import ray.data
@@ -108,7 +110,7 @@ def embeddings_stage(unique: Path, embedder: str, resources: Resources, batch_si
 
         actors, gpus = resources.model_actors()
         (read_shards(unique, ["key", "text", "domain"])
-         .map_batches(EmbedBatches, fn_constructor_kwargs={"name": embedder}, batch_size=batch_size,
+         .map_batches(EmbedBatches, fn_constructor_kwargs={"name": embedder}, batch_size=None,
                       batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=gpus,
                       num_cpus=0 if gpus else 1)
          .write_parquet(str(folder), max_rows_per_file=SHARD_ROWS))

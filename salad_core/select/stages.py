@@ -14,6 +14,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 SHARD_ROWS = 50_000  # rows per parquet file that a stage writes for the next
 
 
@@ -49,9 +52,28 @@ class Stages:
         return sorted(p.stem for p in self.root.glob("*.json"))
 
 
+def shard_rows(folder: Path) -> int:
+    """Rows in a stage's parquet output, from the files' footers."""
+    return sum(pq.read_metadata(p).num_rows for p in Path(folder).rglob("*.parquet"))
+
+
+def read_shard(batch: pa.Table, columns: list[str] | None, schema: pa.Schema) -> pa.Table:
+    """Ray map_batches function: the parquet file named in the batch's one row, as one block."""
+    (path,) = batch["file"].to_pylist()
+    return pq.read_table(path, columns=columns).cast(schema)
+
+
 def read_shards(folder: Path, columns: list[str] | None = None):
-    """A stage's parquet output as a Ray dataset, one read task per file."""
+    """A stage's parquet output as a Ray dataset: one task per file, each file one block (at most SHARD_ROWS rows),
+    so that no task's memory depends on the size of the pool. (Ray's own parquet reader groups files into tasks by
+    their size, and over a 2-million-document pool its workers kept more memory the more files they had read.)"""
     import ray.data
 
-    files = len(list(Path(folder).rglob("*.parquet")))
-    return ray.data.read_parquet(str(folder), columns=columns, override_num_blocks=max(1, files))
+    files = sorted(str(p) for p in Path(folder).rglob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no parquet files under {folder}")
+    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+    if columns:
+        schema = pa.schema([schema.field(c) for c in columns])
+    return ray.data.from_items([{"file": f} for f in files], override_num_blocks=len(files)).map_batches(
+        read_shard, batch_size=1, batch_format="pyarrow", fn_kwargs={"columns": columns, "schema": schema})
