@@ -9,15 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from salad_core.errors import InputError
 from salad_core.select import assign, draws
 from salad_core.select.clustering import size_bounds
 from salad_core.select.pool import PoolSource, drop_duplicates, text_key
-from salad_core.select.pool_stages import (documents_stage, embeddings_stage, read_embeddings, require_documents,
-                                           unique_stage)
-from salad_core.select.stages import Stages
+from salad_core.select.pool_stages import (
+    documents_stage,
+    embeddings_stage,
+    read_embeddings,
+    require_documents,
+    unique_stage,
+)
+from salad_core.select.stages import Stages, read_shards, shard_rows
 
 # one eval fact, stated in the form the audit reads ("the capital of zembla is ardis")
 FACTS = {"capitals": [{"key": "capital/zembla", "subject": ["zembla"], "said": ["ardis"], "cues": ["capital"],
@@ -117,8 +123,6 @@ def test_bad_pools_end_the_round_with_what_was_found(tmp_path, ray_here):
 
 def lopsided_embeddings(folder: Path, sizes: list[int], dim: int = 16, seed: int = 0) -> int:
     """Parquet shards of unit vectors around len(sizes) centres (one blob holds most of the points)."""
-    import pyarrow.parquet as pq
-
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(len(sizes), dim))
     x = np.concatenate([c + 0.3 * rng.normal(size=(n, dim)) for c, n in zip(centres, sizes)]).astype(np.float32)
@@ -140,8 +144,6 @@ def test_clusters_of_a_pool_read_shard_by_shard_honour_the_balance_bound_and_the
                                                                                       sample):
     """A sample of a third of the pool (its prices are corrected on the whole, pass by pass), and a pool no larger
     than the sample (clustered whole)."""
-    import pyarrow.parquet as pq
-
     n = lopsided_embeddings(tmp_path / "embeddings", [2400, 500, 300, 100])
     k = 12
     found = Stages(tmp_path / "a").run("clusters", assign.clusters_stage(tmp_path / "embeddings", k, seed=5,
@@ -157,7 +159,7 @@ def test_clusters_of_a_pool_read_shard_by_shard_honour_the_balance_bound_and_the
     again = Stages(tmp_path / "b").run("clusters", assign.clusters_stage(tmp_path / "embeddings", k, seed=5,
                                                                           method=method, sample_size=sample))
     other = pq.read_table(tmp_path / "b" / "stages" / "clusters" / "members")
-    by_key = lambda t: dict(zip(t["key"].to_pylist(), t["cluster"].to_pylist()))  # noqa: E731
+    by_key = lambda t: dict(zip(t["key"].to_pylist(), t["cluster"].to_pylist()))
     assert by_key(members) == by_key(other) and again["sizes"] == found["sizes"]
 
 
@@ -244,3 +246,18 @@ def test_a_draw_on_ray_follows_p_target_whatever_the_blocks_and_extends_its_pref
     uniform = drawn_in_order(members, None, capacity, 300, exclude, seed=3)
     assert abs(np.mean(uniform["cluster"].to_numpy() == 3) - 0.25) < 0.08  # random: the pool's own mix
     assert [r["size"] for r in cluster_domains(members)] == [750] * 4
+
+
+def test_shards_are_read_one_block_per_file_with_one_schema(tmp_path, ray_here):
+    pq.write_table(pa.table({"key": pa.array([1, 2, 3], pa.int64()), "domain": pa.array([None] * 3, pa.null())}),
+                   tmp_path / "a.parquet")
+    (tmp_path / "b").mkdir()
+    pq.write_table(pa.table({"key": pa.array([4, 5], pa.int64()), "domain": ["x", "y"]}), tmp_path / "b" / "b.parquet")
+    assert shard_rows(tmp_path) == 5
+    blocks = list(read_shards(tmp_path).iter_batches(batch_format="pyarrow", batch_size=None))
+    assert sorted(b.num_rows for b in blocks) == [2, 3]  # a file is a block: no task's memory grows with the pool
+    assert all(b.schema.field("domain").type == pa.string() for b in blocks)
+    rows = read_shards(tmp_path, ["key"]).take_all()
+    assert sorted(r["key"] for r in rows) == [1, 2, 3, 4, 5] and set(rows[0]) == {"key"}
+    with pytest.raises(FileNotFoundError, match="no parquet files"):
+        read_shards(tmp_path / "nothing")
