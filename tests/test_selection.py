@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from salad_core.select.allocation import target_distribution
 from salad_core.select.clustering import balanced_kmeans, size_bounds
-from salad_core.select.round import budget_hours, default_clusters
+from salad_core.select.pool_stages import default_clusters
+from salad_core.select.round import budget_hours
 
 
 def blobs(sizes: list[int], dim: int = 32, spread: float = 0.25, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -19,8 +19,10 @@ from salad_core.select.pool import PoolSource, drop_duplicates, text_key
 from salad_core.select.pool_stages import (
     documents_stage,
     embeddings_stage,
+    pool_identity,
     read_embeddings,
     require_documents,
+    shared_pool,
     unique_stage,
 )
 from salad_core.select.stages import Stages, read_shards, shard_rows
@@ -261,3 +263,19 @@ def test_shards_are_read_one_block_per_file_with_one_schema(tmp_path, ray_here):
     assert sorted(r["key"] for r in rows) == [1, 2, 3, 4, 5] and set(rows[0]) == {"key"}
     with pytest.raises(FileNotFoundError, match="no parquet files"):
         read_shards(tmp_path / "nothing")
+
+
+def test_rounds_share_a_pools_stages_only_when_they_read_it_alike(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALAD_DATA", str(tmp_path / "data"))
+    source = PoolSource.parse(str(pool_files(tmp_path / "pool") / "*.jsonl"))
+    pooled = shared_pool(pool_identity(source, FACTS, 160, "all-MiniLM-L6-v2"))
+    assert pooled == shared_pool(pool_identity(source, FACTS, 160, "all-MiniLM-L6-v2"))
+    assert pooled.parent == tmp_path / "data" / "pools" and (pooled / "pool.json").exists()
+    read_otherwise = [pool_identity(source, FACTS, 80, "all-MiniLM-L6-v2"),
+                      pool_identity(source, FACTS, 160, "static:all-MiniLM-L6-v2"),
+                      pool_identity(source, {}, 160, "all-MiniLM-L6-v2"),
+                      pool_identity(PoolSource.parse(source.spec, "body"), FACTS, 160, "all-MiniLM-L6-v2")]
+    assert len({shared_pool(i) for i in read_otherwise} - {pooled}) == 4
+    with open(tmp_path / "pool" / "a.jsonl", "a") as f:  # an edited file makes another pool
+        f.write(json.dumps({"text": "one more document"}) + "\n")
+    assert shared_pool(pool_identity(source, FACTS, 160, "all-MiniLM-L6-v2")) != pooled

@@ -110,6 +110,11 @@ def test_the_same_seed_selects_the_same_texts_even_when_killed_between_stages_an
     assert a["text_key"].tolist() == b["text_key"].tolist()
     assert store.runs("select").set_index("run_id").loc[rounds["again"]["round_id"], "status"] == "done"
     assert [c["m"] for c in rounds["first"]["clusters"]] == [c["m"] for c in rounds["again"]["clusters"]]
+    # the second round over the world's pool read the first round's pool stages instead of making them again
+    first, again = (json.loads((rounds["data"] / "rounds" / rounds[name]["round_id"] / "round.json").read_text())
+                    for name in ("first", "again"))
+    assert first["pool_stages_reused"] == [] and again["pool_dir"] == first["pool_dir"]
+    assert again["pool_stages_reused"] == ["documents", "unique", "embeddings", first["clustering"]]
 
 
 def test_stage2_without_synthetic_speech_replays_the_stage1_decay_exactly(rounds):

@@ -4,7 +4,7 @@ A round (`round.run_round`, the `salad select` command) is a Ray Data pipeline o
 (`stages.py`); one module per concept:
 
     pool.py            text pools (the world's, hub datasets, parquet/JSONL globs, text folders), keyed documents
-    pool_stages.py     read → leak audit → exact duplicates dropped → embeddings on disk
+    pool_stages.py     read → leak audit → exact duplicates dropped → embeddings on disk, shared by rounds
     embed.py           sentence-transformers or static (model2vec) embeddings, and their Ray actor
     clustering.py      balanced k-means in memory (every cluster within ±10 % of N/K), and balancing prices
     assign.py          centroids on a sample, the balanced assignment of every document, shard by shard

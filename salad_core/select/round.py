@@ -5,11 +5,13 @@
     salad select --from train-…  --pool hf:HuggingFaceFW/fineweb-edu --budget 2h --ray-address HOST:6379
     salad select --resume select-…                            # an interrupted round, from its finished stages
 
-    documents → unique → embeddings → clusters       select/pool_stages.py, select/assign.py
-    probes → scores → selected → map                 select/round_stages.py
+    documents → unique → embeddings → clusters       select/pool_stages.py, select/assign.py: data/pools/<digest>/
+    probes → scores → selected → map                 select/round_stages.py: data/rounds/<round id>/stages/
 
 A round reads its pool (the Stage I run's world by default), scores every cluster with that run's final model, and
-writes under `data/rounds/<round id>/stages/` each stage's output: the selected documents and their speech in
+writes each stage's output to disk. The pool's stages do not depend on the model, so rounds that read the same pool
+alike share them (`pool_stages.run_pool_stages`); the round's own stages live in its folder: the selected documents
+and their speech in
 `stages/selected/` (a `ClipBank`, and `speech_docs.jsonl`, what `salad train --stage 2` trains on). The store holds
 the round (a run of kind 'select' with its config), one row per cluster, per cluster and domain, per text on the
 cluster map, per probe and per selected text: not one per pool document. Everything is drawn from `seed`: the same
@@ -50,11 +52,6 @@ def budget_hours(budget: str | float, natural_hours: float) -> float:
                          "or a share of the natural speech ('10%').")
     value, unit = float(match.group(1)), match.group(2)
     return {"%": value / 100 * natural_hours, "s": value / 3600}.get(unit, value)
-
-
-def default_clusters(n_texts: int) -> int:
-    """K = 128 on real corpora (the paper); on a small one, about 140 texts a cluster (24 on the mini world's)."""
-    return max(4, min(128, n_texts, n_texts // 140))
 
 
 def round_dir(round_id: str) -> Path:
@@ -182,32 +179,24 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
          bar: Progress | NoProgress) -> dict:
     from salad_core.select import pool_stages, round_stages
     from salad_core.select.allocation import target_distribution
-    from salad_core.select.assign import cluster_domains, clusters_stage
+    from salad_core.select.assign import cluster_domains
     from salad_core.select.draws import free_sizes
-    from salad_core.select.pool import PoolSource
+    from salad_core.select.pool import WORLD, PoolSource
     from salad_core.select.probing import cluster_scores
     from salad_core.select.ray_runtime import start_ray
     from salad_core.select.stages import Stages, read_shards
 
     stages = Stages(round_dir(round_id))
-    pool = PoolSource.parse(config.pool or None, config.pool_column, record["preset"])
+    texts = PoolSource.parse(config.pool or None, config.pool_column, record["preset"])
     bar.set_stage("starting Ray", None)
     resources = start_ray(config.ray_address or None)
-    bar.set_stage(f"reading and auditing the pool ({pool.spec})", None)
-    stages.run("documents", pool_stages.documents_stage(pool, world.eval_facts(), config.segment_words))
-    bar.set_stage("dropping duplicates", None)
-    found = stages.run("unique", pool_stages.unique_stage(stages.folder("documents")))
-    k = config.clusters or default_clusters(found["unique"])
-    pool_stages.require_documents(found, pool.spec, k)
-    bar.set_stage(f"embedding {found['unique']:,} documents ({config.embedder})", None)
-    stages.run("embeddings", pool_stages.embeddings_stage(stages.folder("unique"), config.embedder, resources))
-    bar.set_stage(f"clustering into {k} balanced clusters", None)
-    clustered = stages.run("clusters", clusters_stage(stages.folder("embeddings"), k, config.seed, config.kmeans,
-                                                      config.cluster_sample))
+    pool = pool_stages.run_pool_stages(config, texts, world.eval_facts(),
+                                       Path(world.root).name if texts.spec == WORLD else None, resources, bar)
+    k, found, clustered = pool.k, pool.found, pool.clustered
     speech = round_stages.Speech(config.voices(), config.speed, config.seed, tuple(record["speech_words"]),
                                  tuple(record["text_words"]), record["encoder"])
     bar.set_stage(f"speaking {config.probes} probes per cluster", None)
-    stages.run("probes", round_stages.probes_stage(stages.folder("clusters"), k, config.probes, config.seed, speech,
+    stages.run("probes", round_stages.probes_stage(pool.clusters, k, config.probes, config.seed, speech,
                                                    resources))
     bar.set_stage(f"scoring clusters (misalignment; intelligibility by {config.asr})", None)
     scored = stages.run("scores", round_stages.scores_stage(stages.folder("probes"), record["encoder"],
@@ -227,26 +216,26 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
     earlier = Lineage.of(store).rounds_behind(config.from_run)
     taken = {int(key) for old in earlier for key in store.selection_texts(old, "selected")["text_key"]}
     exclude = np.array(sorted(taken | {p["key"] for p in probes}), dtype=np.int64)
-    members = read_shards(stages.folder("clusters") / "members")
+    members = read_shards(pool.clusters / "members")
     capacity = free_sizes(members, exclude, k) if active else None
     doc_seconds = float(np.mean([p["doc"]["seconds"] for p in probes if p["doc"]])) if len(spoken) else 3.0
     bar.set_stage(f"speaking the selection ({record['budget_hours']:.2f} h)", None)
     chosen = stages.run("selected", round_stages.selected_stage(
-        stages.folder("clusters"), p_target if active else None, capacity, exclude, record["budget_hours"] * 3600,
+        pool.clusters, p_target if active else None, capacity, exclude, record["budget_hours"] * 3600,
         doc_seconds, config.seed, speech, resources))
     bar.set_stage("cluster map (UMAP)", None)
-    stages.run("map", round_stages.map_stage(stages.folder("embeddings"), stages.folder("clusters"),
-                                             config.map_points, config.seed))
+    stages.run("map", round_stages.map_stage(pool.embeddings, pool.clusters, config.map_points, config.seed))
 
     selected = read_jsonl(stages.folder("selected") / SELECTED_DOCS)
     domains = cluster_domains(members)
     clusters = _cluster_rows(k, sizes, p_web, scores, filtered, p_target, selected, domains)
     _record(store, round_id, stages, clusters, domains, probes, selected)
-    timings = {f"{name}_s": stages.record(name)["seconds"] for name in stages.finished()}
+    timings = pool.timings() | {f"{name}_s": stages.record(name)["seconds"] for name in stages.finished()}
     record.update(k=k, n_texts=n, pool_counts={key: found[key] for key in ("read", "stating_eval_facts",
                                                                            "duplicates", "unique")},
                   kmeans_iterations=clustered["kmeans_iterations"], balance_passes=clustered["balance_passes"],
                   ray_cpus=resources.cpus, ray_gpus=resources.gpus, earlier_rounds=earlier,
+                  pool_dir=str(pool.stages.root.parent), clustering=pool.clustering, pool_stages_reused=pool.reused,
                   selected_hours=chosen["selected_s"] / 3600, timings=timings)
     (round_dir(round_id) / "round.json").write_text(json.dumps(record, indent=1))
     return {"round_id": round_id, "gamma": config.gamma, "strategy": config.strategy,
