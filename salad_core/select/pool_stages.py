@@ -45,7 +45,8 @@ HUB_BUCKETS = 64  # buckets of a hub pool, whose size is not known before readin
 def pool_identity(source: PoolSource, facts: dict[str, list[dict]], segment_words: int, embedder: str,
                   world_name: str | None = None) -> dict:
     """What a pool's stages depend on. A local pool's files are listed with their size and modification time, so
-    that an edited file makes a new pool; the world's pool is named by its build (`world_name`, its folder's)."""
+    that an edited file makes a new pool; the world's pool is named by the world's build (`world_name`, the name of
+    its folder, which carries the build's digest)."""
     if source.spec == WORLD:
         files = [world_name]
     elif source.spec.startswith("hf:"):
@@ -93,6 +94,10 @@ class PoolRun:
     reused: list[str]  # the stages that were finished before this round came
 
     @property
+    def folder(self) -> Path:
+        return self.stages.root.parent
+
+    @property
     def k(self) -> int:
         return self.clustered["k"]
 
@@ -110,7 +115,7 @@ class PoolRun:
         return {f"{n.split('-')[0]}_s": self.stages.record(n)["seconds"] for n in ran}
 
 
-def run_pool_stages(config: SelectConfig, source: PoolSource, facts: dict[str, list[dict]], world_name: str | None,
+def run_pool_stages(config: SelectConfig, source: PoolSource, facts: dict[str, list[dict]], world_name: str,
                     resources: Resources, bar: Progress | NoProgress) -> PoolRun:
     """The pool's stages for a round with this config, computed now or read from an earlier round's."""
     from salad_core.select.assign import clusters_stage

@@ -181,7 +181,7 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
     from salad_core.select.allocation import target_distribution
     from salad_core.select.assign import cluster_domains
     from salad_core.select.draws import free_sizes
-    from salad_core.select.pool import WORLD, PoolSource
+    from salad_core.select.pool import PoolSource
     from salad_core.select.probing import cluster_scores
     from salad_core.select.ray_runtime import start_ray
     from salad_core.select.stages import Stages, read_shards
@@ -190,8 +190,7 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
     texts = PoolSource.parse(config.pool or None, config.pool_column, record["preset"])
     bar.set_stage("starting Ray", None)
     resources = start_ray(config.ray_address or None)
-    pool = pool_stages.run_pool_stages(config, texts, world.eval_facts(),
-                                       Path(world.root).name if texts.spec == WORLD else None, resources, bar)
+    pool = pool_stages.run_pool_stages(config, texts, world.eval_facts(), Path(world.root).name, resources, bar)
     k, found, clustered = pool.k, pool.found, pool.clustered
     speech = round_stages.Speech(config.voices(), config.speed, config.seed, tuple(record["speech_words"]),
                                  tuple(record["text_words"]), record["encoder"])
@@ -235,7 +234,7 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
                                                                            "duplicates", "unique")},
                   kmeans_iterations=clustered["kmeans_iterations"], balance_passes=clustered["balance_passes"],
                   ray_cpus=resources.cpus, ray_gpus=resources.gpus, earlier_rounds=earlier,
-                  pool_dir=str(pool.stages.root.parent), clustering=pool.clustering, pool_stages_reused=pool.reused,
+                  pool_dir=str(pool.folder), clustering=pool.clustering, pool_stages_reused=pool.reused,
                   selected_hours=chosen["selected_s"] / 3600, timings=timings)
     (round_dir(round_id) / "round.json").write_text(json.dumps(record, indent=1))
     return {"round_id": round_id, "gamma": config.gamma, "strategy": config.strategy,
