@@ -110,13 +110,17 @@ class MemoryWatch(threading.Thread):
 def run_one(docs: int, workers: int, embedder: str, k: int) -> dict:
     """The pool stages on a fresh local Ray of `workers` + 1 CPUs; seconds per stage, counts and memory peaks."""
     from salad_core.paths import cache_dir
-    from salad_core.select.assign import clusters_stage
+    from salad_core.select.assign import clusters_stage, read_members
     from salad_core.select.draws import free_sizes
     from salad_core.select.pool import PoolSource
-    from salad_core.select.pool_stages import documents_stage, embeddings_stage, unique_stage
+    from salad_core.select.pool_stages import (
+        documents_stage,
+        embeddings_stage,
+        unique_stage,
+    )
     from salad_core.select.ray_runtime import start_ray
     from salad_core.select.round_stages import drawn_in_order
-    from salad_core.select.stages import Stages, read_shards
+    from salad_core.select.stages import Stages
     from salad_core.world import preset_world
 
     pool = make_pool(docs)
@@ -134,7 +138,7 @@ def run_one(docs: int, workers: int, embedder: str, k: int) -> dict:
     clustered = stages.run("clusters", clusters_stage(stages.folder("embeddings"), k, seed=0, method="balanced"))
 
     def draws(folder: Path) -> dict:
-        members = read_shards(stages.folder("clusters") / "members")
+        members = read_members(stages.folder("clusters"))
         from salad_core.select.draws import PROBE_SALT, lowest_ranked
 
         probes = lowest_ranked(members, {c: 8 for c in range(k)}, np.zeros(0, np.int64), 0, PROBE_SALT)
@@ -202,7 +206,8 @@ def main() -> None:
         make_pool(docs)
         for workers in sorted(args.workers or [1, 2]):
             out = subprocess.run([sys.executable, __file__, "--one", "--docs", str(docs), "--workers", str(workers),
-                                  "--embedder", args.embedder, "--k", str(args.k)], capture_output=True, text=True)
+                                  "--embedder", args.embedder, "--k", str(args.k)],
+                                 capture_output=True, text=True, check=False)
             if out.returncode:
                 raise SystemExit(f"{docs:,} documents, {workers} worker(s) failed:\n{out.stderr[-3000:]}")
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -28,10 +28,12 @@ from salad_core.select.clustering import (
     balancing_prices,
     size_bounds,
 )
+from salad_core.select.stages import SHARD_ROWS, read_shards, shard_rows
 
 log = logging.getLogger(__name__)
 KMEANS = ("balanced", "faiss")
 _MASK = (1 << 64) - 1
+MEMBERS = "members"  # the clusters stage's (key, text, domain, cluster) shards, in its folder
 
 
 def uniform(keys: np.ndarray, seed: int, salt: int) -> np.ndarray:
@@ -229,6 +231,12 @@ def cluster_whole(x: np.ndarray, k: int, seed: int, method: str, tolerance: floa
     return centroids, balanced_labels(x, centroids, tolerance=tolerance), iterations
 
 
+def read_members(clusters: Path):
+    """The pool's documents with their cluster, as the clusters stage in folder `clusters` wrote them (a Ray
+    dataset)."""
+    return read_shards(clusters / MEMBERS)
+
+
 def save_rule(folder: Path, rule: Assignment) -> None:
     np.savez(folder / "assignment.npz", centroids=rule.centroids, prices=rule.prices, moved_keys=rule.moved_keys,
              moved_to=rule.moved_to)
@@ -245,8 +253,6 @@ def clusters_stage(embeddings: Path, k: int, seed: int, method: str = "balanced"
     """The `clusters` stage: centroids on a sample, the balanced rule for the whole pool, and the members shards."""
 
     def stage(folder: Path) -> dict:
-        from salad_core.select.stages import SHARD_ROWS, read_shards, shard_rows
-
         dataset = read_shards(embeddings)
         n = shard_rows(embeddings)
         keys, x = read_sample(dataset.select_columns(["key", "embedding"]), n, sample_size, seed)
@@ -260,7 +266,7 @@ def clusters_stage(embeddings: Path, k: int, seed: int, method: str = "balanced"
             rule, sizes, passes = balance(dataset, rule, n, tolerance=tolerance)
         save_rule(folder, rule)
         dataset.map_batches(member_batch, batch_format="pyarrow", fn_kwargs={"rule": rule}) \
-            .write_parquet(str(folder / "members"), max_rows_per_file=SHARD_ROWS)
+            .write_parquet(str(folder / MEMBERS), max_rows_per_file=SHARD_ROWS)
         lo, hi = size_bounds(n, k, tolerance)
         return {"n": n, "k": k, "method": method, "sample": len(keys), "kmeans_iterations": iterations,
                 "balance_passes": passes, "moved": len(rule.moved_keys), "sizes": sizes.tolist(),

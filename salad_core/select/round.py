@@ -179,12 +179,12 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
          bar: Progress | NoProgress) -> dict:
     from salad_core.select import pool_stages, round_stages
     from salad_core.select.allocation import target_distribution
-    from salad_core.select.assign import cluster_domains
+    from salad_core.select.assign import cluster_domains, read_members
     from salad_core.select.draws import free_sizes
     from salad_core.select.pool import PoolSource
     from salad_core.select.probing import cluster_scores
     from salad_core.select.ray_runtime import start_ray
-    from salad_core.select.stages import Stages, read_shards
+    from salad_core.select.stages import Stages
 
     stages = Stages(round_dir(round_id))
     texts = PoolSource.parse(config.pool or None, config.pool_column, record["preset"])
@@ -215,7 +215,7 @@ def _run(config: SelectConfig, store: Store, world, source: dict, round_id: str,
     earlier = Lineage.of(store).rounds_behind(config.from_run)
     taken = {int(key) for old in earlier for key in store.selection_texts(old, "selected")["text_key"]}
     exclude = np.array(sorted(taken | {p["key"] for p in probes}), dtype=np.int64)
-    members = read_shards(pool.clusters / "members")
+    members = read_members(pool.clusters)
     capacity = free_sizes(members, exclude, k) if active else None
     doc_seconds = float(np.mean([p["doc"]["seconds"] for p in probes if p["doc"]])) if len(spoken) else 3.0
     bar.set_stage(f"speaking the selection ({record['budget_hours']:.2f} h)", None)

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from salad_core.clips import read_jsonl, write_jsonl
+from salad_core.select.assign import read_members
 from salad_core.select.draws import (
     DRAW_SALT,
     PROBE_SALT,
@@ -55,10 +56,6 @@ class Speech:
                             encoder=self.encoder)
 
 
-def _members(clusters: Path):
-    return read_shards(clusters / "members")
-
-
 def _rows(table: pa.Table, docs: list[dict | None]) -> list[dict]:
     return [{"key": key, "cluster": cluster, "domain": domain, "text": text, "doc": doc}
             for key, cluster, domain, text, doc in zip(table["key"].to_pylist(), table["cluster"].to_pylist(),
@@ -70,7 +67,7 @@ def probes_stage(clusters: Path, k: int, per_cluster: int, seed: int, speech: Sp
     cluster's M(c) and CER are measured alike."""
 
     def stage(folder: Path) -> dict:
-        drawn = lowest_ranked(_members(clusters), {c: per_cluster for c in range(k)}, np.zeros(0, np.int64), seed,
+        drawn = lowest_ranked(read_members(clusters), {c: per_cluster for c in range(k)}, np.zeros(0, np.int64), seed,
                               PROBE_SALT)
         docs = speech.speak(drawn, folder, resources, "probe", voices=speech.voices[:1])
         write_jsonl(folder / PROBES, _rows(drawn, docs))
@@ -109,7 +106,7 @@ def selected_stage(clusters: Path, p_target: np.ndarray | None, capacity: np.nda
     cross it); a draw of more documents starts with the draw of fewer, so each batch extends the last."""
 
     def stage(folder: Path) -> dict:
-        members = _members(clusters)
+        members = read_members(clusters)
         selected, spent, spoken, failed, drawn, batches = [], 0.0, set(), 0, 0, 0
         while spent < budget_s:
             drawn += max(8, math.ceil((budget_s - spent) / max(doc_seconds, 0.1) * 1.1))
