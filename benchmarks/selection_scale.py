@@ -79,6 +79,8 @@ class MemoryWatch(threading.Thread):
         self.peaks = {"driver": 0.0, "worker": 0.0, "ray services": 0.0}
         self.private = dict(self.peaks)  # the same for USS: memory no other process shares (object store pages aside)
         self.where: dict[str, str] = {}  # kind -> the process title (a worker's: the task it ran) at its peak
+        self.stage = ""  # the stage running now (set by the driver)
+        self.worker_by_stage: dict[str, float] = {}  # stage -> the largest worker's peak RSS while it ran
         self.done = threading.Event()
 
     def kind(self, process) -> str | None:
@@ -97,9 +99,12 @@ class MemoryWatch(threading.Thread):
                 kind = self.kind(process) if process.info["memory_info"] else None
                 if not kind:
                     continue
-                if process.info["memory_info"].rss / 2**20 > self.peaks[kind]:
-                    self.peaks[kind] = process.info["memory_info"].rss / 2**20
+                rss = process.info["memory_info"].rss / 2**20
+                if rss > self.peaks[kind]:
+                    self.peaks[kind] = rss
                     self.where[kind] = " ".join(process.info["cmdline"] or [])[:60]
+                if kind == "worker" and rss > self.worker_by_stage.get(self.stage, 0.0):
+                    self.worker_by_stage[self.stage] = rss
                 try:
                     self.private[kind] = max(self.private[kind], process.memory_full_info().uss / 2**20)
                 except psutil.Error:  # the process ended between the two reads
@@ -131,11 +136,16 @@ def run_one(docs: int, workers: int, embedder: str, k: int) -> dict:
     root = cache_dir("scale-run") / f"{docs}-{workers}"
     shutil.rmtree(root, ignore_errors=True)
     stages = Stages(root)
+
+    def run(name: str, stage) -> dict:
+        watch.stage = name
+        return stages.run(name, stage)
+
     source = PoolSource.parse(str(pool / "*.parquet"))
-    stages.run("documents", documents_stage(source, facts, segment_words=160))
-    found = stages.run("unique", unique_stage(stages.folder("documents")))
-    stages.run("embeddings", embeddings_stage(stages.folder("unique"), embedder, resources))
-    clustered = stages.run("clusters", clusters_stage(stages.folder("embeddings"), k, seed=0, method="balanced"))
+    run("documents", documents_stage(source, facts, segment_words=160))
+    found = run("unique", unique_stage(stages.folder("documents")))
+    run("embeddings", embeddings_stage(stages.folder("unique"), embedder, resources))
+    clustered = run("clusters", clusters_stage(stages.folder("embeddings"), k, seed=0, method="balanced"))
 
     def draws(folder: Path) -> dict:
         members = read_members(stages.folder("clusters"))
@@ -148,7 +158,7 @@ def run_one(docs: int, workers: int, embedder: str, k: int) -> dict:
         drawn = drawn_in_order(members, p_target, capacity, 2000, exclude, seed=0)
         return {"probes": probes.num_rows, "drawn": drawn.num_rows}
 
-    drawn = stages.run("draws", draws)
+    drawn = run("draws", draws)
     watch.done.set()
     watch.join()
     seconds = {name: stages.record(name)["seconds"] for name in STAGES}
@@ -158,7 +168,8 @@ def run_one(docs: int, workers: int, embedder: str, k: int) -> dict:
             "size_bounds": clustered["size_bounds"], "balance_passes": clustered["balance_passes"],
             "probes": drawn["probes"], "drawn": drawn["drawn"], "seconds": seconds,
             "peak_rss_mb": {kind: round(mb) for kind, mb in watch.peaks.items()},
-            "peak_uss_mb": {kind: round(mb) for kind, mb in watch.private.items()}, "peak_where": watch.where}
+            "peak_uss_mb": {kind: round(mb) for kind, mb in watch.private.items()}, "peak_where": watch.where,
+            "worker_rss_mb_by_stage": {stage: round(mb) for stage, mb in watch.worker_by_stage.items()}}
 
 
 def report(results: list[dict]) -> None:
@@ -188,6 +199,9 @@ def report(results: list[dict]) -> None:
                 small, large = (by[n, workers][f"peak_{measure}_mb"] for n in (sizes[0], sizes[-1]))
                 print(f"\npeak {measure.upper()} from {sizes[0]:,} to {sizes[-1]:,} documents, {workers} worker(s): "
                       + ", ".join(f"{kind} {large[kind] / max(small[kind], 1):.2f}×" for kind in small))
+            small, large = (by[n, workers]["worker_rss_mb_by_stage"] for n in (sizes[0], sizes[-1]))
+            print(f"largest worker's peak RSS MB during each stage, {workers} worker(s): " + ", ".join(
+                f"{stage} {small.get(stage, 0)} → {large.get(stage, 0)}" for stage in STAGES))
 
 
 def main() -> None:

@@ -155,7 +155,9 @@ def file_digest(path: Path) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
-    memo_file.write_text(json.dumps({"key": key, "sha256": digest.hexdigest()}))
+    tmp = memo_file.with_name(f"{memo_file.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps({"key": key, "sha256": digest.hexdigest()}))
+    tmp.replace(memo_file)  # another process reading the memo never sees half of it
     return digest.hexdigest()
 
 

@@ -13,6 +13,13 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import jiwer
@@ -172,11 +179,46 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory: pytest.TempPathFactory):
+def ray_cluster() -> Iterator[str]:
+    """The address of a Ray cluster on this machine with two CPUs, started as docs/selection.md starts a cluster's
+    head (`ray start --head`), for the session: the tests' selection rounds join it (`--ray-address`) instead of
+    each starting and stopping a Ray of its own."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--port",
+                             str(port), "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            # a head enables token authentication where ~/.ray/auth_token exists, which any local
+                            # Ray started before may have written; a test cluster on localhost goes without
+                            env={**os.environ, "RAY_AUTH_MODE": "disabled",
+                                 "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"})  # stop at once when told
+    written = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # once the head is up
+    deadline = time.monotonic() + 60
+    while head.poll() is None and time.monotonic() < deadline:
+        if written.exists() and written.read_text().strip().endswith(f":{port}"):
+            break
+        time.sleep(0.2)
+    else:
+        os.killpg(head.pid, signal.SIGKILL)
+        pytest.fail("`ray start --head` did not start a cluster within a minute")
+    address = written.read_text().strip()
+    yield address
+    head.terminate()  # `ray start --block` drains the node and stops its processes
+    try:
+        head.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+    if written.exists() and written.read_text().strip() == address:
+        written.unlink()  # as `ray stop` does: no later `ray.init()` tries to join it
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, ray_cluster: str):
     """The store and data folder the real commands make on the nano world (tests/pipeline.py), once per session."""
     from tests.pipeline import build_pipeline
 
-    return build_pipeline(tmp_path_factory.mktemp("pipeline"))
+    return build_pipeline(tmp_path_factory.mktemp("pipeline"), ray_cluster)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ and α = 0), one selection round with its Stage II, and an evaluation with the A
 
 Each step is the `salad` command a user types, run as a child process into one data folder (runs, rounds, jobs)
 and one store; the world and the converted models stay in the machine's shared cache. Built once per test session
-(`pipeline` fixture in tests/conftest.py) in about a minute and a half on 2 cores.
+(`pipeline` fixture in tests/conftest.py) in about 75 s on 2 cores with a warm cache.
 """
 
 from __future__ import annotations
@@ -51,15 +51,20 @@ def _result(proc: subprocess.Popen) -> dict:
     return json.loads(out)
 
 
-def build_pipeline(root: Path) -> Pipeline:
+def build_pipeline(root: Path, ray_address: str = "") -> Pipeline:
+    """The pipeline's store under `root`; its selection round joins the Ray cluster at `ray_address` (default: a
+    Ray of its own)."""
     data, db = root / "data", root / "salad.duckdb"
     _result(_salad(["world", "build", "--corpus", "nano"], data, db))
     # the two Stage I runs at once, a core each (each is a separate store writer: the store retries its lock)
     trains = [_salad(["train", "--preset", "nano", "--alpha", alpha], data, db, threads=1) for alpha in ("1", "0")]
     alpha1, alpha0 = (_result(p)["run_id"] for p in trains)
-    selected = _result(_salad(["select", "--from", alpha1, "--budget", "20%", "--train"], data, db))
+    joined = ["--ray-address", ray_address] if ray_address else []
+    # the round (then its Stage II) and the evaluation of the α = 1 model at once: neither reads the other
+    selecting = _salad(["select", "--from", alpha1, "--budget", "20%", "--train", *joined], data, db, threads=1)
     final = str(data / "runs" / alpha1 / "final")
-    evaluated = _result(_salad(["eval", "--model", final, "--tasks", "nano-capitals,nano-arithmetic", "--voice",
-                                "world", "--limit", "4", "--asr", "whisper-tiny.en"], data, db))
+    evaluating = _salad(["eval", "--model", final, "--tasks", "nano-capitals,nano-arithmetic", "--voice", "world",
+                         "--limit", "4", "--asr", "whisper-tiny.en"], data, db, threads=1)
+    selected, evaluated = _result(selecting), _result(evaluating)
     return Pipeline(data, Store(db), alpha1, alpha0, selected["round_id"], selected["stage2"]["run_id"],
                     evaluated["run_id"])

@@ -5,6 +5,9 @@ stages, and bad pools."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,13 +50,49 @@ def pool_files(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ray_here():
+def ray_here(ray_cluster):
     ray = pytest.importorskip("ray")
     from salad_core.select.ray_runtime import start_ray
 
-    resources = start_ray(cpus=2)
+    resources = start_ray(ray_cluster)  # the session's local cluster, with two CPUs
     yield resources
     ray.shutdown()
+
+
+RAY_SEEN = """
+import json, os, sys
+import ray
+from salad_core.select.ray_runtime import start_ray
+resources = start_ray(sys.argv[1] or None, cpus=1)
+seen = ray.get(ray.remote(lambda: os.environ.get("SALAD_CACHE")).remote())
+print(json.dumps({"cpus": resources.cpus, "worker_cache": seen}))
+"""
+
+
+def test_ray_joins_the_cluster_named_with_the_drivers_settings_else_starts_its_own(ray_cluster, tmp_path):
+    """A round's driver joins the cluster it is given, and its workers (started with the node's environment) read
+    the driver's salad settings; without an address it starts Ray of its own, though `ray start` left one here."""
+    def seen(address: str) -> dict:
+        env = {**os.environ, "SALAD_CACHE": str(tmp_path / "cache")}
+        done = subprocess.run([sys.executable, "-c", RAY_SEEN, address], env=env, capture_output=True, text=True,
+                              check=False, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.splitlines()[-1])
+
+    assert seen(ray_cluster) == {"cpus": 2, "worker_cache": str(tmp_path / "cache")}
+    assert seen("") == {"cpus": 1, "worker_cache": str(tmp_path / "cache")}
+
+
+def test_a_cluster_that_cannot_be_joined_says_why_and_the_fix():
+    from salad_core.select.ray_runtime import join_failure
+
+    refused = ConnectionError("Failed to connect to Ray cluster at 10.0.0.5:6379")
+    assert join_failure("10.0.0.5:6379", refused).startswith("Cannot join the Ray cluster at '10.0.0.5:6379'")
+    assert "leave --ray-address out" in join_failure("10.0.0.5:6379", refused)
+    try:
+        raise refused from PermissionError("RPC error: InvalidAuthToken: Authentication token is missing")
+    except ConnectionError as err:
+        assert "RAY_AUTH_MODE=token" in join_failure("10.0.0.5:6379", err)
 
 
 def test_text_key_ignores_whitespace_and_fits_int64():

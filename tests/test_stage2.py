@@ -26,11 +26,20 @@ def command(args: list[str], data: Path) -> list[str]:
     return [sys.executable, "-m", "salad_core.cli", *args, "--json", "--db", str(data / "s.duckdb")]
 
 
+def started(args: list[str], data: Path, threads: int = 2) -> subprocess.Popen:
+    return subprocess.Popen(command(args, data), env={**os.environ, "SALAD_DATA": str(data),
+                                                      "OMP_NUM_THREADS": str(threads)},
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finished(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out)
+
+
 def salad(args: list[str], data: Path) -> dict:
-    proc = subprocess.run(command(args, data), env={**os.environ, "SALAD_DATA": str(data)}, text=True,
-                          capture_output=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout)
+    return finished(started(args, data))
 
 
 def killed_after(stage: str, args: list[str], data: Path) -> str:
@@ -52,24 +61,24 @@ def killed_after(stage: str, args: list[str], data: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def rounds(tmp_path_factory):
+def rounds(tmp_path_factory, ray_cluster):
     data = tmp_path_factory.mktemp("stage2")
+    select = [*SELECT, "--ray-address", ray_cluster]  # the rounds join the session's cluster
     stage1 = salad(["train", *STAGE1], data)
-    first = salad(["select", "--from", stage1["run_id"], *SELECT, "--map-points", "40"], data)
+    first = salad(["select", "--from", stage1["run_id"], *select, "--map-points", "40"], data)
     # the same config again, killed between two stages and resumed
-    again = salad(["select", "--resume", killed_after("probes", ["select", "--from", stage1["run_id"], *SELECT,
+    again = salad(["select", "--resume", killed_after("probes", ["select", "--from", stage1["run_id"], *select,
                                                                   "--map-points", "0"], data)], data)
-    replay = salad(["train", "--stage", "2", "--from", stage1["run_id"], "--round", first["round_id"],
-                    "--synthetic-prob", "0", "--no-final-eval"], data)
-    stage2 = salad(["train", "--stage", "2", "--from", stage1["run_id"], "--round", first["round_id"],
-                    "--synthetic-prob", "0.5", "--no-final-eval"], data)
+    replay, stage2 = (finished(p) for p in [  # two trainings at once, a core each
+        started(["train", "--stage", "2", "--from", stage1["run_id"], "--round", first["round_id"],
+                 "--synthetic-prob", share, "--no-final-eval"], data, threads=1) for share in ("0", "0.5")])
     # one round end to end: selection, then Stage II (in a process of its own) and its final evaluation
-    chained = salad(["select", "--from", stage2["run_id"], *SELECT, "--map-points", "0", "--train"], data)
+    chained = salad(["select", "--from", stage2["run_id"], *select, "--map-points", "0", "--train"], data)
     return {"data": data, "store": Store(data / "s.duckdb"), "stage1": stage1, "first": first, "again": again,
             "replay": replay, "stage2": stage2, "chained": chained}
 
 
-def test_select_prints_the_documented_object_and_spends_the_budget(rounds):
+def test_select_prints_the_documented_object_and_spends_the_budget(rounds, ray_cluster):
     first, store = rounds["first"], rounds["store"]
     assert {"round_id", "gamma", "budget_hours", "selected_hours", "clusters"} <= set(first)
     clusters = first["clusters"]
@@ -99,7 +108,8 @@ def test_select_prints_the_documented_object_and_spends_the_budget(rounds):
     assert sorted(d["key"] for d in docs) == sorted(selected["text_key"])
     config = json.loads((folder / "round.json").read_text())
     assert config["from_run"] == rounds["stage1"]["run_id"] and config["k"] == 4
-    assert config["pool_counts"]["unique"] == n_texts and config["ray_cpus"] >= 1
+    assert config["pool_counts"]["unique"] == n_texts
+    assert config["ray_address"] == ray_cluster and config["ray_cpus"] == 2  # it joined the cluster: 2 CPUs
     assert store.runs("select").set_index("run_id").loc[first["round_id"], "status"] == "done"
 
 

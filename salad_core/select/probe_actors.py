@@ -9,6 +9,7 @@ runs on a CPU.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -84,13 +85,26 @@ def score_on_ray(probes: list[dict], folder: Path, encoder: str, model_dir: Path
         return {}, {}
     rows = [{"cluster": c, "docs": json.dumps(docs)} for c, docs in sorted(by_cluster.items())]
     shared = {"folder": str(folder), "encoder": encoder}
-    actors, gpus = resources.model_actors()
-    sums = {}
-    for row in _run(rows, ScoreProbes, {**shared, "model_dir": str(model_dir)}, actors, gpus):
-        sums[row["cluster"]] = {"m": row["m"], "distill": row["distill"], "tokens": row["tokens"]}
-    cer = {row["cluster"]: row["cer"] for row in _run(rows, ReadBackProbes, {**shared, "asr": asr},
-                                                     resources.actors(), 0.0)}
+    (model_actors, gpus), asr_actors = scoring_actors(resources)
+    # the two pools run at once: each actor spends most of a small round loading its model
+    with ThreadPoolExecutor(2) as threads:
+        scored = threads.submit(_run, rows, ScoreProbes, {**shared, "model_dir": str(model_dir)}, model_actors, gpus)
+        heard = threads.submit(_run, rows, ReadBackProbes, {**shared, "asr": asr}, asr_actors, 0.0)
+        sums = {row["cluster"]: {"m": row["m"], "distill": row["distill"], "tokens": row["tokens"]}
+                for row in scored.result()}
+        cer = {row["cluster"]: row["cer"] for row in heard.result()}
     return sums, cer
+
+
+def scoring_actors(resources: Resources) -> tuple[tuple[int, float], int]:
+    """((model actors, GPUs each), ASR actors) for the two pools that run side by side. Where the model has GPUs the
+    ASR takes the CPU rule; on CPUs alone the two share it, one actor each at least. Their input is in the object
+    store already, so no task needs the CPU the rule keeps for feeding; and pools that each want more CPUs than
+    they can hold together could each wait for the other's."""
+    if resources.gpus:
+        return resources.model_actors(), resources.actors()
+    model = max(1, resources.actors() // 2)
+    return (model, 0.0), max(1, resources.actors() - model)
 
 
 def _run(rows: list[dict], actor: type, setup: dict, actors: int, gpus: float) -> list[dict]:

@@ -29,22 +29,28 @@ class Resources:
         return (self.gpus, 1.0) if self.gpus else (self.actors(), 0.0)
 
 
+def salad_env() -> dict[str, str]:
+    """The driver's salad settings (`SALAD_DATA`, `SALAD_CACHE`, `SALAD_ALLOW_DOWNLOAD`, …): a cluster's workers
+    were started with their node's environment, and read and write the same folders as the driver only with these."""
+    return {name: value for name, value in os.environ.items() if name.startswith("SALAD_")}
+
+
 def start_ray(address: str | None = None, cpus: int | None = None, progress: bool = False) -> Resources:
-    """Join the cluster at `address`, or start Ray here with `cpus` CPUs (default: this process's cores); a Ray
-    already started in this process is kept. Ray Data's own progress bars show when `progress`."""
+    """Join the cluster at `address` (its workers given the driver's salad settings), or start Ray here with `cpus`
+    CPUs (default: this process's cores), even where `ray start` left a cluster running on this machine (Ray would
+    join that one); a Ray already started in this process is kept. Ray Data's own progress bars show when
+    `progress`."""
     import ray
 
     if not ray.is_initialized():
         kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
         try:
             if address:
-                ray.init(address=address, **kwargs)
+                ray.init(address=address, runtime_env={"env_vars": salad_env()}, **kwargs)
             else:
-                ray.init(num_cpus=cpus or len(os.sched_getaffinity(0)), **kwargs)
+                ray.init(address="local", num_cpus=cpus or len(os.sched_getaffinity(0)), **kwargs)
         except ConnectionError as err:
-            raise InputError(f"Cannot join the Ray cluster at {address!r} ({err}). Fix: pass the address `ray start "
-                             "--head` printed (ray://HOST:10001 or HOST:6379), or leave --ray-address out to run "
-                             "here.") from err
+            raise InputError(join_failure(address, err)) from err
     import ray.data
 
     if not progress:  # each dataset logs its start and end at INFO
@@ -54,3 +60,14 @@ def start_ray(address: str | None = None, cpus: int | None = None, progress: boo
     context.print_on_execution_start = False
     total = ray.cluster_resources()
     return Resources(int(total.get("CPU", 1)), int(total.get("GPU", 0)))
+
+
+def join_failure(address: str | None, err: Exception) -> str:
+    """What went wrong joining the cluster at `address`, and the fix."""
+    if "authentication" in f"{err} {err.__cause__}".lower():
+        fix = ("the cluster asks for Ray's token (`ray start` turns it on where ~/.ray/auth_token exists): set "
+               "RAY_AUTH_MODE=token here, with the cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token")
+    else:
+        fix = ("pass the address `ray start --head` printed (ray://HOST:10001 or HOST:6379), or leave --ray-address "
+               "out to run here")
+    return f"Cannot join the Ray cluster at {address!r} ({err}). Fix: {fix}."
