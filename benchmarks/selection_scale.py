@@ -80,7 +80,8 @@ class MemoryWatch(threading.Thread):
         self.private = dict(self.peaks)  # the same for USS: memory no other process shares (object store pages aside)
         self.where: dict[str, str] = {}  # kind -> the process title (a worker's: the task it ran) at its peak
         self.stage = ""  # the stage running now (set by the driver)
-        self.worker_by_stage: dict[str, float] = {}  # stage -> the largest worker's peak RSS while it ran
+        self.worker_by_stage: dict[str, tuple[float, str]] = {}  # stage -> the largest worker's peak RSS while it
+        # ran, and that worker's title then (the task or actor it was running)
         self.done = threading.Event()
 
     def kind(self, process) -> str | None:
@@ -103,8 +104,8 @@ class MemoryWatch(threading.Thread):
                 if rss > self.peaks[kind]:
                     self.peaks[kind] = rss
                     self.where[kind] = " ".join(process.info["cmdline"] or [])[:60]
-                if kind == "worker" and rss > self.worker_by_stage.get(self.stage, 0.0):
-                    self.worker_by_stage[self.stage] = rss
+                if kind == "worker" and rss > self.worker_by_stage.get(self.stage, (0.0, ""))[0]:
+                    self.worker_by_stage[self.stage] = (rss, " ".join(process.info["cmdline"] or [])[5:60])
                 try:
                     self.private[kind] = max(self.private[kind], process.memory_full_info().uss / 2**20)
                 except psutil.Error:  # the process ended between the two reads
@@ -169,7 +170,8 @@ def run_one(docs: int, workers: int, embedder: str, k: int) -> dict:
             "probes": drawn["probes"], "drawn": drawn["drawn"], "seconds": seconds,
             "peak_rss_mb": {kind: round(mb) for kind, mb in watch.peaks.items()},
             "peak_uss_mb": {kind: round(mb) for kind, mb in watch.private.items()}, "peak_where": watch.where,
-            "worker_rss_mb_by_stage": {stage: round(mb) for stage, mb in watch.worker_by_stage.items()}}
+            "worker_rss_mb_by_stage": {stage: round(mb) for stage, (mb, _) in watch.worker_by_stage.items()},
+            "worker_by_stage": {stage: title.strip() for stage, (_, title) in watch.worker_by_stage.items()}}
 
 
 def report(results: list[dict]) -> None:
@@ -202,6 +204,8 @@ def report(results: list[dict]) -> None:
             small, large = (by[n, workers]["worker_rss_mb_by_stage"] for n in (sizes[0], sizes[-1]))
             print(f"largest worker's peak RSS MB during each stage, {workers} worker(s): " + ", ".join(
                 f"{stage} {small.get(stage, 0)} → {large.get(stage, 0)}" for stage in STAGES))
+            print("  that worker, at the larger pool: " + "; ".join(
+                f"{stage}: {by[sizes[-1], workers]['worker_by_stage'].get(stage, '')}" for stage in STAGES))
 
 
 def main() -> None:

@@ -136,7 +136,11 @@ def test_pool_stages_read_audit_dedupe_embed_and_resume(tmp_path, ray_here):
     assert found.pop("seconds") > 0
     assert found == {"read": 80, "stating_eval_facts": 1, "duplicates": 19, "unique": 60,
                      "fact_examples": ["capital/zembla"]}
-    stages.run("embeddings", embeddings_stage(stages.folder("unique"), "all-MiniLM-L6-v2", ray_here))
+    embedded = stages.run("embeddings", embeddings_stage(stages.folder("unique"), "all-MiniLM-L6-v2", ray_here))
+    unique_files = sorted(p.name for p in stages.folder("unique").glob("*.parquet"))
+    # each unique shard, embedded under its own name by the actor that read it
+    assert sorted(p.name for p in stages.folder("embeddings").glob("*.parquet")) == unique_files
+    assert embedded["shards"] == len(unique_files) and embedded["embedded"] == 60
     keys, x = read_embeddings(stages.folder("embeddings"))
     assert len(set(keys.tolist())) == 60 and x.shape == (60, 384)
     assert np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-4)

@@ -9,8 +9,8 @@ Two kinds of embedder, named by `--embedder`:
                               sentence-transformers model NAME (model2vec.distill, about a minute on a CPU) into
                               data/cache/embedders/; `static:FOLDER` loads a model2vec model saved there.
 
-Embeddings are unit-length float32 rows. `EmbedBatches` is the Ray actor a selection round embeds with (one model
-per actor, batches of a pool in, its keys and embeddings out); `embed_texts` embeds a list in this process, in chunks
+Embeddings are unit-length float32 rows. `EmbedShards` is the Ray actor a selection round embeds with (one model
+per actor, a shard of the pool read and its embeddings shard written per call); `embed_texts` embeds a list in this process, in chunks
 written into a preallocated array, so memory holds the embeddings and one chunk of activations whatever the size.
 """
 
@@ -118,22 +118,31 @@ class Embedder:
                                  convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
 
 
-class EmbedBatches:
-    """Ray actor (`map_batches`): a batch of pool documents (key, text, domain) in, the same with their `embedding`
-    (a fixed-size list of float32) out. On a GPU worker the model goes to the GPU."""
+class EmbedShards:
+    """Ray actor (`map_batches`, one row per call): the shard of documents (key, text, domain) that the row's `file`
+    names, read, embedded and written under the same name in `out` with its `embedding` column (a fixed-size list of
+    float32); what comes back is the file written and its rows. The embeddings never pass through Ray's object store:
+    a process keeps counting the store's pages it has written as its own, so an actor that handed back shard after
+    shard of embeddings grew with the pool. On a GPU worker the model goes to the GPU."""
 
-    def __init__(self, name: str = DEFAULT_EMBEDDER):
+    def __init__(self, name: str, out: str):
         import torch
 
         self.embedder = Embedder(name, "cuda" if torch.cuda.is_available() else "cpu")
+        self.out = Path(out)
 
-    def __call__(self, table):
+    def __call__(self, batch):
         import pyarrow as pa
+        import pyarrow.parquet as pq
 
+        (path,) = batch["file"].to_pylist()
+        table = pq.read_table(path, columns=["key", "text", "domain"])
         vectors = self.embedder.vectors(table["text"].to_pylist())
         flat = pa.array(vectors.reshape(-1), type=pa.float32())
-        return table.select(["key", "text", "domain"]).append_column(
-            "embedding", pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]))
+        written = self.out / Path(path).name
+        pq.write_table(table.append_column("embedding", pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])),
+                       written)
+        return pa.table({"file": [str(written)], "rows": pa.array([table.num_rows], pa.int64())})
 
 
 def embed_texts(texts: Sequence[str], model: str = DEFAULT_EMBEDDER, *, batch_size: int = 64,

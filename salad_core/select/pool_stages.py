@@ -3,8 +3,8 @@ of a stage folder (select/stages.py), so that an interrupted round resumes from 
 
     documents    read the pool (select/pool.py) → leak audit against the evaluation facts → parquet, by key bucket
     unique       each bucket read alone, exact duplicates and documents that state an eval fact dropped
-    embeddings   the unique documents embedded by an actor pool (select/embed.py) → parquet shards (key, text,
-                 domain, embedding)
+    embeddings   each shard of unique documents embedded by an actor of a pool (select/embed.py), which writes its
+                 embeddings shard (key, text, domain, embedding)
 
 No step holds the pool in one process: documents stream from read tasks to writers, a dedup task holds one bucket,
 and the embeddings go to disk shard by shard.
@@ -36,7 +36,7 @@ from salad_core.progress import NoProgress, Progress
 from salad_core.select.config import SelectConfig
 from salad_core.select.pool import WORLD, PoolSource, drop_duplicates, pool_dataset
 from salad_core.select.ray_runtime import Resources
-from salad_core.select.stages import SHARD_ROWS, Stages, read_shards
+from salad_core.select.stages import SHARD_ROWS, Stages, shard_files
 
 BUCKET_BYTES = 8 * 2**20  # a dedup bucket holds about this much of the pool's files
 HUB_BUCKETS = 64  # buckets of a hub pool, whose size is not known before reading
@@ -212,22 +212,23 @@ def unique_stage(documents: Path):
 
 
 def embeddings_stage(unique: Path, embedder: str, resources: Resources):
-    """The `embeddings` stage: the unique documents through `EmbedBatches` actors, written as parquet shards. An
-    actor takes a whole shard at a time (the embedder batches inside): handed Ray batches smaller than the blocks,
-    the actor's memory grew with every shard it had read."""
+    """The `embeddings` stage: each shard of unique documents embedded by an `EmbedShards` actor, which reads it and
+    writes its embeddings shard itself (the embedder batches inside)."""
 
     def stage(folder: Path) -> dict:
         import ray.data
 
-        from salad_core.select.embed import EmbedBatches
+        from salad_core.select.embed import EmbedShards
 
+        files = shard_files(unique)
         actors, gpus = resources.model_actors()
-        (read_shards(unique, ["key", "text", "domain"])
-         .map_batches(EmbedBatches, fn_constructor_kwargs={"name": embedder}, batch_size=None,
-                      batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=gpus,
-                      num_cpus=0 if gpus else 1)
-         .write_parquet(str(folder), max_rows_per_file=SHARD_ROWS))
-        return {"embedder": embedder, "actors": actors, "gpus_per_actor": gpus}
+        written = (ray.data.from_items([{"file": f} for f in files], override_num_blocks=len(files))
+                   .map_batches(EmbedShards, fn_constructor_kwargs={"name": embedder, "out": str(folder)},
+                                batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors),
+                                num_gpus=gpus, num_cpus=0 if gpus else 1)
+                   .take_all())
+        return {"embedder": embedder, "actors": actors, "gpus_per_actor": gpus, "shards": len(written),
+                "embedded": sum(row["rows"] for row in written)}
 
     return stage
 

@@ -57,6 +57,14 @@ def shard_rows(folder: Path) -> int:
     return sum(pq.read_metadata(p).num_rows for p in Path(folder).rglob("*.parquet"))
 
 
+def shard_files(folder: Path) -> list[str]:
+    """A stage's parquet files, in a fixed order."""
+    files = sorted(str(p) for p in Path(folder).rglob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no parquet files under {folder}")
+    return files
+
+
 def read_shard(batch: pa.Table, columns: list[str] | None, schema: pa.Schema) -> pa.Table:
     """Ray map_batches function: the parquet file named in the batch's one row, as one block."""
     (path,) = batch["file"].to_pylist()
@@ -69,9 +77,7 @@ def read_shards(folder: Path, columns: list[str] | None = None):
     their size, and over a 2-million-document pool its workers kept more memory the more files they had read.)"""
     import ray.data
 
-    files = sorted(str(p) for p in Path(folder).rglob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no parquet files under {folder}")
+    files = shard_files(folder)
     schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
     if columns:
         schema = pa.schema([schema.field(c) for c in columns])
