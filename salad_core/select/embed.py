@@ -10,8 +10,9 @@ Two kinds of embedder, named by `--embedder`:
                               data/cache/embedders/; `static:FOLDER` loads a model2vec model saved there.
 
 Embeddings are unit-length float32 rows. `EmbedShards` is the Ray actor a selection round embeds with (one model
-per actor, a shard of the pool read and its embeddings shard written per call); `embed_texts` embeds a list in this process, in chunks
-written into a preallocated array, so memory holds the embeddings and one chunk of activations whatever the size.
+per actor; per call, a shard of the pool read and its embeddings shard written); `embed_texts` embeds a list in this
+process, in chunks written into a preallocated array, so memory holds the embeddings and one chunk of activations
+whatever the size.
 """
 
 from __future__ import annotations
