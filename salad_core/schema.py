@@ -21,9 +21,10 @@ log = logging.getLogger("salad_core.store")
 
 RUN_KINDS = ("eval", "train", "select")
 RUN_STATUSES = ("running", "done", "failed")
-SCHEMA_VERSION = 8  # 2 added train_steps, 3 the selection tables, 4 the voice condition, 5 lineage columns,
+SCHEMA_VERSION = 9  # 2 added train_steps, 3 the selection tables, 4 the voice condition, 5 lineage columns,
 # 6 generative scoring's answers, 7 a run's plan and notes, an evaluation's parent, the CTC warm-up's units,
-# 8 selection texts keyed by their text's hash (text_key, was text_idx) and a round's domains per cluster
+# 8 selection texts keyed by their text's hash (text_key, was text_idx) and a round's domains per cluster,
+# 9 a round's probes scored by other models (probe_scores)
 RENAMED = {"selection_texts": {"text_idx": "text_key"}}  # table -> {old column: new} (read as the new one)
 COLUMN_DEFAULTS = {"condition": NO_CONDITION}  # filled in when a row leaves the column out; the DDL's DEFAULT too
 
@@ -109,6 +110,10 @@ TABLES = {t.name: t for t in (
     _table("selection_texts", "run_id VARCHAR!, text_key BIGINT!, role VARCHAR!, cluster INTEGER!, domain VARCHAR, "
                               "text VARCHAR, doc_id VARCHAR, seconds DOUBLE, x DOUBLE, y DOUBLE",
            "run_id text_key role"),
+    # M per cluster of a round's spoken probes under another model than the one that scored them in the round
+    # (model: a training run's id for its final model, RUN/step-NNNNNN for one of its checkpoints)
+    _table("probe_scores", "run_id VARCHAR!, model VARCHAR!, cluster INTEGER!, m DOUBLE, m_distill DOUBLE, "
+                           "m_tokens INTEGER!", "run_id model cluster"),
 )}
 
 _LANE_COLUMNS = ("pred", "pred_norm", "correct", "correct_norm")

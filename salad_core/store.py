@@ -265,6 +265,9 @@ class Store:
     def add_selection_texts(self, run_id: str, rows: list[dict]) -> int:
         return self._write("selection_texts", [{**r, "run_id": run_id} for r in rows], run_id=run_id)
 
+    def add_probe_scores(self, run_id: str, rows: list[dict]) -> int:
+        return self._write("probe_scores", [{**r, "run_id": run_id} for r in rows], run_id=run_id)
+
     def _write(self, table: str, rows: list[dict], *, run_id: str | None = None, known_items: bool = False) -> int:
         """Validate, then upsert in one transaction; returns the number of rows written."""
         frame = rows_frame(TABLES[table], rows)
@@ -353,6 +356,10 @@ class Store:
     def selection_domains(self, run_id: str) -> pd.DataFrame:
         """The round's pool documents counted per cluster and domain."""
         return self._read("SELECT * FROM selection_domains WHERE run_id = ? ORDER BY cluster, domain", [run_id])
+
+    def probe_scores(self, run_id: str) -> pd.DataFrame:
+        """M per cluster of the round's probes under each model that scored them after the round."""
+        return self._read("SELECT * FROM probe_scores WHERE run_id = ? ORDER BY model, cluster", [run_id])
 
     def selection_texts(self, run_id: str, role: str | None = None) -> pd.DataFrame:
         where, params = ("AND role = ?", [run_id, role]) if role else ("", [run_id])

@@ -17,4 +17,5 @@ A round (`round.run_round`, the `salad select` command) is a Ray Data pipeline o
     round.py           the round end to end, its record in the store, and `SelectedSpeech` for Stage II training
     ray_runtime.py     a local Ray or a cluster, and how many actors a stage may start
     report.py          rounds, budget allocation and Stage I vs Stage II per task, from the store
+    diagnostics.py     a round's probes scored again by other models (its Stage II model, Stage I checkpoints)
 """

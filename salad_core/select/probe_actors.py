@@ -77,23 +77,43 @@ def score_on_ray(probes: list[dict], folder: Path, encoder: str, model_dir: Path
                  resources: Resources) -> tuple[dict[int, dict], dict[int, float]]:
     """(M sums per cluster, CER per cluster) of the spoken `probes` ({cluster, doc} rows, doc None where its
     speech failed) whose clips lie in the bank at `folder`."""
-    by_cluster: dict[int, list[dict]] = {}
-    for probe in probes:
-        if probe["doc"] is not None:
-            by_cluster.setdefault(probe["cluster"], []).append(probe["doc"])
-    if not by_cluster:
+    rows = _cluster_rows(probes)
+    if not rows:
         return {}, {}
-    rows = [{"cluster": c, "docs": json.dumps(docs)} for c, docs in sorted(by_cluster.items())]
     shared = {"folder": str(folder), "encoder": encoder}
     (model_actors, gpus), asr_actors = scoring_actors(resources)
     # the two pools run at once: each actor spends most of a small round loading its model
     with ThreadPoolExecutor(2) as threads:
         scored = threads.submit(_run, rows, ScoreProbes, {**shared, "model_dir": str(model_dir)}, model_actors, gpus)
         heard = threads.submit(_run, rows, ReadBackProbes, {**shared, "asr": asr}, asr_actors, 0.0)
-        sums = {row["cluster"]: {"m": row["m"], "distill": row["distill"], "tokens": row["tokens"]}
-                for row in scored.result()}
+        sums = _sums(scored.result())
         cer = {row["cluster"]: row["cer"] for row in heard.result()}
     return sums, cer
+
+
+def misalignment_on_ray(probes: list[dict], folder: Path, encoder: str, model_dir: Path,
+                        resources: Resources) -> dict[int, dict]:
+    """M sums per cluster of the spoken `probes` under the model saved at `model_dir` alone (another model than the
+    round's, scoring the same speech)."""
+    rows = _cluster_rows(probes)
+    if not rows:
+        return {}
+    actors, gpus = resources.model_actors()
+    return _sums(_run(rows, ScoreProbes, {"folder": str(folder), "encoder": encoder, "model_dir": str(model_dir)},
+                      actors, gpus))
+
+
+def _cluster_rows(probes: list[dict]) -> list[dict]:
+    """One row per cluster with spoken probes: (cluster, docs as JSON)."""
+    by_cluster: dict[int, list[dict]] = {}
+    for probe in probes:
+        if probe["doc"] is not None:
+            by_cluster.setdefault(probe["cluster"], []).append(probe["doc"])
+    return [{"cluster": c, "docs": json.dumps(docs)} for c, docs in sorted(by_cluster.items())]
+
+
+def _sums(rows: list[dict]) -> dict[int, dict]:
+    return {row["cluster"]: {"m": row["m"], "distill": row["distill"], "tokens": row["tokens"]} for row in rows}
 
 
 def scoring_actors(resources: Resources) -> tuple[tuple[int, float], int]:
