@@ -39,12 +39,14 @@ def _env(data: Path, threads: int) -> dict[str, str]:
     return {**os.environ, "SALAD_DATA": str(data), "OMP_NUM_THREADS": str(threads), "SALAD_NO_AUTOSTART": "1"}
 
 
-def _salad(args: list[str], data: Path, db: Path, threads: int = 2) -> subprocess.Popen:
+def start_salad(args: list[str], data: Path, db: Path, threads: int = 2) -> subprocess.Popen:
+    """`salad <args> --json --db DB` started as a child process with `data` as its SALAD_DATA."""
     return subprocess.Popen(cli_command([*args, "--json"], str(db)), env=_env(data, threads), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
-def _result(proc: subprocess.Popen) -> dict:
+def salad_result(proc: subprocess.Popen) -> dict:
+    """The JSON object a started `salad` command printed; its stderr's tail if it failed."""
     out, err = proc.communicate()
     if proc.returncode:
         raise RuntimeError(f"{' '.join(proc.args[2:])} failed ({proc.returncode}):\n{err[-3000:]}")
@@ -55,16 +57,16 @@ def build_pipeline(root: Path, ray_address: str = "") -> Pipeline:
     """The pipeline's store under `root`; its selection round joins the Ray cluster at `ray_address` (default: a
     Ray of its own)."""
     data, db = root / "data", root / "salad.duckdb"
-    _result(_salad(["world", "build", "--corpus", "nano"], data, db))
+    salad_result(start_salad(["world", "build", "--corpus", "nano"], data, db))
     # the two Stage I runs at once, a core each (each is a separate store writer: the store retries its lock)
-    trains = [_salad(["train", "--preset", "nano", "--alpha", alpha], data, db, threads=1) for alpha in ("1", "0")]
-    alpha1, alpha0 = (_result(p)["run_id"] for p in trains)
+    trains = [start_salad(["train", "--preset", "nano", "--alpha", alpha], data, db, threads=1) for alpha in ("1", "0")]
+    alpha1, alpha0 = (salad_result(p)["run_id"] for p in trains)
     joined = ["--ray-address", ray_address] if ray_address else []
     # the round (then its Stage II) and the evaluation of the α = 1 model at once: neither reads the other
-    selecting = _salad(["select", "--from", alpha1, "--budget", "20%", "--train", *joined], data, db, threads=1)
+    selecting = start_salad(["select", "--from", alpha1, "--budget", "20%", "--train", *joined], data, db, threads=1)
     final = str(data / "runs" / alpha1 / "final")
-    evaluating = _salad(["eval", "--model", final, "--tasks", "nano-capitals,nano-arithmetic", "--voice", "world",
+    evaluating = start_salad(["eval", "--model", final, "--tasks", "nano-capitals,nano-arithmetic", "--voice", "world",
                          "--limit", "4", "--asr", "whisper-tiny.en"], data, db, threads=1)
-    selected, evaluated = _result(selecting), _result(evaluating)
+    selected, evaluated = salad_result(selecting), salad_result(evaluating)
     return Pipeline(data, Store(db), alpha1, alpha0, selected["round_id"], selected["stage2"]["run_id"],
                     evaluated["run_id"])

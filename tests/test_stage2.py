@@ -16,6 +16,7 @@ import pytest
 
 from salad_core.select.clustering import size_bounds
 from salad_core.store import Store
+from tests.pipeline import salad_result, start_salad
 
 STAGE1 = ["--preset", "nano", "--max-steps", "40", "--batch-size", "2", "--warmup-steps", "2", "--eval-every", "100",
           "--eval-items", "2", "--ckpt-every", "4", "--no-final-eval"]
@@ -26,20 +27,8 @@ def command(args: list[str], data: Path) -> list[str]:
     return [sys.executable, "-m", "salad_core.cli", *args, "--json", "--db", str(data / "s.duckdb")]
 
 
-def started(args: list[str], data: Path, threads: int = 2) -> subprocess.Popen:
-    return subprocess.Popen(command(args, data), env={**os.environ, "SALAD_DATA": str(data),
-                                                      "OMP_NUM_THREADS": str(threads)},
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def finished(proc: subprocess.Popen) -> dict:
-    out, err = proc.communicate(timeout=900)
-    assert proc.returncode == 0, err[-3000:]
-    return json.loads(out)
-
-
 def salad(args: list[str], data: Path) -> dict:
-    return finished(started(args, data))
+    return salad_result(start_salad(args, data, data / "s.duckdb"))
 
 
 def killed_after(stage: str, args: list[str], data: Path) -> str:
@@ -69,9 +58,10 @@ def rounds(tmp_path_factory, ray_cluster):
     # the same config again, killed between two stages and resumed
     again = salad(["select", "--resume", killed_after("probes", ["select", "--from", stage1["run_id"], *select,
                                                                   "--map-points", "0"], data)], data)
-    replay, stage2 = (finished(p) for p in [  # two trainings at once, a core each
-        started(["train", "--stage", "2", "--from", stage1["run_id"], "--round", first["round_id"],
-                 "--synthetic-prob", share, "--no-final-eval"], data, threads=1) for share in ("0", "0.5")])
+    replay, stage2 = (salad_result(p) for p in [  # two trainings at once, a core each
+        start_salad(["train", "--stage", "2", "--from", stage1["run_id"], "--round", first["round_id"],
+                     "--synthetic-prob", share, "--no-final-eval"], data, data / "s.duckdb", threads=1)
+        for share in ("0", "0.5")])
     # one round end to end: selection, then Stage II (in a process of its own) and its final evaluation
     chained = salad(["select", "--from", stage2["run_id"], *select, "--map-points", "0", "--train"], data)
     return {"data": data, "store": Store(data / "s.duckdb"), "stage1": stage1, "first": first, "again": again,

@@ -9,6 +9,7 @@ means go to the store's `probe_scores`, one row per (round, model, cluster).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from salad_core.clips import read_jsonl
 from salad_core.errors import InputError
@@ -18,12 +19,13 @@ from salad_core.select.round_stages import PROBES
 from salad_core.store import Store
 
 
-def model_folder(model: str):
+def model_folder(model: str) -> Path:
     """The saved model that `model` names: a training run's final model (RUN) or one of its checkpoints
     (RUN/step-NNNNNN)."""
     run_id, _, checkpoint = model.partition("/")
-    folder = RunDir(run_id, "train").root / "checkpoints" / checkpoint if checkpoint else RunDir(run_id, "train").final
-    if not (folder / "config.json").exists():
+    run, step = RunDir(run_id, "train"), checkpoint.removeprefix("step-")
+    folder = run.checkpoint(int(step)) if step.isdigit() else run.final if not checkpoint else None
+    if folder is None or not (folder / "config.json").exists():
         raise InputError(f"No saved model at {folder} for {model!r}. Fix: name a finished training run (its final "
                          "model) or RUN/step-NNNNNN, one of the checkpoints it kept.")
     return folder
@@ -37,7 +39,7 @@ def score_probes(store: Store, round_id: str, model: str, ray_address: str | Non
     from salad_core.select.ray_runtime import start_ray
 
     folder = round_dir(round_id)
-    probes_folder = folder / "stages" / "probes"
+    probes_folder = folder / "stages" / "probes"  # as the round's `Stages` wrote it (which would create it)
     if not (probes_folder / PROBES).exists():
         raise InputError(f"Round {round_id} has no spoken probes at {probes_folder}. Fix: finish it first "
                          f"(salad select --resume {round_id}).")
